@@ -1,0 +1,46 @@
+"""Inference backends behind one interface (see base.Backend). Heavy libraries load lazily."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from ..errors import UserError
+from .base import Backend, TensorSpec
+
+#: backend name -> "module:Class", imported only when that backend is asked for.
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "higherhrnet_trt.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend",
+}
+
+
+def register_backend(name: str, target: str) -> None:
+    """Make a backend available to create_backend(); target is "module:Class"."""
+    BACKENDS[name] = target
+
+
+def default_backend_for(path: str) -> str:
+    """The backend a model file implies: .onnx -> onnxruntime, engines -> tensorrt."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".onnx":
+        return "onnxruntime"
+    if ext in (".engine", ".plan", ".trt"):
+        return "tensorrt"
+    raise UserError(f"cannot tell the backend from {path!r}: expected a .onnx or .engine file")
+
+
+def create_backend(path: str, backend: str = "auto", **options) -> Backend:
+    """Construct (not activate) the backend for a model file.
+
+    backend: "auto" (from the file extension) or a name in BACKENDS.
+    options: passed to the backend's constructor (e.g. providers=..., threads=...).
+    """
+    name = default_backend_for(path) if backend == "auto" else backend
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
+    module_name, cls_name = BACKENDS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls(path, **options)
+
+
+__all__ = ["Backend", "TensorSpec", "BACKENDS", "create_backend", "register_backend"]

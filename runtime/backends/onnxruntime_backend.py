@@ -1,0 +1,103 @@
+"""ONNX Runtime backend: the default that works on any machine (CPU execution provider)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import BackendUnavailable, UserError
+from ..metadata import ModelMeta
+from .base import Backend, TensorSpec
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
+}
+
+
+def _spec(arg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape)
+    return TensorSpec(arg.name, shape, np.dtype(_ORT_DTYPES.get(arg.type, np.float32)))
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an ONNX file with ONNX Runtime.
+
+    providers: ONNX Runtime execution providers in priority order (default: CPU only).
+    threads: intra-op threads (0 = ONNX Runtime's default, one per core).
+    graph_optimization: "all" (default), "extended", "basic" or "disable". Disable it to check a
+        Q/DQ model's accuracy: ORT's CPU fusions of modelopt INT8 graphs can change results.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int = 0,
+        graph_optimization: str = "all",
+    ) -> None:
+        super().__init__(path)
+        self.providers = list(providers)
+        self.threads = threads
+        self.graph_optimization = graph_optimization
+        self._session = None
+        self._meta: ModelMeta | None = None
+
+    def activate_impl(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise BackendUnavailable(
+                "onnxruntime is not installed: pip install onnxruntime"
+            ) from e
+        if not os.path.isfile(self.path):
+            raise UserError(f"model file not found: {self.path}")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        levels = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }
+        opts.graph_optimization_level = levels[self.graph_optimization]
+        try:
+            self._session = ort.InferenceSession(self.path, opts, providers=self.providers)
+        except Exception as e:  # ORT raises its own exception types for corrupt files
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(
+                f"ONNX Runtime cannot load {self.path}: {first} (is it a complete ONNX file? "
+                "re-export it with 'higherhrnet-trt export')"
+            ) from e
+        props = self._session.get_modelmeta().custom_metadata_map
+        self._meta = ModelMeta.from_props(props)
+
+    def deactivate_impl(self) -> None:
+        self._session = None
+
+    def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self._session.get_outputs()]
+        values = self._session.run(names, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        return dict(zip(names, values))
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return [_spec(a) for a in self._session.get_inputs()]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return [_spec(a) for a in self._session.get_outputs()]
+
+    @property
+    def metadata(self) -> ModelMeta:
+        return self._meta

@@ -1,0 +1,68 @@
+"""higherhrnet-trt: TensorRT deployment toolkit for HigherHRNet bottom-up pose estimation.
+
+The repository's top-level folders install as one namespace, ``higherhrnet_trt``:
+``export/`` -> ``higherhrnet_trt.export`` and so on. ``higherhrnet_trt`` itself is a PEP 420
+namespace (no ``__init__.py``), so each part stays importable on its own.
+
+Extras, and why they are not hard requirements:
+- ``export``: torch / onnx / onnxscript, needed only to build ONNX files from checkpoints. A Jetson
+  deployment box often has no torch; the runtime never imports it.
+- ``quantize``: nvidia-modelopt *without* its ``[onnx]`` extra. That extra pulls onnxruntime-gpu
+  (which conflicts with onnxruntime) and CuPy (hundreds of MB); we name the few packages its ONNX
+  quantizer imports instead.
+- ``tensorrt``: TensorRT is never a hard requirement: JetPack installs its own TensorRT 10.3 and a
+  pip ``tensorrt`` wheel would shadow it. ``tensorrt-rtx`` builds engines ahead of time on a CPU.
+- ``cuda``: cuda-python for the GPU runtime and NVRTC kernel compilation.
+"""
+
+from setuptools import setup
+
+PARTS = ["export", "engine", "runtime", "kernels", "benchmarks"]
+SUBPACKAGES = {"runtime": ["backends", "decode"]}
+
+packages = []
+package_dir = {}
+for part in PARTS:
+    packages.append(f"higherhrnet_trt.{part}")
+    package_dir[f"higherhrnet_trt.{part}"] = part
+    for sub in SUBPACKAGES.get(part, []):
+        packages.append(f"higherhrnet_trt.{part}.{sub}")
+        package_dir[f"higherhrnet_trt.{part}.{sub}"] = f"{part}/{sub}"
+
+setup(
+    name="higherhrnet-trt",
+    version="0.1.0",
+    description="HigherHRNet pose estimation: checkpoint -> ONNX -> TensorRT engine -> lean runtime",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir=package_dir,
+    package_data={
+        "higherhrnet_trt.kernels": ["*.cu", "*.cuh"],
+        "higherhrnet_trt.runtime": ["assets/*"],
+    },
+    include_package_data=True,
+    # The runtime's needs only: runs on a Jetson with system OpenCV and no torch. OpenCV is not
+    # listed because JetPack's system cv2 must not be shadowed by a pip wheel; see extra ``cv``.
+    install_requires=[
+        "numpy>=1.22",
+        "onnxruntime>=1.16",
+        "munkres>=1.0.12,<2",  # classic Munkres tie-breaking = official results (parser_vectors.md)
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "cv": ["opencv-python-headless>=4.5"],
+        "export": ["torch>=2.1", "onnx>=1.15", "onnxscript>=0.1"],
+        "quantize": ["nvidia-modelopt", "onnx>=1.15", "lief", "onnxconverter-common"],
+        "tensorrt": ["polygraphy>=0.49"],
+        "tensorrt-rtx": ["tensorrt-rtx", "polygraphy>=0.49"],
+        "cuda": ["cuda-python>=12.0"],
+        "eval": ["pycocotools>=2.0"],
+        "bench": ["matplotlib>=3.5", "psutil>=5.9"],
+        "dev": ["pytest>=7", "ruff>=0.5", "opencv-python-headless>=4.5", "pycocotools>=2.0",
+                "matplotlib>=3.5", "psutil>=5.9"],
+    },
+    entry_points={"console_scripts": ["higherhrnet-trt = higherhrnet_trt.runtime.cli:main"]},
+)

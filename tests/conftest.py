@@ -1,0 +1,61 @@
+"""Shared fixtures: where the official reference data lives, and markers that skip cleanly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _reference_dir() -> Path:
+    env = os.environ.get("HIGHERHRNET_TRT_REFERENCE")
+    return Path(env) if env else REPO.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """../shared/reference (official manifests and vectors); set HIGHERHRNET_TRT_REFERENCE to move it."""
+    path = _reference_dir()
+    if not (path / "README.md").is_file():
+        pytest.skip(f"official reference data not found at {path} (set HIGHERHRNET_TRT_REFERENCE)")
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip GPU / TensorRT tests with a reason when the hardware or library is absent."""
+    import importlib.util
+
+    def has(mod: str) -> bool:
+        try:
+            return importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError):
+            return False
+
+    reasons = {}
+    if not has("tensorrt"):
+        reasons["tensorrt"] = "TensorRT (tensorrt module) is not installed on this machine"
+    if not has("tensorrt_rtx"):
+        reasons["tensorrt_rtx"] = "TensorRT-RTX (tensorrt_rtx module) is not installed"
+    if not _gpu_available():
+        reasons["gpu"] = "no NVIDIA GPU/driver on this machine"
+    for item in items:
+        for mark, why in reasons.items():
+            if mark in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=why))
+
+
+def _gpu_available() -> bool:
+    import ctypes
+
+    for lib in ("libcuda.so.1", "libcuda.so"):
+        try:
+            cuda = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0:
+            return count.value > 0
+    return False
