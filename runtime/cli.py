@@ -1,0 +1,65 @@
+"""``higherhrnet-trt``: one command, thin over the Python API.
+
+Each subcommand lives beside the code it drives, in a module that exposes
+``register(subparsers)``: it adds its parser and sets ``func=callable(args) -> int``. Those modules
+import only argparse at top level, so ``--help`` is instant and a missing torch or TensorRT costs
+nothing until the subcommand that needs it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UserError
+
+#: (module, one-line summary) in the order they appear in --help.
+COMMAND_MODULES: list[str] = [
+    "higherhrnet_trt.export.cli",  # export, convert
+    "higherhrnet_trt.engine.cli",  # calibrate, build, info, debug-precision
+    "higherhrnet_trt.runtime.run_cli",  # run
+    "higherhrnet_trt.runtime.eval_cli",  # eval
+    "higherhrnet_trt.benchmarks.cli",  # bench
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="higherhrnet-trt",
+        description="HigherHRNet pose estimation: checkpoint -> ONNX -> TensorRT engine -> people.",
+        epilog="Run 'higherhrnet-trt COMMAND --help' for each command's options.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that part of the toolkit is not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
