@@ -59,3 +59,36 @@ def _gpu_available() -> bool:
         if cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0:
             return count.value > 0
     return False
+
+
+@pytest.fixture(scope="session")
+def tiny_model(reference_dir):
+    """The tiny reference HigherHRNet (official weights of tiny_official_state_dict.pt), eval mode."""
+    torch = pytest.importorskip("torch")
+    from higherhrnet_trt.export.model import build_model
+
+    model = build_model("tiny")
+    model.load_state_dict(
+        torch.load(reference_dir / "tiny_official_state_dict.pt", weights_only=True), strict=True
+    )
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model, tmp_path_factory) -> Path:
+    """tiny network exported once per session: static 1x3x128x128, flip test, aggregated outputs."""
+    from higherhrnet_trt.export.onnx_export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny_128.onnx"
+    export_onnx(tiny_model, str(path), input_size=128, flip=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dynamic(tiny_model, tmp_path_factory) -> Path:
+    """tiny network with dynamic batch, height and width (multiples of 64), flip test."""
+    from higherhrnet_trt.export.onnx_export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
+    export_onnx(tiny_model, str(path), input_size=128, dynamic=True, dynamic_batch=True, flip=True)
+    return path

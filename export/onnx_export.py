@@ -1,0 +1,231 @@
+"""Export HigherHRNet to ONNX with the official test-time tensor math inside the graph.
+
+With ``outputs="aggregated"`` (default) the graph does what the official ``get_multi_stage_outputs``
+does before any resizing to the image, so an engine runs it on the GPU:
+- flip test as a batch of two (image, mirrored image); mirrored outputs are flipped back and their
+  joints permuted by the flip index;
+- stride-4 maps upsampled x2 (bilinear, align_corners=False) to stride 2, heatmaps averaged with the
+  stride-2 heatmaps, then averaged over image / mirrored image.
+
+Outputs: ``heatmaps`` (N, J, H/2, W/2) and ``tags`` (N, J, H/2, W/2, T), T = 2 with flip (image,
+mirrored image) else 1. Tags are given at stride 2 on purpose: the official code upsamples the
+stride-4 tag maps to stride 2 first and only then to the input size, and checked against the
+official pipeline vectors a single stride-4 -> input upsample differs by up to 0.53 while the
+two-step one matches to 1e-5. ``outputs="raw"`` exports the two network outputs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..runtime.datasets import keypoint_set
+from ..runtime.errors import UserError
+from ..runtime.metadata import ModelMeta
+from .configs import ModelConfig
+
+INPUT_NAME = "image"
+OPSET = 18  # torch's dynamo exporter: Resize has no opset-17 adapter; TensorRT 10.3 parses 18.
+#: Inputs must be multiples of this: 5 stride-2 stages plus the 2x nearest fuse upsampling.
+SIZE_MULTIPLE = 64
+
+
+class TestTimeGraph(nn.Module):
+    """HigherHRNet + the official test-time tensor math (see module docstring)."""
+
+    def __init__(self, model: nn.Module, flip: bool = True, flip_index: list[int] | None = None):
+        super().__init__()
+        cfg: ModelConfig = model.cfg
+        if cfg.num_deconvs != 1 or not cfg.with_ae_loss[0] or cfg.with_ae_loss[1]:
+            raise UserError("aggregated export supports the official head (1 deconv, tags at stride 4)")
+        self.model = model
+        self.num_joints = cfg.num_joints
+        self.flip = flip
+        index = flip_index if flip_index is not None else keypoint_set(cfg.dataset).flip_index
+        self.register_buffer("flip_index", torch.tensor(list(index), dtype=torch.long), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = image.shape[0]
+        x = torch.cat([image, torch.flip(image, [3])], 0) if self.flip else image
+        out4, out2 = self.model(x)
+        up = F.interpolate(out4, scale_factor=2.0, mode="bilinear", align_corners=False)
+        j = self.num_joints
+        heatmaps = (up[:, :j] + out2[:, :j]) / 2.0
+        tags = up[:, j:]
+        if not self.flip:
+            return heatmaps, tags.unsqueeze(4)
+        heat_m = torch.flip(heatmaps[n:], [3]).index_select(1, self.flip_index)
+        tags_m = torch.flip(tags[n:], [3]).index_select(1, self.flip_index)
+        return (heatmaps[:n] + heat_m) / 2.0, torch.stack([tags[:n], tags_m], dim=4)
+
+
+class RawGraph(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out4, out2 = self.model(image)
+        return out4, out2
+
+
+@dataclass
+class ExportReport:
+    path: str
+    input_shape: tuple[int, ...]
+    output_names: list[str]
+    max_abs_error: dict[str, float] = field(default_factory=dict)
+    rel_error: dict[str, float] = field(default_factory=dict)
+    export_seconds: float = 0.0
+    check_seconds: float = 0.0
+
+    def summary(self) -> str:
+        errs = ", ".join(f"{k} max|err| {v:.2e} (rel {self.rel_error[k]:.1e})"
+                         for k, v in self.max_abs_error.items())
+        return (f"wrote {self.path} (input {self.input_shape}) in {self.export_seconds:.1f}s; "
+                f"ONNX Runtime vs PyTorch: {errs or 'not checked'}")
+
+
+def _hw(input_size: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise UserError(f"input size {h}x{w} must be a multiple of {SIZE_MULTIPLE} in both sides "
+                        f"(the official sizing rounds to {SIZE_MULTIPLE}): use e.g. 512 or 640")
+    return h, w
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str,
+    input_size: int | tuple[int, int] | None = None,
+    batch: int = 1,
+    dynamic: bool = False,
+    dynamic_batch: bool = False,
+    flip: bool = True,
+    outputs: str = "aggregated",
+    meta: ModelMeta | None = None,
+    check: bool = True,
+    rtol: float = 1e-3,
+    random_weights: bool = False,
+) -> ExportReport:
+    """Export ``model`` (a HigherHRNet in eval mode) to ``path``.
+
+    input_size: H or (H, W) of the traced input, pixels, multiples of 64 (default: the config's).
+    dynamic: H and W dynamic (multiples of 64). dynamic_batch: N dynamic.
+    flip: run the flip test inside the graph (aggregated outputs only).
+    outputs: "aggregated" (heatmaps + tags, see module docstring) or "raw" (output0, output1).
+    check: run the file with ONNX Runtime on the traced input and compare with PyTorch; raises
+        UserError when max|err| / max|ref| exceeds ``rtol`` for any output.
+    """
+    cfg: ModelConfig = model.cfg
+    h, w = _hw(input_size or cfg.input_size)
+    model = model.eval()
+    if outputs == "aggregated":
+        graph: nn.Module = TestTimeGraph(model, flip=flip)
+        out_names = ["heatmaps", "tags"]
+    elif outputs == "raw":
+        graph, flip = RawGraph(model), False
+        out_names = ["output0", "output1"]
+    else:
+        raise UserError(f"outputs must be 'aggregated' or 'raw', not {outputs!r}")
+    graph.eval()
+
+    meta = meta or ModelMeta.for_dataset(cfg.dataset)
+    meta.model_name = f"higherhrnet_{cfg.name}"
+    meta.config_name = cfg.name
+    meta.input_size = cfg.input_size
+    meta.outputs = outputs
+    meta.flip = flip
+    meta.heatmap_stride = 2
+    meta.tag_stride = 2 if outputs == "aggregated" else 4
+    meta.tag_layout = ("N,J,H,W,T; T=2: image, mirrored image" if flip else "N,J,H,W,T; T=1") \
+        if outputs == "aggregated" else "output0 channels J..2J-1 (stride 4)"
+    meta.dynamic_shape = bool(dynamic or dynamic_batch)
+    meta.random_weights = random_weights
+    meta.exporter = f"higherhrnet_trt 0.1.0, torch {torch.__version__}, opset {OPSET}"
+
+    if dynamic_batch:
+        batch = max(batch, 2)  # torch.export specialises a traced size of 1 into a constant
+    if dynamic:
+        h, w = max(h, 2 * SIZE_MULTIPLE), max(w, 2 * SIZE_MULTIPLE)
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(batch, 3, h, w, generator=gen)
+    dyn = None
+    if dynamic or dynamic_batch:
+        from torch.export import Dim
+
+        dims = {}
+        if dynamic_batch:
+            dims[0] = Dim("batch", min=1, max=64)
+        if dynamic:
+            dims[2] = SIZE_MULTIPLE * Dim("h64", min=1, max=64)
+            dims[3] = SIZE_MULTIPLE * Dim("w64", min=1, max=64)
+        dyn = {"image": dims}
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    t0 = time.perf_counter()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            graph, (example,), input_names=[INPUT_NAME], output_names=out_names,
+            opset_version=OPSET, dynamo=True, dynamic_shapes=dyn, verbose=False,
+        )
+    program.optimize()
+    _write_with_metadata(program.model_proto, path, meta, cfg)
+    report = ExportReport(path, (batch, 3, h, w), out_names, export_seconds=time.perf_counter() - t0)
+
+    if check:
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            expected = [t.numpy() for t in graph(example)]
+        got = _run_onnxruntime(path, example.numpy())
+        for name, ref, val in zip(out_names, expected, got):
+            err = float(np.abs(ref - val).max())
+            report.max_abs_error[name] = err
+            report.rel_error[name] = err / max(float(np.abs(ref).max()), 1e-12)
+        report.check_seconds = time.perf_counter() - t1
+        bad = {k: v for k, v in report.rel_error.items() if v > rtol}
+        if bad:
+            raise UserError(f"ONNX Runtime disagrees with PyTorch beyond {rtol:g} relative: {bad}")
+    return report
+
+
+def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) -> None:
+    import onnx
+
+    props = meta.to_props()
+    props["higherhrnet_trt.model_config"] = cfg.to_json()
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "higherhrnet_trt"
+    # torch.export names dynamic dims after its symbols ("64*h64"); give users readable ones.
+    names = {0: "batch", 2: "height", 3: "width"}
+    for axis, dim in enumerate(proto.graph.input[0].type.tensor_type.shape.dim):
+        if dim.dim_param and axis in names:
+            dim.dim_param = names[axis]
+    onnx.save_model(proto, path)
+
+
+def _run_onnxruntime(path: str, x: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, {INPUT_NAME: x})
+
+
+def read_metadata(path: str) -> ModelMeta:
+    """ModelMeta embedded in an exported ONNX file (reads the header only, not the weights)."""
+    import onnx
+
+    proto = onnx.load_model(path, load_external_data=False)
+    return ModelMeta.from_props({p.key: p.value for p in proto.metadata_props})
