@@ -53,9 +53,15 @@ def _explain_load_error(path: str, err: Exception) -> str:
                 z.testzip()
         except (zipfile.BadZipFile, EOFError, OSError):
             return f"checkpoint {path} is truncated or corrupt (bad zip archive): download it again"
-        if "weights_only" in msg or "Unsupported global" in msg:
-            return (f"checkpoint {path} contains Python objects besides tensors ({msg}); "
-                    "we only load weights: re-save it with torch.save(model.state_dict(), ...)")
+        full = str(err)
+        if "weights only" in full.lower() or "weights_only" in full:
+            import re
+
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", full)
+            what = found.group(1) if found else "non-tensor objects"
+            return (f"checkpoint {path} contains Python objects besides tensors ({what}); we only "
+                    "load weights, never pickled code: re-save it with "
+                    "torch.save(model.state_dict(), 'weights.pth') where you trust it")
         return f"checkpoint {path} could not be read ({msg}): download it again"
     if head[:1] == b"\x80":  # legacy (non-zip) pickle protocol 2+
         if isinstance(err, (EOFError,)) or "truncated" in msg.lower() or "ran out of input" in msg.lower():

@@ -36,7 +36,7 @@ OPSET = 18  # torch's dynamo exporter: Resize has no opset-17 adapter; TensorRT 
 SIZE_MULTIPLE = 64
 
 
-class TestTimeGraph(nn.Module):
+class AggregatedGraph(nn.Module):
     """HigherHRNet + the official test-time tensor math (see module docstring)."""
 
     def __init__(self, model: nn.Module, flip: bool = True, flip_index: list[int] | None = None):
@@ -127,7 +127,7 @@ def export_onnx(
     h, w = _hw(input_size or cfg.input_size)
     model = model.eval()
     if outputs == "aggregated":
-        graph: nn.Module = TestTimeGraph(model, flip=flip)
+        graph: nn.Module = AggregatedGraph(model, flip=flip)
         out_names = ["heatmaps", "tags"]
     elif outputs == "raw":
         graph, flip = RawGraph(model), False
@@ -170,8 +170,11 @@ def export_onnx(
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     t0 = time.perf_counter()
+    import logging
     import warnings
 
+    # torch.onnx logs a warning per missing torchvision op; none of them is used here.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

@@ -1,0 +1,133 @@
+"""One entry point from checkpoint to deployable file, in the spirit of ultralytics' ``export``.
+
+    from higherhrnet_trt.export import export
+    export("pose_higher_hrnet_w32_512.pth", config="w32_512", half=True)          # fp16 ONNX
+    export("w32.pth", config="w32_512", int8=True, data="calib_images/")          # INT8 Q/DQ ONNX
+    export("w32.pth", config="w32_512", format="engine", half=True)               # + TensorRT engine
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..runtime.errors import UserError
+
+RANDOM_WEIGHTS_BANNER = (
+    "WARNING: no --checkpoint given: exporting RANDOM weights. The file is fine for testing "
+    "pipelines and timing, but its results mean nothing."
+)
+
+
+@dataclass
+class ExportResult:
+    """Files written, with what was measured along the way."""
+
+    onnx: str
+    fp32_onnx: str
+    engine: str | None = None
+    random_weights: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def default_output(config: str, precision: str, dynamic: bool, input_size) -> str:
+    size = "dynamic" if dynamic else (f"{input_size}" if input_size else "")
+    parts = ["higherhrnet", config] + ([size] if size else []) + ([precision] if precision != "fp32" else [])
+    return "_".join(parts) + ".onnx"
+
+
+def export(
+    checkpoint: str | None = None,
+    config: str = "w32_512",
+    output: str | None = None,
+    format: str = "onnx",
+    input_size: int | tuple[int, int] | None = None,
+    batch: int = 1,
+    dynamic: bool = False,
+    dynamic_batch: bool = False,
+    flip: bool = True,
+    outputs: str = "aggregated",
+    half: bool = False,
+    int8: bool = False,
+    data: str | None = None,
+    num_calib_images: int = 512,
+    calib_method: str = "entropy",
+    check: bool = True,
+    log=print,
+) -> ExportResult:
+    """Checkpoint -> ONNX (fp32, then fp16 or INT8 Q/DQ if asked) -> optionally a TensorRT engine.
+
+    checkpoint: official .pth/.pth.tar (or MMPose 0.x); None exports random weights (loud warning).
+    config: a name from export.configs.CONFIGS (w32_512, w32_640, w48_640, crowdpose_w32_512, tiny).
+    format: "onnx" or "engine" (builds with engine.build_engine after the ONNX).
+    input_size: traced H or (H, W), multiples of 64; default the config's input size.
+    half / int8: precision of the written ONNX (precision lives in the ONNX: strongly typed builds).
+    data: folder of calibration images for int8 (pre-processed exactly as the runtime does).
+    """
+    from .checkpoint import load_checkpoint
+    from .configs import get_config
+    from .model import build_model
+    from .onnx_export import export_onnx
+
+    if half and int8:
+        raise UserError("choose one of half (fp16) and int8, not both")
+    if int8 and not data:
+        raise UserError("int8 needs calibration images: pass data=DIR (--data DIR), ~500 of your own frames")
+    if format not in ("onnx", "engine"):
+        raise UserError(f"format must be 'onnx' or 'engine', not {format!r}")
+    precision = "fp16" if half else "int8" if int8 else "fp32"
+    cfg = get_config(config)
+    output = output or default_output(config, precision, dynamic, input_size)
+    if not output.endswith(".onnx"):
+        raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
+    result = ExportResult(onnx=output, fp32_onnx=output)
+
+    t0 = time.perf_counter()
+    model = build_model(cfg)
+    if checkpoint:
+        info = load_checkpoint(model, checkpoint)
+        log(f"loaded {checkpoint} (W{info.get('width')}, {info.get('num_joints')} joints) "
+            f"in {time.perf_counter() - t0:.1f}s")
+    else:
+        result.random_weights = True
+        print(RANDOM_WEIGHTS_BANNER, file=sys.stderr)
+    result.timings["load"] = time.perf_counter() - t0
+
+    fp32_path = output if precision == "fp32" else output[: -len(".onnx")] + ".fp32.onnx"
+    result.fp32_onnx = fp32_path
+    t1 = time.perf_counter()
+    report = export_onnx(
+        model, fp32_path, input_size=input_size, batch=batch, dynamic=dynamic,
+        dynamic_batch=dynamic_batch, flip=flip, outputs=outputs, check=check,
+        random_weights=result.random_weights,
+    )
+    result.timings["onnx"] = time.perf_counter() - t1
+    log(report.summary())
+
+    if precision != "fp32":
+        from . import quantize
+
+        t2 = time.perf_counter()
+        if half:
+            q = quantize.convert_fp16(fp32_path, output)
+        else:
+            q = quantize.quantize_int8(
+                fp32_path, output, images=data, num_images=num_calib_images, method=calib_method
+            )
+        result.timings[precision] = time.perf_counter() - t2
+        summary = getattr(q, "summary", None)
+        log(summary() if callable(summary) else f"wrote {output} ({precision})")
+
+    if format == "engine":
+        from ..engine.build import build_engine
+
+        engine_path = os.path.splitext(output)[0] + ".engine"
+        t3 = time.perf_counter()
+        build_engine(output, engine_path)
+        result.engine = engine_path
+        result.timings["engine"] = time.perf_counter() - t3
+        log(f"wrote {engine_path} in {result.timings['engine']:.1f}s")
+    return result

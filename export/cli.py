@@ -1,0 +1,92 @@
+"""``higherhrnet-trt export`` and ``convert``: checkpoint -> ONNX (fp32 / fp16 / INT8 Q/DQ)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _size(text: str):
+    """'512' -> 512, '384x640' -> (384, 640) (H x W)."""
+    try:
+        if "x" in text:
+            h, w = text.lower().split("x")
+            return int(h), int(w)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW, e.g. 512 or 384x640, got {text!r}") from None
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="checkpoint -> ONNX (fp32, fp16 or INT8), optionally -> engine",
+        description=(
+            "Build HigherHRNet from a named config, load an official checkpoint (strict, key for "
+            "key), and export ONNX with the flip test and stride-2 aggregation inside the graph. "
+            "Every export is checked with ONNX Runtime against PyTorch; the max error is printed."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", "-c", metavar="PTH",
+                   help="official .pth/.pth.tar (plain, 'state_dict', 'module.'/'1.' prefixes, fp16) "
+                        "or MMPose 0.x checkpoint; omit to export RANDOM weights (pipeline tests only)")
+    p.add_argument("--config", default="w32_512",
+                   help="architecture: w32_512, w32_640, w48_640, crowdpose_w32_512, tiny")
+    p.add_argument("-o", "--output", metavar="ONNX",
+                   help="output .onnx path (default: higherhrnet_<config>[_size][_precision].onnx)")
+    p.add_argument("--input-size", type=_size, metavar="N|HxW",
+                   help="static input size in pixels, multiples of 64 (default: the config's, 512/640)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="dynamic height and width (multiples of 64): one file for any image shape")
+    p.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
+    p.add_argument("--batch", type=int, default=1, help="static batch size")
+    p.add_argument("--no-flip", dest="flip", action="store_false",
+                   help="leave out the flip test (half the compute, ~1-2 AP lower)")
+    p.add_argument("--raw-outputs", action="store_true",
+                   help="export the two raw network outputs instead of the aggregated heatmaps/tags")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="precision written into the ONNX (strongly typed: engines build it as is)")
+    p.add_argument("--data", metavar="DIR", help="calibration images for --precision int8")
+    p.add_argument("--num-calib-images", type=int, default=512, help="images used for INT8 calibration")
+    p.add_argument("--calib-method", choices=["entropy", "max", "percentile"], default="entropy",
+                   help="INT8 activation range method")
+    p.add_argument("--engine", action="store_true",
+                   help="also build a TensorRT engine from the written ONNX (default builder)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip the ONNX Runtime vs PyTorch check (not recommended)")
+    p.set_defaults(func=run_export)
+
+    c = sub.add_parser(
+        "convert",
+        help="existing fp32 ONNX -> fp16 ONNX",
+        description="Convert an exported fp32 ONNX to a strongly typed fp16 ONNX (I/O stay fp32); "
+                    "prints the ONNX Runtime error against fp32.",
+    )
+    c.add_argument("onnx", help="fp32 ONNX written by 'higherhrnet-trt export'")
+    c.add_argument("-o", "--output", required=True, help="output fp16 .onnx path")
+    c.set_defaults(func=run_convert)
+
+
+def run_export(args) -> int:
+    from .api import export
+
+    res = export(
+        checkpoint=args.checkpoint, config=args.config, output=args.output,
+        format="engine" if args.engine else "onnx", input_size=args.input_size, batch=args.batch,
+        dynamic=args.dynamic, dynamic_batch=args.dynamic_batch, flip=args.flip,
+        outputs="raw" if args.raw_outputs else "aggregated", half=args.precision == "fp16",
+        int8=args.precision == "int8", data=args.data, num_calib_images=args.num_calib_images,
+        calib_method=args.calib_method, check=args.check,
+    )
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())
+    print(f"done: {res.engine or res.onnx} ({times})")
+    return 0
+
+
+def run_convert(args) -> int:
+    from .quantize import convert_fp16
+
+    report = convert_fp16(args.onnx, args.output)
+    summary = getattr(report, "summary", None)
+    print(summary() if callable(summary) else f"wrote {args.output}")
+    return 0

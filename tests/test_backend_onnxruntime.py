@@ -1,0 +1,54 @@
+"""ONNX Runtime backend: the interface contract and its one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from higherhrnet_trt.runtime.backends import create_backend
+from higherhrnet_trt.runtime.errors import UserError
+
+
+def test_infer_returns_named_outputs(tiny_onnx):
+    with create_backend(str(tiny_onnx)) as backend:
+        assert backend.name == "onnxruntime"
+        out = backend.infer({"image": np.zeros((1, 3, 128, 128), np.float32)})
+    assert set(out) == {"heatmaps", "tags"}
+    assert out["heatmaps"].shape == (1, 17, 64, 64) and out["tags"].shape == (1, 17, 64, 64, 2)
+    assert not backend.is_active
+
+
+def test_wrong_input_shape_is_one_line(tiny_onnx):
+    with create_backend(str(tiny_onnx)) as backend:
+        with pytest.raises(UserError, match="re-export with --dynamic"):
+            backend.infer({"image": np.zeros((1, 3, 64, 64), np.float32)})
+        with pytest.raises(UserError, match="model inputs are"):
+            backend.infer({"input": np.zeros((1, 3, 128, 128), np.float32)})
+
+
+def test_missing_and_corrupt_files(tmp_path, tiny_onnx):
+    with pytest.raises(UserError, match="not found"):
+        create_backend(str(tmp_path / "none.onnx")).activate()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(tiny_onnx.read_bytes()[:5000])
+    with pytest.raises(UserError, match="cannot load"):
+        create_backend(str(cut)).activate()
+    with pytest.raises(UserError, match="expected a .onnx or .engine"):
+        create_backend(str(tmp_path / "model.bin"))
+    with pytest.raises(UserError, match="unknown backend"):
+        create_backend(str(tiny_onnx), backend="nope")
+
+
+def test_foreign_onnx_without_metadata(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ValueError, match="no higherhrnet_trt metadata"):
+        create_backend(str(path)).activate()
