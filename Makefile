@@ -1,0 +1,38 @@
+# Two commands for a newcomer (see README):
+#   make demo   set up .venv, export the embedded default model, run it on the bundled sample (CPU)
+#   make test   set up .venv (if needed) and run the test suite; .ci/run calls exactly this
+#
+# torch is pinned to 2.13.0: on our CI machines that version installs from a local CPU wheel, while
+# an unpinned torch would pull a multi-GB CUDA build. Override TORCH_SPEC elsewhere, e.g.
+#   make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= export,cv,eval,bench,dev
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
+OUT ?= outputs/demo
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(BIN)/higherhrnet-trt demo --save-dir $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) outputs build *.egg-info
