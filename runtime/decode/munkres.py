@@ -38,6 +38,14 @@ class UnsolvableMatrix(ValueError):
     """Step 6 would change nothing (the package raises its own UnsolvableMatrix there)."""
 
 
+def _first(mask: np.ndarray) -> int:
+    """Index of the first True of a 1-D bool array, or -1."""
+    if mask.size == 0:
+        return -1
+    i = int(mask.argmax())
+    return i if mask[i] else -1
+
+
 def _find_zero(
     zero: np.ndarray, row_cov: np.ndarray, col_cov: np.ndarray, i0: int, j0: int
 ) -> tuple[int, int]:
@@ -45,18 +53,21 @@ def _find_zero(
     last uncovered zero of a cyclic column scan from j0. Returns (-1, -1) when there is none."""
     free = zero & ~col_cov[None, :]
     free[row_cov] = False
-    rows = np.flatnonzero(free.any(axis=1))
-    if rows.size == 0:
-        return -1, -1
-    # Cyclic order from i0: rows >= i0 come first.
-    later = rows[rows >= i0]
-    i = int(later[0]) if later.size else int(rows[0])
-    cols = np.flatnonzero(free[i])
+    rows = free.any(axis=1)
+    i = _first(rows[i0:])
+    if i >= 0:
+        i += i0
+    else:
+        i = _first(rows[:i0])
+        if i < 0:
+            return -1, -1
     # The scan visits j0..n-1 then 0..j0-1 and keeps the last hit: the largest column below j0 if
     # any, else the largest column overall.
-    before = cols[cols < j0]
-    j = int(before[-1]) if before.size else int(cols[-1])
-    return i, j
+    row = free[i]
+    j = _first(row[j0 - 1 :: -1]) if j0 > 0 else -1
+    if j >= 0:
+        return i, j0 - 1 - j
+    return i, row.size - 1 - _first(row[::-1])
 
 
 def classic_munkres(cost: np.ndarray) -> np.ndarray:
@@ -87,10 +98,10 @@ def classic_munkres(cost: np.ndarray) -> np.ndarray:
     # Step 2
     zero = C == 0
     for i in range(n):
-        js = np.flatnonzero(zero[i] & ~col_cov)
-        if js.size:
-            star[i, js[0]] = True
-            col_cov[js[0]] = True
+        j = _first(zero[i] & ~col_cov)
+        if j >= 0:
+            star[i, j] = True
+            col_cov[j] = True
     col_cov[:] = False
 
     while True:
@@ -114,9 +125,9 @@ def classic_munkres(cost: np.ndarray) -> np.ndarray:
                 row, col = 0, 0
                 continue
             prime[row, col] = True
-            star_cols = np.flatnonzero(star[row])
-            if star_cols.size:
-                col = int(star_cols[0])
+            star_col = _first(star[row])
+            if star_col >= 0:
+                col = star_col
                 row_cov[row] = True
                 col_cov[col] = False
                 continue
@@ -125,13 +136,12 @@ def classic_munkres(cost: np.ndarray) -> np.ndarray:
         path_r = [row]
         path_c = [col]
         while True:
-            rs = np.flatnonzero(star[:, path_c[-1]])
-            if rs.size == 0:
+            r = _first(star[:, path_c[-1]])
+            if r < 0:
                 break
-            r = int(rs[0])
             path_r.append(r)
             path_c.append(path_c[-1])
-            c = int(np.flatnonzero(prime[r])[0])
+            c = _first(prime[r])
             path_r.append(r)
             path_c.append(c)
         # Path cells alternate prime, star, prime ...: toggling stars them / unstars them.

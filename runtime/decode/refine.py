@@ -25,7 +25,12 @@ def person_tags(grouped: np.ndarray, tags: np.ndarray) -> np.ndarray:
     return out
 
 
-def refine_people(grouped: np.ndarray, heatmaps: np.ndarray, tags: np.ndarray, block: int = 16) -> np.ndarray:
+def refine_people(
+    grouped: np.ndarray,
+    heatmaps: np.ndarray,
+    tags: np.ndarray,
+    block: int = 16,
+) -> np.ndarray:
     """Official ``HeatmapParser.refine`` applied to every person of one image.
 
     grouped: (P, J, 3 + T) float32 (after adjust or not); heatmaps: (J, H, W) float32 (before NMS);
@@ -37,32 +42,29 @@ def refine_people(grouped: np.ndarray, heatmaps: np.ndarray, tags: np.ndarray, b
     quarter offsets of adjust (applied whether or not adjust ran); its tag columns stay 0. A person
     with no joint of value > 0 has a NaN tag, and the official argmax then picks pixel (0, 0).
     Joints that have a value are untouched.
+
+    block: block side of tag_argmax's pruned search (speed only; the result does not depend on it).
     """
     out = np.array(grouped, dtype=np.float32, copy=True)
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     tags = np.asarray(tags, dtype=np.float32)
     if out.shape[0] == 0:
         return out
-    W = heatmaps.shape[2]
+    J, H, W = heatmaps.shape
     centre = person_tags(out, tags)
     finite = np.isfinite(centre).all(axis=1)
-    missing = out[:, :, 2] == 0
-    for j in range(out.shape[1]):
-        ps = np.flatnonzero(missing[:, j])
-        if ps.size == 0:
-            continue
-        idx = np.zeros(ps.size, dtype=np.int64)
-        ok = finite[ps]
-        if ok.any():
-            idx[ok] = tag_argmax(heatmaps[j], tags[j], centre[ps[ok]], block)
-        y, x = idx // W, idx % W
-        v = heatmaps[j, y, x]
-        fill = v > 0
-        if not fill.any():
-            continue
-        ps, x, y, v = ps[fill], x[fill], y[fill], v[fill]
-        dx, dy = quarter_offsets(np.full(ps.size, j), heatmaps, x, y)
-        out[ps, j, 0] = x + 0.5 + dx
-        out[ps, j, 1] = y + 0.5 + dy
-        out[ps, j, 2] = v
+    # Official argmax over all-NaN scores (a person without a tag) is pixel 0.
+    pp, jj = np.nonzero((out[:, :, 2] == 0) & finite[:, None])
+    idx = np.zeros((out.shape[0], J), dtype=np.int64)
+    idx[pp, jj] = tag_argmax(heatmaps, tags, jj, centre[pp], block)
+    pm, jm = np.nonzero(out[:, :, 2] == 0)
+    i = idx[pm, jm]
+    y, x = i // W, i % W
+    v = heatmaps[jm, y, x]
+    fill = v > 0
+    pm, jm, x, y, v = pm[fill], jm[fill], x[fill], y[fill], v[fill]
+    dx, dy = quarter_offsets(jm, heatmaps, x, y)
+    out[pm, jm, 0] = x + 0.5 + dx
+    out[pm, jm, 1] = y + 0.5 + dy
+    out[pm, jm, 2] = v
     return out
