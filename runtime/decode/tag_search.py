@@ -66,10 +66,10 @@ def tag_argmax(
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     tags = np.asarray(tags, dtype=np.float32)
     joints = np.asarray(joints, dtype=np.int64).reshape(-1)
-    centers = np.asarray(centers, dtype=np.float32).reshape(len(joints), -1)
     N = len(joints)
     if N == 0:
         return np.zeros(0, dtype=np.int64)
+    centers = np.asarray(centers, dtype=np.float32).reshape(N, -1)
     J, H, W = heatmaps.shape
     T = tags.shape[-1]
     B = int(block)
