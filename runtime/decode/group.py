@@ -16,8 +16,9 @@ class _People:
 
     Holds the grouped joints (P, J, 3 + T) float32 and, per person, the list of tags that the
     official ``tag_dict`` holds, so that the mean tag is ``np.mean`` of the same (n, T) float32 stack
-    (NumPy sums that stack sequentially for T >= 2 and pairwise for T == 1; reproducing the call
-    reproduces both).
+    in the same order. That matters to the last bit: NumPy sums an (n, 2) stack along axis 0 row
+    by row but an (n, 1) stack pairwise (8 partial sums once n >= 8); calling np.mean on the same
+    stack reproduces whichever it does.
     """
 
     def __init__(self, num_joints: int, tag_dim: int, capacity: int) -> None:
@@ -97,13 +98,21 @@ def match_by_tag(loc: np.ndarray, val: np.ndarray, tag: np.ndarray, cfg: DecodeC
     are all zero. People are in creation order.
 
     For joint j in cfg.joint_order, the candidates are the top-k entries with float64(value) >
-    detection_threshold, in top-k order (rows). If no person exists yet, every candidate starts a
-    person (see _People.start for equal first tags). Otherwise the first min(P, max_people) people
-    are the columns (their mean tags), the cost is match_cost, and classic_munkres assigns rows to
-    columns. Pairs are then applied in row order: a pair whose column is a real person and whose
-    float64 tag distance is < tag_threshold extends that person; any other row starts a person
-    keyed by its own first tag value. With ignore_too_much, a joint step is skipped entirely once
-    max_people people exist.
+    detection_threshold, in top-k order (rows). If no person exists yet (first joint in the order,
+    or no earlier joint had a candidate), every candidate starts a person, in row order. Otherwise
+    the first min(P, max_people) people are the columns, each as the float32 np.mean of its tag
+    list; the cost is match_cost, and classic_munkres assigns rows to columns. Pairs are applied in
+    row order: a pair whose column is a real person and whose float64 tag distance is
+    < tag_threshold extends that person (joint set, tag appended); any other row starts a person.
+    With ignore_too_much, a joint step is skipped entirely once max_people people exist.
+
+    Starting a person is the official ``dict.setdefault`` keyed by the candidate's first tag value
+    (float32 value; 0.0 and -0.0 are one key, NaNs are all distinct). A new key appends a person at
+    the end (people order = first insertion of each key). An existing key, i.e. a person (any
+    person, also one beyond max_people) whose key (the first tag value of the candidate that
+    created it) equals this one, gets this joint written over whatever it had there and its tag
+    list restarted as [tag]; it keeps its place and key, and no person is added. So two candidates
+    of the first joint with equal first tags make one person holding the later candidate.
     """
     loc = np.asarray(loc)
     val = np.asarray(val, dtype=np.float32)
