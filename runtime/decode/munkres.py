@@ -97,12 +97,17 @@ def classic_munkres(cost: np.ndarray) -> np.ndarray:
 
     # Step 2
     zero = C == 0
-    for i in range(n):
-        j = _first(zero[i] & ~col_cov)
-        if j >= 0:
-            star[i, j] = True
-            col_cov[j] = True
-    col_cov[:] = False
+    first_zero = zero.argmax(axis=1)  # every row has a zero after step 1
+    if np.unique(first_zero).size == n:
+        # No two rows compete for a column, so the greedy scan stars each row's first zero.
+        star[np.arange(n), first_zero] = True
+    else:
+        for i in range(n):
+            j = _first(zero[i] & ~col_cov)
+            if j >= 0:
+                star[i, j] = True
+                col_cov[j] = True
+        col_cov[:] = False
 
     while True:
         # Step 3

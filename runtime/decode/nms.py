@@ -41,10 +41,17 @@ def window_max(heatmaps: np.ndarray, kernel: int = 5, padding: int = 2) -> np.nd
         raise ValueError(f"kernel {kernel} with padding {padding} does not keep the map size")
     h = np.asarray(heatmaps, dtype=np.float32)
     out = np.empty_like(h)
-    # One map at a time: its temporaries stay in cache, which is about twice as fast at 512 x 512.
-    for j in range(h.shape[0]):
-        out[j] = _window_max_1d(_window_max_1d(h[j], padding, axis=1), padding, axis=0)
+    for s in _chunks(h):
+        out[s] = _window_max_1d(_window_max_1d(h[s], padding, axis=2), padding, axis=1)
     return out
+
+
+def _chunks(h: np.ndarray) -> list[slice]:
+    """Slices of whole maps of about 2**18 pixels: their temporaries stay in cache (about twice as
+    fast as whole 17 x 512 x 512 arrays), and small maps still go in few NumPy calls."""
+    J, H, W = h.shape
+    step = max(1, (1 << 18) // max(H * W, 1))
+    return [slice(j, min(j + step, J)) for j in range(0, J, step)]
 
 
 def heatmap_nms(heatmaps: np.ndarray, kernel: int = 5, padding: int = 2) -> np.ndarray:
@@ -59,7 +66,7 @@ def heatmap_nms(heatmaps: np.ndarray, kernel: int = 5, padding: int = 2) -> np.n
         raise ValueError(f"kernel {kernel} with padding {padding} does not keep the map size")
     h = np.asarray(heatmaps, dtype=np.float32)
     out = np.empty_like(h)
-    for j in range(h.shape[0]):
-        m = _window_max_1d(_window_max_1d(h[j], padding, axis=1), padding, axis=0)
-        np.multiply(h[j], m == h[j], out=out[j])
+    for s in _chunks(h):
+        m = _window_max_1d(_window_max_1d(h[s], padding, axis=2), padding, axis=1)
+        np.multiply(h[s], m == h[s], out=out[s])
     return out

@@ -16,6 +16,8 @@ import numpy as np
 #: Relative slack on the float64 distance bound: it must stay below the float32 distance the score
 #: uses, which carries a few float32 roundings (relative error < 1e-6 all told).
 _BOUND_SLACK = 1e-6
+#: Pixels scored per NumPy call in the pruned search (bounds its temporaries to a few MB each).
+_CHUNK_PIXELS = 1 << 20
 
 
 def tag_scores(det: np.ndarray, tag: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -110,18 +112,25 @@ def tag_argmax(
     d_lb = np.sqrt((gap * gap).sum(axis=0)) * (1.0 - _BOUND_SLACK)
     bound = b_max[un] - np.round(d_lb).astype(np.float32)
 
-    # Score every pixel of every block that may hold a winner.
+    # Score every pixel of every block that may hold a winner, in chunks of blocks so that flat
+    # maps (many tied blocks) cannot blow up memory: first the best score per search, then the
+    # lowest flat index reaching it, rescoring only the blocks whose maximum equals that best.
     pn, pb = np.nonzero(bound >= best0[:, None])
     pu = un[pn]
-    f = tag_scores(det_b[pu, pb], tag_b[:, pu, pb], centers[pn])
-    f_max = f.max(axis=1)
+    step = max(1, _CHUNK_PIXELS // M)
+
+    def score(sel: slice | np.ndarray) -> np.ndarray:
+        return tag_scores(det_b[pu[sel], pb[sel]], tag_b[:, pu[sel], pb[sel]], centers[pn[sel]])
+
+    f_max = np.concatenate([score(slice(i, i + step)).max(axis=1) for i in range(0, len(pn), step)])
     best = np.full(N, -np.inf, dtype=np.float32)
     np.maximum.at(best, pn, f_max)
-    # Lowest flat index among the pixels that reach the best score, in the blocks that reach it.
     hit = np.flatnonzero(f_max == best[pn])
-    first = np.where(f[hit] == best[pn[hit], None], flat_b[pb[hit]], H * W).min(axis=1)
     out = np.full(N, H * W, dtype=np.int64)
-    np.minimum.at(out, pn[hit], first)
+    for i in range(0, len(hit), step):
+        h = hit[i : i + step]
+        first = np.where(score(h) == best[pn[h], None], flat_b[pb[h]], H * W).min(axis=1)
+        np.minimum.at(out, pn[h], first)
     for n in np.flatnonzero(out >= H * W):
         out[n] = dense_tag_argmax(heatmaps, tags, joints[n : n + 1], centers[n : n + 1])[0]
     return out
