@@ -1,0 +1,167 @@
+"""Everything that differs between TensorRT 10, TensorRT 11 and TensorRT-RTX, in one place.
+
+Measured on these machines: the runtime API (deserialize_cuda_engine, num_io_tensors,
+get_tensor_name/mode/dtype/shape, set_input_shape, set_tensor_address, execute_async_v3,
+device_memory_size_v2) and the STRONGLY_TYPED network flag are the same in TensorRT 10.3, 10.16,
+11.4 and TensorRT-RTX 1.7; only the module name differs. So the toolkit has one build path:
+precision lives in the ONNX and every network is strongly typed. What does differ, and is asked
+here rather than scattered through the code:
+
+- TensorRT 10 still has the FP16 / INT8 builder flags (weak typing). We use them only as an
+  optional extra for an fp32 ONNX (JetPack 6 ships TensorRT 10.3). TensorRT 11 and TensorRT-RTX
+  removed them: precision must come from the ONNX (fp16 from AutoCast, INT8 from Q/DQ).
+- TensorRT-RTX builds ahead of time on a CPU, for a set of compute capabilities named by its
+  ``ComputeCapability`` enum (no SM87 = Jetson Orin, no SM90 = H100), and rejects optimisation
+  profile shapes that are not multiples of 64.
+- DLA exists only where the builder reports DLA cores (Jetson AGX Orin / Orin NX on TensorRT 10).
+
+Nothing here imports TensorRT at module import time: :func:`load_flavor` does, when asked.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..runtime.errors import BackendUnavailable, UserError
+
+#: Builder names as the CLI spells them -> Python module.
+MODULES: dict[str, str] = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
+#: "auto" tries these in order: the full TensorRT first (JetPack's system install, or a desktop
+#: install that builds for the GPU at hand), TensorRT-RTX second (ahead of time, even on a CPU).
+AUTO_ORDER: tuple[str, ...] = ("tensorrt", "tensorrt-rtx")
+
+INSTALL_HINT = {
+    "tensorrt": "TensorRT comes with JetPack on a Jetson (python3-libnvinfer) or from NVIDIA's "
+                "TensorRT installer on a desktop; do not 'pip install tensorrt' over JetPack's",
+    "tensorrt-rtx": "pip install tensorrt-rtx (builds ahead of time, no GPU needed to build)",
+}
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """One importable TensorRT flavour: the module and what its API offers."""
+
+    name: str  # "tensorrt" | "tensorrt-rtx"
+    trt: ModuleType
+    version: str
+
+    # -- identity ---------------------------------------------------------------------------------
+    @property
+    def module_name(self) -> str:
+        return MODULES[self.name]
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.name == "tensorrt-rtx"
+
+    @property
+    def major(self) -> int:
+        try:
+            return int(self.version.split(".")[0])
+        except ValueError:
+            return 0
+
+    @property
+    def label(self) -> str:
+        return f"{'TensorRT-RTX' if self.is_rtx else 'TensorRT'} {self.version}"
+
+    # -- what the API has ---------------------------------------------------------------------------
+    def builder_flag(self, name: str):
+        """``BuilderFlag.<name>`` or None where this flavour removed it (FP16/INT8 in 11 and RTX)."""
+        return getattr(self.trt.BuilderFlag, name, None)
+
+    @property
+    def has_precision_flags(self) -> bool:
+        """TensorRT 10's weak-typing FP16 / INT8 builder flags (gone in TensorRT 11 and RTX)."""
+        return self.builder_flag("FP16") is not None and self.builder_flag("INT8") is not None
+
+    @property
+    def has_progress_monitor(self) -> bool:
+        return hasattr(self.trt, "IProgressMonitor")
+
+    @property
+    def ahead_of_time(self) -> bool:
+        """The builder needs no GPU and targets compute capabilities, not the GPU at hand."""
+        return self.is_rtx
+
+    @property
+    def has_timing_cache(self) -> bool:
+        """TensorRT-RTX keeps the API but its timing-cache calls are no-ops (deprecated in 1.2)."""
+        return not self.is_rtx
+
+    @property
+    def default_target_compute_capabilities(self) -> list[str]:
+        """What an ahead-of-time build targets when none is set: the enum minus Turing (7.5),
+        which TensorRT-RTX documents as needing an explicit target."""
+        return [c for c in self.target_compute_capabilities if c != "7.5"]
+
+    @property
+    def profile_multiple(self) -> int:
+        """Profile H and W must be multiples of this (TensorRT-RTX rejects others, measured)."""
+        return 64 if self.is_rtx else 1
+
+    @property
+    def target_compute_capabilities(self) -> list[str]:
+        """For ahead-of-time builders: "8.6", ... as the ComputeCapability enum names them."""
+        enum = getattr(self.trt, "ComputeCapability", None)
+        if enum is None:
+            return []
+        caps = []
+        for member in getattr(enum, "__members__", {}):
+            digits = member[2:] if member.startswith("SM") else ""
+            if digits.isdigit() and len(digits) >= 2:
+                caps.append(f"{digits[:-1]}.{digits[-1]}")
+        return caps
+
+    def network_flags(self, strongly_typed: bool) -> int:
+        """create_network() flags. STRONGLY_TYPED exists in all flavours (ignored, on, in 11)."""
+        if not strongly_typed:
+            return 0
+        return 1 << int(self.trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+    def describe(self) -> dict:
+        """What the sidecar records about the builder."""
+        return {"flavor": self.name, "module": self.module_name, "version": self.version}
+
+
+def _import(name: str) -> ModuleType | None:
+    """Import a flavour's module, or None when missing or a stub without a builder."""
+    try:
+        module = importlib.import_module(MODULES[name])
+    except ImportError:
+        return None
+    except Exception:  # a broken install (missing CUDA libraries) raises OSError and friends
+        return None
+    # PyPI's bare "tensorrt" placeholder and half-installed packages have no Builder.
+    return module if hasattr(module, "Builder") else None
+
+
+def load_flavor(backend: str = "auto") -> Flavor:
+    """The TensorRT flavour to build or inspect with.
+
+    backend: "auto" (TensorRT if importable, else TensorRT-RTX), "tensorrt" or "tensorrt-rtx".
+    Raises BackendUnavailable with the install hint when the module is missing.
+    """
+    if backend == "auto":
+        names = list(AUTO_ORDER)
+    elif backend in MODULES:
+        names = [backend]
+    else:
+        raise UserError(f"unknown builder backend {backend!r}: use auto, tensorrt or tensorrt-rtx")
+    for name in names:
+        module = _import(name)
+        if module is not None:
+            return Flavor(name, module, str(getattr(module, "__version__", "unknown")))
+    if backend == "auto":
+        raise BackendUnavailable(
+            "neither TensorRT nor TensorRT-RTX is importable: "
+            + "; ".join(f"{n}: {INSTALL_HINT[n]}" for n in AUTO_ORDER)
+        )
+    raise BackendUnavailable(f"{backend} is not importable here: {INSTALL_HINT[backend]}")
+
+
+def flavor_names_available() -> list[str]:
+    """Flavours importable on this machine (imports them: call only when about to use one)."""
+    return [n for n in AUTO_ORDER if _import(n) is not None]
