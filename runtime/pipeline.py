@@ -1,0 +1,532 @@
+"""The Python API: ``Pipeline(model).predict(frame_bgr) -> Poses``.
+
+Per frame, the official HigherHRNet test flow (tools/valid.py), with the network behind any backend:
+
+1. for each test scale, largest first: warp the frame to that scale's input size and normalise
+   (preprocess.py), run the model;
+2. resize heatmaps to the base size (input size at scale 1: the official PROJECT2IMAGE) and average
+   over scales; tags come from scale 1 only (aggregate.py);
+3. group joints into people (decode), map them back to frame pixels (transforms.py).
+
+Everything the model needs (dataset, input size, normalisation, flip test, output layout) comes
+from the metadata embedded in the model file; only the test scales and decoding thresholds are
+choices of the caller.
+
+Models with a *static* input size (typical for TensorRT engines) cannot take the official
+aspect-preserving input size of every frame; frames are then letterboxed into the fixed input
+(whole frame visible, centred, black borders) and mapped back the same way. With a frame whose
+official size equals the static size this is the official flow exactly.
+
+``maps_to_poses`` is the "network outputs -> people" half on its own: evaluation tests feed it
+oracle maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .aggregate import MultiScaleAggregator, resize_bilinear
+from .backends import Backend, create_backend
+from .datasets import KeypointSet
+from .decode import DecodeConfig, parse
+from .errors import UserError
+from .metadata import ModelMeta
+from .preprocess import FrameGeometry, normalize, preprocess, warp_matrix
+from .transforms import PIXEL_STD, SIZE_MULTIPLE, get_multi_scale_size
+
+log = logging.getLogger("higherhrnet_trt.runtime")
+
+#: Largest batch a dynamic-batch model is given at once by predict_batch.
+DEFAULT_MAX_BATCH = 8
+
+
+# --------------------------------------------------------------------------------------------------
+# Poses
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Poses:
+    """The people found in one frame, best score first.
+
+    keypoints: (P, J, 3) float32 [x, y, score]: x, y in original frame pixels (x right, y down,
+        pixel centres at integer + 0.5 as in the official results), score = the joint's heatmap
+        value (~0..1; joints filled in by refinement can be low).
+    scores: (P,) float32 person scores (official: mean joint value over all J joints).
+    boxes: (P, 4) float32 [x0, y0, x1, y1] frame pixels: min / max of the joints scored above the
+        pipeline's ``kpt_thr`` (of all joints when none is).
+    image_wh: (W, H) of the frame, pixels.
+    valid: False when the frame was skipped (the network returned NaN or inf); then P = 0.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    image_wh: tuple[int, int] = (0, 0)
+    valid: bool = True
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @classmethod
+    def empty(cls, num_joints: int, image_wh: tuple[int, int] = (0, 0), valid: bool = True) -> Poses:
+        return cls(
+            keypoints=np.zeros((0, num_joints, 3), np.float32),
+            scores=np.zeros((0,), np.float32),
+            boxes=np.zeros((0, 4), np.float32),
+            image_wh=tuple(image_wh),
+            valid=valid,
+        )
+
+    def select(self, min_score: float) -> Poses:
+        """The people whose person score is >= min_score."""
+        keep = self.scores >= min_score
+        return Poses(self.keypoints[keep], self.scores[keep], self.boxes[keep], self.image_wh, self.valid)
+
+
+def boxes_from_keypoints(keypoints: np.ndarray, kpt_thr: float = 0.1) -> np.ndarray:
+    """(P, J, 3) [x, y, score] -> (P, 4) float32 xyxy over joints with score > kpt_thr.
+
+    A person none of whose joints passes the threshold gets the box of all its joints (decoded
+    people always have joints; refinement places the missing ones).
+    """
+    kpts = np.asarray(keypoints, dtype=np.float32)
+    if kpts.shape[0] == 0:
+        return np.zeros((0, 4), np.float32)
+    good = kpts[:, :, 2] > kpt_thr
+    good[~good.any(axis=1)] = True
+    x, y = kpts[:, :, 0], kpts[:, :, 1]
+    big = np.float32(np.inf)
+    return np.stack([
+        np.where(good, x, big).min(axis=1), np.where(good, y, big).min(axis=1),
+        np.where(good, x, -big).max(axis=1), np.where(good, y, -big).max(axis=1),
+    ], axis=1).astype(np.float32)
+
+
+def maps_to_poses(
+    heatmaps: np.ndarray,
+    tags: np.ndarray,
+    geometry: FrameGeometry,
+    cfg: DecodeConfig,
+    kpt_thr: float = 0.1,
+    heatmap_size_wh: Sequence[int] | None = None,
+) -> Poses:
+    """Final maps of one frame -> people in frame pixels (official parse + get_final_preds).
+
+    heatmaps: (J, H, W) float32 aggregated heatmaps; tags: (J, H, W, T) float32.
+    geometry: the frame's FrameGeometry (center / scale of scale 1, base size).
+    heatmap_size_wh: (W, H) of the maps when they are not at the base size (maps aggregated at
+        heatmap resolution); None = base size, the official PROJECT2IMAGE flow.
+    kpt_thr: joints above it span the person's box.
+    """
+    grouped, scores = parse(heatmaps, tags, cfg)
+    if grouped.shape[0] == 0:
+        return Poses.empty(heatmaps.shape[0], geometry.image_wh)
+    coords = geometry.map_to_image(np.ascontiguousarray(grouped[:, :, :3]), heatmap_size_wh)
+    keypoints = np.asarray(coords, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float32)
+    # Best first, stable so equal scores keep the decoder's order.
+    order = np.argsort(-scores, kind="stable")
+    keypoints, scores = keypoints[order], scores[order]
+    return Poses(keypoints, scores, boxes_from_keypoints(keypoints, kpt_thr), tuple(geometry.image_wh))
+
+
+# --------------------------------------------------------------------------------------------------
+# Static-input letterbox
+# --------------------------------------------------------------------------------------------------
+
+
+def letterbox_geometry(image_wh: tuple[int, int], input_wh: tuple[int, int]) -> FrameGeometry:
+    """Geometry that fits a whole frame into a fixed (W, H) input, centred, aspect kept.
+
+    center / scale follow the official conventions (transforms.py), so the official warp and
+    map_to_image apply unchanged. The official sizing is the special case where the input size was
+    chosen from the frame; these formulas then give the same center and scale.
+    """
+    w, h = int(image_wh[0]), int(image_wh[1])
+    in_w, in_h = int(input_wh[0]), int(input_wh[1])
+    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
+    if w * in_h >= h * in_w:  # frame relatively wider than the input: its width fills the input
+        scale_w = w / PIXEL_STD
+        scale_h = in_h / in_w * w / PIXEL_STD
+    else:  # the height fills it (operation order of the official code's else branch)
+        scale_h = h / PIXEL_STD
+        scale_w = in_w / in_h * h / PIXEL_STD
+    return FrameGeometry(image_wh=(w, h), base_size_wh=(in_w, in_h), center=center,
+                         scale=np.array([scale_w, scale_h], dtype=np.float64))
+
+
+def letterbox(
+    image: np.ndarray, input_wh: tuple[int, int], mean: Sequence[float], std: Sequence[float],
+    bgr: bool = True,
+) -> tuple[np.ndarray, FrameGeometry]:
+    """Warp a frame into a fixed input as the official code would (bilinear, black border).
+
+    Returns (input (1, 3, H, W) float32 normalised RGB, FrameGeometry).
+    """
+    import cv2
+
+    geometry = letterbox_geometry((image.shape[1], image.shape[0]), input_wh)
+    warped = cv2.warpAffine(
+        image, warp_matrix(geometry.center, geometry.scale, input_wh), tuple(int(v) for v in input_wh),
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+    )
+    return normalize(warped, mean, std, bgr=bgr), geometry
+
+
+# --------------------------------------------------------------------------------------------------
+# Pipeline
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineStats:
+    """Counters over the pipeline's life (reported at the end of a run).
+
+    frames: frames predicted; skipped_nonfinite: frames dropped for NaN / inf network outputs;
+    capped: frames that gave more than max_people people (only the best max_people were kept).
+    """
+
+    frames: int = 0
+    skipped_nonfinite: int = 0
+    capped: int = 0
+    people: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "infer": 0.0,
+                                                               "decode": 0.0})
+
+
+@dataclass
+class _Job:
+    """One network input: frame ``frame``'s input at ``scale``."""
+
+    frame: int
+    scale: float
+    tensor: np.ndarray  # (1, 3, h, w) float32
+
+
+def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    try:
+        values = tuple(sorted({float(s) for s in scales}, reverse=True))
+    except (TypeError, ValueError):
+        raise UserError(f"scales must be numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}") from None
+    if not values or min(values) <= 0:
+        raise UserError(f"scales must be positive numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}")
+    if len(values) > 1:
+        if 1.0 not in values:
+            raise UserError(f"a multi-scale set must contain 1 (tags come from scale 1): {values}")
+        smallest = values[-1]
+        if any(abs(s / smallest - round(s / smallest)) > 1e-9 for s in values):
+            raise UserError(
+                f"scales {values}: each must be an integer multiple of the smallest, or the input "
+                f"sizes stop being multiples of {SIZE_MULTIPLE} and HigherHRNet cannot run them "
+                "(the official multi-scale set is 2, 1, 0.5)"
+            )
+    return values
+
+
+class Pipeline:
+    """HigherHRNet inference on BGR frames: model file in, people out.
+
+    model: path to an exported .onnx (or an engine once a TensorRT backend is registered).
+    backend: "auto" (from the extension) or a registered backend name (see backends.BACKENDS).
+    scales: test scales, e.g. (1.0,) (official single scale) or (2, 1, 0.5) (official multi-scale;
+        needs a model with dynamic height / width).
+    project2image: True = the official flow, maps resized to the input size before decoding.
+        False = decode at heatmap resolution (input / 2): faster, not the official numbers.
+    decode: a DecodeConfig, a dict of DecodeConfig fields to override (e.g. {"max_people": 50}),
+        or None for the official settings with the model's joint order.
+    kpt_thr: joints above this score span a person's box.
+    color_order: "bgr" (cv2 frames) or "rgb" (e.g. ROS rgb8 images).
+    max_batch: largest batch sent at once to a dynamic-batch model by predict_batch.
+    backend_options: passed to the backend (ONNX Runtime: providers=..., threads=...).
+
+    The backend is loaded on first use or by ``activate()`` / ``with Pipeline(...) as pipe:``;
+    ``deactivate()`` (or leaving the with-block) frees it.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        backend: str = "auto",
+        scales: Sequence[float] = (1.0,),
+        project2image: bool = True,
+        decode: DecodeConfig | Mapping[str, Any] | None = None,
+        kpt_thr: float = 0.1,
+        color_order: str = "bgr",
+        max_batch: int = DEFAULT_MAX_BATCH,
+        **backend_options: Any,
+    ) -> None:
+        if color_order not in ("bgr", "rgb"):
+            raise UserError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+        self.model_path = str(model)
+        self.scales = _check_scales(scales)
+        self.project2image = bool(project2image)
+        self.kpt_thr = float(kpt_thr)
+        self.bgr = color_order == "bgr"
+        self.max_batch = max(1, int(max_batch))
+        self._decode_arg = decode
+        self.backend: Backend = create_backend(self.model_path, backend, **backend_options)
+        self.stats = PipelineStats()
+        self._meta: ModelMeta | None = None
+        self._cfg: DecodeConfig | None = None
+        self._warned: set[str] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def activate(self) -> Pipeline:
+        """Load the model (idempotent) and check it can run the chosen scales."""
+        if self.backend.is_active:
+            return self
+        self.backend.activate()
+        try:
+            self._configure(self.backend.metadata)
+        except BaseException:
+            self.backend.deactivate()
+            raise
+        return self
+
+    def deactivate(self) -> None:
+        self.backend.deactivate()
+
+    close = deactivate
+
+    def __enter__(self) -> Pipeline:
+        return self.activate()
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    def _configure(self, meta: ModelMeta) -> None:
+        if meta.outputs not in ("aggregated", "raw"):
+            raise UserError(f"{self.model_path}: unknown output layout {meta.outputs!r} in its metadata "
+                            "(written by a newer exporter? update higherhrnet-trt)")
+        kp = meta.keypoints
+        if meta.num_joints and meta.num_joints != kp.num_joints:
+            raise UserError(f"{self.model_path}: metadata names {meta.num_joints} joints but dataset "
+                            f"{meta.dataset!r} has {kp.num_joints}; re-export the model")
+        arg = self._decode_arg
+        if isinstance(arg, DecodeConfig):
+            cfg = arg
+        else:
+            cfg = DecodeConfig.for_keypoints(kp, **dict(arg or {}))
+        try:
+            cfg.check(kp.num_joints)
+        except ValueError as e:
+            raise UserError(f"decode settings do not fit this model: {e}") from None
+        spec = self.backend.inputs[0]
+        if len(spec.shape) != 4 or spec.shape[1] not in (3, -1):
+            raise UserError(f"{self.model_path}: expected an (N, 3, H, W) image input, got {spec.shape}")
+        h, w = spec.shape[2], spec.shape[3]
+        if (h < 0) != (w < 0):
+            raise UserError(f"{self.model_path}: only one of height / width is dynamic ({spec.shape}); "
+                            "re-export with --dynamic (both) or a fixed --input-size")
+        self._static_hw = None if h < 0 else (h, w)
+        if self._static_hw is not None and len(self.scales) > 1:
+            raise UserError(
+                f"{self.model_path} has a fixed input size ({h}x{w}): scales {self.scales} need a "
+                "model exported with --dynamic (height and width)"
+            )
+        self._batch = spec.shape[0]  # -1 = dynamic
+        self._meta, self._cfg = meta, cfg
+
+    @property
+    def meta(self) -> ModelMeta:
+        """The model's metadata (loads the model)."""
+        self.activate()
+        return self._meta
+
+    @property
+    def keypoints(self) -> KeypointSet:
+        """The model's keypoint set: joint names, skeleton, OKS sigmas (loads the model)."""
+        return self.meta.keypoints
+
+    @property
+    def decode_config(self) -> DecodeConfig:
+        self.activate()
+        return self._cfg
+
+    def _warn_once(self, key: str, message: str, *args) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def predict(self, frame: np.ndarray) -> Poses:
+        """People in one frame: (H, W, 3) uint8 BGR (or RGB with color_order="rgb"). See Poses."""
+        return self.predict_batch([frame])[0]
+
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Poses]:
+        """predict() for several frames, batched through the model where its batch size allows
+        (frames of the same size share batches). Returns one Poses per frame, in order."""
+        self.activate()
+        frames = [_check_frame(f) for f in frames]
+        if not frames:
+            return []
+        t0 = time.perf_counter()
+        jobs: list[_Job] = []
+        geometries: list[FrameGeometry] = []
+        for i, frame in enumerate(frames):
+            inputs, geometry = self._prepare(frame)
+            geometries.append(geometry)
+            jobs.extend(_Job(i, s, x) for s, x in inputs)
+        t1 = time.perf_counter()
+        outputs = self._run_jobs(jobs)
+        t2 = time.perf_counter()
+        results = [self._postprocess(i, frames[i], geometries[i], outputs) for i in range(len(frames))]
+        t3 = time.perf_counter()
+        sec = self.stats.seconds
+        sec["preprocess"] += t1 - t0
+        sec["infer"] += t2 - t1
+        sec["decode"] += t3 - t2
+        return results
+
+    def stream(self, source, max_frames: int | None = None, **source_options: Any) -> Iterator[tuple]:
+        """Iterate ``(Frame, Poses)`` over a source: anything ``open_source`` takes (path, folder,
+        video, camera index, URL, GStreamer pipeline) or an opened Source / iterable of frames.
+
+        source_options: passed to open_source (max_reconnects=..., backoff_s=...).
+        """
+        from .sources import Frame, Source, open_source
+
+        opened = source if isinstance(source, Source) else None
+        if opened is None and isinstance(source, (str, int)):
+            opened = open_source(source, **source_options)
+        iterable: Iterable = opened if opened is not None else source
+        try:
+            for n, frame in enumerate(iterable):
+                if max_frames is not None and n >= max_frames:
+                    break
+                if not isinstance(frame, Frame):  # a plain iterable of images
+                    frame = Frame(image=frame, index=n, name=f"frame_{n:06d}")
+                yield frame, self.predict(frame.image)
+        finally:
+            if opened is not None and opened is not source:
+                opened.close()
+
+    # -- steps --------------------------------------------------------------------------------------
+    def _prepare(self, frame: np.ndarray) -> tuple[list[tuple[float, np.ndarray]], FrameGeometry]:
+        meta = self._meta
+        image_wh = (frame.shape[1], frame.shape[0])
+        if self._static_hw is not None:
+            in_h, in_w = self._static_hw
+            scale = self.scales[0]  # static models run one scale (checked in _configure)
+            official = get_multi_scale_size(image_wh, meta.input_size, scale, scale)[0]
+            if tuple(official) != (in_w, in_h):
+                self._warn_once(
+                    "letterbox",
+                    "frames of %dx%d are letterboxed into the model's fixed %dx%d input (the official "
+                    "size would be %dx%d; export with --dynamic for the official results)",
+                    image_wh[0], image_wh[1], in_w, in_h, official[0], official[1],
+                )
+                x, geometry = letterbox(frame, (in_w, in_h), meta.mean, meta.std, bgr=self.bgr)
+                return [(scale, x)], geometry
+        inputs, geometry = preprocess(frame, meta.input_size, self.scales, meta.mean, meta.std,
+                                      bgr=self.bgr)
+        return inputs, geometry
+
+    def _run_jobs(self, jobs: list[_Job]) -> dict[tuple[int, float], tuple[np.ndarray, np.ndarray]]:
+        """Run all inputs, batching those of equal shape. Returns (frame, scale) -> (heatmaps
+        (1, J, h, w), tags (1, J, h', w', T)) as the model's 'aggregated' layout gives them."""
+        groups: dict[tuple[int, ...], list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.tensor.shape, []).append(job)
+        size = self.max_batch if self._batch < 0 else self._batch
+        name = self.backend.input_name
+        out: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
+        for group in groups.values():
+            for start in range(0, len(group), size):
+                chunk = group[start:start + size]
+                batch = np.concatenate([j.tensor for j in chunk], axis=0)
+                if self._batch > 0 and batch.shape[0] < self._batch:
+                    # A static batch larger than the frames at hand: pad with copies of the last
+                    # input (its outputs are discarded).
+                    pad = np.repeat(batch[-1:], self._batch - batch.shape[0], axis=0)
+                    batch = np.concatenate([batch, pad], axis=0)
+                heatmaps, tags = self._model_maps(self.backend.infer({name: batch}))
+                for k, job in enumerate(chunk):
+                    out[(job.frame, job.scale)] = (heatmaps[k:k + 1], tags[k:k + 1])
+        return out
+
+    def _model_maps(self, result: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Backend outputs -> (heatmaps (N, J, h, w), tags (N, J, h', w', T)), both layouts."""
+        names = [o.name for o in self.backend.outputs]
+        j = self._meta.keypoints.num_joints
+        if self._meta.outputs == "aggregated":
+            heatmaps = result.get("heatmaps", result[names[0]])
+            tags = result.get("tags", result[names[1]])
+            if tags.ndim == 4:
+                tags = tags[..., None]
+        else:
+            # Raw network outputs: do the graph's stride-2 step here (no flip test in raw models):
+            # output0 (N, 2J, h/4, w/4) upsampled x2, heatmaps averaged with output1 (N, J, h/2, w/2).
+            out0 = np.asarray(result.get("output0", result[names[0]]), dtype=np.float32)
+            out1 = np.asarray(result.get("output1", result[names[1]]), dtype=np.float32)
+            up = resize_bilinear(out0, (out1.shape[3], out1.shape[2]))
+            heatmaps = (up[:, :j] + out1) / np.float32(2.0)
+            tags = up[:, j:][..., None]
+        if heatmaps.ndim != 4 or heatmaps.shape[1] != j or tags.shape[:2] != heatmaps.shape[:2]:
+            raise UserError(f"{self.model_path}: outputs {heatmaps.shape} / {tags.shape} do not match "
+                            f"its metadata ({j} joints, {self._meta.outputs}); re-export the model")
+        return heatmaps, tags
+
+    def _postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
+        self.stats.frames += 1
+        num_joints = self._meta.keypoints.num_joints
+        scales = [s for s in self.scales if (i, s) in outputs]
+        maps = [outputs[(i, s)] for s in scales]
+        if not all(np.isfinite(h).all() and np.isfinite(t).all() for h, t in maps):
+            self.stats.skipped_nonfinite += 1
+            self._warn_once(
+                "nonfinite",
+                "the network returned NaN/inf values: skipping such frames (fp16/INT8 overflow? "
+                "compare with the fp32 model); the count is reported at the end",
+            )
+            return Poses.empty(num_joints, geometry.image_wh, valid=False)
+        agg = MultiScaleAggregator(geometry.base_size_wh, scales,
+                                   resolution="input" if self.project2image else "heatmap")
+        for s, (h, t) in zip(scales, maps):
+            agg.add(s, h, t)
+        heatmaps, tags = agg.result()
+        poses = maps_to_poses(
+            heatmaps[0], tags[0], geometry, self._cfg, self.kpt_thr,
+            heatmap_size_wh=None if self.project2image else agg.output_size_wh,
+        )
+        limit = self._cfg.max_people
+        if len(poses) > limit:
+            # The official grouping can open more people than max_people (one per unmatched joint
+            # candidate); keep the best ones. COCO evaluation looks at the best 20 per image only,
+            # so this never changes AP.
+            self.stats.capped += 1
+            self._warn_once(
+                "capped",
+                "a frame gave %d people, more than max_people=%d: keeping the %d best (raise it "
+                "with --max-people / decode={'max_people': N}); said once", len(poses), limit, limit,
+            )
+            poses = Poses(poses.keypoints[:limit], poses.scores[:limit], poses.boxes[:limit],
+                          poses.image_wh, poses.valid)
+        self.stats.people += len(poses)
+        return poses
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    """Accept (H, W, 3) uint8 (also grey (H, W) / (H, W, 1) and 4-channel frames, converted)."""
+    if not isinstance(frame, np.ndarray):
+        raise UserError(f"expected a frame as a numpy array (H, W, 3) uint8, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise UserError(f"expected a uint8 frame (0..255, as cv2 reads it), got {frame.dtype}: convert "
+                        "with np.clip(img * 255, 0, 255).astype(np.uint8) for 0..1 floats")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        frame = np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
+        raise UserError(f"expected an (H, W, 3) frame, got shape {frame.shape}")
+    if math.prod(frame.shape[:2]) > 100_000_000:
+        raise UserError(f"frame of {frame.shape[1]}x{frame.shape[0]} pixels is too large; resize it first")
+    return np.ascontiguousarray(frame)
