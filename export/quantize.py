@@ -780,18 +780,6 @@ def quantize_int8(
         copy_metadata(src_model, placed, precision="int8")
         _save(placed, onnx_out)
 
-    report.skipped_images = skipped
-    used = report.calibration_images
-    if skipped:
-        report.warnings.append(f"{len(skipped)} unreadable images skipped (first: {skipped[0]})")
-    if used < num_images or used < RECOMMENDED_MIN_IMAGES:
-        report.warnings.append(
-            f"calibrated on {used} images (asked for {num_images}): INT8 ranges from few images "
-            f"are noisy; use at least {RECOMMENDED_MIN_IMAGES} (300-1000 recommended) frames like "
-            "the ones the robot will see"
-        )
-    for w in report.warnings:
-        warnings.warn(w, stacklevel=2)
     report.notes.append(f"{len(placement.scales)} activation quantizers, "
                         f"{len(placement.groups)} concat groups sharing a scale; "
                         f"unquantized layers in {high_precision}")
@@ -813,6 +801,19 @@ def quantize_int8(
         feeds = list(maker.feeds(calib_paths, check_skips, limit=max(1, min(4, len(calib_paths)))))
         report.checked_on = f"{len(feeds)} calibration images (none held out: too few images)"
     report.errors, _ = compare_outputs(onnx_in, onnx_out, feeds, "disable")
+    report.skipped_images = skipped + [s for s in check_skips if s not in skipped]
+    used = report.calibration_images
+    if report.skipped_images:
+        report.warnings.append(f"{len(report.skipped_images)} unreadable images skipped (first: "
+                               f"{report.skipped_images[0]})")
+    if used < num_images or used < RECOMMENDED_MIN_IMAGES:
+        report.warnings.append(
+            f"calibrated on {used} images (asked for {num_images}): INT8 ranges from few images "
+            f"are noisy; use at least {RECOMMENDED_MIN_IMAGES} (300-1000 recommended) frames like "
+            "the ones the robot will see"
+        )
+    for w in report.warnings:
+        warnings.warn(w, stacklevel=2)
     report.seconds = time.perf_counter() - t0
     if log:
         log(report.summary())
