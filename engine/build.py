@@ -429,10 +429,10 @@ def build_engine(
     if optimization_level is not None:
         config.builder_optimization_level = int(optimization_level)
     if version_compatible:
-        flag = flavor.builder_flag("VERSION_COMPATIBLE")
-        if flag is None:
-            raise UserError(f"{flavor.label} has no version-compatible engines")
-        config.set_flag(flag)
+        if not flavor.has_version_compatible:
+            raise UserError(f"--version-compatible is not available with {flavor.label}: build "
+                            "without it (and rebuild after upgrading), or use --backend tensorrt")
+        config.set_flag(flavor.builder_flag("VERSION_COMPATIBLE"))
         notes.append("version compatible: the runtime must set engine_host_code_allowed = True")
     if dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA

@@ -92,6 +92,12 @@ class Flavor:
         return not self.is_rtx
 
     @property
+    def has_version_compatible(self) -> bool:
+        """VERSION_COMPATIBLE engines embed the lean runtime. TensorRT-RTX lists the flag, but its
+        pip package ships no libnvinfer_lean and the build fails (measured, 1.7.1)."""
+        return not self.is_rtx and self.builder_flag("VERSION_COMPATIBLE") is not None
+
+    @property
     def default_target_compute_capabilities(self) -> list[str]:
         """What an ahead-of-time build targets when none is set: the enum minus Turing (7.5),
         which TensorRT-RTX documents as needing an explicit target."""
