@@ -153,7 +153,9 @@ def letterbox_geometry(image_wh: tuple[int, int], input_wh: tuple[int, int]) -> 
     w, h = int(image_wh[0]), int(image_wh[1])
     in_w, in_h = int(input_wh[0]), int(input_wh[1])
     center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
-    if w * in_h >= h * in_w:  # frame relatively wider than the input: its width fills the input
+    # Frame relatively wider than the input: its width fills the input. On a tie, the branch the
+    # official sizing takes (portrait frames size by width), so the floats match it bit for bit.
+    if w * in_h > h * in_w or (w * in_h == h * in_w and w < h):
         scale_w = w / PIXEL_STD
         scale_h = in_h / in_w * w / PIXEL_STD
     else:  # the height fills it (operation order of the official code's else branch)
@@ -235,7 +237,8 @@ class Pipeline:
     """HigherHRNet inference on BGR frames: model file in, people out.
 
     model: path to an exported .onnx (or an engine once a TensorRT backend is registered).
-    backend: "auto" (from the extension) or a registered backend name (see backends.BACKENDS).
+    backend: "auto" (from the extension), a registered backend name (see backends.BACKENDS), or
+        a Backend object.
     scales: test scales, e.g. (1.0,) (official single scale) or (2, 1, 0.5) (official multi-scale;
         needs a model with dynamic height / width).
     project2image: True = the official flow, maps resized to the input size before decoding.
@@ -254,7 +257,7 @@ class Pipeline:
     def __init__(
         self,
         model: str,
-        backend: str = "auto",
+        backend: str | Backend = "auto",
         scales: Sequence[float] = (1.0,),
         project2image: bool = True,
         decode: DecodeConfig | Mapping[str, Any] | None = None,
@@ -272,7 +275,13 @@ class Pipeline:
         self.bgr = color_order == "bgr"
         self.max_batch = max(1, int(max_batch))
         self._decode_arg = decode
-        self.backend: Backend = create_backend(self.model_path, backend, **backend_options)
+        if isinstance(backend, Backend):  # a ready backend object (custom runtimes, test doubles)
+            if backend_options:
+                raise UserError("backend options go to the backend's constructor, not to Pipeline, "
+                                "when a Backend object is passed")
+            self.backend = backend
+        else:
+            self.backend = create_backend(self.model_path, backend, **backend_options)
         self.stats = PipelineStats()
         self._meta: ModelMeta | None = None
         self._cfg: DecodeConfig | None = None
