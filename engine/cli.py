@@ -84,7 +84,7 @@ def register(sub) -> None:
                    help="recompute the ranges even when cached (the cache is refreshed)")
     c.add_argument("--seed", type=int, default=0, help="seed of the image shuffle")
     c.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar")
+                   help="hide the calibration progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_calibrate)
 
     # -- build -------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def register(sub) -> None:
     b.add_argument("--no-sanitize", dest="sanitize", action="store_false",
                    help="skip polygraphy constant folding before parsing")
     b.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar during the build")
+                   help="hide the build progress bar (shown on terminals only anyway)")
     b.add_argument("--show-warnings", action="store_true",
                    help="print TensorRT's warnings and info messages")
     b.set_defaults(func=run_build)
