@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
@@ -198,15 +199,23 @@ def register(sub) -> None:
 
 # -- handlers ---------------------------------------------------------------------------------------
 def run_calibrate(args) -> int:
+    import warnings
+
     from ..export.quantize import quantize_int8
 
     output = args.output or os.path.splitext(args.onnx)[0] + ".int8.onnx"
-    report = quantize_int8(
-        args.onnx, output, images=args.images, num_images=args.num_images, method=args.method,
-        percentile=args.percentile, holdout=args.holdout, high_precision=args.high_precision,
-        input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
-        seed=args.seed, progress=args.progress,
-    )
+    # The report carries the warnings (too few images, unreadable files): print them as plain
+    # lines instead of Python's "file:line: UserWarning" form.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        report = quantize_int8(
+            args.onnx, output, images=args.images, num_images=args.num_images, method=args.method,
+            percentile=args.percentile, holdout=args.holdout, high_precision=args.high_precision,
+            input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
+            seed=args.seed, progress=args.progress,
+        )
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(report.summary())
     for note in report.notes:
         print(f"note: {note}")
