@@ -46,6 +46,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -62,6 +63,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 #: Fewer calibration images than this gives noisy activation ranges: warn.
 RECOMMENDED_MIN_IMAGES = 100
 METHODS = ("entropy", "max", "percentile")
+#: Ops that move or select values without arithmetic: running them in fp32 cannot reduce the error
+#: they show (it comes from their inputs), so the fp16 search never keeps them in fp32.
+_EXACT_IN_FP16 = {"Cast", "Concat", "Expand", "Flatten", "Gather", "Identity", "MaxPool", "Pad",
+                  "Relu", "Reshape", "Shape", "Slice", "Split", "Squeeze", "Tile", "Transpose",
+                  "Unsqueeze"}
 CACHE_FORMAT = 1
 #: Symmetric int8 range ONNX Runtime and TensorRT use for activations: [-127, 127].
 INT8_MAX = 127.0
@@ -362,6 +368,12 @@ def _save(model, path: str) -> None:
 
 
 # -- FP16 ------------------------------------------------------------------------------------------
+def _fp32_candidates(tensors, taken: Sequence[str], count: int = 2) -> list[str]:
+    """The first ``count`` arithmetic nodes of ``tensors`` not kept in fp32 yet."""
+    return [t.node for t in tensors
+            if t.node and t.node not in taken and t.op_type not in _EXACT_IN_FP16][:count]
+
+
 def convert_fp16(
     onnx_in: str,
     onnx_out: str,
@@ -407,7 +419,8 @@ def convert_fp16(
     report = QuantizeReport(path=onnx_out, reference=onnx_in, precision="fp16",
                             checked_on=checked_on, graph_optimization="disable")
     report.skipped_images = skipped
-    keep = list(keep_fp32)
+    keep = list(keep_fp32)  # user patterns (regular expressions)
+    auto: list[str] = []  # node names found by the layer comparison (matched literally)
     with tempfile.TemporaryDirectory(prefix="higherhrnet_trt_fp16_") as tmp:
         data_dir = os.path.join(tmp, "data")
         os.makedirs(data_dir)
@@ -418,7 +431,7 @@ def convert_fp16(
             with _quiet():
                 model = convert_to_mixed_precision(
                     onnx_in, low_precision_type="fp16", keep_io_types=keep_io_fp32,
-                    nodes_to_exclude=[f"^{k}$" if not k.startswith("^") else k for k in keep] or None,
+                    nodes_to_exclude=keep + [f"^{re.escape(n)}$" for n in auto] or None,
                     calibration_data=data_dir, providers=["cpu"],
                 )
             copy_metadata(src_model, model, precision="fp16")
@@ -428,22 +441,21 @@ def convert_fp16(
             if worst <= tolerance or round_ == max_rounds:
                 break
             layers = compare_layers(onnx_in, work, feeds, "disable")
-            fresh = [t.node for t in layers.first_jumps(tolerance=tolerance / 10, limit=8)
-                     if t.node and t.node not in keep][:2]
+            fresh = _fp32_candidates(layers.first_jumps(tolerance / 10, limit=len(layers.tensors)), auto)
             if not fresh:
-                fresh = [t.node for t in layers.worst_jumps(8) if t.node and t.node not in keep][:2]
+                fresh = _fp32_candidates(layers.worst_jumps(len(layers.tensors)), auto)
             if not fresh:
                 break
-            keep += fresh
+            auto += fresh
             report.notes.append(f"round {round_ + 1}: output error {worst:.1e} > {tolerance:g}; "
                                 f"keeping fp32: {', '.join(fresh)}")
         os.makedirs(os.path.dirname(os.path.abspath(onnx_out)), exist_ok=True)
         shutil.copyfile(work, onnx_out)
     report.errors = errors
-    report.kept_fp32 = keep
+    report.kept_fp32 = keep + auto
     if worst > tolerance:
         report.warnings.append(f"fp16 output error {worst:.1e} still above {tolerance:g} after "
-                               f"keeping {len(keep)} nodes fp32: check with 'higherhrnet-trt "
+                               f"keeping {len(auto)} nodes fp32: check with 'higherhrnet-trt "
                                f"debug-precision {onnx_in} --variant {onnx_out}'")
         warnings.warn(report.warnings[-1], stacklevel=2)
     report.seconds = time.perf_counter() - t0

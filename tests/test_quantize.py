@@ -162,8 +162,13 @@ def test_convert_fp16_keeps_layers_fp32_when_error_demands(tiny_onnx, tmp_path):
     assert len(report.kept_fp32) >= 1 and report.notes and "keeping fp32" in report.notes[0]
     kept = set(report.kept_fp32)
     m = onnx.load(str(out))
-    fp32_convs = [n.name for n in m.graph.node if n.name in kept]
-    assert fp32_convs, "kept nodes must still exist in the converted graph"
+    inits = {i.name: i.data_type for i in m.graph.initializer}
+    nodes = [n for n in m.graph.node if n.name in kept]
+    assert len(nodes) == len(kept), "kept nodes must still exist in the converted graph"
+    for n in nodes:  # arithmetic nodes, really computing in fp32: their weights stayed fp32
+        assert n.op_type not in q._EXACT_IN_FP16
+        weights = [inits[i] for i in n.input if i in inits]
+        assert all(t == onnx.TensorProto.FLOAT for t in weights), n.name
 
 
 def test_convert_fp16_rejects_non_fp32(tiny_onnx, tmp_path):
