@@ -2,7 +2,8 @@
 
 Split so that any predictor can be measured: :func:`run_evaluation` reads the images named by the
 annotation file, asks ``predict(image_bgr, image_info) -> Poses`` for each, writes COCO results and
-scores them with :func:`keypoint_stats`. :func:`evaluate_model` plugs a :class:`Pipeline` in;
+scores them with :func:`keypoint_stats`. :func:`evaluate_model` / :func:`evaluate_pipeline` plug
+a :class:`Pipeline` in;
 :func:`oracle_predictor` plugs in the decoder fed with maps rendered from the ground truth (a
 perfect network), which must score AP 1.0: the test suite's proof that decoding, geometry, results
 and scoring fit together.
@@ -285,6 +286,36 @@ def run_evaluation(
                       num_people=len(records), results_path=results_json, notes=notes)
 
 
+def evaluate_pipeline(
+    pipe,
+    ann_file: str,
+    images_dir: str,
+    max_images: int | None = None,
+    results_json: str | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """:func:`run_evaluation` with a :class:`Pipeline` as the predictor, plus notes on what makes its
+    numbers differ from the official ones (no flip test, fixed input size, NaN frames)."""
+    pipe.activate()
+    skipped_before = pipe.stats.skipped_nonfinite
+    result = run_evaluation(lambda image, info: pipe.predict(image), ann_file, images_dir,
+                            pipe.keypoints, max_images, results_json, progress)
+    nonfinite = pipe.stats.skipped_nonfinite - skipped_before
+    if nonfinite:
+        result.notes.append(f"{nonfinite} images gave NaN/inf network outputs and count as having "
+                            "no people")
+    if not pipe.meta.flip:
+        result.notes.append("this model was exported without the flip test (--no-flip): expect "
+                            "~1-2 AP below the official numbers")
+    if pipe.backend.inputs[0].shape[2] > 0:
+        result.notes.append("this model has a fixed input size: images are letterboxed, not run at "
+                            "the official test resolution (export with --dynamic to compare)")
+    if not pipe.project2image:
+        result.notes.append("decoded at heatmap resolution (--heatmap-resolution): not the official "
+                            "flow")
+    return result
+
+
 def evaluate_model(
     model: str,
     ann_file: str,
@@ -297,27 +328,14 @@ def evaluate_model(
     progress: bool = False,
     **backend_options,
 ) -> EvalResult:
-    """:func:`run_evaluation` with a Pipeline on a model file (official settings by default).
-
-    The flip test is part of the exported model (its metadata says whether it has one).
+    """Evaluate a model file with the official settings (single scale unless ``scales`` says
+    otherwise). The flip test is part of the exported model (its metadata says whether it has one).
     """
     from .pipeline import Pipeline
 
     with Pipeline(model, backend=backend, scales=scales, project2image=project2image,
                   **backend_options) as pipe:
-        result = run_evaluation(lambda image, info: pipe.predict(image), ann_file, images_dir,
-                                pipe.keypoints, max_images, results_json, progress)
-        if pipe.stats.skipped_nonfinite:
-            result.notes.append(f"{pipe.stats.skipped_nonfinite} images gave NaN/inf network outputs "
-                                "and count as having no people")
-        if not pipe.meta.flip:
-            result.notes.append("this model was exported without the flip test (--no-flip): expect "
-                                "~1-2 AP below the official numbers")
-        static = pipe.backend.inputs[0].shape[2] > 0
-        if static:
-            result.notes.append("this model has a fixed input size: images are letterboxed, which is "
-                                "not the official test resolution (export with --dynamic to compare)")
-    return result
+        return evaluate_pipeline(pipe, ann_file, images_dir, max_images, results_json, progress)
 
 
 # --------------------------------------------------------------------------------------------------

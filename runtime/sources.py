@@ -153,8 +153,10 @@ class CaptureSource(Source):
         max_backoff_s: float = 8.0,
         retry_first_open: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        path: str | None = None,
     ) -> None:
         super().__init__(kind=kind, description=description, is_live=is_live)
+        self.path = path  # the video file, when there is one
         self._opener = opener
         self.name = name
         self.open_error = open_error
@@ -360,7 +362,7 @@ def open_source(
         stem = os.path.splitext(os.path.basename(spec))[0]
         return CaptureSource(
             opener or (lambda: cv2.VideoCapture(spec)), kind="video", description=f"video {spec}",
-            name=stem, is_live=False,
+            name=stem, is_live=False, path=spec,
             open_error=(f"cannot open video {spec}: not a video OpenCV can decode (is the file "
                         "complete? for images use one of: " + ", ".join(IMAGE_EXTENSIONS) + ")"),
             **live,

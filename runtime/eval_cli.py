@@ -1,0 +1,77 @@
+"""``higherhrnet-trt eval``: keypoint AP of a model on COCO or CrowdPose annotations (pycocotools).
+
+Nothing heavy is imported at module level (``higherhrnet-trt --help`` must stay instant).
+"""
+
+from __future__ import annotations
+
+#: The official multi-scale test set (experiments' TEST.SCALE_FACTOR for multi-scale results).
+MULTI_SCALE = (2.0, 1.0, 0.5)
+
+FLIP_NOTE = (
+    "flip test: there is no --no-flip here. The flip test is compiled into the exported model "
+    "(a batch of the image and its mirror image, averaged inside the graph), as the official "
+    "evaluation does it. To evaluate without it, export a model with 'higherhrnet-trt export "
+    "--no-flip'; this command prints which kind it is evaluating."
+)
+
+
+def register(sub) -> None:
+    from .run_cli import HelpFormatter, _positive_int, _scales, add_model_options, paragraphs
+
+    p = sub.add_parser(
+        "eval",
+        help="COCO / CrowdPose keypoint AP of a model (pycocotools)",
+        description=paragraphs(
+            "Run a model on the images of a COCO-format keypoint annotation file and report OKS "
+            "keypoint AP: COCO AP, AP50, AP75, APM, APL, AR...; CrowdPose AP, AP50, AP75, AR... and "
+            "AP easy / medium / hard (crowdposetools' protocol re-stated on pycocotools). The dataset "
+            "comes from the model's metadata; the annotation file must match it. Single-scale test "
+            "at the official resolution unless --multi-scale or --scales."
+        ),
+        formatter_class=HelpFormatter,
+        epilog=paragraphs(
+            FLIP_NOTE,
+            "example:\n  higherhrnet-trt eval w32_512.onnx --images coco/val2017/ \\\n"
+            "    --ann coco/annotations/person_keypoints_val2017.json",
+        ),
+    )
+    add_model_options(p)
+    p.add_argument("--ann", required=True, metavar="JSON",
+                   help="keypoint annotations, e.g. person_keypoints_val2017.json or crowdpose_val.json")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of the annotated images")
+    p.add_argument("--max-images", type=_positive_int, metavar="N",
+                   help="only the first N images by id (a quick check; not comparable to full runs)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--multi-scale", action="store_true",
+                   help="official multi-scale test, scales 2, 1, 0.5 (needs a model exported with "
+                        "--dynamic)")
+    g.add_argument("--scales", type=_scales, metavar="S[,S...]", help="custom test scales, e.g. 1,2")
+    p.add_argument("--json", metavar="FILE", help="also write the COCO keypoint results")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args) -> int:
+    import os
+    import sys
+
+    from .errors import UserError
+    from .evaluate import evaluate_pipeline
+    from .pipeline import Pipeline
+    from .run_cli import backend_options, setup_logging
+
+    setup_logging()
+    if not os.path.isfile(args.model):
+        raise UserError(f"model file not found: {args.model}")
+    scales = MULTI_SCALE if args.multi_scale else (args.scales or (1.0,))
+    with Pipeline(args.model, backend=args.backend, scales=scales,
+                  project2image=not args.heatmap_resolution, **backend_options(args)) as pipe:
+        meta = pipe.meta
+        print(f"model: {os.path.basename(args.model)} ({meta.dataset}, {meta.config_name or '?'}, "
+              f"input {meta.input_size}, flip test {'on' if meta.flip else 'off'}, scales "
+              f"{','.join(f'{s:g}' for s in pipe.scales)}, {pipe.backend.name})", file=sys.stderr)
+        result = evaluate_pipeline(pipe, args.ann, args.images, args.max_images, args.json,
+                                   progress=not args.no_progress)
+    print(result.summary())
+    return 0

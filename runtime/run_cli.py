@@ -1,0 +1,412 @@
+"""``higherhrnet-trt run``: a model on images, a folder, a video, a camera or a stream.
+
+Writes annotated images / video (--save-dir), COCO keypoint results (--json), shows a live window
+(--show). Whatever stops the run (the end, Ctrl-C, q in the window, a stream that never comes back)
+the outputs written so far are closed properly and a summary is printed.
+
+Only argparse is imported at module level (``higherhrnet-trt --help`` must stay instant).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+WINDOW = "higherhrnet-trt"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help; description and epilog printed as written (examples keep
+    their lines), so they are wrapped with :func:`paragraphs`."""
+
+
+def paragraphs(*texts: str, width: int = 88) -> str:
+    """Wrap each text to ``width`` columns, blank line between; lines starting with two spaces
+    (examples) are kept as they are."""
+    import textwrap
+
+    out = []
+    for text in texts:
+        if text.startswith("  ") or "\n  " in text:
+            out.append(text)
+        else:
+            out.append(textwrap.fill(text, width))
+    return "\n\n".join(out)
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    """'1' -> (1.0,), '2,1,0.5' -> (2.0, 1.0, 0.5)."""
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers such as 1 or 2,1,0.5, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by run and eval: backend choice and inference settings."""
+    p.add_argument("model", metavar="MODEL",
+                   help="model exported by 'higherhrnet-trt export' (.onnx; engines with a TensorRT "
+                        "backend); its embedded metadata sets dataset, input size and flip test")
+    p.add_argument("--backend", default="auto",
+                   help="auto (from the file extension), onnxruntime, or another registered backend")
+    p.add_argument("--providers", metavar="EP[,EP...]",
+                   help="onnxruntime only: execution providers in priority order, e.g. "
+                        "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="onnxruntime only: CPU threads (0 = one per core)")
+    p.add_argument("--heatmap-resolution", action="store_true",
+                   help="decode maps at half the input resolution: faster, not the official results")
+
+
+def backend_options(args) -> dict:
+    """Backend constructor options from --providers / --threads (ONNX Runtime's; others take none)."""
+    from .backends import default_backend_for
+    from .errors import UserError
+
+    name = default_backend_for(args.model) if args.backend == "auto" else args.backend
+    opts: dict = {}
+    if name == "onnxruntime":
+        if args.providers:
+            opts["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
+        if args.threads:
+            opts["threads"] = args.threads
+    elif args.providers or args.threads:
+        raise UserError(f"--providers / --threads are onnxruntime options; the {name} backend takes "
+                        "neither")
+    return opts
+
+
+def setup_logging() -> None:
+    """Library warnings as 'warning: ...' lines that do not break tqdm's progress bar."""
+    import logging
+    import sys
+
+    class TqdmHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            from tqdm import tqdm
+
+            try:
+                tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+            except Exception:  # never let logging end a run
+                self.handleError(record)
+
+    logger = logging.getLogger("higherhrnet_trt")
+    if not any(getattr(h, "_hhrnet_cli", False) for h in logger.handlers):
+        handler = TqdmHandler(logging.INFO)
+        handler._hhrnet_cli = True
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a model on images, a folder, a video, a camera or a stream; draw / save / show",
+        description=paragraphs(
+            "Detect people and their keypoints with a HigherHRNet model. Draws skeletons (a colour "
+            "per person), writes annotated images or video (--save-dir), COCO keypoint results "
+            "(--json), shows a live window with FPS (--show). Unreadable images are skipped and "
+            "counted; live streams that drop are reopened with exponential backoff."
+        ),
+        formatter_class=HelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  higherhrnet-trt run model.onnx --source photos/ --save-dir out/ --json out/people.json\n"
+            "  higherhrnet-trt run model.onnx --source 0 --show\n"
+            "  higherhrnet-trt run model.onnx --source rtsp://user:pw@10.0.0.5/stream --save-dir rec/\n"
+            "  higherhrnet-trt run model.onnx --show --source \\\n"
+            "    \"nvarguscamerasrc ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! \\\n"
+            "     video/x-raw,format=BGR ! appsink\""
+        ),
+    )
+    add_model_options(p)
+    p.add_argument("--source", "-s", required=True, metavar="SRC",
+                   help="image, folder of images, glob ('a/*.png'), video file, camera index (0) or "
+                        "/dev/videoN, rtsp:// or http:// URL, or a GStreamer pipeline ending in appsink")
+    p.add_argument("--save-dir", metavar="DIR",
+                   help="write annotated images (same names) or video (<source>.mp4) here")
+    p.add_argument("--show", action="store_true", help="live window (needs a display); q or Esc quits")
+    p.add_argument("--json", metavar="FILE",
+                   help="write COCO keypoint results: image_id, category_id 1, keypoints [x, y, v] "
+                        "in pixels, score (image_id = the number of COCO-style names, else the frame "
+                        "index)")
+    p.add_argument("--scales", type=_scales, default=(1.0,), metavar="S[,S...]",
+                   help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model)")
+    p.add_argument("--kpt-thr", type=_fraction, default=0.1,
+                   help="joints scored above this are drawn and span the person's box")
+    p.add_argument("--det-thr", type=_fraction, default=0.1,
+                   help="decoder: heatmap peaks above this become joint candidates")
+    p.add_argument("--max-people", type=_positive_int, default=30,
+                   help="most people kept per frame (best scores)")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--reconnect", type=int, default=5, metavar="N",
+                   help="live sources: reopen attempts (0.5 s, 1 s, 2 s ... up to 8 s apart) before "
+                        "giving up")
+    p.add_argument("--boxes", action="store_true", help="also draw each person's box and score")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------------
+
+
+class _Outputs:
+    """Annotated images or a video under --save-dir; refuses to overwrite the input."""
+
+    def __init__(self, save_dir: str | None, source, cv2) -> None:
+        import os
+
+        from .errors import UserError
+
+        self.cv2 = cv2
+        self.dir = save_dir
+        self.source = source
+        self.video = None
+        self.video_path: str | None = None
+        self.images = 0
+        self.failed: list[str] = []
+        if save_dir:
+            os.makedirs(save_dir, exist_ok=True)
+            inputs = getattr(source, "paths", [])
+            if any(os.path.dirname(os.path.abspath(p)) == os.path.abspath(save_dir) for p in inputs):
+                raise UserError(f"--save-dir {save_dir} holds the input images: annotated copies would "
+                                "overwrite them; choose another folder")
+
+    def write(self, frame, image) -> None:
+        import os
+
+        from .errors import UserError
+
+        if not self.dir:
+            return
+        cv2 = self.cv2
+        if frame.path is not None:  # image sources: same file name
+            path = os.path.join(self.dir, frame.name)
+            try:
+                ok = cv2.imwrite(path, image)
+            except cv2.error:
+                ok = False
+            if ok:
+                self.images += 1
+            else:
+                self.failed.append(path)
+            return
+        if self.video is None:
+            self._open_video(image)
+        h, w = self.video_size[1], self.video_size[0]
+        if image.shape[:2] != (h, w):  # a stream that changed resolution after a reconnect
+            image = cv2.resize(image, (w, h))
+        self.video.write(image)
+        self.images += 1
+        if not self.video.isOpened():
+            raise UserError(f"writing {self.video_path} failed (disk full?)")
+
+    def _open_video(self, image) -> None:
+        import os
+
+        from .errors import UserError
+
+        cv2 = self.cv2
+        name = getattr(self.source, "name", "video")
+        fps = self.source.fps or 30.0
+        size = (image.shape[1], image.shape[0])
+        src_path = os.path.abspath(self.source.path) if getattr(self.source, "path", None) else None
+        for ext, fourcc in ((".mp4", "mp4v"), (".avi", "MJPG")):
+            path = os.path.join(self.dir, name + ext)
+            if os.path.abspath(path) == src_path:
+                path = os.path.join(self.dir, name + "_pose" + ext)
+            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
+            if writer.isOpened():
+                self.video, self.video_path, self.video_size = writer, path, size
+                return
+            writer.release()
+        raise UserError(f"cannot write a video to {self.dir}: this OpenCV has neither an mp4v nor "
+                        "an MJPG encoder (or the folder is not writable)")
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.release()
+            self.video = None
+
+
+def _open_window(cv2) -> None:
+    import os
+    import sys
+
+    from .errors import UserError
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
+                                                  os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("--show needs a display and none is set (DISPLAY is empty): run on the robot's "
+                        "screen or over 'ssh -X', or use --save-dir instead of --show")
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise UserError("--show: this OpenCV has no GUI support (opencv-python-headless?): install "
+                        "opencv-python or use the system OpenCV, or use --save-dir instead") from None
+
+
+def _window_closed(cv2) -> bool:
+    """True when the user pressed q / Esc or closed the window."""
+    key = cv2.waitKey(1) & 0xFF
+    if key in (ord("q"), 27):
+        return True
+    try:
+        return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:
+        return True
+
+
+# --------------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------------
+
+
+def run(args) -> int:
+    import os
+    import sys
+    import time
+
+    from .draw import draw_fps, draw_poses
+    from .errors import UserError
+    from .pipeline import Pipeline
+    from .results import CocoResultsWriter, image_id_from_name
+    from .sources import ImageFiles, import_cv2, open_source
+
+    setup_logging()
+    if args.reconnect < 0:
+        raise UserError(f"--reconnect must be 0 or more, got {args.reconnect}")
+    if not os.path.isfile(args.model):
+        raise UserError(f"model file not found: {args.model}")
+    cv2 = import_cv2()
+    pipe = Pipeline(
+        args.model, backend=args.backend, scales=args.scales,
+        project2image=not args.heatmap_resolution, kpt_thr=args.kpt_thr,
+        decode={"max_people": args.max_people, "detection_threshold": args.det_thr},
+        **backend_options(args),
+    )
+    if args.show:
+        _open_window(cv2)  # before loading anything: fail fast without a display
+    source = open_source(args.source, max_reconnects=args.reconnect)
+    # COCO-style names (000000000139.jpg) give their image ids; otherwise frame indices, for all
+    # frames alike, so two naming schemes never collide.
+    numeric = isinstance(source, ImageFiles) and all(
+        image_id_from_name(p, -1) >= 0 for p in source.paths)
+    outputs = writer = bar = None
+    frames = people = 0
+    t_start = time.perf_counter()
+    status = "error"  # until the loop ends by itself or by the user
+    try:
+        outputs = _Outputs(args.save_dir, source, cv2)  # checks the folder before the model loads
+        pipe.activate()
+        meta = pipe.meta
+        print(f"model: {os.path.basename(args.model)} ({meta.dataset}, {meta.config_name or '?'}, "
+              f"input {meta.input_size}, flip test {'on' if meta.flip else 'off'}, "
+              f"{pipe.backend.name}); source: {source.description}", file=sys.stderr)
+        writer = CocoResultsWriter(args.json) if args.json else None
+        kp = pipe.keypoints
+        if not (args.save_dir or args.json or args.show):
+            print("note: nothing is saved or shown; add --save-dir, --json or --show", file=sys.stderr)
+        total = source.length
+        if args.max_frames:
+            total = min(total, args.max_frames) if total else (None if source.is_live else args.max_frames)
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc="run", dynamic_ncols=True,
+                   disable=args.no_progress, file=sys.stderr)
+        fps = 0.0
+        t_prev = time.perf_counter()
+        for frame in source:
+            if args.max_frames and frames >= args.max_frames:
+                break
+            poses = pipe.predict(frame.image)
+            frames += 1
+            people += len(poses)
+            if writer is not None:
+                image_id = image_id_from_name(frame.name, frame.index) if numeric else frame.index
+                writer.add(poses, image_id, file_name=frame.name)
+            if args.save_dir or args.show:
+                vis = draw_poses(frame.image, poses, kp, args.kpt_thr, boxes=args.boxes, inplace=True)
+                outputs.write(frame, vis)
+            now = time.perf_counter()
+            rate = 1.0 / max(now - t_prev, 1e-9)
+            fps = rate if fps == 0.0 else 0.9 * fps + 0.1 * rate  # smoothed, for display
+            t_prev = now
+            if args.show:
+                cv2.imshow(WINDOW, draw_fps(vis, fps, f"{len(poses)} people"))
+                if _window_closed(cv2):
+                    status = "stopped from the window"
+                    break
+            bar.update(1)
+            bar.set_postfix(people=len(poses), fps=f"{fps:.1f}", refresh=False)
+        if status == "error":  # the source ended, or --max-frames
+            status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+        for closer in (writer, outputs, source):
+            if closer is not None:
+                closer.close()
+        pipe.deactivate()
+        if args.show:
+            cv2.destroyAllWindows()
+        if frames or status != "error":
+            _summary(status, frames, people, time.perf_counter() - t_start, pipe, source, outputs,
+                     writer, args.max_people)
+    return 130 if status == "interrupted" else 0
+
+
+def _summary(status, frames, people, seconds, pipe, source, outputs, writer, max_people) -> None:
+    import sys
+
+    lines = []
+    st = pipe.stats
+    per = max(st.frames, 1)
+    ms = ", ".join(f"{k} {1000 * v / per:.0f} ms" for k, v in st.seconds.items())
+    status = "stopped by the error below" if status == "error" else status
+    lines.append(f"{status}: {frames} frames, {people} people, {frames / max(seconds, 1e-9):.1f} FPS "
+                 f"overall ({ms} per frame)")
+    if source.skipped:
+        lines.append(f"skipped {len(source.skipped)} unreadable images (first: {source.skipped[0]})")
+    if st.skipped_nonfinite:
+        lines.append(f"skipped {st.skipped_nonfinite} frames whose network outputs had NaN/inf")
+    if st.capped:
+        lines.append(f"{st.capped} frames had more than {max_people} people; the "
+                     "best were kept (--max-people)")
+    if getattr(source, "reconnects", 0):
+        lines.append(f"the source reconnected {source.reconnects} times")
+    if outputs is not None and outputs.failed:
+        lines.append(f"could not write {len(outputs.failed)} images (first: {outputs.failed[0]})")
+    if outputs is not None and outputs.dir:
+        what = outputs.video_path or f"{outputs.images} images in {outputs.dir}"
+        lines.append(f"wrote {what}")
+    if writer is not None:
+        lines.append(f"wrote {writer.count} people to {writer.path}")
+    print("\n".join(lines), file=sys.stderr)
