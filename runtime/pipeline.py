@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ DEFAULT_MAX_BATCH = 8
 
 @dataclass(frozen=True)
 class Poses:
-    """The people found in one frame, best score first.
+    """The people found in one frame, best score first, at most the decoder's max_people.
 
     keypoints: (P, J, 3) float32 [x, y, score]: x, y in original frame pixels (x right, y down,
         pixel centres at integer + 0.5 as in the official results), score = the joint's heatmap
@@ -292,6 +293,9 @@ class Pipeline:
         """Load the model (idempotent) and check it can run the chosen scales."""
         if self.backend.is_active:
             return self
+        from .sources import import_cv2
+
+        import_cv2()  # warping needs OpenCV: say so in one line, before the model loads
         self.backend.activate()
         try:
             self._configure(self.backend.metadata)
@@ -404,8 +408,9 @@ class Pipeline:
         from .sources import Frame, Source, open_source
 
         opened = source if isinstance(source, Source) else None
-        if opened is None and isinstance(source, (str, int)):
-            opened = open_source(source, **source_options)
+        if opened is None and isinstance(source, (str, int, os.PathLike)):
+            opened = open_source(os.fspath(source) if isinstance(source, os.PathLike) else source,
+                                 **source_options)
         iterable: Iterable = opened if opened is not None else source
         try:
             for n, frame in enumerate(iterable):

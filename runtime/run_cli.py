@@ -118,7 +118,8 @@ def setup_logging() -> None:
         handler._hhrnet_cli = True
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        logger.propagate = False
+        # Propagation stays on: a CLI process has no root handlers (so nothing prints twice), and
+        # hosts that configure logging (pytest, applications calling main()) still see records.
 
 
 def register(sub) -> None:

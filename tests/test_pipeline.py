@@ -375,7 +375,7 @@ def test_stream_over_frames_and_folder(tmp_path):
     assert [f.index for f, _ in got] == [0, 1] and all(p.valid for _, p in got)
     for i in range(2):
         cv2.imwrite(str(tmp_path / f"{i}.png"), frame_of((96, 64)))
-    names = [f.name for f, _ in pipe.stream(str(tmp_path))]
+    names = [f.name for f, _ in pipe.stream(tmp_path)]  # a Path works as well as a str
     assert names == ["0.png", "1.png"]
 
 
@@ -432,3 +432,11 @@ def test_missing_model_file_is_one_line(tmp_path):
         Pipeline(str(tmp_path / "nope.onnx")).activate()
     with pytest.raises(UserError, match="cannot tell the backend"):
         Pipeline(str(tmp_path / "model.bin"))
+
+
+def test_missing_opencv_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # makes 'import cv2' fail
+    with pytest.raises(UserError, match=r"OpenCV \(cv2\) is not installed"):
+        make(OracleBackend()).activate()
