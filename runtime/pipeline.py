@@ -451,7 +451,8 @@ class Pipeline:
         for job in jobs:
             groups.setdefault(job.tensor.shape, []).append(job)
         size = self.max_batch if self._batch < 0 else self._batch
-        name = self.backend.input_name
+        spec = self.backend.inputs[0]
+        name = spec.name
         out: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
         for group in groups.values():
             for start in range(0, len(group), size):
@@ -462,6 +463,8 @@ class Pipeline:
                     # input (its outputs are discarded).
                     pad = np.repeat(batch[-1:], self._batch - batch.shape[0], axis=0)
                     batch = np.concatenate([batch, pad], axis=0)
+                if batch.dtype != spec.dtype:  # e.g. an fp16-input engine; preprocessing is fp32
+                    batch = batch.astype(spec.dtype)
                 heatmaps, tags = self._model_maps(self.backend.infer({name: batch}))
                 for k, job in enumerate(chunk):
                     out[(job.frame, job.scale)] = (heatmaps[k:k + 1], tags[k:k + 1])

@@ -440,3 +440,21 @@ def test_missing_opencv_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # makes 'import cv2' fail
     with pytest.raises(UserError, match=r"OpenCV \(cv2\) is not installed"):
         make(OracleBackend()).activate()
+
+
+def test_half_precision_io():
+    """An engine with fp16 input / outputs: inputs are cast, outputs decoded in float32."""
+
+    class Half(OracleBackend):
+        @property
+        def inputs(self):
+            return [TensorSpec("image", self.input_shape, np.dtype(np.float16))]
+
+        def infer_impl(self, feeds):
+            return {k: v.astype(np.float16) for k, v in super().infer_impl(feeds).items()}
+
+    be = Half()
+    be.image_wh, be.people = (320, 240), people_in((320, 240), 2)
+    poses = make(be).predict(frame_of((320, 240)))
+    assert be.last_input.dtype == np.float16 and poses.keypoints.dtype == np.float32
+    assert matched_error(poses, be.people) < 1.0
