@@ -28,9 +28,10 @@ INT8 (:func:`quantize_int8`), in three steps:
 
 Static-shape models: the official pre-processing sizes the input after the image (short side =
 input size, long side 64-aligned), which a fixed H x W network cannot take. Such models get the
-same warp with the image *letterboxed* into H x W: zoom so the whole image fits, centred, black
-(zero) border, i.e. exactly the official transform whenever the official size equals H x W (see
-:func:`fixed_size_input`). Dynamic models get the official pre-processing unchanged.
+same warp with the image *letterboxed* into H x W, as the runtime pipeline feeds them
+(``runtime.pipeline.letterbox``): zoom so the whole image fits, centred, black (zero) border, i.e.
+exactly the official transform whenever the official size equals H x W. Dynamic models get the
+official pre-processing (``runtime.preprocess.preprocess``) unchanged.
 
 Accuracy is reported against the fp32 ONNX under ONNX Runtime (CPU): fp32 with default graph
 optimisation, the variant with graph optimisation *disabled*, because ORT's CPU fusions are known
@@ -168,26 +169,15 @@ def read_image(path: str) -> tuple[np.ndarray | None, str]:
 
 
 def fixed_size_input(image_bgr: np.ndarray, size_hw: tuple[int, int], mean, std) -> np.ndarray:
-    """Letterbox a frame into a static network input: (1, 3, H, W) float32.
-
-    The official warp (transforms.py conventions: image centre rounded as officially, zoom set by
-    scale[0]) with the region chosen so the whole image fits H x W, centred, pixels outside the
-    image black (0, as the official warp's border). Equal to the official pre-processing whenever
-    the official size of the frame is H x W.
+    """Letterbox a frame into a static network input, (1, 3, H, W) float32, exactly as the runtime
+    does for static-shape models (``runtime.pipeline.letterbox``): the official warp with the region
+    chosen so the whole frame fits H x W, centred, black (0) border. Equal to the official
+    pre-processing whenever the official size of the frame is H x W.
     """
-    import cv2
+    from ..runtime.pipeline import letterbox
 
-    from ..runtime.preprocess import normalize, warp_matrix
-    from ..runtime.transforms import PIXEL_STD
-
-    h_out, w_out = int(size_hw[0]), int(size_hw[1])
-    h, w = image_bgr.shape[:2]
-    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
-    region_w = max(float(w), h * w_out / h_out)
-    scale = np.array([region_w / PIXEL_STD, region_w * h_out / w_out / PIXEL_STD], dtype=np.float64)
-    warped = cv2.warpAffine(image_bgr, warp_matrix(center, scale, (w_out, h_out)), (w_out, h_out),
-                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return normalize(warped, mean, std, bgr=True)
+    x, _ = letterbox(image_bgr, (int(size_hw[1]), int(size_hw[0])), mean, std, bgr=True)
+    return x
 
 
 class InputMaker:
