@@ -341,7 +341,7 @@ def run(args) -> int:
         bar = tqdm(total=total, unit="frame", desc="run", dynamic_ncols=True,
                    disable=args.no_progress, file=sys.stderr)
         fps = 0.0
-        t_prev = time.perf_counter()
+        t_start = t_prev = time.perf_counter()  # FPS counts frames, not model loading
         for frame in source:
             if args.max_frames and frames >= args.max_frames:
                 break
