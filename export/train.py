@@ -1,0 +1,482 @@
+"""A minimal HigherHRNet trainer, for the demo model on generated scenes (training is not the product).
+
+Official HigherHRNet checkpoints stay the real input of this toolkit. This module exists because
+none can be downloaded on the project's machines: a narrow network trained for an hour on the CPU on
+``benchmarks.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
+real skeletons. It follows the official recipe (Cheng et al., CVPR 2020; HRNet/HigherHRNet-Human-
+Pose-Estimation), kept small:
+
+- targets: gaussian heatmaps (sigma 2, peak at the integer part of the joint's output coordinate)
+  at stride 4 and stride 2, a mask of the pixels that come from the image (the warp's border is
+  left out of the loss, as officially), and per-person joint indices for associative embedding;
+- losses: heatmap MSE under the mask at both resolutions (factor 1), associative-embedding pull and
+  push ("exp" push) on the stride-4 tag maps only (factors 1e-3 each);
+- Adam, linear warm-up then cosine decay over a step or wall-time budget;
+- augmentation: random scale (0.75..1.5), rotation (+-30 deg), translation and horizontal flip with
+  the joints' flip index.
+
+Coordinates: annotations have the corner origin of COCO (pixel i spans [i, i + 1)). Like the official
+code, one 2x3 matrix maps both the image (through cv2.warpAffine) and the joints, so the relation
+between pixels and labels is the one the test-time pipeline uses.
+
+CLI::
+
+    python -m higherhrnet_trt.export.train --train DIR/person_keypoints.json \\
+        --val VAL/person_keypoints.json --out /tmp/demo_train --minutes 70 \\
+        --save export/assets/demo_w16_256.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..runtime.datasets import keypoint_set
+from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
+from .configs import ModelConfig, StageConfig
+from .model import HigherHRNet
+
+#: The demo network: HRNet-W16 with fewer blocks and modules than W32 (stage modules 1/3/2, two
+#: BasicBlocks per branch, two blocks in the deconv head). 3.1 M parameters: 6.2 MB in fp16.
+DEMO_CONFIG = ModelConfig(
+    "demo",
+    input_size=256,
+    stage2=StageConfig(1, (2, 2), (16, 32)),
+    stage3=StageConfig(3, (2, 2, 2), (16, 32, 64)),
+    stage4=StageConfig(2, (2, 2, 2, 2), (16, 32, 64, 128)),
+    deconv_channels=(16,),
+    deconv_num_basic_blocks=2,
+    description="demo: HRNet-W16 (narrow), input 256, trained on generated scenes (not COCO)",
+)
+
+
+@dataclass
+class TrainOptions:
+    """Hyper-parameters. Sizes in pixels of the network input; sigma in output pixels."""
+
+    input_size: int = 256
+    sigma: float = 2.0
+    max_people: int = 30
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    max_rotation: float = 30.0
+    max_translate: float = 40.0
+    flip: float = 0.5
+    batch_size: int = 8
+    lr: float = 1.5e-3
+    warmup_steps: int = 200
+    heatmap_factor: float = 1.0
+    push_factor: float = 1e-3
+    pull_factor: float = 1e-3
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Targets
+# --------------------------------------------------------------------------------------------------
+
+
+def gaussian_patch(sigma: float) -> np.ndarray:
+    """(6 sigma + 3)^2 float32 gaussian with its peak 1 at the centre index 3 sigma + 1."""
+    size = int(6 * sigma + 3)
+    x = np.arange(size, dtype=np.float32)
+    c = 3 * sigma + 1
+    return np.exp(-((x[None] - c) ** 2 + (x[:, None] - c) ** 2) / (2 * sigma**2)).astype(np.float32)
+
+
+def render_heatmaps(joints: np.ndarray, res: int, sigma: float = 2.0) -> np.ndarray:
+    """Official ``HeatmapGenerator``: (J, res, res) float32 in [0, 1].
+
+    joints: (P, J, 3) [x, y, v] in output pixels of a res x res map. Each joint with v > 0 whose
+    integer part lies inside the map puts a gaussian peak (max-combined) at that integer pixel.
+    """
+    num_joints = joints.shape[1]
+    hms = np.zeros((num_joints, res, res), np.float32)
+    g = gaussian_patch(sigma)
+    half = int(3 * sigma + 1)
+    for person in joints:
+        for j, (x, y, v) in enumerate(person):
+            if v <= 0:
+                continue
+            xi, yi = int(x), int(y)
+            if x < 0 or y < 0 or xi >= res or yi >= res:
+                continue
+            x0, y0 = xi - half, yi - half
+            x1, y1 = x0 + g.shape[1], y0 + g.shape[0]
+            cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(res, x1), min(res, y1)
+            patch = g[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0]
+            np.maximum(hms[j, cy0:cy1, cx0:cx1], patch, out=hms[j, cy0:cy1, cx0:cx1])
+    return hms
+
+
+def joint_indices(joints: np.ndarray, res: int, max_people: int) -> np.ndarray:
+    """Official ``JointsGenerator`` (tag per joint): (max_people, J, 2) int64 [flat index, valid].
+
+    The flat index is ``j * res^2 + y * res + x`` into the (J, res, res) tag maps of the stride-4
+    output; joints with v = 0 or outside the map are left out (valid 0).
+    """
+    num_joints = joints.shape[1]
+    out = np.zeros((max_people, num_joints, 2), np.int64)
+    for p, person in enumerate(joints[:max_people]):
+        tot = 0
+        for j, (x, y, v) in enumerate(person):
+            xi, yi = int(x), int(y)
+            if v > 0 and x >= 0 and y >= 0 and xi < res and yi < res:
+                out[p, tot] = (j * res * res + yi * res + xi, 1)
+                tot += 1
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataset
+# --------------------------------------------------------------------------------------------------
+
+
+class SceneDataset(torch.utils.data.Dataset):
+    """COCO-format keypoint images -> (image, targets), with the official augmentation.
+
+    Item: dict with ``image`` (3, S, S) float32 ImageNet-normalised RGB, ``heatmaps_4`` (J, S/4, S/4),
+    ``heatmaps_2`` (J, S/2, S/2), ``mask_4`` (S/4, S/4), ``mask_2`` (S/2, S/2) float32 and
+    ``joints`` (max_people, J, 2) int64 (see :func:`joint_indices`); S = options.input_size.
+    With ``augment`` False the image is only scaled so its longer side is S (centred).
+    """
+
+    def __init__(self, ann_file: str, images_dir: str | None = None, options: TrainOptions | None = None,
+                 augment: bool = True, dataset: str = "coco", seed: int = 0):
+        with open(ann_file, encoding="utf-8") as f:
+            data = json.load(f)
+        self.images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
+        self.images = sorted(data["images"], key=lambda r: r["id"])
+        self.opt = options or TrainOptions()
+        self.augment = augment
+        self.kps = keypoint_set(dataset)
+        self.flip_index = np.asarray(self.kps.flip_index)
+        self.rng = np.random.default_rng(seed)
+        by_image = defaultdict(list)
+        for a in data["annotations"]:
+            if not a.get("iscrowd", 0) and a.get("num_keypoints", 1) > 0:
+                by_image[a["image_id"]].append(np.asarray(a["keypoints"], np.float32).reshape(-1, 3))
+        j = self.kps.num_joints
+        self.joints = {k: np.stack(v) for k, v in by_image.items()}
+        self.empty = np.zeros((0, j, 3), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _matrix(self, w: int, h: int) -> tuple[np.ndarray, bool]:
+        """2x3 image -> input matrix and whether to flip (flip happens before the matrix)."""
+        s = self.opt.input_size
+        zoom = s / max(w, h)
+        angle, tx, ty, flip = 0.0, 0.0, 0.0, False
+        if self.augment:
+            zoom *= self.rng.uniform(*self.opt.scale_range)
+            angle = np.radians(self.rng.uniform(-self.opt.max_rotation, self.opt.max_rotation))
+            tx, ty = self.rng.uniform(-self.opt.max_translate, self.opt.max_translate, 2)
+            flip = bool(self.rng.random() < self.opt.flip)
+        c, si = math.cos(angle) * zoom, math.sin(angle) * zoom
+        a = np.array([[c, -si], [si, c]])
+        t = np.array([s / 2 + tx, s / 2 + ty]) - a @ np.array([w / 2, h / 2])
+        return np.concatenate([a, t[:, None]], 1), flip
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        import cv2
+
+        rec = self.images[i]
+        path = os.path.join(self.images_dir, rec["file_name"])
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise OSError(f"cannot read {path}")
+        h, w = img.shape[:2]
+        joints = self.joints.get(rec["id"], self.empty).copy()
+        m, flip = self._matrix(w, h)
+        if flip:
+            img = img[:, ::-1]
+            # Corner origin: pixel i -> w - 1 - i, so a coordinate x -> w - x.
+            joints[:, :, 0] = np.where(joints[:, :, 2] > 0, w - joints[:, :, 0], 0)
+            joints = joints[:, self.flip_index]
+        s = self.opt.input_size
+        warped = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        rgb = warped[:, :, ::-1].astype(np.float32) / 255.0
+        rgb = (rgb - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+        item = {"image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))}
+        ones = np.ones((h, w), np.float32)
+        for stride in (4, 2):
+            res = s // stride
+            mr = m * (res / s)
+            pts = joints.copy()
+            if len(pts):
+                xy = pts[:, :, :2] @ mr[:, :2].T + mr[:, 2]
+                pts[:, :, :2] = xy
+            item[f"heatmaps_{stride}"] = torch.from_numpy(render_heatmaps(pts, res, self.opt.sigma))
+            mask = cv2.warpAffine(ones, mr, (res, res), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            item[f"mask_{stride}"] = torch.from_numpy((mask > 0.5).astype(np.float32))
+            if stride == 4:
+                item["joints"] = torch.from_numpy(joint_indices(pts, res, self.opt.max_people))
+        return item
+
+
+# --------------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------------
+
+
+def heatmap_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Official HeatmapLoss: per-image mean of the masked squared error. (B, J, H, W) -> (B,)."""
+    return ((pred - gt) ** 2 * mask[:, None]).mean(dim=(1, 2, 3))
+
+
+def ae_loss(tags: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official associative-embedding loss ("exp" push), vectorised over people. Returns (push,
+    pull), each (B,).
+
+    tags: (B, J, H, W) tag maps (one per joint). joints: (B, M, J, 2) int64 [flat index into
+    (J, H, W), valid] as :func:`joint_indices` makes them.
+    pull: mean over people of the mean squared deviation of a person's joint tags from their mean.
+    push: over ordered pairs of distinct people, mean of exp(-(t_p - t_q)^2), halved; 0 below two.
+    """
+    b = tags.shape[0]
+    flat = tags.reshape(b, -1)
+    idx, valid = joints[..., 0], joints[..., 1].to(flat.dtype)  # (B, M, J)
+    t = torch.gather(flat, 1, idx.reshape(b, -1)).reshape(idx.shape) * valid
+    count = valid.sum(-1)  # (B, M)
+    present = (count > 0).to(flat.dtype)
+    mean = t.sum(-1) / count.clamp(min=1)
+    pull_p = (((t - mean[..., None]) ** 2) * valid).sum(-1) / count.clamp(min=1)
+    num = present.sum(-1)  # (B,)
+    pull = (pull_p * present).sum(-1) / num.clamp(min=1)
+    diff = mean[:, :, None] - mean[:, None, :]
+    pair = present[:, :, None] * present[:, None, :]
+    push = (torch.exp(-(diff**2)) * pair).sum((1, 2)) - num
+    push = torch.where(num > 1, push / ((num - 1) * num).clamp(min=1) * 0.5, torch.zeros_like(push))
+    return push, pull
+
+
+def compute_loss(outputs: list[torch.Tensor], batch: dict[str, torch.Tensor], num_joints: int,
+                 opt: TrainOptions) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss (scalar) and its parts: heatmaps at stride 4 and 2, tags at stride 4."""
+    out4, out2 = outputs
+    hm4 = heatmap_loss(out4[:, :num_joints], batch["heatmaps_4"], batch["mask_4"]).mean()
+    hm2 = heatmap_loss(out2[:, :num_joints], batch["heatmaps_2"], batch["mask_2"]).mean()
+    push, pull = ae_loss(out4[:, num_joints:], batch["joints"])
+    push, pull = push.mean() * opt.push_factor, pull.mean() * opt.pull_factor
+    total = opt.heatmap_factor * (hm4 + hm2) + push + pull
+    parts = {"hm4": hm4.item(), "hm2": hm2.item(), "push": push.item(), "pull": pull.item()}
+    return total, parts
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def lr_at(step: int, progress: float, opt: TrainOptions) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 as ``progress`` goes 0 -> 1."""
+    warm = min(1.0, (step + 1) / max(opt.warmup_steps, 1))
+    return opt.lr * warm * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def train_step(model: HigherHRNet, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+               opt: TrainOptions) -> tuple[float, dict[str, float]]:
+    """One optimisation step on a batch; returns the loss and its parts."""
+    model.train()
+    outputs = model(batch["image"])
+    loss, parts = compute_loss(outputs, batch, model.cfg.num_joints, opt)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), parts
+
+
+def init_weights(model: torch.nn.Module) -> None:
+    """The official initialisation (no ImageNet pre-training here): conv and deconv weights
+    N(0, 0.001), biases 0, BN scale 1 and shift 0. BN keeps the features' scale, and the final
+    layers then start near 0, so the first heatmap losses are small rather than huge."""
+    from torch import nn
+
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def half_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Plain state dict with floating tensors in fp16 (integer BN counters unchanged).
+
+    ``export.checkpoint`` casts fp16 back to fp32 on load; ``load_state_dict`` does too.
+    """
+    return {k: (v.half() if v.is_floating_point() else v).clone() for k, v in model.state_dict().items()}
+
+
+def evaluate(model: HigherHRNet, ann_file: str, images_dir: str | None, work_dir: str,
+             max_images: int | None = None) -> dict[str, float]:
+    """AP of ``model`` (fp32) through the product chain: ONNX export (flip test in the graph,
+    dynamic size) -> ONNX Runtime -> runtime decode -> COCO OKS AP with pycocotools.
+
+    Returns the COCO stats (AP, AP50, ..., ARL) as a dict.
+    """
+    from ..runtime.datasets import keypoint_set
+    from ..runtime.evaluate import evaluate_model
+    from .onnx_export import export_onnx
+
+    images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
+    os.makedirs(work_dir, exist_ok=True)
+    onnx_path = os.path.join(work_dir, f"{model.cfg.name}_fp32_dynamic.onnx")
+    model.eval()
+    export_onnx(model, onnx_path, input_size=model.cfg.input_size, dynamic=True, flip=True)
+    keypoint_set(model.cfg.dataset)
+    result = evaluate_model(onnx_path, ann_file, images_dir, max_images=max_images, threads=1)
+    return dict(result.stats)
+
+
+def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def train(
+    train_ann: str,
+    out_dir: str,
+    cfg: ModelConfig = DEMO_CONFIG,
+    options: TrainOptions | None = None,
+    images_dir: str | None = None,
+    minutes: float = 60.0,
+    max_steps: int = 10**9,
+    checkpoint_every_s: float = 300.0,
+    resume: bool = True,
+    seed: int = 0,
+    log=print,
+) -> tuple[HigherHRNet, dict]:
+    """Train ``cfg`` on a COCO keypoint file until ``minutes`` of wall time or ``max_steps``.
+
+    Checkpoints (model, optimizer, step, elapsed) go to ``out_dir/last.pth`` every
+    ``checkpoint_every_s`` seconds and at the end; with ``resume`` an existing one is continued.
+    Returns the model (eval mode) and a summary dict (steps, seconds, images seen, final losses).
+    """
+    opt = options or TrainOptions(input_size=cfg.input_size)
+    torch.manual_seed(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    model = HigherHRNet(cfg)
+    init_weights(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
+    ckpt_path = os.path.join(out_dir, "last.pth")
+    step, elapsed0 = 0, 0.0
+    if resume and os.path.isfile(ckpt_path):
+        ck = torch.load(ckpt_path, weights_only=True)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        step, elapsed0 = int(ck["step"]), float(ck["elapsed"])
+        log(f"resumed {ckpt_path} at step {step} ({elapsed0 / 60:.1f} min)")
+    dataset = SceneDataset(train_ann, images_dir, opt, augment=True, dataset=cfg.dataset, seed=seed + step)
+    budget = minutes * 60.0
+    t0 = time.perf_counter()
+    last_ckpt = t0
+    window: dict[str, list[float]] = defaultdict(list)
+    history: list[dict] = []
+
+    def save() -> None:
+        tmp = ckpt_path + ".tmp"
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "elapsed": elapsed0 + time.perf_counter() - t0}, tmp)
+        os.replace(tmp, ckpt_path)  # never a half-written checkpoint
+
+    order_rng = np.random.default_rng(seed + 7919 * step)
+    done = False
+    while not done:
+        perm = order_rng.permutation(len(dataset))
+        for start in range(0, len(perm) - opt.batch_size + 1, opt.batch_size):
+            elapsed = elapsed0 + time.perf_counter() - t0
+            if elapsed >= budget or step >= max_steps:
+                done = True
+                break
+            progress = max(elapsed / budget, step / max_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, progress, opt)
+            batch = _collate([dataset[int(i)] for i in perm[start:start + opt.batch_size]])
+            loss, parts = train_step(model, optimizer, batch, opt)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at step {step}")
+            step += 1
+            window["loss"].append(loss)
+            for k, v in parts.items():
+                window[k].append(v)
+            if step % 25 == 0:
+                means = {k: float(np.mean(v)) for k, v in window.items()}
+                history.append({"step": step, "minutes": elapsed / 60, **means})
+                log(f"step {step} {elapsed / 60:.1f} min lr {optimizer.param_groups[0]['lr']:.2e} "
+                    + " ".join(f"{k} {v:.3e}" for k, v in means.items()))
+                window.clear()
+            if time.perf_counter() - last_ckpt >= checkpoint_every_s:
+                save()
+                last_ckpt = time.perf_counter()
+    save()
+    seconds = elapsed0 + time.perf_counter() - t0
+    summary = {"steps": step, "seconds": seconds, "images_seen": step * opt.batch_size,
+               "batch_size": opt.batch_size, "train_images": len(dataset),
+               "final": history[-1] if history else {}}
+    with open(os.path.join(out_dir, "history.json"), "w", encoding="utf-8") as f:
+        json.dump({"summary": summary, "history": history}, f, indent=1)
+    return model.eval(), summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.export.train",
+                                 description="Train the demo HigherHRNet on generated scenes (CPU).")
+    ap.add_argument("--train", required=True, help="COCO keypoints JSON (images in its images/ folder)")
+    ap.add_argument("--val", help="held-out COCO keypoints JSON: AP measured at the end (fp32 ONNX)")
+    ap.add_argument("--out", default="/tmp/demo_train", help="checkpoints, logs, ONNX for evaluation")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-time budget (sets the LR decay)")
+    ap.add_argument("--max-steps", type=int, default=10**9)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (leave cores to others)")
+    ap.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
+    ap.add_argument("--save", help="write the fp16 state dict here at the end")
+    ap.add_argument("--eval-only", action="store_true", help="evaluate out/last.pth on --val, no training")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    opt = TrainOptions(input_size=DEMO_CONFIG.input_size, batch_size=args.batch, lr=args.lr)
+    if args.eval_only:
+        model = HigherHRNet(DEMO_CONFIG)
+        model.load_state_dict(torch.load(os.path.join(args.out, "last.pth"), weights_only=True)["model"])
+        model.eval()
+    else:
+        log(f"config: {DEMO_CONFIG.to_json()}")
+        model, summary = train(args.train, args.out, DEMO_CONFIG, opt, minutes=args.minutes,
+                               max_steps=args.max_steps, checkpoint_every_s=args.checkpoint_every,
+                               seed=args.seed, log=log)
+        log(f"trained {summary['steps']} steps ({summary['images_seen']} images) in "
+            f"{summary['seconds'] / 60:.1f} min; last losses {summary['final']}")
+    if args.save:
+        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
+        torch.save(half_state_dict(model), args.save)
+        log(f"wrote {args.save} ({os.path.getsize(args.save) / 1e6:.2f} MB, fp16)")
+    if args.val:
+        t = time.perf_counter()
+        stats = evaluate(model, args.val, None, args.out)
+        log(f"fp32 AP on {args.val}: " + " ".join(f"{k} {v:.4f}" for k, v in stats.items())
+            + f" ({time.perf_counter() - t:.0f}s)")
+        with open(os.path.join(args.out, "eval.json"), "w", encoding="utf-8") as f:
+            json.dump(stats, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""export.train: targets, losses and steps of the demo-model trainer (CPU, tiny network)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("cv2")
+
+from higherhrnet_trt.benchmarks.scenes import generate_dataset  # noqa: E402
+from higherhrnet_trt.export import train as T  # noqa: E402
+from higherhrnet_trt.export.configs import get_config  # noqa: E402
+from higherhrnet_trt.export.model import HigherHRNet  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The test machines are shared: one thread, restored afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("train_scenes")
+    return generate_dataset(str(out), 2, seed=7, size=(128, 128), people=(2, 3), height_range=(0.5, 0.9))
+
+
+def _batch(ann: str, augment: bool, seed: int = 0, **opt) -> tuple[T.SceneDataset, dict]:
+    ds = T.SceneDataset(ann, options=T.TrainOptions(input_size=128, **opt), augment=augment, seed=seed)
+    return ds, T._collate([ds[0], ds[1]])
+
+
+def test_heatmap_target_official_placement():
+    joints = np.array([[[10.7, 5.2, 2], [3.0, 3.0, 0], [40.0, 1.0, 1]]], np.float32)  # (P=1, J=3, 3)
+    hm = T.render_heatmaps(joints, res=32, sigma=2.0)
+    assert hm.shape == (3, 32, 32)
+    assert np.unravel_index(hm[0].argmax(), hm[0].shape) == (5, 10)  # peak at the integer part
+    assert hm[0, 5, 10] == 1.0 and math.isclose(hm[0, 5, 12], math.exp(-4 / 8), rel_tol=1e-6)
+    assert hm[1].max() == 0  # v = 0
+    assert hm[2].max() == 0  # outside the map
+
+
+def test_joint_indices_flat_index():
+    joints = np.array([[[1.5, 2.5, 2], [0, 0, 0], [3.9, 0.2, 1]],
+                       [[5.0, 6.0, 1], [100, 1, 2], [0.1, 0.1, 2]]], np.float32)
+    idx = T.joint_indices(joints, res=8, max_people=4)
+    assert idx.shape == (4, 3, 2)
+    # Person 0: joint 0 at (1, 2), joint 2 at (3, 0); packed from slot 0 as officially.
+    assert idx[0, 0].tolist() == [0 * 64 + 2 * 8 + 1, 1]
+    assert idx[0, 1].tolist() == [2 * 64 + 0 * 8 + 3, 1]
+    assert idx[0, 2].tolist() == [0, 0]
+    assert idx[1, :, 1].tolist() == [1, 1, 0]  # joint 1 lies outside the map
+    assert idx[2:].sum() == 0
+
+
+def _ae_loss_loop(tags: torch.Tensor, joints: torch.Tensor):
+    """The official per-image, per-person loop (AELoss.singleTagLoss, 'exp'), restated plainly."""
+    pushes, pulls = [], []
+    for b in range(tags.shape[0]):
+        flat = tags[b].reshape(-1)
+        means, pull = [], 0.0
+        for person in joints[b]:
+            vals = [flat[int(i)] for i, v in person if v > 0]
+            if not vals:
+                continue
+            vals = torch.stack(vals)
+            means.append(vals.mean())
+            pull = pull + ((vals - means[-1]) ** 2).mean()
+        n = len(means)
+        if n == 0:
+            pushes.append(torch.tensor(0.0)), pulls.append(torch.tensor(0.0))
+            continue
+        m = torch.stack(means)
+        push = torch.exp(-((m[:, None] - m[None]) ** 2)).sum() - n
+        pushes.append(push / ((n - 1) * n) * 0.5 if n > 1 else torch.tensor(0.0))
+        pulls.append(pull / n)
+    return torch.stack(pushes), torch.stack(pulls)
+
+
+def test_ae_loss_matches_official_loop():
+    gen = torch.Generator().manual_seed(0)
+    tags = torch.randn(3, 4, 8, 8, generator=gen)
+    joints = torch.zeros(3, 5, 4, 2, dtype=torch.int64)
+    rng = np.random.default_rng(0)
+    for b, people in enumerate((3, 1, 0)):  # several people, one person, nobody
+        for p in range(people):
+            for slot in range(rng.integers(1, 5)):
+                joints[b, p, slot] = torch.tensor([rng.integers(0, 4 * 64), 1])
+    push, pull = T.ae_loss(tags, joints)
+    ref_push, ref_pull = _ae_loss_loop(tags, joints)
+    torch.testing.assert_close(push, ref_push.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(pull, ref_pull.float(), rtol=1e-5, atol=1e-6)
+    assert push[1] == 0 and push[2] == 0 and pull[2] == 0
+
+
+def test_dataset_item_shapes_and_mask(tiny_data):
+    ds, batch = _batch(tiny_data, augment=True, seed=1)
+    assert batch["image"].shape == (2, 3, 128, 128)
+    assert batch["heatmaps_4"].shape == (2, 17, 32, 32) and batch["heatmaps_2"].shape == (2, 17, 64, 64)
+    assert batch["mask_4"].shape == (2, 32, 32) and batch["joints"].shape == (2, 30, 17, 2)
+    assert batch["heatmaps_2"].max() == 1.0
+    assert (batch["joints"][..., 1] > 0).sum() > 0
+    # Without augmentation a 128 image fills the 128 input: every pixel counts in the loss.
+    _, plain = _batch(tiny_data, augment=False)
+    assert plain["mask_2"].min() == 1.0
+
+
+def test_flip_mirrors_image_and_targets(tiny_data):
+    """Flip only (no scale / rotation / shift): the image is mirrored and each joint's heatmap is
+    the mirrored heatmap of its flip partner (corner-origin x -> w - x)."""
+    fixed = dict(scale_range=(1.0, 1.0), max_rotation=0.0, max_translate=0.0)
+    _, plain = _batch(tiny_data, augment=True, flip=0.0, **fixed)
+    _, flipped = _batch(tiny_data, augment=True, flip=1.0, **fixed)
+    torch.testing.assert_close(flipped["image"], torch.flip(plain["image"], [3]))
+    flip_index = list(T.keypoint_set("coco").flip_index)
+    expect = torch.flip(plain["heatmaps_2"], [3])[:, flip_index]
+    # Equal up to joints whose scaled x is an exact integer (the peak then moves by one pixel).
+    close = (expect - flipped["heatmaps_2"]).abs().amax(dim=(2, 3)) < 1e-6
+    assert close.float().mean() > 0.9
+
+
+def test_one_step_and_loss_decreases_on_fixed_batch(tiny_data):
+    torch.manual_seed(0)
+    cfg = get_config("tiny")
+    model = HigherHRNet(cfg)
+    T.init_weights(model)
+    opt = T.TrainOptions(input_size=128, lr=2e-3, warmup_steps=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
+    _, batch = _batch(tiny_data, augment=False)
+    losses = []
+    for _ in range(6):
+        loss, parts = T.train_step(model, optimizer, batch, opt)
+        assert math.isfinite(loss) and all(math.isfinite(v) for v in parts.values())
+        losses.append(loss)
+    assert losses[-1] < losses[0]
+
+
+def test_demo_config_fits_and_half_weights_load(tmp_path):
+    from higherhrnet_trt.export.checkpoint import load_checkpoint
+
+    model = HigherHRNet(T.DEMO_CONFIG)
+    n = sum(p.numel() for p in model.parameters())
+    assert 2 * n <= 10e6, "fp16 demo weights must stay under 10 MB"
+    sd = T.half_state_dict(model)
+    assert all(v.dtype == torch.float16 for k, v in sd.items() if v.is_floating_point())
+    path = tmp_path / "demo.pth"
+    torch.save(sd, path)
+    fresh = HigherHRNet(T.DEMO_CONFIG)
+    load_checkpoint(fresh, str(path))
+    torch.testing.assert_close(fresh.final_layers[0].weight, model.final_layers[0].weight.half().float())
+
+
+def test_lr_schedule():
+    opt = T.TrainOptions(lr=1e-3, warmup_steps=10)
+    assert T.lr_at(0, 0.0, opt) == pytest.approx(1e-4)
+    assert T.lr_at(100, 0.0, opt) == pytest.approx(1e-3)
+    assert T.lr_at(100, 0.5, opt) == pytest.approx(5e-4)
+    assert T.lr_at(100, 1.0, opt) == pytest.approx(0.0, abs=1e-12)
