@@ -111,6 +111,19 @@ def test_dataset_item_shapes_and_mask(tiny_data):
     assert plain["mask_2"].min() == 1.0
 
 
+def test_crops_keep_the_pixel_scale(tiny_data):
+    """crop_size: a window of the scaled image, targets at the crop's strides."""
+    fixed = dict(scale_range=(1.0, 1.0), max_rotation=0.0, max_translate=0.0, flip=0.0)
+    _, full = _batch(tiny_data, augment=True, **fixed)
+    _, crop = _batch(tiny_data, augment=True, crop_size=64, **fixed)
+    assert crop["image"].shape == (2, 3, 64, 64) and crop["heatmaps_2"].shape == (2, 17, 32, 32)
+    assert crop["heatmaps_4"].shape == (2, 17, 16, 16) and crop["mask_4"].shape == (2, 16, 16)
+    # The crop is a pixel-for-pixel window of the full input (no rescaling): find it there.
+    img, win = full["image"][0], crop["image"][0]
+    found = any(torch.equal(img[:, y:y + 64, x:x + 64], win) for y in range(65) for x in range(65))
+    assert found
+
+
 def test_flip_mirrors_image_and_targets(tiny_data):
     """Flip only (no scale / rotation / shift): the image is mirrored and each joint's heatmap is
     the mirrored heatmap of its flip partner (corner-origin x -> w - x)."""
