@@ -18,7 +18,7 @@ Extras, and why they are not hard requirements:
 from setuptools import setup
 
 PARTS = ["export", "engine", "runtime", "kernels", "benchmarks"]
-SUBPACKAGES = {"runtime": ["backends", "decode"]}
+SUBPACKAGES = {"runtime": ["backends", "decode", "assets"], "export": ["assets"]}
 
 packages = []
 package_dir = {}
@@ -41,7 +41,8 @@ setup(
     package_dir=package_dir,
     package_data={
         "higherhrnet_trt.kernels": ["*.cu", "*.cuh"],
-        "higherhrnet_trt.runtime": ["assets/*"],
+        "higherhrnet_trt.runtime.assets": ["*.jpg"],  # the demo's sample image
+        "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
     },
     include_package_data=True,
     # The runtime's needs only: runs on a Jetson with system OpenCV and no torch. OpenCV is not
@@ -55,7 +56,10 @@ setup(
     extras_require={
         "cv": ["opencv-python-headless>=4.5"],
         "export": ["torch>=2.1", "onnx>=1.15", "onnxscript>=0.1"],
-        "quantize": ["nvidia-modelopt", "onnx>=1.15", "lief", "onnxconverter-common"],
+        # nvidia-modelopt without its [onnx] extra, which would pull onnxruntime-gpu and cupy (and
+        # shadow the CPU onnxruntime): the pieces its ONNX PTQ / AutoCast import, listed here.
+        "quantize": ["nvidia-modelopt>=0.40", "onnx>=1.15", "onnxscript>=0.1", "onnx-graphsurgeon>=0.6.1",
+                     "onnxslim>=0.1.76", "ml_dtypes", "lief", "polygraphy>=0.53.4"],
         "tensorrt": ["polygraphy>=0.49"],
         "tensorrt-rtx": ["tensorrt-rtx", "polygraphy>=0.49"],
         "cuda": ["cuda-python>=12.0"],

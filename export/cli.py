@@ -16,6 +16,21 @@ def _size(text: str):
         raise argparse.ArgumentTypeError(f"expected N or HxW, e.g. 512 or 384x640, got {text!r}") from None
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows real defaults only: not for flags (True/False) or options without one (None)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _config_help() -> str:
+    from .configs import CONFIGS
+
+    return "architecture: " + "; ".join(f"{k} ({v.description})" for k, v in CONFIGS.items())
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "export",
@@ -25,13 +40,13 @@ def register(sub) -> None:
             "key), and export ONNX with the flip test and stride-2 aggregation inside the graph. "
             "Every export is checked with ONNX Runtime against PyTorch; the max error is printed."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
     )
     p.add_argument("--checkpoint", "-c", metavar="PTH",
                    help="official .pth/.pth.tar (plain, 'state_dict', 'module.'/'1.' prefixes, fp16) "
                         "or MMPose 0.x checkpoint; omit to export RANDOM weights (pipeline tests only)")
     p.add_argument("--config", default="w32_512",
-                   help="architecture: w32_512, w32_640, w48_640, crowdpose_w32_512, tiny")
+                   help=_config_help())
     p.add_argument("-o", "--output", metavar="ONNX",
                    help="output .onnx path (default: higherhrnet_<config>[_size][_precision].onnx)")
     p.add_argument("--input-size", type=_size, metavar="N|HxW",

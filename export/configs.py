@@ -95,6 +95,19 @@ CONFIGS: dict[str, ModelConfig] = {
         "crowdpose_w32_512", dataset="crowdpose", num_joints=14, input_size=512,
         description="CrowdPose, HRNet-W32, input 512", **_w(32),
     ),
+    # The demo network: HRNet-W16 with fewer blocks and modules than W32 (stage modules 1/3/2, two
+    # BasicBlocks per branch, two blocks in the deconv head). 3.1 M parameters: 6.2 MB in fp16.
+    # Weights (if trained) in export/assets/: see export/assets/MODEL_CARD.md.
+    "demo": ModelConfig(
+        "demo",
+        input_size=256,
+        stage2=StageConfig(1, (2, 2), (16, 32)),
+        stage3=StageConfig(3, (2, 2, 2), (16, 32, 64)),
+        stage4=StageConfig(2, (2, 2, 2, 2), (16, 32, 64, 128)),
+        deconv_channels=(16,),
+        deconv_num_basic_blocks=2,
+        description="demo: HRNet-W16 (narrow), input 256, trained on generated scenes (not COCO)",
+    ),
     # The narrow network of ../shared/reference/tiny_official_arch.json: for tests and pipelines.
     "tiny": ModelConfig(
         "tiny",

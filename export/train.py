@@ -42,21 +42,11 @@ import torch
 
 from ..runtime.datasets import keypoint_set
 from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
-from .configs import ModelConfig, StageConfig
+from .configs import CONFIGS, ModelConfig
 from .model import HigherHRNet
 
-#: The demo network: HRNet-W16 with fewer blocks and modules than W32 (stage modules 1/3/2, two
-#: BasicBlocks per branch, two blocks in the deconv head). 3.1 M parameters: 6.2 MB in fp16.
-DEMO_CONFIG = ModelConfig(
-    "demo",
-    input_size=256,
-    stage2=StageConfig(1, (2, 2), (16, 32)),
-    stage3=StageConfig(3, (2, 2, 2), (16, 32, 64)),
-    stage4=StageConfig(2, (2, 2, 2, 2), (16, 32, 64, 128)),
-    deconv_channels=(16,),
-    deconv_num_basic_blocks=2,
-    description="demo: HRNet-W16 (narrow), input 256, trained on generated scenes (not COCO)",
-)
+#: The demo network (``configs.CONFIGS['demo']``).
+DEMO_CONFIG = CONFIGS["demo"]
 
 
 @dataclass
@@ -307,14 +297,18 @@ def train_step(model: HigherHRNet, optimizer: torch.optim.Optimizer, batch: dict
     return loss.item(), parts
 
 
-def init_weights(model: torch.nn.Module) -> None:
-    """The official initialisation (no ImageNet pre-training here): conv and deconv weights
+def init_weights(model: torch.nn.Module, scheme: str = "official") -> None:
+    """``scheme="kaiming"`` keeps PyTorch's default (Kaiming-uniform) convolutions and only resets BN:
+    from scratch, without the ImageNet backbone the official recipe starts from, the official
+    N(0, 0.001) final layers pass almost no gradient back.
+
+    ``"official"``: the official initialisation (no ImageNet pre-training here): conv and deconv weights
     N(0, 0.001), biases 0, BN scale 1 and shift 0. BN keeps the features' scale, and the final
     layers then start near 0, so the first heatmap losses are small rather than huge."""
     from torch import nn
 
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and scheme == "official":
             nn.init.normal_(m.weight, std=0.001)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -367,6 +361,7 @@ def train(
     checkpoint_every_s: float = 300.0,
     resume: bool = True,
     seed: int = 0,
+    init: str = "official",
     log=print,
 ) -> tuple[HigherHRNet, dict]:
     """Train ``cfg`` on a COCO keypoint file until ``minutes`` of wall time or ``max_steps``.
@@ -379,7 +374,7 @@ def train(
     torch.manual_seed(seed)
     os.makedirs(out_dir, exist_ok=True)
     model = HigherHRNet(cfg)
-    init_weights(model)
+    init_weights(model, init)
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     ckpt_path = os.path.join(out_dir, "last.pth")
     step, elapsed0 = 0, 0.0
@@ -457,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", help="write the fp16 state dict here at the end")
     ap.add_argument("--eval-only", action="store_true", help="evaluate out/last.pth on --val, no training")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", choices=("official", "kaiming"), default="official",
+                    help="weight initialisation of a fresh run (see init_weights)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -473,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"config: {DEMO_CONFIG.to_json()}")
         model, summary = train(args.train, args.out, DEMO_CONFIG, opt, minutes=args.minutes,
                                max_steps=args.max_steps, checkpoint_every_s=args.checkpoint_every,
-                               seed=args.seed, log=log)
+                               seed=args.seed, init=args.init, log=log)
         log(f"trained {summary['steps']} steps ({summary['images_seen']} images) in "
             f"{summary['seconds'] / 60:.1f} min; last losses {summary['final']}")
     if args.save:

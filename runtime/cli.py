@@ -18,6 +18,7 @@ from .errors import UserError
 COMMAND_MODULES: list[str] = [
     "higherhrnet_trt.export.cli",  # export, convert
     "higherhrnet_trt.engine.cli",  # calibrate, build, info, debug-precision
+    "higherhrnet_trt.runtime.demo_cli",  # demo
     "higherhrnet_trt.runtime.run_cli",  # run
     "higherhrnet_trt.runtime.eval_cli",  # eval
     "higherhrnet_trt.benchmarks.cli",  # bench

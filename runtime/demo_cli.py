@@ -1,0 +1,112 @@
+"""``higherhrnet-trt demo``: the whole chain on the bundled sample, on the CPU, in one command.
+
+checkpoint (the bundled demo weights) -> ONNX (flip test and aggregation in the graph, checked by
+ONNX Runtime) -> ONNX Runtime on the CPU -> decode -> skeletons drawn + COCO keypoint JSON.
+
+The demo network is trained on generated scenes (``benchmarks.scenes``), not on COCO: its skeletons
+show that the chain works, not HigherHRNet's accuracy. Without its weights (a checkout where they
+were not trained yet) the demo exports random weights and says so loudly: the chain still runs,
+the people it finds mean nothing.
+
+Only argparse is imported at module level (``higherhrnet-trt --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Bundled files (package data), relative to the package folders.
+SAMPLE_IMAGE = ("runtime", "assets", "sample.jpg")
+DEMO_WEIGHTS = ("export", "assets", "demo_w16_256.pth")
+
+
+def package_file(parts: tuple[str, str, str]) -> str:
+    """Absolute path of a bundled file (``higherhrnet_trt.<parts[0]>`` folder)."""
+    import importlib
+
+    module = importlib.import_module(f"higherhrnet_trt.{parts[0]}")
+    base = os.path.dirname(os.path.abspath(module.__file__))
+    return os.path.join(base, *parts[1:])
+
+
+def register(sub) -> None:
+    from .run_cli import HelpFormatter, paragraphs
+
+    p = sub.add_parser(
+        "demo",
+        help="export the bundled demo model and run it on the bundled sample (CPU, ONNX Runtime)",
+        description=paragraphs(
+            "The whole chain in one command, on any machine: the bundled demo checkpoint is exported "
+            "to ONNX (checked against PyTorch by ONNX Runtime), run on the CPU with ONNX Runtime on "
+            "the bundled sample image (or --source), decoded, and the people are drawn and written "
+            "as COCO keypoint JSON. Needs the export extra (torch, onnx) for the export step.",
+            "The demo network is small and trained on generated scenes, not COCO; for real use export "
+            "an official checkpoint with 'higherhrnet-trt export --checkpoint X.pth --config w32_512'.",
+        ),
+        formatter_class=HelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  higherhrnet-trt demo\n"
+            "  higherhrnet-trt demo --source my_photos/ --save-dir outputs/mine"
+        ),
+    )
+    p.add_argument("--save-dir", default="outputs/demo", metavar="DIR",
+                   help="where demo.onnx, the annotated image(s) and people.json are written")
+    p.add_argument("--source", metavar="SRC",
+                   help="image, folder, video or camera instead of the bundled sample (as 'run')")
+    p.add_argument("--weights", metavar="PTH",
+                   help="demo-config checkpoint to use instead of the bundled one")
+    p.add_argument("--force-export", action="store_true",
+                   help="export again even if DIR/demo.onnx is newer than the weights")
+    p.set_defaults(func=demo)
+
+
+def _needs_export(onnx_path: str, weights: str | None) -> bool:
+    if not os.path.isfile(onnx_path):
+        return True
+    if weights is None:  # random weights: keep what was exported (same banner either way)
+        return False
+    return os.path.getmtime(onnx_path) < os.path.getmtime(weights)
+
+
+def demo(args) -> int:
+    import sys
+
+    from .errors import UserError
+
+    weights = args.weights
+    if weights is not None and not os.path.isfile(weights):
+        raise UserError(f"--weights {weights}: file not found")
+    if weights is None:
+        bundled = package_file(DEMO_WEIGHTS)
+        weights = bundled if os.path.isfile(bundled) else None
+    source = args.source or package_file(SAMPLE_IMAGE)
+    if args.source is None and not os.path.isfile(source):
+        raise UserError(f"the bundled sample {source} is missing: reinstall the package, or pass --source")
+    os.makedirs(args.save_dir, exist_ok=True)
+    onnx_path = os.path.join(args.save_dir, "demo.onnx" if weights else "demo_random.onnx")
+
+    if args.force_export or _needs_export(onnx_path, weights):
+        try:
+            from ..export.api import export
+        except ModuleNotFoundError as e:
+            raise UserError(f"the export step needs {e.name}: pip install 'higherhrnet-trt[export]' "
+                            "(or pass an exported model to 'higherhrnet-trt run')") from None
+        if weights is None:
+            print(f"note: no demo weights at {package_file(DEMO_WEIGHTS)}; see export/assets/MODEL_CARD.md "
+                  "to train them", file=sys.stderr)
+        export(weights, config="demo", output=onnx_path, dynamic=True, flip=True)
+    else:
+        print(f"using {onnx_path} (exported earlier; --force-export to redo)", file=sys.stderr)
+
+    from .cli import main as cli_main
+
+    run_args = ["run", onnx_path, "--source", source, "--save-dir", args.save_dir,
+                "--json", os.path.join(args.save_dir, "people.json"), "--boxes"]
+    code = cli_main(run_args)
+    if code == 0:
+        print(f"\nwrote {args.save_dir}/ (annotated image(s), people.json, {os.path.basename(onnx_path)})\n"
+              "next: FP16 / INT8 / engines, see README.md ('higherhrnet-trt export --help', "
+              "'higherhrnet-trt calibrate --help', 'higherhrnet-trt build --help')", file=sys.stderr)
+    return code
+
