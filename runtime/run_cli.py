@@ -16,7 +16,13 @@ WINDOW = "higherhrnet-trt"
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults in the option help; description and epilog printed as written (examples keep
-    their lines), so they are wrapped with :func:`paragraphs`."""
+    their lines), so they are wrapped with :func:`paragraphs`. Real defaults only: none for flags
+    (True/False) or options without one (None)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def paragraphs(*texts: str, width: int = 88) -> str:
@@ -154,7 +160,7 @@ def register(sub) -> None:
                    help="write COCO keypoint results: image_id, category_id 1, keypoints [x, y, v] "
                         "in pixels, score (image_id = the number of COCO-style names, else the frame "
                         "index)")
-    p.add_argument("--scales", type=_scales, default=(1.0,), metavar="S[,S...]",
+    p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
                    help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model)")
     p.add_argument("--kpt-thr", type=_fraction, default=0.1,
                    help="joints scored above this are drawn and span the person's box")
