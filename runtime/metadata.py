@@ -25,10 +25,12 @@ class ModelMeta:
     """What a model file says about itself.
 
     input_size: the short side the network was trained at (512 or 640), pixels.
-    outputs: "aggregated" (heatmaps (N, J, H/2, W/2) + tags (N, J, H/4, W/4, T)) or "raw"
+    outputs: "aggregated" (heatmaps (N, J, H/2, W/2) + tags (N, J, H/2, W/2, T): the stride-4 tags
+        already upsampled once, the first of the official two steps) or "raw"
         (the two network outputs, (N, 2J, H/4, W/4) and (N, J, H/2, W/2)).
     flip: whether the graph runs the flip test (tags last axis T = 2 when True, else 1).
-    heatmap_stride / tag_stride: output strides in input pixels.
+    heatmap_stride / tag_stride: output strides in input pixels (aggregated: 2 and 2; raw: the
+        tags at 4, where the network makes them).
     mean / std: per RGB channel, applied to pixels scaled to [0, 1].
     """
 
@@ -45,7 +47,7 @@ class ModelMeta:
     outputs: str = "aggregated"
     flip: bool = True
     heatmap_stride: int = 2
-    tag_stride: int = 4
+    tag_stride: int = 2
     tag_layout: str = "N,J,H,W,T (T = 2 with flip: image, mirrored image)"
     dynamic_shape: bool = False
     random_weights: bool = False

@@ -52,14 +52,14 @@ class OnnxRuntimeBackend(Backend):
         self._meta: ModelMeta | None = None
 
     def activate_impl(self) -> None:
+        if not os.path.isfile(self.path):  # the cheaper, likelier mistake first
+            raise UserError(f"model file not found: {self.path}")
         try:
             import onnxruntime as ort
         except ImportError as e:
             raise BackendUnavailable(
                 "onnxruntime is not installed: pip install onnxruntime"
             ) from e
-        if not os.path.isfile(self.path):
-            raise UserError(f"model file not found: {self.path}")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if self.threads:
