@@ -1,0 +1,111 @@
+"""The demo model's accuracy through the product chain, at fp32, fp16 and INT8, on generated scenes.
+
+weights -> ``export`` (fp32 ONNX, flip test in the graph) -> ``convert_fp16`` / ``quantize_int8``
+(calibrated on other generated scenes) -> ONNX Runtime -> runtime decode -> COCO OKS AP.
+The model card's numbers (export/assets/MODEL_CARD.md, demo_w16_256.json) and the CI floor test
+(tests/test_demo_model.py) both come from :func:`measure`.
+
+    python -m higherhrnet_trt.benchmarks.demo_model --scenes 200 --seed 1000 --json ap.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+#: Seeds of the generated sets (training used seed 1; see the model card).
+HELD_OUT_SEED = 1000  # model card: 200 scenes
+CI_SEED = 2000  # CI: 50 scenes
+CALIB_SEED = 3000  # INT8 calibration scenes
+
+
+def default_weights() -> str:
+    from ..runtime.demo_cli import DEMO_WEIGHTS, package_file
+
+    return package_file(DEMO_WEIGHTS)
+
+
+def card_path(weights: str) -> str:
+    """Measured numbers kept beside the weights: demo_w16_256.pth -> demo_w16_256.json."""
+    return os.path.splitext(weights)[0] + ".json"
+
+
+def export_variants(weights: str | None, work_dir: str, calib_images: str, num_calib: int = 64,
+                    precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
+    """ONNX files of the demo model: precision -> path (static 256x256 input, flip test)."""
+    from ..export.api import export
+    from ..export.quantize import convert_fp16, quantize_int8
+
+    os.makedirs(work_dir, exist_ok=True)
+    fp32 = os.path.join(work_dir, "demo_fp32.onnx")
+    export(weights, config="demo", output=fp32, input_size=256, flip=True, log=log)
+    out = {"fp32": fp32}
+    if "fp16" in precisions:
+        out["fp16"] = os.path.join(work_dir, "demo_fp16.onnx")
+        log(convert_fp16(fp32, out["fp16"], images=calib_images).summary())
+    if "int8" in precisions:
+        out["int8"] = os.path.join(work_dir, "demo_int8.onnx")
+        log(quantize_int8(fp32, out["int8"], images=calib_images, num_images=num_calib,
+                          cache_dir=work_dir, progress=False).summary())
+    return out
+
+
+def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_OUT_SEED,
+            num_calib: int = 64, work_dir: str | None = None, precisions=("fp32", "fp16", "int8"),
+            threads: int = 0, log=print) -> dict:
+    """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
+    1-12 people) of ``seed``. Returns {"ap": {precision: AP}, "stats": {precision: {...}},
+    "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}."""
+    from ..runtime.evaluate import evaluate_model
+    from .scenes import generate_dataset
+
+    weights = weights or default_weights()
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"demo weights not found: {weights}")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="demo_ap_") as tmp:
+        work = work_dir or tmp
+        ann = generate_dataset(os.path.join(work, "eval"), num_scenes, seed=seed)
+        generate_dataset(os.path.join(work, "calib"), num_calib, seed=CALIB_SEED)
+        variants = export_variants(weights, os.path.join(work, "onnx"), os.path.join(work, "calib", "images"),
+                                   num_calib, precisions, log)
+        result: dict = {"ap": {}, "stats": {}, "scenes": num_scenes, "seed": seed,
+                        "calibration": {"scenes": num_calib, "seed": CALIB_SEED, "method": "entropy"}}
+        for precision, path in variants.items():
+            opts = {"threads": threads} if threads else {}
+            r = evaluate_model(path, ann, os.path.join(work, "eval", "images"), **opts)
+            result["stats"][precision] = dict(r.stats)
+            result["ap"][precision] = float(r.stats["AP"])
+            log(f"{precision}: AP {r.stats['AP']:.4f}")
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.demo_model",
+                                 description="AP of the demo model at fp32/fp16/int8 on generated scenes "
+                                             "(ONNX Runtime, CPU).")
+    ap.add_argument("--weights", help="demo-config checkpoint (default: the bundled one)")
+    ap.add_argument("--scenes", type=int, default=200, help="held-out generated scenes to evaluate")
+    ap.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="seed of those scenes")
+    ap.add_argument("--calib", type=int, default=64, help="generated scenes for INT8 calibration")
+    ap.add_argument("--json", help="write the result here")
+    args = ap.parse_args(argv)
+    res = measure(args.weights, args.scenes, args.seed, args.calib)
+    fp32 = res["ap"]["fp32"]
+    print(f"{'precision':<10}{'AP':>8}{'delta':>9}   ({res['scenes']} scenes, seed {res['seed']}, "
+          f"{res['seconds']:.0f}s)")
+    for k, v in res["ap"].items():
+        print(f"{k:<10}{v:>8.4f}{v - fp32:>+9.4f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
