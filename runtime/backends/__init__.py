@@ -11,6 +11,8 @@ from .base import Backend, TensorSpec
 #: backend name -> "module:Class", imported only when that backend is asked for.
 BACKENDS: dict[str, str] = {
     "onnxruntime": "higherhrnet_trt.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "tensorrt": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTBackend",
+    "tensorrt-rtx": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTRTXBackend",
 }
 
 
