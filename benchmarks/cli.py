@@ -1,0 +1,115 @@
+"""``higherhrnet-trt bench``: per-stage latency, throughput and memory of a model on a backend.
+
+Only argparse is imported at module level (``higherhrnet-trt --help`` must stay instant); the
+work is in benchmarks/bench.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    """'512' -> (512, 512); '512x768' -> (512, 768) as (H, W); multiples of 64."""
+    try:
+        parts = [int(v) for v in text.lower().replace("*", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 64 or any(p % 64 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected H or HxW in multiples of 64 (e.g. 512 or 512x768), "
+                                         f"got {text!r}")
+    return parts[0], parts[1]
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def register(sub) -> None:
+    from higherhrnet_trt.runtime.run_cli import HelpFormatter, add_model_options, paragraphs
+
+    p = sub.add_parser(
+        "bench",
+        help="per-stage latency, throughput, CPU and memory of a model on a backend (JSON, plot)",
+        description=paragraphs(
+            "Time the runtime's stages separately on one frame repeated into a batch: preprocess, "
+            "host-to-device, inference, device-to-host, decode, end to end. Prints mean, median, p90, "
+            "p99, min and max per stage (ms per batch), throughput (images/s), host CPU use and peak "
+            "memory (and GPU memory on a GPU), and writes them with the environment (CPU, GPU, "
+            "driver, CUDA, backend and TensorRT versions, precision, shapes, Jetson power mode and "
+            "clock lock) to --json.",
+            "Clocks as trtexec names them: 'GPU compute' is CUDA-event time of the network alone "
+            "(GPU backends that expose their stream); 'host latency' is H2D + compute + D2H; "
+            "'end-to-end' is host wall time of a whole iteration, pre-processing and decoding "
+            "included. Stages a backend does not have (copies on the CPU) are reported as n/a, "
+            "never as zero.",
+        ),
+        formatter_class=HelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  higherhrnet-trt bench w32.onnx --warmup 10 --iters 100 --json cpu.json --plot cpu.png\n"
+            "  higherhrnet-trt bench w32_fp16.engine --batch 4 --cuda-graph --json gpu.json\n"
+            "  higherhrnet-trt bench w32_dynamic.onnx --input-size 512x768 --threads 2"
+        ),
+    )
+    add_model_options(p)
+    p.add_argument("--batch", type=_count(1), default=1,
+                   help="frames per iteration (a fixed-batch model needs its own batch size)")
+    p.add_argument("--input-size", type=_input_size, metavar="H[xW]",
+                   help="letterbox frames into this input (models exported with --dynamic); default: "
+                        "the model's fixed size, or the official size of the frame")
+    p.add_argument("--warmup", type=_count(0), default=50, help="untimed iterations first")
+    p.add_argument("--iters", type=_count(1), default=500, help="timed iterations")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture the network in a CUDA graph and replay it (TensorRT backends)")
+    p.add_argument("--image", metavar="FILE",
+                   help="frame to run (default: the bundled 640x480 sample with 5 people)")
+    p.add_argument("--json", metavar="FILE", help="write the full results (and the environment) here")
+    p.add_argument("--plot", metavar="PNG", help="draw per-stage latencies and the per-iteration "
+                                                 "times here (needs matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_bench_cli)
+
+
+def run_bench_cli(args) -> int:
+    import json
+    import os
+
+    from higherhrnet_trt.runtime.errors import UserError
+    from higherhrnet_trt.runtime.run_cli import backend_options, setup_logging
+
+    from .bench import BenchSettings, format_report, plot, run_bench
+
+    setup_logging()
+    if not os.path.isfile(args.model):
+        raise UserError(f"model file not found: {args.model}")
+    settings = BenchSettings(
+        model=args.model, backend=args.backend, batch=args.batch, input_size=args.input_size,
+        warmup=args.warmup, iters=args.iters, cuda_graph=args.cuda_graph, image=args.image,
+        project2image=not args.heatmap_resolution, progress=not args.no_progress,
+        backend_options=backend_options(args),
+    )
+    result = run_bench(settings)
+    print(format_report(result))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.json}")
+    if args.plot:
+        try:
+            plot(result, args.plot)
+        except ImportError as e:
+            raise UserError("--plot needs matplotlib: pip install matplotlib") from e
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,90 @@
+"""``higherhrnet-trt bench``: a short CPU smoke that checks the JSON schema (no timed assertions)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from higherhrnet_trt.benchmarks.bench import SCHEMA, STAGES, STAT_KEYS, stats_ms
+from higherhrnet_trt.runtime.cli import main
+
+pytest.importorskip("cv2")
+
+
+def _check_stats(rec: dict) -> None:
+    assert rec["applicable"] is True
+    for key in STAT_KEYS:
+        assert isinstance(rec[key], (int, float)) and math.isfinite(rec[key]), key
+    assert rec["min"] <= rec["median"] <= rec["max"]
+    assert rec["median"] <= rec["p90"] <= rec["p99"] <= rec["max"]
+    assert rec["clock"] in ("perf_counter", "cuda_events") and rec["what"]
+
+
+def test_bench_cpu_json_schema(tiny_onnx, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    png = tmp_path / "bench.png"
+    rc = main(["bench", str(tiny_onnx), "--warmup", "1", "--iters", "3", "--threads", "1",
+               "--no-progress", "--json", str(out), "--plot", str(png)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "end-to-end" in printed and "GPU compute" in printed and "images/s" in printed
+    r = json.loads(out.read_text())
+    assert r["schema"] == SCHEMA
+    assert set(r["stages"]) == set(STAGES)
+    for name in ("preprocess", "inference", "decode", "end_to_end"):
+        _check_stats(r["stages"][name])
+        assert r["stages"][name]["count"] == 3
+    # CPU onnxruntime: copies do not exist; reported as not applicable, never as zero.
+    for name in ("h2d", "d2h"):
+        assert r["stages"][name]["applicable"] is False and r["stages"][name]["reason"]
+        assert "mean" not in r["stages"][name]
+    lat = r["latency"]
+    assert set(lat) == {"gpu_compute", "host_latency", "end_to_end", "enqueue"}
+    if r["environment"]["gpu"] is None:
+        assert lat["gpu_compute"]["applicable"] is False
+        assert r["gpu_memory"]["applicable"] is False
+    _check_stats(lat["host_latency"])
+    assert r["throughput"]["images_per_s"] > 0 and r["throughput"]["images"] == 3
+    assert r["host"]["peak_rss_mib"] > 0 and r["host"]["cpu_percent"] >= 0
+    assert r["model"]["precision"] == "fp32" and r["model"]["inputs"][0]["shape"] == [1, 3, 128, 128]
+    assert r["settings"]["fed_input_shape"] == [1, 3, 128, 128]
+    assert r["settings"]["clock"] == "perf_counter" and r["settings"]["backend"] == "onnxruntime"
+    env = r["environment"]
+    assert env["cpu"]["model"] and env["cpu"]["logical_cores"] >= 1
+    assert env["backend"]["name"] == "onnxruntime" and env["onnxruntime"]
+    assert "jetson" in env and "tensorrt" in env
+    assert len(r["samples_ms"]["end_to_end"]) == 3
+    assert png.stat().st_size > 1000
+
+
+def test_bench_cuda_graph_on_cpu_backend_is_one_line_error(tiny_onnx, capsys):
+    rc = main(["bench", str(tiny_onnx), "--warmup", "0", "--iters", "1", "--cuda-graph", "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --cuda-graph") and len(err.splitlines()) == 1
+
+
+def test_bench_fixed_batch_mismatch(tiny_onnx, capsys):
+    assert main(["bench", str(tiny_onnx), "--batch", "2", "--iters", "1", "--no-progress"]) == 1
+    assert "fixed batch of 1" in capsys.readouterr().err
+
+
+def test_bench_help_every_option_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = capsys.readouterr().out
+    for opt in ("--batch", "--input-size", "--warmup", "--iters", "--cuda-graph", "--json", "--plot"):
+        assert opt in text
+    from higherhrnet_trt.runtime.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["bench"]._actions:
+        assert action.help, action.dest
+
+
+def test_stats_ms():
+    s = stats_ms([1.0, 2.0, 3.0, 4.0])
+    assert s["mean"] == 2.5 and s["median"] == 2.5 and s["min"] == 1.0 and s["max"] == 4.0
+    assert s["count"] == 4 and 3.0 < s["p90"] < s["p99"] <= 4.0
