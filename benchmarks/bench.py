@@ -266,10 +266,12 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-class _Runner:
+class StageRunner:
     """Holds an activated Pipeline and runs one timed iteration at a time."""
 
-    def __init__(self, s: BenchSettings) -> None:
+    def __init__(self, s: BenchSettings, frames: Sequence[np.ndarray] | None = None) -> None:
+        """frames: the batch's (H, W, 3) uint8 BGR frames; default ``s.batch`` copies of s.image.
+        Callers may replace ``self.frames`` between iterations (same count)."""
         from higherhrnet_trt.runtime.pipeline import Pipeline
 
         self.s = s
@@ -280,8 +282,10 @@ class _Runner:
         self.spec = self.backend.inputs[0]
         self.staged = is_staged(self.backend)
         self.events: CudaEvents | None = None
-        frame = _load_frame(s.image)
-        self.frames = [frame.copy() for _ in range(s.batch)]
+        if frames is None:
+            frame = _load_frame(s.image)
+            frames = [frame.copy() for _ in range(s.batch)]
+        self.frames = list(frames)
         self._check_shapes()
         if s.cuda_graph:
             if not hasattr(self.backend, "enable_cuda_graph"):
@@ -386,7 +390,7 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
         raise UserError("--batch and --iters must be >= 1, --warmup >= 0")
     if not os.path.isfile(s.model):
         raise UserError(f"model file not found: {s.model}")
-    runner = _Runner(s)
+    runner = StageRunner(s)
     try:
         from tqdm import tqdm
 
