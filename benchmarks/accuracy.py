@@ -46,17 +46,52 @@ def evaluate_variants(
     return out
 
 
+def output_agreement(variants: dict[str, str], images_dir: str, count: int = 8) -> dict[str, Any]:
+    """Heatmaps of each variant against fp32 on the first ``count`` images (pre-processed as the
+    runtime does; ORT CPU at its default optimisation level, as in evaluation):
+    {precision: {rel_max_err, mean_abs_err, cosine, peak_agreement}}. Meaningful even for weights
+    that score no AP."""
+    from higherhrnet_trt.export.quantize import compare_outputs
+
+    from .bench import BenchSettings, StageRunner, _load_frame
+
+    names = sorted(f for f in os.listdir(images_dir) if f.lower().endswith((".jpg", ".png")))[:count]
+    frames = [_load_frame(os.path.join(images_dir, n)) for n in names]
+    runner = StageRunner(BenchSettings(model=variants["fp32"], backend="onnxruntime", progress=False),
+                         frames=frames[:1])
+    feeds = []
+    try:
+        for frame in frames:
+            runner.frames = [frame]
+            feeds.append({runner.spec.name: runner.preprocess()[0]})
+    finally:
+        runner.close()
+    out: dict[str, Any] = {}
+    for prec, path in variants.items():
+        if prec == "fp32":
+            continue
+        errors, _ = compare_outputs(variants["fp32"], path, feeds, "all")
+        e = errors.get("heatmaps") or next(iter(errors.values()))
+        out[prec] = {"rel_max_err": e.rel, "mean_abs_err": e.mean_abs, "cosine": e.cosine,
+                     "peak_agreement": e.peak_agreement, "images": len(feeds)}
+    return out
+
+
 def format_table(r: dict[str, Any]) -> str:
     rows = r["results"]
     base = rows.get("fp32", {}).get("stats", {}).get("AP")
     lines = [f"{r['what']}: {r['images']} images",
-             f"{'variant':<8}{'graph':>7}" + "".join(f"{m:>8}" for m in METRICS) + f"{'dAP':>9}{'people':>8}"]
+             f"{'variant':<8}{'graph':>7}" + "".join(f"{m:>8}" for m in METRICS)
+             + f"{'dAP':>9}{'people':>8}   heatmaps vs fp32: rel err / cosine / same peak"]
     for prec, row in rows.items():
         s = row["stats"]
         delta = f"{s['AP'] - base:+9.4f}" if base is not None and prec != "fp32" else f"{'':>9}"
+        agree = r.get("agreement", {}).get(prec)
+        extra = (f"   {agree['rel_max_err']:.2e} / {agree['cosine']:.5f} / {agree['peak_agreement']:.1%}"
+                 if agree else "")
         lines.append(f"{prec:<8}{row['precision_in_graph']:>7}"
                      + "".join(f"{s.get(m, float('nan')):8.4f}" for m in METRICS)
-                     + f"{delta}{row['people']:8d}")
+                     + f"{delta}{row['people']:8d}{extra}")
     lines.extend(f"note: {n}" for n in r["notes"])
     return "\n".join(lines)
 
@@ -101,13 +136,14 @@ def run_accuracy(
                     continue
                 variants[prec] = out
         results = evaluate_variants(variants, ann, images_dir, threads, progress)
+        agreement = output_agreement(variants, images_dir) if len(variants) > 1 else {}
         with open(ann, encoding="utf-8") as f:
             n_images = len(json.load(f)["images"])
     finally:
         if own is not None:
             own.cleanup()
     return {"schema": "higherhrnet_trt.accuracy/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "what": what, "images": n_images, "results": results, "notes": notes,
+            "what": what, "images": n_images, "results": results, "agreement": agreement, "notes": notes,
             "environment": environment.collect("onnxruntime")}
 
 
