@@ -224,10 +224,11 @@ def _sha256_prefix(path: str) -> str:
 class BenchSettings:
     """What to run. input_size: (H, W) for a model with a dynamic input (frames letterboxed into
     it), None = the model's fixed size, or for a dynamic one the official size of the frame.
-    image: a frame file; None = the bundled sample (640 x 480, 5 people)."""
+    image: a frame file; None = the bundled sample (640 x 480, 5 people).
+    backend: a registered backend name, "auto", or a ready Backend object (as Pipeline takes)."""
 
     model: str
-    backend: str = "auto"
+    backend: Any = "auto"
     batch: int = 1
     input_size: tuple[int, int] | None = None
     warmup: int = 50

@@ -88,3 +88,61 @@ def test_stats_ms():
     s = stats_ms([1.0, 2.0, 3.0, 4.0])
     assert s["mean"] == 2.5 and s["median"] == 2.5 and s["min"] == 1.0 and s["max"] == 4.0
     assert s["count"] == 4 and 3.0 < s["p90"] < s["p99"] <= 4.0
+
+
+def test_bench_staged_gpu_path_bookkeeping(tiny_onnx, monkeypatch):
+    """The GPU path's bookkeeping with test doubles: a backend with the StagedBackend methods (ORT
+    underneath) and host-clock events instead of CUDA events. The real CUDA-event path needs a GPU."""
+    import time
+
+    from higherhrnet_trt.benchmarks import bench
+    from higherhrnet_trt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    class FakeEvents:
+        def __init__(self, stream, count: int = 4) -> None:
+            assert stream == "stream-0"
+            self.t = [0.0] * count
+
+        def record(self, i: int) -> None:
+            self.t[i] = time.perf_counter()
+
+        def elapsed_ms(self, i: int, j: int) -> float:
+            return (self.t[j] - self.t[i]) * 1e3
+
+        def close(self) -> None:
+            pass
+
+    class Staged(OnnxRuntimeBackend):
+        cuda_stream = "stream-0"
+        graph = False
+
+        def copy_inputs_async(self, feeds):
+            self._feeds = dict(feeds)
+
+        def execute_async(self):
+            self._out = self.infer(self._feeds)
+
+        def copy_outputs_async(self):
+            pass
+
+        def synchronize(self):
+            pass
+
+        def host_outputs(self):
+            return self._out
+
+        def enable_cuda_graph(self):
+            Staged.graph = True
+
+    monkeypatch.setattr(bench, "CudaEvents", FakeEvents)
+    s = bench.BenchSettings(model=str(tiny_onnx), backend=Staged(str(tiny_onnx)), warmup=0, iters=2,
+                            cuda_graph=True, progress=False)
+    r = bench.run_bench(s)
+    assert Staged.graph
+    assert r["settings"]["clock"] == "cuda_events" and r["settings"]["cuda_graph"] is True
+    for name in ("h2d", "inference", "d2h"):
+        assert r["stages"][name]["applicable"] and r["stages"][name]["clock"] == "cuda_events"
+    assert r["latency"]["gpu_compute"]["applicable"] and "GPU compute" in r["latency"]["gpu_compute"]["what"]
+    assert r["latency"]["host_latency"]["clock"] == "cuda_events"
+    assert r["latency"]["enqueue"]["applicable"] and r["latency"]["enqueue"]["count"] == 2
+    assert "GPU compute" in bench.format_report(r)
