@@ -1,0 +1,99 @@
+"""The CUDA kernels' arithmetic, compiled as C++ for the CPU (``host_harness.cpp``).
+
+The decode kernels are written as ``__host__ __device__`` functions (``common.cuh``): the GPU
+kernels run them in parallel, and this module builds the same code with the system C++ compiler
+and runs it serially, so CI checks the kernels' exact float rules against the NumPy decode on
+machines without a GPU. It is a test instrument, not a fast path (the serial NMS / refine scans are
+slow on big maps).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+SOURCES = ("host_harness.cpp", "common.cuh", "munkres.cuh", "group.cuh", "refine.cuh", "warp.cuh")
+_LIB = None
+
+
+def cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "higherhrnet_trt", "kernels")
+
+
+def build_host_library(cxx: str | None = None) -> str:
+    """Compile host_harness.cpp (cached by source hash); returns the shared library's path."""
+    cxx = cxx or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        raise RuntimeError("no C++ compiler (g++) found to build the kernels' host harness")
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        with open(os.path.join(KERNEL_DIR, name), "rb") as f:
+            digest.update(f.read())
+    out = os.path.join(cache_dir(), f"host_harness_{digest.hexdigest()[:16]}.so")
+    if not os.path.isfile(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        tmp = out + f".{os.getpid()}.tmp"
+        # -ffp-contract=off: no fused multiply-add, every operation rounded as NumPy rounds it.
+        subprocess.run([cxx, "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-o", tmp,
+                        os.path.join(KERNEL_DIR, "host_harness.cpp")], check=True, capture_output=True)
+        os.replace(tmp, out)
+    return out
+
+
+def _lib():
+    global _LIB
+    if _LIB is None:
+        lib = ctypes.CDLL(build_host_library())
+        f32, i32, f64 = (np.ctypeslib.ndpointer(np.float32, flags="C"),
+                         np.ctypeslib.ndpointer(np.int32, flags="C"), ctypes.c_double)
+        ci = ctypes.c_int
+        lib.hhr_decode_host.restype = ci
+        lib.hhr_decode_host.argtypes = [f32, f32, ci, ci, ci, ci, ci, ci, f64, f64, ci, ci, ci, i32, ci,
+                                        f32, f32]
+        u8 = np.ctypeslib.ndpointer(np.uint8, flags="C")
+        lib.hhr_warp_host.restype = None
+        lib.hhr_warp_host.argtypes = [u8, ci, ci, np.ctypeslib.ndpointer(np.float64, flags="C"), u8, ci, ci]
+        _LIB = lib
+    return _LIB
+
+
+def decode_host(heatmaps: np.ndarray, tags: np.ndarray, cfg=None) -> tuple[np.ndarray, np.ndarray]:
+    """runtime.decode.parse, computed by the kernels' C++ code. Same inputs and outputs:
+    heatmaps (J, H, W) float32, tags (J, H, W, T) float32 -> grouped (P, J, 3 + T), scores (P,)."""
+    from ..runtime.decode import DecodeConfig
+
+    cfg = cfg or DecodeConfig()
+    hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    tg = np.asarray(tags, dtype=np.float32)
+    tg = np.ascontiguousarray(tg[..., None] if tg.ndim == 3 else tg)
+    J, H, W = hm.shape
+    T = tg.shape[-1]
+    k = min(cfg.max_people, H * W)
+    P = J * k
+    people = np.zeros((P, J, 3 + T), np.float32)
+    scores = np.zeros(P, np.float32)
+    order = np.asarray(cfg.joint_order, np.int32)
+    flags = (1 if cfg.adjust else 0) | (2 if cfg.refine else 0)
+    n = _lib().hhr_decode_host(hm, tg, J, H, W, T, k, cfg.max_people, cfg.detection_threshold,
+                               cfg.tag_threshold, int(cfg.use_detection_val), int(cfg.ignore_too_much),
+                               cfg.nms_padding, order, flags, people, scores)
+    if n < 0:
+        raise RuntimeError(f"kernel decode failed with status {-n}")
+    return people[:n].copy(), scores[:n].copy()
+
+
+def warp_host(image_bgr: np.ndarray, forward: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """cv2.warpAffine(image, forward, size, INTER_LINEAR, BORDER_CONSTANT 0), as the kernel does it."""
+    img = np.ascontiguousarray(image_bgr, dtype=np.uint8)
+    w, h = int(size_wh[0]), int(size_wh[1])
+    out = np.zeros((h, w, 3), np.uint8)
+    m = np.ascontiguousarray(forward, dtype=np.float64).reshape(6)
+    _lib().hhr_warp_host(img, img.shape[0], img.shape[1], m, out, h, w)
+    return out
