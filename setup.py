@@ -63,6 +63,8 @@ setup(
         "tensorrt": ["polygraphy>=0.49"],
         "tensorrt-rtx": ["tensorrt-rtx", "polygraphy>=0.49"],
         "cuda": ["cuda-python>=12.0"],
+        # CI compiles every kernel with NVRTC 13 and NVRTC 12 (JetPack 6): no GPU needed.
+        "kernels-ci": ["cuda-python>=13", "nvidia-cuda-nvrtc>=13", "nvidia-cuda-nvrtc-cu12>=12.6"],
         "eval": ["pycocotools>=2.0"],
         "bench": ["matplotlib>=3.5", "psutil>=5.9"],
         "dev": ["pytest>=7", "ruff>=0.5", "opencv-python-headless>=4.5", "pycocotools>=2.0",

@@ -1,0 +1,95 @@
+"""The CUDA kernels' arithmetic, compiled for the CPU (kernels/host_harness.cpp), against the
+NumPy decode (the ground truth) and OpenCV: bit for bit.
+
+This checks every decision the kernels make (top-k order, Munkres ties, mean-tag summation order,
+adjust, scores, refine argmax) without a GPU. What it cannot check is the parallel execution on a
+GPU: tests/test_kernels_gpu.py does that where a GPU exists.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+
+if not (shutil.which("g++") or shutil.which("c++")):
+    pytest.skip("no C++ compiler to build the kernels' host harness", allow_module_level=True)
+
+from higherhrnet_trt.kernels.host import decode_host, warp_host  # noqa: E402
+
+MODES = {
+    "raw": DecodeConfig(adjust=False, refine=False),
+    "adjusted": DecodeConfig(adjust=True, refine=False),
+    "refined": DecodeConfig(),
+}
+
+
+@pytest.fixture(scope="module")
+def vectors(reference_dir):
+    with np.load(reference_dir / "parser_vectors.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_official_vectors_bit_exact(vectors, mode):
+    cfg = MODES[mode]
+    for case in range(20):
+        hm, tg = vectors[f"case{case:02d}_heatmaps"][0], vectors[f"case{case:02d}_tags"][0]
+        want, want_scores = parse(hm, tg, cfg)
+        got, scores = decode_host(hm, tg, cfg)
+        assert got.shape == want.shape, (case, mode)
+        assert np.array_equal(got, want), (case, mode)
+        assert np.array_equal(scores, want_scores), (case, mode)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fuzz_bit_exact(seed):
+    """Random maps, integer tags (many cost ties), both tag widths, COCO and CrowdPose orders."""
+    rng = np.random.default_rng(seed)
+    for t in range(12):
+        J = 17 if t % 2 else 14
+        H, W, T = int(rng.integers(8, 40)), int(rng.integers(8, 40)), int(rng.choice([1, 2]))
+        hm = (rng.random((J, H, W)) ** 4).astype(np.float32)
+        tg = rng.normal(scale=2.0, size=(J, H, W, T)).astype(np.float32)
+        if t % 3 == 0:
+            tg = np.round(tg).astype(np.float32)
+        cfg = DecodeConfig(joint_order=tuple(rng.permutation(J).tolist()))
+        want, want_scores = parse(hm, tg, cfg)
+        got, scores = decode_host(hm, tg, cfg)
+        assert got.shape == want.shape and np.array_equal(got, want), (seed, t)
+        assert np.array_equal(scores, want_scores), (seed, t)
+
+
+def _opencv_fixed_point() -> bool:
+    """OpenCV up to 4.10 warps uint8 in fixed point (as the kernel and JetPack 6's OpenCV 4.x);
+    OpenCV 4.11+ / 5.x compute positions and weights in float32."""
+    import cv2
+
+    major, minor = (int(v) for v in cv2.__version__.split(".")[:2])
+    return (major, minor) <= (4, 10)
+
+
+def test_warp_matches_opencv():
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    exact = _opencv_fixed_point()
+    for t in range(12):
+        h, w = int(rng.integers(20, 200)), int(rng.integers(20, 200))
+        img = rng.integers(0, 256, (h, w, 3), np.uint8)
+        if exact or t % 2 == 0:
+            s, a = rng.uniform(0.3, 3.0), np.radians(rng.uniform(-30, 30))
+            m = np.array([[s * np.cos(a), -s * np.sin(a), rng.uniform(-20, 20)],
+                          [s * np.sin(a), s * np.cos(a), rng.uniform(-20, 20)]])
+        else:  # integer shifts: sample positions exact in every OpenCV version
+            m = np.array([[1.0, 0.0, float(rng.integers(-20, 20))], [0.0, 1.0, float(rng.integers(-20, 20))]])
+        size = (int(rng.integers(16, 200)), int(rng.integers(16, 200)))
+        want = cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=0)
+        got = warp_host(img, m, size)
+        if exact or t % 2:
+            assert np.array_equal(got, want), (t, cv2.__version__)
+        else:  # float32 OpenCV differs at 1/32-pixel quantisation: a few levels on noise images
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 8, t
