@@ -60,6 +60,8 @@ def _lib():
         u8 = np.ctypeslib.ndpointer(np.uint8, flags="C")
         lib.hhr_warp_host.restype = None
         lib.hhr_warp_host.argtypes = [u8, ci, ci, np.ctypeslib.ndpointer(np.float64, flags="C"), u8, ci, ci]
+        lib.hhr_sizeof_group_work.restype = ci
+        lib.hhr_sizeof_decode_params.restype = ci
         _LIB = lib
     return _LIB
 
@@ -97,3 +99,9 @@ def warp_host(image_bgr: np.ndarray, forward: np.ndarray, size_wh: tuple[int, in
     m = np.ascontiguousarray(forward, dtype=np.float64).reshape(6)
     _lib().hhr_warp_host(img, img.shape[0], img.shape[1], m, out, h, w)
     return out
+
+
+def struct_sizes() -> dict[str, int]:
+    """sizeof of the structs the GPU wrapper mirrors, as the C++ compiler lays them out."""
+    lib = _lib()
+    return {"GroupWork": lib.hhr_sizeof_group_work(), "DecodeParams": lib.hhr_sizeof_decode_params()}

@@ -89,3 +89,7 @@ extern "C" void hhr_warp_host(const unsigned char* src, int src_h, int src_w, co
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) warp_pixel_bgr(src, src_h, src_w, src_w * 3, inv, x, y, dst + ((size_t)y * w + x) * 3);
 }
+
+// Layout checks for the Python side (kernels/decode_gpu.py mirrors these structs).
+extern "C" int hhr_sizeof_group_work() { return (int)sizeof(GroupWork); }
+extern "C" int hhr_sizeof_decode_params() { return (int)sizeof(DecodeParams); }

@@ -93,3 +93,14 @@ def test_warp_matches_opencv():
             assert np.array_equal(got, want), (t, cv2.__version__)
         else:  # float32 OpenCV differs at 1/32-pixel quantisation: a few levels on noise images
             assert np.abs(got.astype(int) - want.astype(int)).max() <= 8, t
+
+
+def test_gpu_wrapper_struct_layouts_match():
+    import ctypes
+
+    from higherhrnet_trt.kernels import decode_gpu
+    from higherhrnet_trt.kernels.host import struct_sizes
+
+    sizes = struct_sizes()
+    assert sizes["DecodeParams"] == ctypes.sizeof(decode_gpu.DecodeParams)
+    assert sizes["GroupWork"] == decode_gpu.GROUP_WORK_BYTES
