@@ -26,6 +26,11 @@ tensors. Pipelines are interleaved image by image, so load from other processes 
 Also: decode latency against the number of people (1 to 30) on generated maps
 (``decode_speed.synthetic_scene`` at the input size), vectorised vs loop decoder.
 
+Memory: producing the fp16 variant of W32-512 here (ModelOpt AutoCast with its reference runs)
+took more than 23 GB of host memory and was OOM-killed on a 24 GB machine; on such machines run
+W32 with ``--precisions fp32`` or pass ready-made ``--fp16`` / ``--int8`` files. tiny and demo are
+fine.
+
 With random weights (no --checkpoint) the network times are real but the people found are noise,
 and decode times then depend on that noise: the people curve is the controlled decode measurement.
 """
@@ -482,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", help="weights (.pth); default: seeded random weights")
     ap.add_argument("--precisions", default="fp32,fp16,int8",
                     help="our ONNX variants to run (fp32 always runs; fp16 / int8 are produced "
-                         "with ModelOpt unless given with --fp16 / --int8)")
+                         "with ModelOpt unless given with --fp16 / --int8; producing them for W32 "
+                         "needs more than 24 GB of RAM)")
     ap.add_argument("--fp16", help="an fp16 ONNX of the same weights to use instead of producing one")
     ap.add_argument("--int8", help="an INT8 Q/DQ ONNX of the same weights to use instead")
     ap.add_argument("--images", type=int, default=4, help="generated scenes (input size, square)")
