@@ -385,13 +385,17 @@ def run_compare(
     }
 
 
+def _threads(n: int) -> str:
+    return f"{n} CPU thread{'' if n == 1 else 's'}"
+
+
 def format_table(r: dict[str, Any]) -> str:
     """Medians per stage (ms per image) and speed-ups against the official-style pipeline."""
     head = (f"{'pipeline':<52}{'preproc':>9}{'network':>10}{'decode':>10}{'end2end':>10}"
             f"{'img/s':>8}{'people':>8}   speed-up (network / decode / e2e)")
     lines = [f"config {r['config']} (input {r['input_size']}x{r['input_size']}"
              f"{', RANDOM weights' if r['random_weights'] else ''}), {r['images']} images x "
-             f"{r['iters']} rounds, {r['threads']} threads; medians, ms per image", head]
+             f"{r['iters']} rounds, {_threads(r['threads'])}; medians, ms per image", head]
     for p in r["pipelines"]:
         s, x = p["stages_ms"], p["speedup_vs_official"]
         lines.append(f"{p['name']:<52}{s['preprocess']['median']:9.2f}{s['network']['median']:10.2f}"
@@ -429,7 +433,7 @@ def plot_bars(r: dict[str, Any], path: str) -> str:
     ax.set_xticks(x, ["preprocess", "network (flip test)", "decode", "end to end"])
     ax.set_yscale("log")
     ax.set_ylabel("median ms per image (host clock, log scale)")
-    ax.set_title(f"{r['config']} {r['input_size']}x{r['input_size']}, {r['threads']} CPU threads"
+    ax.set_title(f"{r['config']} {r['input_size']}x{r['input_size']}, {_threads(r['threads'])}"
                  f"{' (random weights)' if r['random_weights'] else ''}; labels: speed-up vs official")
     ax.legend(fontsize=8, loc="upper left")
     ax.set_ylim(top=ax.get_ylim()[1] * 8)  # room for the legend above the bars
