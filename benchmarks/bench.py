@@ -262,6 +262,21 @@ def _usage() -> tuple[float, float, float]:
     return time.perf_counter(), ru.ru_utime, ru.ru_stime
 
 
+def _system_busy_s() -> float | None:
+    """CPU seconds all processes spent busy since boot, summed over cores (/proc/stat; None
+    elsewhere). Busy = user + nice + system + irq + softirq + steal."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    busy = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mib() -> float:
     """Peak resident set size of this process since it started (Linux ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -402,12 +417,14 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
             bar.update()
         bar.set_description("timed")
         samples: dict[str, list[float]] = {}
+        busy0 = _system_busy_s()
         start = _usage()
         for _ in range(s.iters):
             for k, v in runner.iteration().items():
                 samples.setdefault(k, []).append(v)
             bar.update()
         end = _usage()
+        busy1 = _system_busy_s()
         bar.close()
         gpu_mem = gpu_memory(runner.backend)
         meta = runner.pipe.meta
@@ -425,6 +442,9 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
     wall = end[0] - start[0]
     cpu_s = (end[1] - start[1]) + (end[2] - start[2])
     images = s.batch * s.iters
+    other = None
+    if busy0 is not None and busy1 is not None and wall > 0:
+        other = max(0.0, 100.0 * ((busy1 - busy0) - cpu_s) / wall)
     gpu_eps = _gpu_backend_note(backend)
     if staged:
         copies = None
@@ -506,6 +526,10 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
             "cpu_percent_note": "user + system CPU time of this process / wall time over the timed "
                                 "loop; 100 = one core busy",
             "cpu_user_s": end[1] - start[1], "cpu_system_s": end[2] - start[2],
+            "other_processes_cpu_percent": other,
+            "other_processes_note": "CPU used by everything else during the timed loop (/proc/stat "
+                                    "minus this process); 100 = one core busy. Above ~20 the "
+                                    "timings are not those of a quiet machine",
             "peak_rss_mib": _peak_rss_mib(),
             "peak_rss_note": "peak resident memory of the whole process since it started "
                              "(getrusage ru_maxrss)",
@@ -558,6 +582,11 @@ def format_report(r: Mapping[str, Any]) -> str:
         f"host CPU: {r['host']['cpu_percent']:.0f} % of one core; "
         f"peak RSS {r['host']['peak_rss_mib']:.0f} MiB",
     ]
+    other = r["host"].get("other_processes_cpu_percent")
+    if other is not None:
+        busy = other >= 20.0
+        lines.append(f"other processes: {other:.0f} % of one core during the timed loop"
+                     + (" -- WARNING: not a quiet machine; timings are inflated" if busy else ""))
     gm = r["gpu_memory"]
     if gm.get("applicable", True):
         lines.append("GPU memory: " + ", ".join(f"{k} {v}" for k, v in gm.items()))

@@ -48,6 +48,8 @@ def test_bench_cpu_json_schema(tiny_onnx, tmp_path, capsys):
     _check_stats(lat["host_latency"])
     assert r["throughput"]["images_per_s"] > 0 and r["throughput"]["images"] == 3
     assert r["host"]["peak_rss_mib"] > 0 and r["host"]["cpu_percent"] >= 0
+    other = r["host"]["other_processes_cpu_percent"]
+    assert other is None or other >= 0
     assert r["model"]["precision"] == "fp32" and r["model"]["inputs"][0]["shape"] == [1, 3, 128, 128]
     assert r["settings"]["fed_input_shape"] == [1, 3, 128, 128]
     assert r["settings"]["clock"] == "perf_counter" and r["settings"]["backend"] == "onnxruntime"
