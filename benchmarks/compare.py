@@ -351,11 +351,19 @@ def run_compare(
                 for _ in range(warmup):
                     for frame in frames:
                         pipe.run(frame)
+            from .bench import _system_busy_s, _usage
+
+            busy0, u0 = _system_busy_s(), _usage()
             for it in range(iters):
                 for frame in frames:
                     for times, pipe in runners:  # interleaved: same load for all
                         times.add(*pipe.run(frame))
                 say(f"  round {it + 1}/{iters}")
+            busy1, u1 = _system_busy_s(), _usage()
+            other = None
+            if busy0 is not None and busy1 is not None and u1[0] > u0[0]:
+                ours = (u1[1] - u0[1]) + (u1[2] - u0[2])
+                other = max(0.0, 100.0 * ((busy1 - busy0) - ours) / (u1[0] - u0[0]))
         finally:
             for _, pipe in runners:
                 if isinstance(pipe, Ours):
@@ -377,7 +385,8 @@ def run_compare(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": config, "input_size": size, "checkpoint": checkpoint,
         "random_weights": checkpoint is None, "images": images, "warmup": warmup, "iters": iters,
-        "threads": threads, "clock": "perf_counter (host), ms per image, medians in the table",
+        "threads": threads, "other_processes_cpu_percent": other,
+        "clock": "perf_counter (host), ms per image, medians in the table",
         "environment": environment.collect("onnxruntime"),
         "pipelines": rows, "decode_vs_people": curve, "notes": notes,
         "ratio_definition": "official-style median / this pipeline's median (> 1 = faster than "
@@ -408,6 +417,10 @@ def format_table(r: dict[str, Any]) -> str:
         for c in r["decode_vs_people"]:
             lines.append(f"  {c['people']:3d} {c['people_found']:5d} {c['loop_ms']:10.1f} "
                          f"{c['vectorised_ms']:10.2f} {c['speedup']:8.1f}x")
+    other = r.get("other_processes_cpu_percent")
+    if other is not None and other >= 20.0:
+        lines.append(f"note: other processes used {other:.0f} % of one core during the timed rounds: "
+                     "not a quiet machine")
     for n in r["notes"]:
         lines.append(f"note: {n}")
     return "\n".join(lines)
