@@ -26,7 +26,7 @@ from dataclasses import dataclass
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 #: Kernel translation units (each includes the .cuh headers it needs).
 KERNELS = ("decode.cu", "preprocess.cu", "resize.cu")
-HEADERS = ("common.cuh", "munkres.cuh", "group.cuh", "refine.cuh", "warp.cuh")
+HEADERS = ("common.cuh", "munkres.cuh", "group.cuh", "refine.cuh", "resize.cuh", "warp.cuh")
 #: Jetson Orin (8.7) and desktop / data-centre GPUs from Turing on. sm_72 (Xavier) needs NVRTC 12.
 TARGET_ARCHS = ("sm_75", "sm_86", "sm_87", "sm_89", "sm_90", "sm_100", "sm_120")
 #: No FMA contraction: the kernels must round every operation as the NumPy decode does.

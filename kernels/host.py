@@ -18,7 +18,8 @@ import subprocess
 import numpy as np
 
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("host_harness.cpp", "common.cuh", "munkres.cuh", "group.cuh", "refine.cuh", "warp.cuh")
+SOURCES = ("host_harness.cpp", "common.cuh", "munkres.cuh", "group.cuh", "refine.cuh", "resize.cuh",
+           "warp.cuh")
 _LIB = None
 
 
@@ -60,6 +61,11 @@ def _lib():
         u8 = np.ctypeslib.ndpointer(np.uint8, flags="C")
         lib.hhr_warp_host.restype = None
         lib.hhr_warp_host.argtypes = [u8, ci, ci, np.ctypeslib.ndpointer(np.float64, flags="C"), u8, ci, ci]
+        f64p = np.ctypeslib.ndpointer(np.float64, flags="C")
+        lib.hhr_warp_normalize_host.restype = None
+        lib.hhr_warp_normalize_host.argtypes = [u8, ci, ci, f64p, f32, i32, f32, ci, ci]
+        lib.hhr_resize_host.restype = None
+        lib.hhr_resize_host.argtypes = [f32, ci, ci, ci, ci, f32, ci, ci] + [i32, i32, f32, f32] * 2
         lib.hhr_sizeof_group_work.restype = ci
         lib.hhr_sizeof_decode_params.restype = ci
         _LIB = lib
@@ -99,6 +105,47 @@ def warp_host(image_bgr: np.ndarray, forward: np.ndarray, size_wh: tuple[int, in
     m = np.ascontiguousarray(forward, dtype=np.float64).reshape(6)
     _lib().hhr_warp_host(img, img.shape[0], img.shape[1], m, out, h, w)
     return out
+
+
+def warp_normalize_host(image_bgr: np.ndarray, forward: np.ndarray, size_wh: tuple[int, int],
+                        lut: np.ndarray, plane_channel: tuple[int, int, int] = (2, 1, 0)) -> np.ndarray:
+    """The fused pre-processing kernel (preprocess.cu), serially: (h, w, 3) uint8 frame -> (3, h, w)
+    float32 network input. forward: (2, 3) image -> input matrix; lut: (256, 3) float32
+    (runtime.preprocess._normalize_lut); plane_channel: input channel of each output plane."""
+    img = np.ascontiguousarray(image_bgr, dtype=np.uint8)
+    w, h = int(size_wh[0]), int(size_wh[1])
+    out = np.empty((3, h, w), np.float32)
+    m = np.ascontiguousarray(forward, dtype=np.float64).reshape(6)
+    table = np.ascontiguousarray(lut, dtype=np.float32).reshape(256, 3)
+    order = np.asarray(plane_channel, np.int32)
+    _lib().hhr_warp_normalize_host(img, img.shape[0], img.shape[1], m, table, order, out, h, w)
+    return out
+
+
+def resize_taps(h: int, w: int, out_h: int, out_w: int) -> tuple[np.ndarray, ...]:
+    """Kernel arguments of the bilinear resize from (h, w) to (out_h, out_w): ix0, ix1, wx0, wx1,
+    iy0, iy1, wy0, wy1 as contiguous int32 / float32 arrays (aggregate._linear_taps)."""
+    from ..runtime.aggregate import _linear_taps
+
+    out = []
+    for n, m in ((w, out_w), (h, out_h)):
+        i0, i1, w0, w1 = _linear_taps(int(n), int(m))
+        out += [np.ascontiguousarray(i0, np.int32), np.ascontiguousarray(i1, np.int32),
+                np.ascontiguousarray(w0, np.float32), np.ascontiguousarray(w1, np.float32)]
+    return tuple(out)
+
+
+def resize_host(maps: np.ndarray, size_wh: tuple[int, int], channels_last: bool = False) -> np.ndarray:
+    """The resize kernel (resize.cu), serially. maps (C, h, w) float32, or (C, h, w, T) with
+    channels_last; returns (C, H, W[, T]) float32 with (W, H) = size_wh."""
+    x = np.ascontiguousarray(maps, dtype=np.float32)
+    if not channels_last:
+        x = x[..., None]
+    C, h, w, inner = x.shape
+    W, H = int(size_wh[0]), int(size_wh[1])
+    out = np.empty((C, H, W, inner), np.float32)
+    _lib().hhr_resize_host(x, C, h, w, inner, out, H, W, *resize_taps(h, w, H, W))
+    return out if channels_last else out[..., 0]
 
 
 def struct_sizes() -> dict[str, int]:

@@ -8,6 +8,7 @@
 #include "group.cuh"
 #include "munkres.cuh"
 #include "refine.cuh"
+#include "resize.cuh"
 #include "warp.cuh"
 
 using namespace hhr;
@@ -88,6 +89,34 @@ extern "C" void hhr_warp_host(const unsigned char* src, int src_h, int src_w, co
   Affine inv = invert_affine(f);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) warp_pixel_bgr(src, src_h, src_w, src_w * 3, inv, x, y, dst + ((size_t)y * w + x) * 3);
+}
+
+// hhr_warp_normalize (preprocess.cu) serially: dst (3, h, w) float32 from a (src_h, src_w, 3) uint8
+// image, the forward image -> input matrix, lut (256, 3) float32 and plane_channel[3].
+extern "C" void hhr_warp_normalize_host(const unsigned char* src, int src_h, int src_w, const double* forward,
+                                        const float* lut, const int* plane_channel, float* dst, int h, int w) {
+  Affine f;
+  memcpy(f.m, forward, sizeof(f.m));
+  Affine inv = invert_affine(f);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      float v[3];
+      warp_normalize_pixel(src, src_h, src_w, src_w * 3, inv, lut, plane_channel, x, y, v);
+      for (int c = 0; c < 3; ++c) dst[((size_t)c * h + y) * w + x] = v[c];
+    }
+}
+
+// hhr_resize_bilinear (resize.cu) serially: src (C, h, w, inner) -> dst (C, H, W, inner).
+extern "C" void hhr_resize_host(const float* src, int C, int h, int w, int inner, float* dst, int H, int W,
+                                const int* ix0, const int* ix1, const float* wx0, const float* wx1,
+                                const int* iy0, const int* iy1, const float* wy0, const float* wy1) {
+  const ResizeTaps taps = {ix0, ix1, wx0, wx1, iy0, iy1, wy0, wy1};
+  for (int c = 0; c < C; ++c)
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x)
+        for (int t = 0; t < inner; ++t)
+          dst[(((size_t)c * H + y) * W + x) * inner + t] =
+              resize_value(src + (size_t)c * h * w * inner, w, inner, taps, y, x, t);
 }
 
 // Layout checks for the Python side (kernels/decode_gpu.py mirrors these structs).

@@ -49,4 +49,20 @@ HD inline void warp_pixel_bgr(const unsigned char* src, int src_h, int src_w, in
   }
 }
 
+// One output pixel of the fused pre-processing: warp (above), then ImageNet normalisation through
+// the runtime's float32 table and the BGR -> RGB plane order (runtime/preprocess.normalize):
+// out[c] = lut[px[k] * 3 + k] with k = plane_channel[c]. lut (256, 3) float32: normalised value of
+// level v in input channel k (preprocess._normalize_lut). src (src_h, src_w, 3) uint8, row pitch in
+// bytes; minv: the inverse matrix (invert_affine of the forward image -> input matrix).
+HD inline void warp_normalize_pixel(const unsigned char* src, int src_h, int src_w, int src_pitch,
+                                    const Affine& minv, const float* lut, const int plane_channel[3],
+                                    int x, int y, float out[3]) {
+  unsigned char px[3];
+  warp_pixel_bgr(src, src_h, src_w, src_pitch, minv, x, y, px);
+  for (int c = 0; c < 3; ++c) {
+    const int k = plane_channel[c];
+    out[c] = lut[px[k] * 3 + k];
+  }
+}
+
 }  // namespace hhr

@@ -104,3 +104,46 @@ def test_gpu_wrapper_struct_layouts_match():
     sizes = struct_sizes()
     assert sizes["DecodeParams"] == ctypes.sizeof(decode_gpu.DecodeParams)
     assert sizes["GroupWork"] == decode_gpu.GROUP_WORK_BYTES
+
+
+def test_warp_normalize_equals_runtime_preprocess():
+    """The fused pre-processing kernel = runtime.preprocess.normalize of the kernel's warp (bit for
+    bit: table lookup, BGR -> RGB plane order, CHW), and = the whole runtime pre-processing where
+    OpenCV warps in fixed point (<= 4.10; newer OpenCV: within its warp's level differences)."""
+    cv2 = pytest.importorskip("cv2")
+    from higherhrnet_trt.kernels.host import warp_normalize_host
+    from higherhrnet_trt.runtime import preprocess as pp
+    from higherhrnet_trt.runtime.transforms import get_multi_scale_size
+
+    rng = np.random.default_rng(5)
+    lut = pp._normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
+    for t in range(4):
+        h, w = int(rng.integers(30, 150)), int(rng.integers(30, 150))
+        img = rng.integers(0, 256, (h, w, 3), np.uint8)
+        size, center, scale = get_multi_scale_size((w, h), 64, 1.0, 1.0)
+        m = pp.warp_matrix(center, scale, size)
+        got = warp_normalize_host(img, m, size, lut)
+        want = pp.normalize(warp_host(img, m, size), bgr=True)[0]
+        assert got.shape == want.shape and np.array_equal(got, want), t
+        runtime = pp.preprocess(img, 64)[0][0][1][0]
+        if _opencv_fixed_point():
+            assert np.array_equal(got, runtime), t
+        else:  # a few grey levels where OpenCV's float32 warp rounds otherwise
+            assert np.abs(got - runtime).max() <= 8 / 255 / min(pp.IMAGENET_STD) + 1e-6, (t, cv2.__version__)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_resize_equals_aggregate_numpy(channels_last):
+    """The resize kernel = aggregate.resize_bilinear(backend="numpy") bit for bit: the stride-2
+    upsample (2x), other ratios up and down, heatmaps (C, h, w) and tags (C, h, w, T)."""
+    from higherhrnet_trt.kernels.host import resize_host
+    from higherhrnet_trt.runtime.aggregate import resize_bilinear
+
+    rng = np.random.default_rng(7)
+    sizes = [((16, 24), (32, 48)), ((13, 17), (40, 29)), ((40, 36), (15, 22)), ((9, 9), (64, 64))]
+    for (h, w), (H, W) in sizes:
+        shape = (3, h, w, 2) if channels_last else (3, h, w)
+        x = rng.normal(size=shape).astype(np.float32)
+        got = resize_host(x, (W, H), channels_last=channels_last)
+        want = resize_bilinear(x, (W, H), channels_last=channels_last, backend="numpy")
+        assert got.shape == want.shape and np.array_equal(got, want), ((h, w), (H, W))
