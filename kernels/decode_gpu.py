@@ -6,12 +6,16 @@
     grouped, scores = people[0]             # as runtime.decode.parse: (P, J, 3 + T), (P,)
 
 Device inputs are taken without copies from anything exposing ``__cuda_array_interface__`` (CuPy,
-torch CUDA tensors, pycuda ``GPUArray``, Numba) or a raw pointer (int); NumPy arrays are uploaded.
-``stream`` is a CUDA stream handle (int, or an object with ``.handle`` / ``.ptr`` as pycuda and CuPy
-streams have). Buffers are allocated once per decoder for ``max_batch`` images; per call only the
-people cross to the host: one int per image, then each image's P x J x (3 + T) people and scores.
+torch CUDA tensors, pycuda ``GPUArray``, Numba; checked: C-contiguous float32 of the decoder's
+shape) or a raw pointer (int, unchecked); NumPy arrays are uploaded. ``stream`` is a CUDA stream
+handle (int, or an object with ``.handle`` / ``.ptr`` / ``.cuda_stream`` as pycuda, CuPy and torch
+streams have). Device and page-locked host buffers are allocated once per decoder for
+``max_batch`` images; per call only the people cross to the host: one int per image, then each
+image's P x J x (3 + T) people and scores, on the caller's stream. The decoder's (primary) context
+is pushed for each call, so any thread may call it.
 
-Needs a GPU and cuda-python; compiled by NVRTC for this GPU's architecture (kernels.compile, cached).
+Needs a GPU and cuda-python; compiled by NVRTC for this GPU's architecture (kernels.compile, cached;
+a GPU newer than the NVRTC gets PTX of the newest arch below it, which the driver compiles).
 If a map has more NMS peaks above threshold than the kernel's buffer (2048), or Munkres reports an
 unsolvable matrix, that image is decoded by the NumPy decoder instead and a warning says so.
 """
@@ -66,14 +70,77 @@ def _check(result, what: str):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def device_pointer(obj) -> tuple[int, bool]:
-    """(device pointer, is_device) of a CUDA array-like; (0, False) for host data."""
+def device_array(obj, shape: tuple[int, ...], name: str, kind: str = "f4",
+                 alt_shapes: tuple[tuple[int, ...], ...] = ()) -> int | None:
+    """Device pointer of ``obj`` after checking it is a C-contiguous array of ``shape``.
+
+    obj: an int (raw device pointer, taken as is: the caller vouches for dtype and layout), anything
+    with ``__cuda_array_interface__`` (CuPy, torch CUDA tensors, pycuda GPUArray, Numba), or host
+    data (returns None: the caller uploads it). kind: the dtype as the interface spells it without
+    the byte order ("f4" float32, "u1" uint8); alt_shapes: other shapes accepted with the same
+    memory layout (e.g. tags (N, J, H, W) for T = 1). Raises ValueError on a wrong dtype, shape or
+    layout: the kernels read raw memory, so a float16 or strided tensor would give garbage silently.
+    """
     if isinstance(obj, int):
-        return obj, True
+        return obj
     cai = getattr(obj, "__cuda_array_interface__", None)
-    if cai is not None:
-        return int(cai["data"][0]), True
-    return 0, False
+    if cai is None:
+        return None
+    typestr, got = str(cai.get("typestr", "")), tuple(int(v) for v in cai.get("shape", ()))
+    if typestr[1:] != kind or typestr[:1] not in "<|=":
+        raise ValueError(f"{name} must be {np.dtype(kind)} on the device, got typestr {typestr!r} "
+                         "(convert first, e.g. .float() / .astype(numpy.float32))")
+    if got != tuple(shape) and got not in alt_shapes:
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {got}")
+    strides = cai.get("strides")
+    if strides is not None:
+        step = int(kind[1:])
+        for n, stride in zip(reversed(got), reversed(tuple(strides))):
+            if n > 1 and int(stride) != step:
+                raise ValueError(f"{name} must be C-contiguous (.contiguous() / cupy.ascontiguousarray)")
+            step *= n
+    return int(cai["data"][0])
+
+
+def choose_target(compute_capability: str, supported: list[str]) -> tuple[str, str]:
+    """(arch, "cubin" | "ptx") to build for a GPU of ``compute_capability`` ("8.7") with an NVRTC
+    that supports ``supported`` (["sm_75", ...]): this GPU's own CUBIN when NVRTC knows the arch,
+    else PTX of the newest supported arch below it (the driver compiles it for the GPU). Raises
+    RuntimeError when NVRTC knows no arch at or below the GPU's (e.g. sm_72 with NVRTC 13)."""
+    major, minor = (int(v) for v in compute_capability.split("."))
+    own = f"sm_{major}{minor}"
+    if own in supported:
+        return own, "cubin"
+
+    def cc(arch: str) -> int:
+        return int(arch.split("_")[1].rstrip("afh"))
+
+    lower = [a for a in supported if cc(a) <= major * 10 + minor and a[3:].isdigit()]
+    if not lower:
+        raise RuntimeError(f"this NVRTC cannot compile for {own} (it supports {' '.join(supported)}): "
+                           "install the NVRTC of your CUDA, e.g. pip install nvidia-cuda-nvrtc-cu12 on "
+                           "JetPack 5/6, and select it with kernels.compile.preload_nvrtc(12)")
+    return max(lower, key=cc), "ptx"
+
+
+def load_module(drv, kernel: str, compute_capability: str):
+    """Compile ``kernel`` (kernels.compile, cached) for this GPU and load it: CUmodule.
+
+    A load failure names the NVRTC and driver versions: CUBIN/PTX from a newer NVRTC (e.g. CUDA 13,
+    PTX ISA 9.x) does not load on an older driver (JetPack 6's CUDA 12.x)."""
+    from .compile import compile_kernel, nvrtc_version, supported_archs
+
+    arch, kind = choose_target(compute_capability, supported_archs())
+    compiled = compile_kernel(kernel, arch)
+    image = compiled.cubin if kind == "cubin" else compiled.ptx + b"\0"
+    err, module = drv.cuModuleLoadData(image)
+    if int(err) != 0:
+        driver_version = drv.cuDriverGetVersion()[1]
+        major, minor = nvrtc_version()
+        raise RuntimeError(f"cannot load {kernel} ({kind} for {arch}, NVRTC {major}.{minor}) on this driver "
+                           f"(CUDA {driver_version // 1000}.{driver_version % 1000 // 10}): {err}; "
+                           "use the NVRTC of the driver's CUDA version (kernels.compile --nvrtc 12)")
+    return module
 
 
 def stream_handle(stream) -> int:
@@ -92,7 +159,6 @@ class GpuDecoder:
     def __init__(self, num_joints: int, height: int, width: int, tag_dim: int = 2,
                  cfg: DecodeConfig | None = None, max_batch: int = 1, device: int = 0) -> None:
         from ..engine.gpu import query_gpu
-        from .compile import compile_kernel
 
         self.cfg = cfg or DecodeConfig.for_keypoints(_keypoints_for(num_joints))
         self.cfg.check(num_joints)
@@ -107,8 +173,7 @@ class GpuDecoder:
         self.ctx = _check(drv.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
         self._device = dev
         _check(drv.cuCtxSetCurrent(self.ctx), "cuCtxSetCurrent")
-        compiled = compile_kernel("decode.cu", gpu.sm.replace("sm", "sm_"))
-        self.module = _check(drv.cuModuleLoadData(compiled.cubin), "cuModuleLoadData")
+        self.module = load_module(drv, "decode.cu", gpu.compute_capability)
         self.fn = {name: _check(drv.cuModuleGetFunction(self.module, name.encode()), name)
                    for name in ("hhr_nms_topk", "hhr_group", "hhr_refine")}
         J, k, T, N = num_joints, min(self.cfg.max_people, height * width), tag_dim, max_batch
@@ -130,8 +195,21 @@ class GpuDecoder:
                     for name, size in sizes.items()}
         order = np.asarray(self.cfg.joint_order, np.int32)
         _check(drv.cuMemcpyHtoD(self.buf["joint_order"], order.ctypes.data, order.nbytes), "joint order")
-        self._counts = np.zeros(N, np.int32)
-        self._status = np.zeros(N, np.int32)
+        # Page-locked host buffers for what comes back (counts, status, people, scores): the copies
+        # run on the caller's stream, one synchronisation per call, nothing allocated per call.
+        row = J * (3 + T)
+        self._host_ptr = []
+        self._counts = self._pinned(N, np.int32)
+        self._status = self._pinned(N, np.int32)
+        self._people = self._pinned(N * self.P * row, np.float32).reshape(N, self.P, J, 3 + T)
+        self._scores = self._pinned(N * self.P, np.float32).reshape(N, self.P)
+
+    def _pinned(self, count: int, dtype) -> np.ndarray:
+        """A page-locked host array of ``count`` items (freed by close())."""
+        nbytes = count * np.dtype(dtype).itemsize
+        ptr = int(_check(self.drv.cuMemHostAlloc(nbytes, 0), "cuMemHostAlloc"))
+        self._host_ptr.append(ptr)
+        return np.frombuffer((ctypes.c_char * nbytes).from_address(ptr), dtype=dtype, count=count)
 
     # -- launching ---------------------------------------------------------------------------------
     def _launch(self, name: str, grid, block, args, stream: int) -> None:
@@ -146,14 +224,22 @@ class GpuDecoder:
                stream=None) -> list[tuple[np.ndarray, np.ndarray]]:
         """heatmaps (N, J, H, W) float32, tags (N, J, H, W, T) float32, on the device or the host.
         Returns per image (grouped (P, J, 3 + T), scores (P,)) as runtime.decode.parse."""
+        _check(self.drv.cuCtxPushCurrent(self.ctx), "cuCtxPushCurrent")  # callable from any thread
+        try:
+            return self._decode(heatmaps, tags, batch, stream)
+        finally:
+            self.drv.cuCtxPopCurrent()
+
+    def _decode(self, heatmaps, tags, batch, stream) -> list[tuple[np.ndarray, np.ndarray]]:
         drv, b = self.drv, self.buf
         J, H, W, T = self.shape
         s = stream_handle(stream)
-        hp, hdev = device_pointer(heatmaps)
-        tp, tdev = device_pointer(tags)
         n = batch or (int(heatmaps.shape[0]) if hasattr(heatmaps, "shape") else 1)
         if n > self.max_batch:
             raise ValueError(f"batch {n} > max_batch {self.max_batch}")
+        hp = device_array(heatmaps, (n, J, H, W), "heatmaps")
+        tp = device_array(tags, (n, J, H, W, T), "tags", alt_shapes=((n, J, H, W),) if T == 1 else ())
+        hdev, tdev = hp is not None, tp is not None
         host_maps = {}
         if not hdev:
             host_maps["h"] = np.ascontiguousarray(heatmaps, np.float32).reshape(n, J, H, W)
@@ -180,22 +266,24 @@ class GpuDecoder:
         _check(drv.cuMemcpyDtoHAsync(counts.ctypes.data, b["num_people"], n * 4, s), "D2H counts")
         _check(drv.cuMemcpyDtoHAsync(status.ctypes.data, b["status"], n * 4, s), "D2H status")
         _check(drv.cuStreamSynchronize(s), "sync")
-        out = []
-        row = J * (3 + T)
-        for i in range(n):
+        row = J * (3 + T) * 4
+        for i in range(n):  # only the people found cross to the host
             c = int(counts[i])
+            if c and not status[i]:
+                _check(drv.cuMemcpyDtoHAsync(self._people[i].ctypes.data, b["people"] + i * self.P * row,
+                                             c * row, s), "D2H people")
+                _check(drv.cuMemcpyDtoHAsync(self._scores[i].ctypes.data, b["scores"] + i * self.P * 4,
+                                             c * 4, s), "D2H scores")
+        _check(drv.cuStreamSynchronize(s), "sync")
+        out = []
+        for i in range(n):
             if status[i]:
                 log.warning(f"GPU decode of image {i}: status {int(status[i])} (too many peaks or an "
                             "unsolvable assignment): decoded on the CPU instead")
                 out.append(self._cpu_fallback(hp, tp, i))
                 continue
-            people = np.empty((c, J, 3 + T), np.float32)
-            scores = np.empty(c, np.float32)
-            if c:
-                src = b["people"] + i * self.P * row * 4
-                _check(drv.cuMemcpyDtoH(people.ctypes.data, src, c * row * 4), "D2H people")
-                _check(drv.cuMemcpyDtoH(scores.ctypes.data, b["scores"] + i * self.P * 4, c * 4), "D2H")
-            out.append((people, scores))
+            c = int(counts[i])
+            out.append((self._people[i, :c].copy(), self._scores[i, :c].copy()))
         return out
 
     def _cpu_fallback(self, heatmaps_ptr: int, tags_ptr: int, i: int):
@@ -207,11 +295,18 @@ class GpuDecoder:
         return parse(hm, tg, self.cfg)
 
     def close(self) -> None:
+        """Free the device and pinned buffers and the module; idempotent."""
+        if getattr(self, "module", None) is None:
+            return
         drv = self.drv
         for ptr in self.buf.values():
             drv.cuMemFree(ptr)
         self.buf = {}
+        for ptr in self._host_ptr:
+            drv.cuMemFreeHost(ptr)
+        self._host_ptr = []
         drv.cuModuleUnload(self.module)
+        self.module = None
         drv.cuDevicePrimaryCtxRelease(self._device)
 
     def __enter__(self) -> GpuDecoder:

@@ -1,0 +1,77 @@
+"""The GPU wrappers' host-side logic, checked without a GPU: the one-line message without a driver,
+input checks of device arrays (__cuda_array_interface__), and the choice of CUBIN / PTX target."""
+
+from __future__ import annotations
+
+import pytest
+
+from higherhrnet_trt.engine.gpu import query_gpu
+from higherhrnet_trt.kernels import decode_gpu as dg
+
+
+class FakeDeviceArray:
+    """Exposes only __cuda_array_interface__ (v3), as CuPy / torch / pycuda arrays do."""
+
+    def __init__(self, shape, typestr="<f4", strides=None, ptr=0x7F0000000000):
+        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": typestr, "strides": strides,
+                                         "data": (ptr, False), "version": 3}
+
+
+def test_no_driver_is_one_clear_line():
+    if query_gpu() is not None:
+        pytest.skip("this machine has a GPU and driver")
+    with pytest.raises(RuntimeError) as e:
+        dg.GpuDecoder(17, 64, 64, 2)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("no NVIDIA driver found; use --backend onnxruntime")
+
+
+def test_device_array_accepts_contiguous_float32():
+    shape = (1, 17, 8, 8)
+    assert dg.device_array(FakeDeviceArray(shape, ptr=1234), shape, "heatmaps") == 1234
+    # explicit C strides (torch reports them) and size-1 axes with any stride are fine
+    strides = (17 * 64 * 4, 64 * 4, 8 * 4, 4)
+    assert dg.device_array(FakeDeviceArray(shape, strides=strides, ptr=5), shape, "heatmaps") == 5
+    assert dg.device_array(FakeDeviceArray(shape, strides=(0,) + strides[1:], ptr=6), shape, "h") == 6
+    assert dg.device_array(4321, shape, "heatmaps") == 4321  # raw pointer
+    import numpy as np
+
+    assert dg.device_array(np.zeros(shape, np.float32), shape, "heatmaps") is None  # host: upload
+    # T = 1 tags may come without the channel axis
+    assert dg.device_array(FakeDeviceArray((1, 17, 8, 8), ptr=7), (1, 17, 8, 8, 1), "tags",
+                           alt_shapes=((1, 17, 8, 8),)) == 7
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"typestr": "<f2"}, "must be float32"),
+    ({"typestr": ">f4"}, "must be float32"),
+    ({"shape": (1, 17, 8, 9)}, "must have shape"),
+    ({"strides": (17 * 64 * 4, 64 * 4, 4, 8 * 4)}, "C-contiguous"),  # transposed view
+])
+def test_device_array_rejects_what_the_kernels_would_misread(kwargs, match):
+    shape = (1, 17, 8, 8)
+    arr = FakeDeviceArray(kwargs.pop("shape", shape), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        dg.device_array(arr, shape, "heatmaps")
+
+
+def test_choose_target():
+    supported = ["sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_100", "sm_120"]
+    assert dg.choose_target("8.7", supported) == ("sm_87", "cubin")  # Orin: its own CUBIN
+    assert dg.choose_target("12.1", supported) == ("sm_120", "ptx")  # newer than NVRTC: PTX, JIT
+    assert dg.choose_target("8.8", supported) == ("sm_87", "ptx")
+    with pytest.raises(RuntimeError, match="cannot compile for sm_72.*nvidia-cuda-nvrtc-cu12"):
+        dg.choose_target("7.2", supported)  # Xavier with NVRTC 13
+
+
+def test_choose_target_with_this_nvrtc():
+    pytest.importorskip("cuda.bindings", reason="cuda-python is not installed")
+    from higherhrnet_trt.kernels import compile as kc
+
+    if kc.nvrtc_library_path(13) is None and kc.nvrtc_library_path(12) is None:
+        pytest.skip("no NVRTC installed")
+    supported = kc.supported_archs()
+    for arch in kc.TARGET_ARCHS:
+        if arch in supported:
+            cc = arch[3:-1] + "." + arch[-1]
+            assert dg.choose_target(cc, supported) == (arch, "cubin")
