@@ -64,6 +64,8 @@ def _lib():
         f64p = np.ctypeslib.ndpointer(np.float64, flags="C")
         lib.hhr_warp_normalize_host.restype = None
         lib.hhr_warp_normalize_host.argtypes = [u8, ci, ci, f64p, f32, i32, f32, ci, ci]
+        lib.hhr_invert_affine_host.restype = None
+        lib.hhr_invert_affine_host.argtypes = [f64p, f64p]
         lib.hhr_resize_host.restype = None
         lib.hhr_resize_host.argtypes = [f32, ci, ci, ci, ci, f32, ci, ci] + [i32, i32, f32, f32] * 2
         lib.hhr_sizeof_group_work.restype = ci
@@ -119,6 +121,14 @@ def warp_normalize_host(image_bgr: np.ndarray, forward: np.ndarray, size_wh: tup
     table = np.ascontiguousarray(lut, dtype=np.float32).reshape(256, 3)
     order = np.asarray(plane_channel, np.int32)
     _lib().hhr_warp_normalize_host(img, img.shape[0], img.shape[1], m, table, order, out, h, w)
+    return out
+
+
+def invert_affine_host(forward: np.ndarray) -> np.ndarray:
+    """hhr::invert_affine (warp.cuh) of a (2, 3) forward matrix: (6,) float64."""
+    m = np.ascontiguousarray(forward, dtype=np.float64).reshape(6)
+    out = np.empty(6, np.float64)
+    _lib().hhr_invert_affine_host(m, out)
     return out
 
 

@@ -119,6 +119,14 @@ extern "C" void hhr_resize_host(const float* src, int C, int h, int w, int inner
               resize_value(src + (size_t)c * h * w * inner, w, inner, taps, y, x, t);
 }
 
+// hhr::invert_affine of a forward (2, 3) matrix into inverse[6] (the GPU wrapper computes it in Python).
+extern "C" void hhr_invert_affine_host(const double* forward, double* inverse) {
+  Affine f;
+  memcpy(f.m, forward, sizeof(f.m));
+  Affine inv = invert_affine(f);
+  memcpy(inverse, inv.m, sizeof(inv.m));
+}
+
 // Layout checks for the Python side (kernels/decode_gpu.py mirrors these structs).
 extern "C" int hhr_sizeof_group_work() { return (int)sizeof(GroupWork); }
 extern "C" int hhr_sizeof_decode_params() { return (int)sizeof(DecodeParams); }

@@ -75,3 +75,35 @@ def test_choose_target_with_this_nvrtc():
         if arch in supported:
             cc = arch[3:-1] + "." + arch[-1]
             assert dg.choose_target(cc, supported) == (arch, "cubin")
+
+
+def test_python_affine_inverse_is_the_kernels_bit_for_bit():
+    """GpuPreprocessor inverts the warp matrix in Python; the kernel's (and cv2's) inversion is
+    hhr::invert_affine: the same float64 operations, so the same bits."""
+    import shutil
+
+    import numpy as np
+
+    if not (shutil.which("g++") or shutil.which("c++")):
+        pytest.skip("no C++ compiler to build the kernels' host harness")
+    from higherhrnet_trt.kernels.host import invert_affine_host
+    from higherhrnet_trt.kernels.preprocess_gpu import Affine, Int3, invert_affine
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        m = rng.normal(size=(2, 3)) * rng.choice([0.01, 1.0, 300.0], size=(2, 3))
+        assert invert_affine(m).tobytes() == invert_affine_host(m).tobytes()
+    assert invert_affine(np.zeros((2, 3))).tolist() == [0.0] * 6  # singular: cv2's zero matrix
+    import ctypes
+
+    assert ctypes.sizeof(Affine) == 48 and ctypes.sizeof(Int3) == 12
+
+
+def test_preprocessor_without_driver_is_one_line():
+    if query_gpu() is not None:
+        pytest.skip("this machine has a GPU and driver")
+    from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor, GpuResizer
+
+    for make in (lambda: GpuPreprocessor(512), lambda: GpuResizer((128, 128), (256, 256))):
+        with pytest.raises(RuntimeError, match=r"^no NVIDIA driver found; use --backend onnxruntime[^\n]*$"):
+            make()

@@ -103,3 +103,61 @@ def test_no_device_memory_growth():
             dec.decode(hm, tg)
         free1 = driver.cuMemGetInfo()[1]
     assert free1 == free0, (free0, free1)
+
+
+def test_preprocess_kernel_against_host_and_runtime():
+    """GPU pre-processing = the kernel's arithmetic on the host (bit for bit) and = the runtime's
+    pre-processing (bit for bit where OpenCV warps in fixed point, else within a few levels)."""
+    from higherhrnet_trt.kernels.host import warp_normalize_host
+    from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor
+    from higherhrnet_trt.runtime import preprocess as pp
+
+    rng = np.random.default_rng(4)
+    lut = pp._normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
+    with GpuPreprocessor(128) as pre:
+        for h, w in [(97, 203), (240, 320), (480, 360)]:
+            img = rng.integers(0, 256, (h, w, 3), np.uint8)
+            ptr, geometry = pre(img)
+            (iw, ih), forward, _ = pre.plan((w, h))
+            got = pre.download(ptr, (3, ih, iw))
+            assert np.array_equal(got, warp_normalize_host(img, forward, (iw, ih), lut)), (h, w)
+            want = pp.preprocess(img, 128)[0][0][1][0]
+            assert np.abs(got - want).max() <= 8 / 255 / min(pp.IMAGENET_STD) + 1e-6, (h, w)
+            assert geometry.base_size_wh == (iw, ih)
+
+
+def test_preprocess_device_frame_with_pitch():
+    cupy = pytest.importorskip("cupy")
+    from higherhrnet_trt.kernels.host import warp_normalize_host
+    from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor
+    from higherhrnet_trt.runtime import preprocess as pp
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (120, 200, 3), np.uint8)
+    padded = cupy.zeros((120, 256, 3), cupy.uint8)
+    padded[:, :200] = cupy.asarray(img)
+    lut = pp._normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
+    with GpuPreprocessor(128) as pre:
+        stream = cupy.cuda.Stream()
+        ptr, _ = pre(padded[:, :200], stream=stream)  # row pitch 768 bytes
+        (iw, ih), forward, _ = pre.plan((200, 120))
+        got = pre.download(ptr, (3, ih, iw), stream=stream)
+    assert np.array_equal(got, warp_normalize_host(img, forward, (iw, ih), lut))
+
+
+@pytest.mark.parametrize("inner", [1, 2])
+def test_resize_kernel_against_aggregate(inner):
+    from higherhrnet_trt.kernels.preprocess_gpu import GpuResizer
+    from higherhrnet_trt.runtime.aggregate import resize_bilinear
+
+    rng = np.random.default_rng(6)
+    for (h, w), (H, W) in [((64, 64), (128, 128)), ((37, 53), (90, 61))]:
+        shape = (17, h, w) if inner == 1 else (17, h, w, inner)
+        x = rng.normal(size=shape).astype(np.float32)
+        want = resize_bilinear(x, (W, H), channels_last=inner > 1, backend="numpy")
+        with GpuResizer((h, w), (H, W)) as rs:
+            src = rs.upload(x)
+            dst = rs.alloc(want.nbytes)
+            rs(src, dst, planes=17, inner=inner)
+            got = rs.download(dst, want.shape)
+        assert np.array_equal(got, want), ((h, w), (H, W))
