@@ -64,3 +64,20 @@ def test_compile_error_names_the_kernel_and_the_log(monkeypatch):
     expected = r"(?s)resize\.cu does not compile for sm_87.*error: expected a declaration"
     with pytest.raises(RuntimeError, match=expected):
         kc.compile_kernel("resize.cu", "sm_87", use_cache=False)
+
+
+def test_nvcc_ahead_of_time_build(tmp_path):
+    """The nvcc path (python -m higherhrnet_trt.kernels.compile --nvcc --arch sm_87 -o DIR): every
+    kernel to CUBIN and PTX for Jetson Orin."""
+    import shutil
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc (CUDA toolkit) is not installed")
+    assert kc.main(["--nvcc", "--arch", "sm_87", "-o", str(tmp_path)]) == 0
+    for kernel in kc.KERNELS:
+        stem = tmp_path / f"{kernel[:-3]}_sm_87"
+        assert (stem.with_suffix(".cubin")).read_bytes()[:4] == b"\x7fELF", kernel
+        assert b".target sm_87" in (stem.with_suffix(".ptx")).read_bytes(), kernel
+    ptx = (tmp_path / "decode_sm_87.ptx").read_bytes()
+    for entry in (b"hhr_nms_topk", b"hhr_group", b"hhr_refine"):
+        assert b".entry " + entry in ptx
