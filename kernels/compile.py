@@ -93,7 +93,9 @@ def preload_nvrtc(major: int) -> str:
     if path is None:
         raise RuntimeError(f"NVRTC {major} not found: pip install "
                            + ("nvidia-cuda-nvrtc-cu12" if major == 12 else "nvidia-cuda-nvrtc"))
-    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    # RTLD_LOCAL: cuda-python finds it as already loaded; RTLD_GLOBAL would let its bundled symbols
+    # shadow other libraries' (seen: torch.load failing after NVRTC 13 was loaded globally).
+    ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     return path
 
 
