@@ -93,3 +93,23 @@ def test_pipeline_runs_on_an_engine(rtx_engine, tiny_onnx):
         a, b = ref.predict(frame), eng.predict(frame)
     assert os.path.basename(str(rtx_engine)).endswith(".engine")
     assert a.keypoints.shape[1:] == b.keypoints.shape[1:]
+
+
+def test_backend_offers_the_bench_stages(tmp_path):
+    """benchmarks.bench times H2D / GPU compute / D2H apart on backends with these methods."""
+    from higherhrnet_trt.benchmarks.bench import is_staged
+
+    assert is_staged(create_backend(str(tmp_path / "m.engine")))
+
+
+@rtx
+@pytest.mark.gpu
+def test_cuda_graph_replay_matches(rtx_engine):
+    x = np.random.default_rng(2).normal(size=(1, 3, 128, 128)).astype(np.float32)
+    with create_backend(str(rtx_engine)) as trt:
+        ref = trt.infer({trt.input_name: x})
+        trt.enable_cuda_graph()
+        out = trt.infer({trt.input_name: x})
+        assert trt.device_memory_bytes > 0
+    for name in ref:
+        np.testing.assert_array_equal(out[name], ref[name])
