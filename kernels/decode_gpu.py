@@ -280,18 +280,22 @@ class GpuDecoder:
             if status[i]:
                 log.warning(f"GPU decode of image {i}: status {int(status[i])} (too many peaks or an "
                             "unsolvable assignment): decoded on the CPU instead")
-                out.append(self._cpu_fallback(hp, tp, i))
+                out.append(self._cpu_fallback(hp, tp, i, int(status[i])))
                 continue
             c = int(counts[i])
             out.append((self._people[i, :c].copy(), self._scores[i, :c].copy()))
         return out
 
-    def _cpu_fallback(self, heatmaps_ptr: int, tags_ptr: int, i: int):
+    def _cpu_fallback(self, heatmaps_ptr: int, tags_ptr: int, i: int, status: int):
+        """Image i decoded by the NumPy decoder (what the kernels could not do)."""
         J, H, W, T = self.shape
         hm = np.empty((J, H, W), np.float32)
         tg = np.empty((J, H, W, T), np.float32)
         for arr, base in ((hm, heatmaps_ptr), (tg, tags_ptr)):
             _check(self.drv.cuMemcpyDtoH(arr.ctypes.data, base + i * arr.nbytes, arr.nbytes), "D2H fallback")
+        if status & 4 and not (np.isfinite(hm).all() and np.isfinite(tg).all()):
+            # NaN / inf costs make the classic Munkres steps cycle: the NumPy decoder would not return.
+            raise ValueError(f"image {i}: heatmaps or tags contain NaN or inf; the grouping cannot be solved")
         return parse(hm, tg, self.cfg)
 
     def close(self) -> None:

@@ -57,6 +57,11 @@ HD inline int classic_munkres(const double* cost, int rows, int cols, int* assig
     for (int j = 0; j < n; ++j)
       if (w.C[i * n + j] == 0.0 && !w.col_cov[j]) { w.star[i * n + j] = 1; w.col_cov[j] = 1; break; }
   for (int j = 0; j < n; ++j) w.col_cov[j] = 0;
+  // With finite costs step 6 runs at most n times between two augmentations (each run makes an
+  // uncovered zero: the minimum minus itself), so n * (n + 1) bounds a whole solve. Non-finite
+  // costs (NaN / inf tags) can cycle forever, in the NumPy decoder as here: past the bound the
+  // matrix is reported unsolvable instead of hanging the GPU.
+  long step6_left = 2L * n * (n + 1) + 8;
   while (true) {
     // Step 3
     int covered = 0;
@@ -80,7 +85,7 @@ HD inline int classic_munkres(const double* cost, int rows, int cols, int* assig
         for (int i = 0; i < n; ++i)
           for (int j = 0; j < n; ++j)
             if (!w.row_cov[i] && !w.col_cov[j] && w.C[i * n + j] < m) m = w.C[i * n + j];
-        if ((!any_row && all_col) || (all_row && !any_col)) return kUnsolvable;
+        if ((!any_row && all_col) || (all_row && !any_col) || --step6_left < 0) return kUnsolvable;
         for (int i = 0; i < n; ++i)
           if (w.row_cov[i])
             for (int j = 0; j < n; ++j) w.C[i * n + j] += m;

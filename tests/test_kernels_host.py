@@ -147,3 +147,28 @@ def test_resize_equals_aggregate_numpy(channels_last):
         got = resize_host(x, (W, H), channels_last=channels_last)
         want = resize_bilinear(x, (W, H), channels_last=channels_last, backend="numpy")
         assert got.shape == want.shape and np.array_equal(got, want), ((h, w), (H, W))
+
+
+def test_non_finite_tags_end_with_a_status_not_a_hang():
+    """An inf tag makes the Munkres steps cycle (the NumPy decoder does not return on it); the
+    kernels bound step 6 and report kUnsolvable (4). Run in a child process with a timeout so that
+    a regression fails instead of hanging CI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from higherhrnet_trt.kernels.host import decode_host\n"
+        "rng = np.random.default_rng(0)\n"
+        "hm = (rng.random((17, 24, 24)) ** 4).astype(np.float32)\n"
+        "tg = rng.normal(scale=2.0, size=(17, 24, 24, 2)).astype(np.float32)\n"
+        "for j in (3, 9):\n"
+        "    tg[j].reshape(-1, 2)[np.argmax(hm[j]), 0] = np.inf\n"
+        "try:\n"
+        "    decode_host(hm, tg)\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "status 4" in out.stdout
