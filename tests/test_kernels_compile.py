@@ -81,3 +81,18 @@ def test_nvcc_ahead_of_time_build(tmp_path):
     ptx = (tmp_path / "decode_sm_87.ptx").read_bytes()
     for entry in (b"hhr_nms_topk", b"hhr_group", b"hhr_refine"):
         assert b".entry " + entry in ptx
+
+
+def test_cuda_fp16_header_is_on_the_include_path(monkeypatch):
+    """cuda_fp16.h (fp16 engine outputs) comes from the nvidia-cuda-runtime wheel or CUDA_HOME:
+    kernels.compile passes those include folders to NVRTC."""
+    _nvrtc_or_skip(13)
+    if not kc.cuda_include_dirs():
+        pytest.skip("no cuda_fp16.h found (pip install nvidia-cuda-runtime)")
+    sources = kc.read_sources()
+    sources["resize.cu"] = (b"#include <cuda_fp16.h>\n" + sources["resize.cu"]
+                            + b"\nextern \"C\" __global__ void half_probe(const __half* a, float* b)"
+                              b" { b[threadIdx.x] = __half2float(a[threadIdx.x]); }\n")
+    monkeypatch.setattr(kc, "read_sources", lambda: sources)
+    c = kc.compile_kernel("resize.cu", "sm_87", use_cache=False)
+    assert b".entry half_probe" in c.ptx
