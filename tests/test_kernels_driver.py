@@ -107,3 +107,149 @@ def test_preprocessor_without_driver_is_one_line():
     for make in (lambda: GpuPreprocessor(512), lambda: GpuResizer((128, 128), (256, 256))):
         with pytest.raises(RuntimeError, match=r"^no NVIDIA driver found; use --backend onnxruntime[^\n]*$"):
             make()
+
+
+class FakeDriver:
+    """Stands in for cuda.bindings.driver with host memory, so the wrappers' Python plumbing (buffer
+    sizes, copies, launch calls, pinned buffers, cleanup) runs on a CPU. Kernels do nothing except
+    what a launch records; device memory starts zeroed, so the decode finds no people."""
+
+    def __init__(self):
+        import ctypes
+
+        self.ctypes = ctypes
+        self.mem: dict[int, object] = {}
+        self.launches: list[tuple[str, tuple, tuple]] = []
+        self.ctx_depth = 0
+
+    def _ok(self, *values):
+        return (0, *values)
+
+    def _alloc(self, nbytes):
+        buf = self.ctypes.create_string_buffer(int(nbytes))
+        addr = self.ctypes.addressof(buf)
+        self.mem[addr] = buf
+        return addr
+
+    def cuInit(self, flags):
+        return self._ok()
+
+    def cuDeviceGet(self, i):
+        return self._ok(i)
+
+    def cuDevicePrimaryCtxRetain(self, dev):
+        return self._ok("ctx")
+
+    def cuDevicePrimaryCtxRelease(self, dev):
+        return self._ok()
+
+    def cuCtxSetCurrent(self, ctx):
+        return self._ok()
+
+    def cuCtxPushCurrent(self, ctx):
+        self.ctx_depth += 1
+        return self._ok()
+
+    def cuCtxPopCurrent(self):
+        self.ctx_depth -= 1
+        return self._ok("ctx")
+
+    def cuDriverGetVersion(self):
+        return self._ok(13000)
+
+    def cuModuleLoadData(self, image):
+        assert bytes(image[:4]) == b"\x7fELF" or bytes(image[:2]) == b"//"
+        return self._ok("module")
+
+    def cuModuleGetFunction(self, module, name):
+        return self._ok(name.decode())
+
+    def cuModuleUnload(self, module):
+        return self._ok()
+
+    def cuMemAlloc(self, nbytes):
+        return self._ok(self._alloc(nbytes))
+
+    def cuMemHostAlloc(self, nbytes, flags):
+        return self._ok(self._alloc(nbytes))
+
+    def cuMemFree(self, ptr):
+        assert self.mem.pop(int(ptr), None) is not None, "double or foreign free"
+        return self._ok()
+
+    cuMemFreeHost = cuMemFree
+
+    def cuMemcpyHtoD(self, dst, src, nbytes):
+        self.ctypes.memmove(int(dst), int(src), int(nbytes))
+        return self._ok()
+
+    def cuMemcpyHtoDAsync(self, dst, src, nbytes, stream):
+        return self.cuMemcpyHtoD(dst, src, nbytes)
+
+    cuMemcpyDtoH = cuMemcpyHtoD
+
+    def cuMemcpyDtoHAsync(self, dst, src, nbytes, stream):
+        return self.cuMemcpyHtoD(dst, src, nbytes)
+
+    def cuMemsetD32Async(self, ptr, value, count, stream):
+        self.ctypes.memset(int(ptr), 0, 4 * int(count))
+        return self._ok()
+
+    def cuStreamSynchronize(self, stream):
+        return self._ok()
+
+    def cuLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shm, stream, params, extra):
+        assert isinstance(params, int) and params != 0 and extra == 0
+        self.launches.append((fn, (gx, gy, gz), (bx, by, bz)))
+        return self._ok()
+
+
+@pytest.fixture()
+def fake_gpu(monkeypatch):
+    pytest.importorskip("cuda.bindings", reason="cuda-python (NVRTC) is not installed")
+    from higherhrnet_trt.engine import gpu as engine_gpu
+    from higherhrnet_trt.kernels import compile as kc
+
+    if kc.nvrtc_library_path(13) is None and kc.nvrtc_library_path(12) is None:
+        pytest.skip("no NVRTC installed")
+    drv = FakeDriver()
+    monkeypatch.setattr(engine_gpu, "query_gpu", lambda index=0: engine_gpu.GpuInfo(0, "fake", "8.7"))
+    monkeypatch.setattr(dg, "_driver", lambda: drv)
+    from higherhrnet_trt.kernels import preprocess_gpu
+
+    monkeypatch.setattr(preprocess_gpu, "_driver", lambda: drv)
+    return drv
+
+
+def test_decoder_plumbing_with_a_fake_driver(fake_gpu):
+    import numpy as np
+
+    with dg.GpuDecoder(17, 32, 40, 2, max_batch=2) as dec:
+        allocated = len(fake_gpu.mem)
+        out = dec.decode(np.zeros((2, 17, 32, 40), np.float32), np.zeros((2, 17, 32, 40, 2), np.float32))
+        assert len(fake_gpu.mem) == allocated  # nothing allocated per call
+        assert [o[0].shape for o in out] == [(0, 17, 5)] * 2 and [o[1].shape for o in out] == [(0,)] * 2
+        names = [name for name, _, _ in fake_gpu.launches]
+        assert names == ["hhr_nms_topk", "hhr_group", "hhr_refine"]
+        assert fake_gpu.launches[0][1] == (17, 2, 1) and fake_gpu.launches[2][1] == (17 * 30, 2, 1)
+        with pytest.raises(ValueError, match="float32"):
+            dec.decode(FakeDeviceArray((2, 17, 32, 40), "<f2"), 0)
+    assert fake_gpu.mem == {} and fake_gpu.ctx_depth == 0  # everything freed, contexts popped
+
+
+def test_preprocess_and_resize_plumbing_with_a_fake_driver(fake_gpu):
+    import numpy as np
+
+    from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor, GpuResizer
+
+    with GpuPreprocessor(64) as pre:
+        ptr, geometry = pre(np.zeros((48, 100, 3), np.uint8))
+        assert geometry.base_size_wh == (192, 64) and ptr in fake_gpu.mem  # 64-aligned, aspect kept
+        assert fake_gpu.launches[-1] == ("hhr_warp_normalize", (12, 4, 1), (16, 16, 1))
+        ptr2, _ = pre(FakeDeviceArray((48, 100, 3), "|u1", strides=(512, 3, 1)))
+        assert ptr2 == ptr  # same size: same output buffer
+    with GpuResizer((32, 40), (64, 80)) as rs:
+        src, dst = rs.alloc(17 * 32 * 40 * 4), rs.alloc(17 * 64 * 80 * 4)
+        rs(src, dst, planes=17)
+        assert fake_gpu.launches[-1] == ("hhr_resize_bilinear", (5, 4, 17), (16, 16, 1))
+    assert fake_gpu.mem == {} and fake_gpu.ctx_depth == 0
