@@ -40,7 +40,7 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
-        "higherhrnet_trt.kernels": ["*.cu", "*.cuh"],
+        "higherhrnet_trt.kernels": ["*.cu", "*.cuh", "*.cpp"],
         "higherhrnet_trt.runtime.assets": ["*.jpg"],  # the demo's sample image
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
     },

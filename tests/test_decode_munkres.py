@@ -88,3 +88,30 @@ def test_degenerate():
     assert classic_munkres(np.zeros((0, 3))).shape == (0, 2)
     with pytest.raises(ValueError):
         classic_munkres(np.zeros(3))
+
+
+
+def test_infinite_tags_raise_instead_of_hanging():
+    """An inf tag gives inf costs, on which the classic steps cycle (munkres 1.x never returns);
+    classic_munkres stops after the step-6 pass limit (as kernels/munkres.cuh). Child process with
+    a timeout, so a regression fails instead of hanging CI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from higherhrnet_trt.runtime.decode import parse\n"
+        "from higherhrnet_trt.runtime.decode.munkres import UnsolvableMatrix\n"
+        "rng = np.random.default_rng(0)\n"
+        "hm = (rng.random((17, 24, 24)) ** 4).astype(np.float32)\n"
+        "tg = rng.normal(scale=2.0, size=(17, 24, 24, 2)).astype(np.float32)\n"
+        "for j in (3, 9):\n"
+        "    tg[j].reshape(-1, 2)[np.argmax(hm[j]), 0] = np.inf\n"
+        "try:\n"
+        "    parse(hm, tg)\n"
+        "except UnsolvableMatrix as e:\n"
+        "    print('unsolvable:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "unsolvable: no assignment after the step-6 pass limit" in out.stdout

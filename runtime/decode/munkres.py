@@ -109,6 +109,9 @@ def classic_munkres(cost: np.ndarray) -> np.ndarray:
                 col_cov[j] = True
         col_cov[:] = False
 
+    # Finite costs need at most n (n + 1) step-6 passes; NaN / inf costs can cycle forever (the
+    # package then never returns). Same cap as kernels/munkres.cuh.
+    step6_left = 2 * n * (n + 1) + 8
     while True:
         # Step 3
         col_cov = star.any(axis=0)
@@ -122,8 +125,11 @@ def classic_munkres(cost: np.ndarray) -> np.ndarray:
                 # Step 6
                 unc = ~row_cov[:, None] & ~col_cov[None, :]
                 m = C[unc].min()
+                step6_left -= 1
                 if not row_cov.any() and col_cov.all() or row_cov.all() and not col_cov.any():
                     raise UnsolvableMatrix("Matrix cannot be solved!")
+                if step6_left < 0:
+                    raise UnsolvableMatrix("no assignment after the step-6 pass limit (NaN or inf costs?)")
                 C[row_cov] += m
                 C[:, ~col_cov] -= m
                 zero = C == 0
