@@ -303,13 +303,15 @@ class StageRunner:
             frames = [frame.copy() for _ in range(s.batch)]
         self.frames = list(frames)
         self._check_shapes()
-        if s.cuda_graph:
-            if not hasattr(self.backend, "enable_cuda_graph"):
-                raise UserError(f"--cuda-graph: the {self.backend.name} backend cannot capture CUDA "
-                                "graphs (TensorRT engine backends can); run without --cuda-graph")
-            self.backend.enable_cuda_graph()
+        if s.cuda_graph and not hasattr(self.backend, "enable_cuda_graph"):
+            raise UserError(f"--cuda-graph: the {self.backend.name} backend cannot capture CUDA "
+                            "graphs (TensorRT engine backends can); run without --cuda-graph")
         if self.staged:
             self.events = CudaEvents(self.backend.cuda_stream)
+        if s.cuda_graph:
+            # One plain iteration first: it sets the input shapes the graph is captured with.
+            self.iteration()
+            self.backend.enable_cuda_graph()
 
     def _check_shapes(self) -> None:
         n, _, h, w = self.spec.shape
@@ -493,6 +495,17 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
         enqueue = not_applicable("synchronous backend: no separate enqueue")
 
     prec = model_precision(s.model, meta.precision)
+    engine_info = None
+    if not s.model.lower().endswith(".onnx"):
+        try:
+            from higherhrnet_trt.engine.sidecar import read_sidecar
+
+            sc = read_sidecar(s.model)
+            engine_info = {"builder": sc.builder, "gpu": sc.gpu, "compute_capability": sc.compute_capability,
+                           "precision": sc.precision, "onnx_precision": sc.onnx_precision,
+                           "shapes": sc.shapes, "built_at": sc.built_at}
+        except Exception as e:  # no / unreadable sidecar: say so in the JSON
+            engine_info = {"error": f"{type(e).__name__}: {e}"}
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -500,7 +513,7 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
             "path": os.path.abspath(s.model), "sha256_16": _sha256_prefix(s.model),
             "config": meta.config_name, "dataset": meta.dataset, "flip_test": meta.flip,
             "random_weights": meta.random_weights, "outputs_layout": meta.outputs,
-            **prec, "inputs": inputs, "outputs": outputs,
+            **prec, "inputs": inputs, "outputs": outputs, "engine": engine_info,
         },
         "settings": {
             "backend": backend.name, "batch": s.batch, "fed_input_shape": fed_shape,

@@ -216,7 +216,10 @@ def collect(backend_name: str | None = None, backend: Any = None) -> dict[str, A
             info["providers"] = list(getattr(backend, "providers", []) or [])
             info["threads"] = getattr(backend, "threads", None) or "default (one per core)"
         flavor = getattr(backend, "flavor", None)
-        if flavor is not None and hasattr(flavor, "describe"):  # TensorRT backends (engine.flavors)
+        if flavor is not None and hasattr(flavor, "describe"):  # an engine.flavors.Flavor
             info["tensorrt"] = flavor.describe()
+        elif isinstance(flavor, str):  # TensorRTBackend: "auto" (= the sidecar's) or a name
+            info["tensorrt_flavor"] = flavor
+            info["tensorrt_versions"] = tensorrt_versions() or None
         env["backend"] = info
     return env
