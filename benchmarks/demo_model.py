@@ -60,7 +60,7 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
     """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
     1-12 people) of ``seed``. Returns {"ap": {precision: AP}, "stats": {precision: {...}},
     "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}."""
-    from ..runtime.evaluate import evaluate_model
+    from .accuracy import evaluate_variants
     from .scenes import generate_dataset
 
     weights = weights or default_weights()
@@ -73,14 +73,13 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
         generate_dataset(os.path.join(work, "calib"), num_calib, seed=CALIB_SEED)
         variants = export_variants(weights, os.path.join(work, "onnx"), os.path.join(work, "calib", "images"),
                                    num_calib, precisions, log)
-        result: dict = {"ap": {}, "stats": {}, "scenes": num_scenes, "seed": seed,
+        evaluated = evaluate_variants(variants, ann, os.path.join(work, "eval", "images"), threads)
+        result: dict = {"ap": {p: r["stats"]["AP"] for p, r in evaluated.items()},
+                        "stats": {p: r["stats"] for p, r in evaluated.items()},
+                        "scenes": num_scenes, "seed": seed,
                         "calibration": {"scenes": num_calib, "seed": CALIB_SEED, "method": "entropy"}}
-        for precision, path in variants.items():
-            opts = {"threads": threads} if threads else {}
-            r = evaluate_model(path, ann, os.path.join(work, "eval", "images"), **opts)
-            result["stats"][precision] = dict(r.stats)
-            result["ap"][precision] = float(r.stats["AP"])
-            log(f"{precision}: AP {r.stats['AP']:.4f}")
+        for precision, ap in result["ap"].items():
+            log(f"{precision}: AP {ap:.4f}")
     result["seconds"] = time.perf_counter() - t0
     return result
 
