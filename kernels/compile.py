@@ -93,8 +93,8 @@ def preload_nvrtc(major: int) -> str:
     if path is None:
         raise RuntimeError(f"NVRTC {major} not found: pip install "
                            + ("nvidia-cuda-nvrtc-cu12" if major == 12 else "nvidia-cuda-nvrtc"))
-    # RTLD_LOCAL: cuda-python finds it as already loaded; RTLD_GLOBAL would let its bundled symbols
-    # shadow other libraries' (seen: torch.load failing after NVRTC 13 was loaded globally).
+    # RTLD_LOCAL: cuda-python finds it as already loaded, and its symbols stay out of the global
+    # namespace other libraries resolve against.
     ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     return path
 
@@ -182,16 +182,20 @@ def compile_kernel(kernel: str, arch: str, defines: dict[str, int] | None = None
         opts += [f"-I{d}".encode() for d in cuda_include_dirs()]
         err, = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         size = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(prog), "log size")
-        log = b" " * size
+        # Mutable buffers: NVRTC writes into them. (b" " * n is the interpreter's cached b" " when
+        # n == 1, the usual empty log: writing NUL into it broke every b" " in the process, which
+        # made torch.load fail later in the same process.)
+        log = bytearray(size)
         nvrtc.nvrtcGetProgramLog(prog, log)
-        log_text = log.decode(errors="replace").rstrip("\0 \n")
+        log_text = bytes(log).decode(errors="replace").rstrip("\0 \n")
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
             raise RuntimeError(f"{kernel} does not compile for {arch} with NVRTC "
                                f"{version[0]}.{version[1]}:\n{log_text}")
-        ptx = b" " * _check(nvrtc, nvrtc.nvrtcGetPTXSize(prog), "PTX size")
-        _check(nvrtc, nvrtc.nvrtcGetPTX(prog, ptx), "PTX")
-        cubin = b" " * _check(nvrtc, nvrtc.nvrtcGetCUBINSize(prog), "CUBIN size")
-        _check(nvrtc, nvrtc.nvrtcGetCUBIN(prog, cubin), "CUBIN")
+        ptx_buf = bytearray(_check(nvrtc, nvrtc.nvrtcGetPTXSize(prog), "PTX size"))
+        _check(nvrtc, nvrtc.nvrtcGetPTX(prog, ptx_buf), "PTX")
+        cubin_buf = bytearray(_check(nvrtc, nvrtc.nvrtcGetCUBINSize(prog), "CUBIN size"))
+        _check(nvrtc, nvrtc.nvrtcGetCUBIN(prog, cubin_buf), "CUBIN")
+        ptx, cubin = bytes(ptx_buf), bytes(cubin_buf)
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
     os.makedirs(cache_dir(), exist_ok=True)
