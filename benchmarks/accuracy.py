@@ -183,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(r))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(r, f, indent=2)
-        print(f"wrote {args.json}")
+        from .environment import write_json
+
+        write_json(args.json, r)
     return 0
 
 

@@ -83,7 +83,6 @@ def register(sub) -> None:
 
 
 def run_bench_cli(args) -> int:
-    import json
     import os
 
     from higherhrnet_trt.runtime.errors import UserError
@@ -103,9 +102,9 @@ def run_bench_cli(args) -> int:
     result = run_bench(settings)
     print(format_report(result))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
+        from .environment import write_json
+
+        write_json(args.json, result)
     if args.plot:
         try:
             plot(result, args.plot)

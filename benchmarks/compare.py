@@ -38,7 +38,6 @@ and decode times then depend on that noise: the people curve is the controlled d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -535,9 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(r))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(r, f, indent=2)
-        print(f"wrote {args.json}")
+        from .environment import write_json
+
+        write_json(args.json, r)
     if args.bar:
         print(f"wrote {plot_bars(r, args.bar)}")
     if args.curve and r["decode_vs_people"]:

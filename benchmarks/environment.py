@@ -223,3 +223,12 @@ def collect(backend_name: str | None = None, backend: Any = None) -> dict[str, A
             info["tensorrt_versions"] = tensorrt_versions() or None
         env["backend"] = info
     return env
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write a benchmark result as indented JSON and say where (the CLIs' common last step)."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+    print(f"wrote {path}")
