@@ -27,11 +27,12 @@ import logging
 
 import numpy as np
 
+from ..runtime.cuda_util import NO_DRIVER
+from ..runtime.cuda_util import check as _check
 from ..runtime.decode import DecodeConfig, parse
 
 log = logging.getLogger("higherhrnet_trt")
 
-NO_DRIVER = "no NVIDIA driver found; use --backend onnxruntime (the NumPy decode runs on the CPU)"
 MAX_N = 32  # HHR_MAX_N in common.cuh
 MAX_T = 2  # HHR_MAX_T
 
@@ -61,13 +62,6 @@ def _driver():
         except ImportError:
             raise RuntimeError("the GPU decode needs cuda-python: pip install cuda-python") from None
     return driver
-
-
-def _check(result, what: str):
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA driver error in {what}: {err}")
-    return values[0] if len(values) == 1 else tuple(values)
 
 
 def device_array(obj, shape: tuple[int, ...], name: str, kind: str = "f4",

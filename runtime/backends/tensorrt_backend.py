@@ -26,13 +26,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..cuda_util import NO_DRIVER
+from ..cuda_util import check as _check
 from ..errors import BackendUnavailable, UserError
 from ..metadata import ModelMeta
 from .base import Backend, TensorSpec
 
 log = logging.getLogger("higherhrnet_trt")
 
-NO_DRIVER = "no NVIDIA driver found; use --backend onnxruntime (or run on the machine with the GPU)"
 
 
 def import_cudart():
@@ -47,14 +48,6 @@ def import_cudart():
                 "the TensorRT backend needs cuda-python: pip install 'cuda-python>=12,<13' on CUDA 12 "
                 "(JetPack 6) or 'cuda-python>=13' on CUDA 13, matching your driver") from None
     return cudart
-
-
-def _check(result, what: str):
-    """cuda-python calls return (err, *values): raise on error, return the value(s)."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error in {what}: {err}")
-    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _runtime_module(flavor_name: str, version_compatible: bool):
