@@ -75,6 +75,25 @@ class RawGraph(nn.Module):
         return out4, out2
 
 
+def graph_meta(cfg: ModelConfig, outputs: str = "aggregated", flip: bool = True, dynamic: bool = False,
+               random_weights: bool = False, meta: ModelMeta | None = None) -> ModelMeta:
+    """The metadata of an AggregatedGraph / RawGraph of ``cfg``: what the ONNX file embeds, and what
+    the PyTorch backend reports for the same graph run in PyTorch."""
+    meta = meta or ModelMeta.for_dataset(cfg.dataset)
+    meta.model_name = f"higherhrnet_{cfg.name}"
+    meta.config_name = cfg.name
+    meta.input_size = cfg.input_size
+    meta.outputs = outputs
+    meta.flip = flip
+    meta.heatmap_stride = 2
+    meta.tag_stride = 2 if outputs == "aggregated" else 4
+    meta.tag_layout = ("N,J,H,W,T; T=2: image, mirrored image" if flip else "N,J,H,W,T; T=1") \
+        if outputs == "aggregated" else "output0 channels J..2J-1 (stride 4)"
+    meta.dynamic_shape = dynamic
+    meta.random_weights = random_weights
+    return meta
+
+
 @dataclass
 class ExportReport:
     path: str
@@ -136,18 +155,7 @@ def export_onnx(
         raise UserError(f"outputs must be 'aggregated' or 'raw', not {outputs!r}")
     graph.eval()
 
-    meta = meta or ModelMeta.for_dataset(cfg.dataset)
-    meta.model_name = f"higherhrnet_{cfg.name}"
-    meta.config_name = cfg.name
-    meta.input_size = cfg.input_size
-    meta.outputs = outputs
-    meta.flip = flip
-    meta.heatmap_stride = 2
-    meta.tag_stride = 2 if outputs == "aggregated" else 4
-    meta.tag_layout = ("N,J,H,W,T; T=2: image, mirrored image" if flip else "N,J,H,W,T; T=1") \
-        if outputs == "aggregated" else "output0 channels J..2J-1 (stride 4)"
-    meta.dynamic_shape = bool(dynamic or dynamic_batch)
-    meta.random_weights = random_weights
+    meta = graph_meta(cfg, outputs, flip, bool(dynamic or dynamic_batch), random_weights, meta)
     meta.exporter = f"higherhrnet_trt 0.1.0, torch {torch.__version__}, opset {OPSET}"
 
     if dynamic_batch:

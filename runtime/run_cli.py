@@ -74,14 +74,21 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     """Options shared by run and eval: backend choice and inference settings."""
     p.add_argument("model", metavar="MODEL",
                    help="model exported by 'higherhrnet-trt export' (.onnx; engines with a TensorRT "
-                        "backend); its embedded metadata sets dataset, input size and flip test")
+                        "backend); its embedded metadata sets dataset, input size and flip test. A "
+                        "checkpoint (.pth) runs with the torch backend")
     p.add_argument("--backend", default="auto",
-                   help="auto (from the file extension), onnxruntime, or another registered backend")
+                   help="auto (from the file extension: .onnx onnxruntime, .engine tensorrt, .pth torch), "
+                        "onnxruntime, tensorrt, tensorrt-rtx, torch, or another registered backend")
     p.add_argument("--providers", metavar="EP[,EP...]",
                    help="onnxruntime only: execution providers in priority order, e.g. "
                         "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="onnxruntime only: CPU threads (0 = one per core)")
+    p.add_argument("--config", default=None,
+                   help="torch only: the checkpoint's config (w32_512, w48_640, ...; default: the one "
+                        "that fits its shapes)")
+    p.add_argument("--device", default=None,
+                   help="torch only: cuda, cuda:N or cpu (default: cuda when a GPU is visible; FP16 there)")
     p.add_argument("--heatmap-resolution", action="store_true",
                    help="decode maps at half the input resolution: faster, not the official results")
 
@@ -101,6 +108,15 @@ def backend_options(args) -> dict:
     elif args.providers or args.threads:
         raise UserError(f"--providers / --threads are onnxruntime options; the {name} backend takes "
                         "neither")
+    config, device = getattr(args, "config", None), getattr(args, "device", None)
+    if name == "torch":
+        if config:
+            opts["config"] = config
+        if device:
+            opts["device"] = device
+    elif config or device:
+        raise UserError(f"--config / --device are torch-backend options (for .pth checkpoints); the "
+                        f"{name} backend reads them from the model file")
     return opts
 
 

@@ -33,7 +33,7 @@ def test_missing_and_corrupt_files(tmp_path, tiny_onnx):
     cut.write_bytes(tiny_onnx.read_bytes()[:5000])
     with pytest.raises(UserError, match="cannot load"):
         create_backend(str(cut)).activate()
-    with pytest.raises(UserError, match="expected a .onnx or .engine"):
+    with pytest.raises(UserError, match="expected a .onnx, .engine or .pth"):
         create_backend(str(tmp_path / "model.bin"))
     with pytest.raises(UserError, match="unknown backend"):
         create_backend(str(tiny_onnx), backend="nope")

@@ -13,6 +13,7 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "higherhrnet_trt.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "tensorrt": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTBackend",
     "tensorrt-rtx": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTRTXBackend",
+    "torch": "higherhrnet_trt.runtime.backends.torch_backend:TorchBackend",
 }
 
 
@@ -22,13 +23,16 @@ def register_backend(name: str, target: str) -> None:
 
 
 def default_backend_for(path: str) -> str:
-    """The backend a model file implies: .onnx -> onnxruntime, engines -> tensorrt."""
+    """The backend a model file implies: .onnx -> onnxruntime, engines -> tensorrt, checkpoints
+    (.pth, .pth.tar, .pt) -> torch."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         return "onnxruntime"
     if ext in (".engine", ".plan", ".trt"):
         return "tensorrt"
-    raise UserError(f"cannot tell the backend from {path!r}: expected a .onnx or .engine file")
+    if ext in (".pth", ".pt") or path.lower().endswith(".pth.tar"):
+        return "torch"
+    raise UserError(f"cannot tell the backend from {path!r}: expected a .onnx, .engine or .pth file")
 
 
 def create_backend(path: str, backend: str = "auto", **options) -> Backend:
