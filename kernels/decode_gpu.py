@@ -225,7 +225,6 @@ class GpuDecoder:
             self.drv.cuCtxPopCurrent()
 
     def _decode(self, heatmaps, tags, batch, stream) -> list[tuple[np.ndarray, np.ndarray]]:
-        drv, b = self.drv, self.buf
         J, H, W, T = self.shape
         s = stream_handle(stream)
         n = batch or (int(heatmaps.shape[0]) if hasattr(heatmaps, "shape") else 1)
@@ -233,48 +232,65 @@ class GpuDecoder:
             raise ValueError(f"batch {n} > max_batch {self.max_batch}")
         hp = device_array(heatmaps, (n, J, H, W), "heatmaps")
         tp = device_array(tags, (n, J, H, W, T), "tags", alt_shapes=((n, J, H, W),) if T == 1 else ())
-        hdev, tdev = hp is not None, tp is not None
-        host_maps = {}
-        if not hdev:
+        host_maps = {}  # host inputs must outlive the async copies
+        if hp is None:
             host_maps["h"] = np.ascontiguousarray(heatmaps, np.float32).reshape(n, J, H, W)
             h = host_maps["h"]
-            _check(drv.cuMemcpyHtoDAsync(b["heatmaps"], h.ctypes.data, h.nbytes, s), "H2D heatmaps")
-            hp = b["heatmaps"]
-        if not tdev:
+            _check(self.drv.cuMemcpyHtoDAsync(self.buf["heatmaps"], h.ctypes.data, h.nbytes, s),
+                   "H2D heatmaps")
+            hp = self.buf["heatmaps"]
+        if tp is None:
             host_maps["t"] = np.ascontiguousarray(tags, np.float32).reshape(n, J, H, W, T)
             t = host_maps["t"]
-            _check(drv.cuMemcpyHtoDAsync(b["tags"], t.ctypes.data, t.nbytes, s), "H2D tags")
-            tp = b["tags"]
-        _check(drv.cuMemsetD32Async(b["status"], 0, n, s), "memset")
-        p = self.params
+            _check(self.drv.cuMemcpyHtoDAsync(self.buf["tags"], t.ctypes.data, t.nbytes, s), "H2D tags")
+            tp = self.buf["tags"]
+        self.enqueue(hp, tp, n, s)
+        return self.collect(hp, tp, n, s)
+
+    def enqueue(self, heatmaps_ptr: int, tags_ptr: int, n: int, stream: int) -> None:
+        """Queue the whole decode of ``n`` images whose maps are at these device pointers on
+        ``stream``, ending with the copies of the per-image people counts and status to pinned host
+        memory. Nothing here waits or depends on results, so it can be captured in a CUDA graph
+        (GpuPipeline does); :meth:`collect` then fetches the people. The context must be current."""
+        drv, b, p = self.drv, self.buf, self.params
+        J = self.shape[0]
+        _check(drv.cuMemsetD32Async(b["status"], 0, n, stream), "memset")
         self._launch("hhr_nms_topk", (J, n, 1), (256, 1, 1),
-                     [hp, tp, p, b["cand_xy"], b["cand_val"], b["cand_tag"], b["cand_count"], b["status"]], s)
+                     [heatmaps_ptr, tags_ptr, p, b["cand_xy"], b["cand_val"], b["cand_tag"],
+                      b["cand_count"], b["status"]], stream)
         self._launch("hhr_group", (n, 1, 1), (32, 1, 1),
-                     [hp, b["cand_xy"], b["cand_val"], b["cand_tag"], b["cand_count"], b["joint_order"], p,
-                      b["work"], b["people"], b["keys"], b["tag_list"], b["tag_count"], b["num_people"],
-                      b["scores"], b["status"]], s)
+                     [heatmaps_ptr, b["cand_xy"], b["cand_val"], b["cand_tag"], b["cand_count"],
+                      b["joint_order"], p, b["work"], b["people"], b["keys"], b["tag_list"],
+                      b["tag_count"], b["num_people"], b["scores"], b["status"]], stream)
         if self.cfg.refine:
             self._launch("hhr_refine", (self.P, n, 1), (256, 1, 1),
-                         [hp, tp, p, b["people"], b["num_people"]], s)
+                         [heatmaps_ptr, tags_ptr, p, b["people"], b["num_people"]], stream)
+        _check(drv.cuMemcpyDtoHAsync(self._counts.ctypes.data, b["num_people"], n * 4, stream), "D2H counts")
+        _check(drv.cuMemcpyDtoHAsync(self._status.ctypes.data, b["status"], n * 4, stream), "D2H status")
+
+    def collect(self, heatmaps_ptr: int, tags_ptr: int, n: int,
+                stream: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Wait for an :meth:`enqueue`'d decode and copy only the people found to the host.
+        Returns per image (grouped (P, J, 3 + T), scores (P,)). The context must be current."""
+        drv, b = self.drv, self.buf
+        J, H, W, T = self.shape
+        _check(drv.cuStreamSynchronize(stream), "sync")
         counts, status = self._counts[:n], self._status[:n]
-        _check(drv.cuMemcpyDtoHAsync(counts.ctypes.data, b["num_people"], n * 4, s), "D2H counts")
-        _check(drv.cuMemcpyDtoHAsync(status.ctypes.data, b["status"], n * 4, s), "D2H status")
-        _check(drv.cuStreamSynchronize(s), "sync")
         row = J * (3 + T) * 4
         for i in range(n):  # only the people found cross to the host
             c = int(counts[i])
             if c and not status[i]:
                 _check(drv.cuMemcpyDtoHAsync(self._people[i].ctypes.data, b["people"] + i * self.P * row,
-                                             c * row, s), "D2H people")
+                                             c * row, stream), "D2H people")
                 _check(drv.cuMemcpyDtoHAsync(self._scores[i].ctypes.data, b["scores"] + i * self.P * 4,
-                                             c * 4, s), "D2H scores")
-        _check(drv.cuStreamSynchronize(s), "sync")
+                                             c * 4, stream), "D2H scores")
+        _check(drv.cuStreamSynchronize(stream), "sync")
         out = []
         for i in range(n):
             if status[i]:
                 log.warning(f"GPU decode of image {i}: status {int(status[i])} (too many peaks or an "
                             "unsolvable assignment): decoded on the CPU instead")
-                out.append(self._cpu_fallback(hp, tp, i, int(status[i])))
+                out.append(self._cpu_fallback(heatmaps_ptr, tags_ptr, i, int(status[i])))
                 continue
             c = int(counts[i])
             out.append((self._people[i, :c].copy(), self._scores[i, :c].copy()))

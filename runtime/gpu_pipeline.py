@@ -1,0 +1,268 @@
+"""The all-GPU pipeline: frame -> pre-processing kernel -> TensorRT -> resize + decode kernels -> people.
+
+Everything between the frame upload and the people stays on the device, on the engine's CUDA stream:
+
+1. the frame (host NumPy, copied through a pinned staging buffer, or a device array: CuPy, pycuda,
+   torch via ``__cuda_array_interface__``) is warped, normalised and written as CHW straight into
+   the engine's input buffer (kernels/preprocess.cu);
+2. TensorRT runs (``execute_async_v3`` on the tensor addresses bound at activation);
+3. heatmaps and tags are resized to the input size, the official PROJECT2IMAGE step (resize.cu);
+4. NMS + top-k, grouping (Munkres as the NumPy decoder), adjust and refine (decode.cu);
+5. only the people counts, then the people found (P x J x (3 + T)) and scores cross to the host.
+
+With ``cuda_graph`` the steps 1-4 and the count copy are captured once per frame size and replayed:
+one launch a frame, nothing allocated on the per-frame path. Results are the NumPy pipeline's
+(``runtime.pipeline.Pipeline`` with the same decode settings): same decode, same geometry.
+
+    from higherhrnet_trt.runtime.gpu_pipeline import GpuPipeline
+    with GpuPipeline("w32_fp16.engine", cuda_graph=True) as pipe:
+        poses = pipe.predict(frame)          # (H, W, 3) uint8 BGR, host or device
+
+Needs an NVIDIA driver, TensorRT or TensorRT-RTX (the engine's sidecar says which) and cuda-python.
+The engine's input must accept the frame's official input size (a dynamic-shape engine, or one
+built for that camera resolution): a mismatch is one error line that names the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .decode.config import DecodeConfig
+from .errors import UserError
+from .pipeline import Poses, boxes_from_keypoints
+
+
+class GpuPipeline:
+    """A TensorRT engine with GPU pre-processing and GPU decode, optionally as one CUDA graph.
+
+    engine: path of a serialized engine with its sidecar (``higherhrnet-trt build``).
+    flavor: None (the one the engine's sidecar names), "tensorrt" or "tensorrt-rtx".
+    decode: DecodeConfig or overrides (default: the official settings for the model's joints).
+    cuda_graph: capture pre-processing + inference + decode once per frame size and replay it.
+    heatmap_resolution: decode at the maps' own resolution (no resize; not the official results).
+    color_order: "bgr" (cv2) or "rgb" frames. kpt_thr: joints above it span a person's box.
+    """
+
+    def __init__(self, engine: str, flavor: str | None = None, decode: DecodeConfig | dict | None = None,
+                 cuda_graph: bool = False, heatmap_resolution: bool = False, color_order: str = "bgr",
+                 kpt_thr: float = 0.1, device: int = 0) -> None:
+        if color_order not in ("bgr", "rgb"):
+            raise UserError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+        from .backends.tensorrt_backend import TensorRTBackend
+
+        self.backend = TensorRTBackend(engine, flavor=flavor, device=device)
+        self._decode_arg = decode
+        self.cuda_graph = cuda_graph
+        self.heatmap_resolution = heatmap_resolution
+        self.bgr = color_order == "bgr"
+        self.kpt_thr = float(kpt_thr)
+        self.device = device
+        self.frames = 0
+        self._pre = None
+        self._per_size: dict[tuple[int, int], _SizeState] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def activate(self) -> GpuPipeline:
+        if self.backend.is_active:
+            return self
+        from ..kernels.preprocess_gpu import GpuPreprocessor
+
+        self.backend.activate()
+        meta = self.backend.metadata
+        if meta.outputs != "aggregated":
+            raise UserError(f"{self.backend.path}: the GPU pipeline needs an engine with aggregated outputs "
+                            "(the default export); re-export without --outputs raw")
+        cfg = self._decode_arg
+        if not isinstance(cfg, DecodeConfig):
+            cfg = DecodeConfig.for_keypoints(meta.keypoints, **(cfg or {}))
+        cfg.check(meta.num_joints)
+        self.cfg = cfg
+        self._pre = GpuPreprocessor(meta.input_size, meta.mean, meta.std, bgr=self.bgr, device=self.device)
+        return self
+
+    def deactivate(self) -> None:
+        for state in self._per_size.values():
+            state.close()
+        self._per_size.clear()
+        if self._pre is not None:
+            self._pre.close()
+            self._pre = None
+        self.backend.deactivate()
+
+    def __enter__(self) -> GpuPipeline:
+        return self.activate()
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    # -- inference ---------------------------------------------------------------------------------
+    def predict(self, frame: Any) -> Poses:
+        """People in one frame, best first, in frame pixels (as Pipeline.predict).
+
+        frame: (H, W, 3) uint8, a NumPy array or a device array (``__cuda_array_interface__``).
+        """
+        self.activate()
+        on_device = hasattr(frame, "__cuda_array_interface__")
+        if on_device:
+            shape = tuple(int(v) for v in frame.__cuda_array_interface__["shape"])
+        else:
+            frame = np.asarray(frame)
+            shape = frame.shape
+        if len(shape) != 3 or shape[2] != 3:
+            raise UserError(f"expected an (H, W, 3) uint8 frame, got shape {shape}")
+        key = (int(shape[1]), int(shape[0]))
+        state = self._per_size.get(key)
+        if state is None:
+            state = self._per_size[key] = _SizeState(self, key)
+        grouped, scores = state.run(frame, on_device)
+        self.frames += 1
+        num_joints = self.backend.metadata.num_joints
+        if grouped.shape[0] == 0:
+            return Poses.empty(num_joints, key)
+        coords = state.geometry.map_to_image(np.ascontiguousarray(grouped[:, :, :3]), state.decode_wh)
+        keypoints = np.asarray(coords, np.float32)
+        scores = np.asarray(scores, np.float32)
+        order = np.argsort(-scores, kind="stable")
+        keypoints, scores = keypoints[order], scores[order]
+        limit = self.cfg.max_people
+        keypoints, scores = keypoints[:limit], scores[:limit]
+        return Poses(keypoints, scores, boxes_from_keypoints(keypoints, self.kpt_thr), key)
+
+
+class _SizeState:
+    """Buffers, kernels and (optionally) the CUDA graph for frames of one size (W, H)."""
+
+    def __init__(self, pipe: GpuPipeline, image_wh: tuple[int, int]) -> None:
+        from ..kernels.decode_gpu import GpuDecoder, _check, stream_handle
+        from ..kernels.preprocess_gpu import GpuResizer
+
+        self.pipe = pipe
+        backend, pre = pipe.backend, pipe._pre
+        self._check = _check
+        self.drv = pre.drv
+        (w, h), _, self.geometry = pre.plan(image_wh)
+        name = backend.input_name
+        context = backend._context
+        shape = (1, 3, h, w)
+        if tuple(context.get_tensor_shape(name)) != shape and not context.set_input_shape(name, shape):
+            raise UserError(f"frames of {image_wh[0]}x{image_wh[1]} need a 1x3x{h}x{w} input, outside what "
+                            f"{backend.path} accepts; build the engine with --min-shape/--max-shape covering "
+                            f"it, or export at --input-size {max(h, w)}")
+        self.stream = stream_handle(backend.cuda_stream)
+        self.input_ptr = backend._device_ptrs[name]
+        heat_name, tag_name = (o.name for o in backend.outputs)
+        hm_shape = tuple(context.get_tensor_shape(heat_name))  # (1, J, h/2, w/2)
+        tag_shape = tuple(context.get_tensor_shape(tag_name))  # (1, J, h/2, w/2, T)
+        J, mh, mw = hm_shape[1], hm_shape[2], hm_shape[3]
+        T = tag_shape[4] if len(tag_shape) == 5 else 1
+        self.heat_ptr, self.tag_ptr = backend._device_ptrs[heat_name], backend._device_ptrs[tag_name]
+        self.resizers = []
+        if pipe.heatmap_resolution:
+            dh, dw = mh, mw
+            self.decode_wh = (mw, mh)
+            self.maps = (self.heat_ptr, self.tag_ptr)
+        else:
+            dh, dw = h, w
+            self.decode_wh = None  # maps at the base size: the official PROJECT2IMAGE flow
+            self.resize = GpuResizer((mh, mw), (h, w), device=pipe.device)
+            self.maps = (self.resize.alloc(J * h * w * 4), self.resize.alloc(J * h * w * T * 4))
+            self.num_joints, self.tag_dim = J, T
+        self.decoder = GpuDecoder(J, dh, dw, T, pipe.cfg, max_batch=1, device=pipe.device)
+        # A pinned staging buffer for host frames: its H2D copy can be captured in the graph.
+        self.frame_nbytes = image_wh[0] * image_wh[1] * 3
+        self.frame_dev = pre.alloc(self.frame_nbytes)
+        self.frame_host_ptr = int(_check(self.drv.cuMemHostAlloc(self.frame_nbytes, 0), "cuMemHostAlloc"))
+        import ctypes
+
+        buf = (ctypes.c_uint8 * self.frame_nbytes).from_address(self.frame_host_ptr)
+        self.frame_host = np.frombuffer(buf, np.uint8).reshape(image_wh[1], image_wh[0], 3)
+        self.graph = self.graph_exec = None
+
+    def _enqueue(self, frame_ptr: int, pitch: int) -> None:
+        """Steps 1-4 and the count copy, on the engine's stream (captured as is in graph mode)."""
+        pipe, s = self.pipe, self.stream
+        W, H = self.geometry.image_wh
+        pipe._pre(frame_ptr, out=self.input_ptr, stream=s, frame_shape=(H, W), frame_pitch=pitch)
+        if not pipe.backend._context.execute_async_v3(s):
+            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+        if not pipe.heatmap_resolution:
+            J, T = self.num_joints, self.tag_dim
+            self.resize(self.heat_ptr, self.maps[0], planes=J, inner=1, stream=s)
+            self.resize(self.tag_ptr, self.maps[1], planes=J, inner=T, stream=s)
+        self.decoder.enqueue(self.maps[0], self.maps[1], 1, s)
+
+    def run(self, frame: Any, on_device: bool) -> tuple[np.ndarray, np.ndarray]:
+        drv, s = self.drv, self.stream
+        W, H = self.geometry.image_wh
+        self._check(drv.cuCtxPushCurrent(self.decoder.ctx), "cuCtxPushCurrent")
+        try:
+            if on_device:
+                cai = frame.__cuda_array_interface__
+                if str(cai.get("typestr", ""))[1:] != "u1":
+                    raise UserError(f"device frames must be uint8, got {cai.get('typestr')!r}")
+                strides = cai.get("strides")
+                frame_ptr, pitch = int(cai["data"][0]), int(strides[0]) if strides else W * 3
+                if self.pipe.cuda_graph:
+                    # A graph reads the address it was captured with: bring the frame to our buffer
+                    # (one device-to-device copy, queued before the graph on the same stream).
+                    self._check(drv.cuMemcpy2DAsync(self._copy2d(frame_ptr, pitch), s), "D2D frame")
+                    frame_ptr, pitch = self.frame_dev, W * 3
+            else:
+                np.copyto(self.frame_host, np.asarray(frame, np.uint8))
+                self._check(drv.cuMemcpyHtoDAsync(self.frame_dev, self.frame_host_ptr, self.frame_nbytes, s),
+                            "H2D frame")
+                frame_ptr, pitch = self.frame_dev, W * 3
+            if not self.pipe.cuda_graph:
+                self._enqueue(frame_ptr, pitch)
+            else:
+                if self.graph_exec is None:
+                    self._capture(frame_ptr, pitch)
+                self._check(drv.cuGraphLaunch(self.graph_exec, s), "cuGraphLaunch")
+            return self.decoder.collect(self.maps[0], self.maps[1], 1, s)[0]
+        finally:
+            drv.cuCtxPopCurrent()
+
+    def _copy2d(self, src_ptr: int, src_pitch: int):
+        """cuMemcpy2D parameters: a (possibly row-padded) device frame -> our packed frame buffer."""
+        drv = self.drv
+        W, H = self.geometry.image_wh
+        p = drv.CUDA_MEMCPY2D()
+        p.srcMemoryType = drv.CUmemorytype.CU_MEMORYTYPE_DEVICE
+        p.srcDevice = src_ptr
+        p.srcPitch = src_pitch
+        p.dstMemoryType = drv.CUmemorytype.CU_MEMORYTYPE_DEVICE
+        p.dstDevice = self.frame_dev
+        p.dstPitch = W * 3
+        p.WidthInBytes = W * 3
+        p.Height = H
+        return p
+
+    def _capture(self, frame_ptr: int, pitch: int) -> None:
+        """One eager run first (TensorRT and cuDNN-style lazy setup must not happen inside a
+        capture), then the capture of steps 1-4 reading ``frame_ptr``."""
+        drv, s = self.drv, self.stream
+        self._enqueue(frame_ptr, pitch)
+        self._check(drv.cuStreamSynchronize(s), "sync")
+        mode = drv.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+        self._check(drv.cuStreamBeginCapture(s, mode), "cuStreamBeginCapture")
+        try:
+            self._enqueue(frame_ptr, pitch)
+        finally:
+            graph = self._check(drv.cuStreamEndCapture(s), "cuStreamEndCapture")
+        self.graph = graph
+        self.graph_exec = self._check(drv.cuGraphInstantiate(graph, 0), "cuGraphInstantiate")
+
+    def close(self) -> None:
+        drv = self.drv
+        if self.graph_exec is not None:
+            drv.cuGraphExecDestroy(self.graph_exec)
+            drv.cuGraphDestroy(self.graph)
+            self.graph = self.graph_exec = None
+        self.decoder.close()
+        if not self.pipe.heatmap_resolution:
+            self.resize.close()
+        if self.frame_host_ptr:
+            drv.cuMemFreeHost(self.frame_host_ptr)
+            self.frame_host_ptr = 0
