@@ -1,0 +1,152 @@
+"""Memory soak: run the whole pipeline on many frames and report host and device memory over time.
+
+A robot runs for hours: a few bytes leaked per frame is an out-of-memory kill by the afternoon. This
+loop runs ``Pipeline.predict`` (pre-processing, backend, decode) ``--frames`` times (10,000 by
+default) on a fixed set of frames, samples the process's resident memory (/proc/self/statm) and the
+GPU's used memory (cudaMemGetInfo, when there is a GPU) every ``--every`` frames, and reports the
+growth after warm-up: first sample after ``--warmup`` frames to the last, plus the least-squares
+slope per 1,000 frames. It prints numbers; it asserts nothing (allocators round, caches settle).
+
+    python -m higherhrnet_trt.benchmarks.soak MODEL [--backend B] [--frames 10000] [--json soak.json]
+
+Frames: the bundled sample (runtime/assets/sample.jpg) and its mirror, alternated, unless
+``--images DIR`` is given: varying people counts exercise the decoder's variable-size paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+
+def host_rss_mib() -> float:
+    """Current resident set size of this process (not the peak), MiB. Linux /proc; psutil elsewhere."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+
+
+def device_used_mib() -> float | None:
+    """Used memory of GPU 0 (all processes), MiB; None without a GPU or cuda-python."""
+    from .environment import import_cudart
+
+    cudart = import_cudart()
+    if cudart is None:
+        return None
+    try:
+        err, free, total = cudart.cudaMemGetInfo()
+    except Exception:  # no driver, no device
+        return None
+    return (total - free) / 2**20 if int(err) == 0 else None
+
+
+def growth(frames: list[int], values: list[float]) -> dict[str, float]:
+    """First -> last change and the least-squares slope per 1,000 frames of a sampled series, MiB."""
+    x, y = np.asarray(frames, np.float64), np.asarray(values, np.float64)
+    slope = float(np.polyfit(x, y, 1)[0]) * 1000 if len(x) >= 2 and np.ptp(x) > 0 else 0.0
+    return {"start_mib": round(float(y[0]), 2), "end_mib": round(float(y[-1]), 2),
+            "max_mib": round(float(y.max()), 2), "growth_mib": round(float(y[-1] - y[0]), 2),
+            "slope_mib_per_1000_frames": round(slope, 3)}
+
+
+def load_frames(images_dir: str | None) -> list[np.ndarray]:
+    from ..runtime.sources import import_cv2
+
+    cv2 = import_cv2()
+    if images_dir:
+        names = sorted(n for n in os.listdir(images_dir) if n.lower().endswith((".jpg", ".jpeg", ".png")))
+        frames = [cv2.imread(os.path.join(images_dir, n), cv2.IMREAD_COLOR) for n in names[:64]]
+        frames = [f for f in frames if f is not None]
+        if not frames:
+            from ..runtime.errors import UserError
+
+            raise UserError(f"no readable .jpg/.png images in {images_dir}")
+        return frames
+    from ..runtime.demo_cli import SAMPLE_IMAGE, package_file
+
+    frame = cv2.imread(package_file(SAMPLE_IMAGE), cv2.IMREAD_COLOR)
+    return [frame, np.ascontiguousarray(frame[:, ::-1])]
+
+
+def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 200, every: int = 250,
+         images_dir: str | None = None, progress: bool = True, **backend_options: Any) -> dict[str, Any]:
+    """Run the loop; returns {"frames", "seconds", "fps", "host": growth, "device": growth | None,
+    "samples": [[frame, host_mib, device_mib], ...], "people_total"}."""
+    from ..runtime.pipeline import Pipeline
+
+    images = load_frames(images_dir)
+    samples: list[tuple[int, float, float | None]] = []
+    people = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, unit="frame", desc="soak", file=sys.stderr)
+    with Pipeline(model, backend=backend, **backend_options) as pipe:
+        t0 = time.perf_counter()
+        for i in range(frames):
+            people += len(pipe.predict(images[i % len(images)]))
+            done = i + 1
+            if done >= warmup and (done - warmup) % every == 0 or done == frames:
+                samples.append((done, host_rss_mib(), device_used_mib()))
+            if bar is not None:
+                bar.update(1)
+        seconds = time.perf_counter() - t0
+        backend_name = pipe.backend.name
+    if bar is not None:
+        bar.close()
+    xs = [s[0] for s in samples]
+    dev = [s[2] for s in samples]
+    return {
+        "model": os.path.basename(model), "backend": backend_name, "frames": frames, "warmup": warmup,
+        "seconds": round(seconds, 1), "fps": round(frames / seconds, 1), "people_total": people,
+        "host": growth(xs, [s[1] for s in samples]),
+        "device": growth(xs, dev) if all(d is not None for d in dev) and dev else None,
+        "samples": [[x, round(h, 2), None if d is None else round(d, 2)] for x, h, d in samples],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.soak",
+                                 description="Host and GPU memory over a long run of the whole pipeline.")
+    ap.add_argument("model", help="model file (.onnx, .engine, .pth) as for 'higherhrnet-trt run'")
+    ap.add_argument("--backend", default="auto", help="auto (from the extension) or a backend name")
+    ap.add_argument("--frames", type=int, default=10_000, help="frames to run (default 10000)")
+    ap.add_argument("--warmup", type=int, default=200,
+                    help="frames before the first sample (allocators and caches settle)")
+    ap.add_argument("--every", type=int, default=250, help="sample memory every N frames")
+    ap.add_argument("--images", help="folder of frames to cycle through (default: the bundled sample)")
+    ap.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0: its default)")
+    ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    opts = {"threads": args.threads} if args.threads else {}
+    res = soak(args.model, args.backend, args.frames, args.warmup, args.every, args.images,
+               progress=not args.no_progress, **opts)
+    h = res["host"]
+    print(f"{res['frames']} frames ({res['backend']}, {res['fps']} fps, {res['people_total']} people): "
+          f"host RSS {h['start_mib']:.1f} -> {h['end_mib']:.1f} MiB (growth {h['growth_mib']:+.2f}, slope "
+          f"{h['slope_mib_per_1000_frames']:+.3f} MiB / 1000 frames)")
+    d = res["device"]
+    print("GPU used: " + ("n/a (no GPU)" if d is None else
+                          f"{d['start_mib']:.1f} -> {d['end_mib']:.1f} MiB (growth {d['growth_mib']:+.2f}, "
+                          f"slope {d['slope_mib_per_1000_frames']:+.3f} MiB / 1000 frames)"))
+    if args.json:
+        from .environment import write_json
+
+        write_json(args.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
