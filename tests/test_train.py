@@ -175,3 +175,30 @@ def test_lr_schedule():
     assert T.lr_at(100, 0.0, opt) == pytest.approx(1e-3)
     assert T.lr_at(100, 0.5, opt) == pytest.approx(5e-4)
     assert T.lr_at(100, 1.0, opt) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_foreground_weight_scales_the_error_at_peaks_only():
+    gt = torch.zeros(1, 1, 8, 8)
+    gt[0, 0, 4, 4] = 1.0
+    mask = torch.ones(1, 8, 8)
+    pred = torch.zeros(1, 1, 8, 8)
+    plain = T.heatmap_loss(pred, gt, mask).item()
+    assert plain == pytest.approx(1 / 64)
+    assert T.heatmap_loss(pred, gt, mask, fg_weight=10).item() == pytest.approx(11 / 64)
+    # Background errors weigh the same with or without it.
+    off = torch.zeros(1, 1, 8, 8)
+    off[0, 0, 0, 0] = 0.5
+    assert T.heatmap_loss(off + 0, torch.zeros_like(gt), mask, fg_weight=10).item() == pytest.approx(0.25 / 64)
+
+
+def test_kaiming_init_starts_the_maps_near_zero():
+    torch.manual_seed(0)
+    model = HigherHRNet(get_config("tiny"))
+    T.init_weights(model, "kaiming")
+    for layer in model.final_layers:
+        assert float(layer.weight.std()) < 0.002 and float(layer.bias.abs().max()) == 0.0
+    # The body keeps PyTorch's default (Kaiming-uniform) scale.
+    assert float(model.conv1.weight.std()) > 0.01
+    with torch.no_grad():
+        out4, out2 = model.eval()(torch.randn(1, 3, 128, 128))
+    assert float(out2.abs().max()) < 0.1
