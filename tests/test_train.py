@@ -203,3 +203,11 @@ def test_kaiming_init_starts_the_maps_near_zero():
     with torch.no_grad():
         out4, out2 = model.eval()(torch.randn(1, 3, 128, 128))
     assert float(out2.abs().max()) < 0.1
+
+
+def test_foreground_weight_decays_to_the_official_loss():
+    opt = T.TrainOptions(fg_weight=10.0, fg_until=0.6)
+    assert T.fg_weight_at(0.0, opt) == pytest.approx(10.0)
+    assert T.fg_weight_at(0.3, opt) == pytest.approx(5.0)
+    assert T.fg_weight_at(0.6, opt) == 0.0 and T.fg_weight_at(0.9, opt) == 0.0
+    assert T.fg_weight_at(0.9, T.TrainOptions(fg_weight=10.0)) == 10.0  # fg_until 0: constant
