@@ -20,6 +20,7 @@ import time
 #: Seeds of the generated sets (training used seed 1; see the model card).
 HELD_OUT_SEED = 1000  # model card: 200 scenes
 CI_SEED = 2000  # CI: 50 scenes
+CI_SCENES = 50
 CALIB_SEED = 3000  # INT8 calibration scenes
 
 
@@ -93,8 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="seed of those scenes")
     ap.add_argument("--calib", type=int, default=64, help="generated scenes for INT8 calibration")
     ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--card", action="store_true",
+                    help="also measure the CI set (50 scenes, seed 2000) and write both, with the CI "
+                         "settings tests/test_demo_model.py reads, to the JSON beside the weights")
     args = ap.parse_args(argv)
     res = measure(args.weights, args.scenes, args.seed, args.calib)
+    if args.card:
+        weights = args.weights or default_weights()
+        ci = measure(weights, CI_SCENES, CI_SEED, args.calib)
+        card = {"heldout": res,
+                "ci": {"scenes": CI_SCENES, "seed": CI_SEED, "calib": args.calib, "ap_fp32": ci["ap"]["fp32"],
+                       "ap": ci["ap"], "seconds": round(ci["seconds"], 1)}}
+        with open(card_path(weights), "w", encoding="utf-8") as f:
+            json.dump(card, f, indent=1)
+        print(f"wrote {card_path(weights)} (CI set: " + ", ".join(f"{k} {v:.4f}" for k, v in ci["ap"].items())
+              + ")")
     fp32 = res["ap"]["fp32"]
     print(f"{'precision':<10}{'AP':>8}{'delta':>9}   ({res['scenes']} scenes, seed {res['seed']}, "
           f"{res['seconds']:.0f}s)")
