@@ -211,3 +211,25 @@ def test_foreground_weight_decays_to_the_official_loss():
     assert T.fg_weight_at(0.3, opt) == pytest.approx(5.0)
     assert T.fg_weight_at(0.6, opt) == 0.0 and T.fg_weight_at(0.9, opt) == 0.0
     assert T.fg_weight_at(0.9, T.TrainOptions(fg_weight=10.0)) == 10.0  # fg_until 0: constant
+
+
+def test_worker_batches_draw_their_own_augmentation(tiny_data):
+    ds = T.SceneDataset(tiny_data, options=T.TrainOptions(input_size=128), augment=True, seed=0)
+    # The same image in both batches: two workers, so any difference is the augmentation's.
+    order = np.array([0, 0])
+    batches = list(T._batches(ds, order, batch_size=1, workers=2))
+    assert len(batches) == 2
+    assert not torch.equal(batches[0]["image"], batches[1]["image"])
+    assert list(T._batches(ds, np.array([0, 1, 0]), batch_size=2, workers=0))[0]["image"].shape[0] == 2
+
+
+def test_train_runs_checkpoints_and_resumes(tiny_data, tmp_path):
+    cfg = get_config("tiny")
+    opt = T.TrainOptions(input_size=128, batch_size=2, warmup_steps=1)
+    model, summary = T.train(tiny_data, str(tmp_path), cfg, opt, max_steps=1, device="auto", workers=1,
+                             log=lambda *_: None)
+    assert summary["steps"] == 1 and (tmp_path / "last.pth").is_file()
+    assert next(model.parameters()).device.type == "cpu" and not model.training
+    logs = []
+    _, summary = T.train(tiny_data, str(tmp_path), cfg, opt, max_steps=2, log=logs.append)
+    assert summary["steps"] == 2 and "resumed" in logs[0]
