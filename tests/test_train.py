@@ -233,3 +233,15 @@ def test_train_runs_checkpoints_and_resumes(tiny_data, tmp_path):
     logs = []
     _, summary = T.train(tiny_data, str(tmp_path), cfg, opt, max_steps=2, log=logs.append)
     assert summary["steps"] == 2 and "resumed" in logs[0]
+
+
+def test_diagnose_reports_recall_false_peaks_and_tags(tiny_data):
+    torch.manual_seed(0)
+    model = HigherHRNet(get_config("tiny"))
+    T.init_weights(model, "kaiming")
+    d = T.diagnose(model, tiny_data, max_images=2)
+    assert d["images"] == 2 and 0.0 <= d["recall"] <= 1.0 and d["false_peaks_per_image"] >= 0
+    assert d["tag_std_within"] >= 0 and d["tag_distance_between"] >= 0  # 2-3 people an image
+    # A threshold above every value finds nothing.
+    none = T.diagnose(model, tiny_data, max_images=2, threshold=1e9)
+    assert none["recall"] == 0.0 and none["false_peaks_per_image"] == 0.0
