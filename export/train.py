@@ -597,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", choices=("official", "kaiming"), default="official",
                     help="weight initialisation of a fresh run (see init_weights)")
     args = ap.parse_args(argv)
+    if args.diagnose and not args.val:
+        ap.error("--diagnose measures on the --val scenes: pass --val VAL/person_keypoints.json")
     torch.set_num_threads(args.threads)
 
     def log(msg: str) -> None:
