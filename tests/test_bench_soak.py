@@ -1,0 +1,32 @@
+"""benchmarks.soak: memory series arithmetic and a short real loop (CPU, ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from higherhrnet_trt.benchmarks import soak
+
+pytest.importorskip("cv2")
+
+
+def test_growth_first_to_last_and_slope():
+    g = soak.growth([0, 1000, 2000], [100.0, 101.0, 102.0])
+    assert g["growth_mib"] == 2.0 and g["slope_mib_per_1000_frames"] == pytest.approx(1.0)
+    assert g["start_mib"] == 100.0 and g["end_mib"] == 102.0 and g["max_mib"] == 102.0
+    assert soak.growth([5], [7.0])["slope_mib_per_1000_frames"] == 0.0
+
+
+def test_soak_runs_the_pipeline_and_reports_both_halves(tiny_onnx, tmp_path, capsys):
+    out = tmp_path / "soak.json"
+    assert soak.main([str(tiny_onnx), "--frames", "4", "--warmup", "1", "--every", "1", "--threads", "1",
+                      "--no-progress", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["frames"] == 4 and res["backend"] == "onnxruntime" and res["people_total"] > 0
+    assert [s[0] for s in res["samples"]] == [1, 2, 3, 4]
+    assert res["host"]["start_mib"] > 0 and res["host_second_half"]["start_mib"] == res["samples"][2][1]
+    if soak.device_used_mib() is None:  # no GPU here: no device series, not zeros
+        assert res["device"] is None and res["device_second_half"] is None
+    printed = capsys.readouterr().out
+    assert "host RSS" in printed and "second half: host slope" in printed
