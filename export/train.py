@@ -144,6 +144,13 @@ def joint_indices(joints: np.ndarray, res: int, max_people: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+def _network_input(bgr: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 ImageNet-normalised RGB."""
+    rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
+    rgb = (rgb - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+
+
 class SceneDataset(torch.utils.data.Dataset):
     """COCO-format keypoint images -> (image, targets), with the official augmentation.
 
@@ -215,9 +222,7 @@ class SceneDataset(torch.utils.data.Dataset):
         s = self.opt.crop_size or self.opt.input_size
         warped = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        rgb = warped[:, :, ::-1].astype(np.float32) / 255.0
-        rgb = (rgb - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-        item = {"image": torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))}
+        item = {"image": _network_input(warped)}
         ones = np.ones((h, w), np.float32)
         for stride in (4, 2):
             res = s // stride
@@ -403,10 +408,8 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
     model.eval()
     for rec in records:
         bgr = cv2.imread(os.path.join(images_dir, rec["file_name"]), cv2.IMREAD_COLOR)
-        rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
-        rgb = (rgb - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
         with torch.no_grad():
-            out4, out2 = model(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None])
+            out4, out2 = model(_network_input(bgr)[None])
         heat = (F.interpolate(out4[:, :j], size=out2.shape[2:], mode="bilinear", align_corners=False)
                 + out2[:, :j]) / 2
         peaks = ((heat == F.max_pool2d(heat, 5, 1, 2)) & (heat > threshold))[0].numpy()
