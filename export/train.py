@@ -407,7 +407,10 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
     records = sorted(data["images"], key=lambda r: r["id"])[:max_images]
     model.eval()
     for rec in records:
-        bgr = cv2.imread(os.path.join(images_dir, rec["file_name"]), cv2.IMREAD_COLOR)
+        path = os.path.join(images_dir, rec["file_name"])
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise OSError(f"cannot read {path}: regenerate the scenes (benchmarks.scenes) or fix --val")
         with torch.no_grad():
             out4, out2 = model(_network_input(bgr)[None])
         heat = (F.interpolate(out4[:, :j], size=out2.shape[2:], mode="bilinear", align_corners=False)
@@ -612,9 +615,11 @@ def main(argv: list[str] | None = None) -> int:
                        push_factor=args.ae_factor, pull_factor=args.ae_factor, max_rotation=args.rotation,
                        scale_range=tuple(args.scale))
     if args.eval_only:
+        last = os.path.join(args.out, "last.pth")
+        if not os.path.isfile(last):
+            ap.error(f"--eval-only: no checkpoint {last}; point --out at a training run's folder")
         model = HigherHRNet(DEMO_CONFIG)
-        model.load_state_dict(torch.load(os.path.join(args.out, "last.pth"), weights_only=True,
-                                         map_location="cpu")["model"])
+        model.load_state_dict(torch.load(last, weights_only=True, map_location="cpu")["model"])
         model.eval()
     else:
         log(f"config: {DEMO_CONFIG.to_json()}")

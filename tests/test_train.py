@@ -245,3 +245,13 @@ def test_diagnose_reports_recall_false_peaks_and_tags(tiny_data):
     # A threshold above every value finds nothing.
     none = T.diagnose(model, tiny_data, max_images=2, threshold=1e9)
     assert none["recall"] == 0.0 and none["false_peaks_per_image"] == 0.0
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        T.main(["--train", "x.json", "--val", "v.json", "--out", str(tmp_path), "--eval-only",
+                "--diagnose", "2"])
+    assert e.value.code == 2 and "no checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        T.main(["--train", "x.json", "--out", str(tmp_path), "--diagnose", "2"])
+    assert "pass --val" in capsys.readouterr().err
