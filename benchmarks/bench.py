@@ -335,7 +335,7 @@ class StageRunner:
                 x, geometry = letterbox(frame, (w, h), meta.mean, meta.std, bgr=self.pipe.bgr)
             else:
                 # The runtime's own path: official size (dynamic model) or letterbox (fixed size).
-                inputs, geometry = self.pipe._prepare(frame)
+                inputs, geometry = self.pipe.prepare(frame)
                 x = inputs[0][1]
             tensors.append(x)
             geometries.append(geometry)
@@ -345,9 +345,9 @@ class StageRunner:
         return np.ascontiguousarray(batch), geometries
 
     def decode(self, outputs: Mapping[str, np.ndarray], geometries: list) -> list:
-        heatmaps, tags = self.pipe._model_maps(outputs)
+        heatmaps, tags = self.pipe.model_maps(outputs)
         scale = self.pipe.scales[0]
-        return [self.pipe._postprocess(i, self.frames[i], g,
+        return [self.pipe.postprocess(i, self.frames[i], g,
                                        {(i, scale): (heatmaps[i:i + 1], tags[i:i + 1])})
                 for i, g in enumerate(geometries)]
 

@@ -385,13 +385,13 @@ class Pipeline:
         jobs: list[_Job] = []
         geometries: list[FrameGeometry] = []
         for i, frame in enumerate(frames):
-            inputs, geometry = self._prepare(frame)
+            inputs, geometry = self.prepare(frame)
             geometries.append(geometry)
             jobs.extend(_Job(i, s, x) for s, x in inputs)
         t1 = time.perf_counter()
         outputs = self._run_jobs(jobs)
         t2 = time.perf_counter()
-        results = [self._postprocess(i, frames[i], geometries[i], outputs) for i in range(len(frames))]
+        results = [self.postprocess(i, frames[i], geometries[i], outputs) for i in range(len(frames))]
         t3 = time.perf_counter()
         sec = self.stats.seconds
         sec["preprocess"] += t1 - t0
@@ -423,8 +423,10 @@ class Pipeline:
             if opened is not None and opened is not source:
                 opened.close()
 
-    # -- steps --------------------------------------------------------------------------------------
-    def _prepare(self, frame: np.ndarray) -> tuple[list[tuple[float, np.ndarray]], FrameGeometry]:
+    # -- stages (public for per-stage timing: benchmarks.bench; predict_batch chains them) ----------
+    def prepare(self, frame: np.ndarray) -> tuple[list[tuple[float, np.ndarray]], FrameGeometry]:
+        """Stage 1: (H, W, 3) uint8 frame -> [(scale, input (1, 3, h, w) float32)], its geometry.
+        Official multi-scale resize for dynamic models; letterbox into a fixed input otherwise."""
         meta = self._meta
         image_wh = (frame.shape[1], frame.shape[0])
         if self._static_hw is not None:
@@ -465,13 +467,14 @@ class Pipeline:
                     batch = np.concatenate([batch, pad], axis=0)
                 if batch.dtype != spec.dtype:  # e.g. an fp16-input engine; preprocessing is fp32
                     batch = batch.astype(spec.dtype)
-                heatmaps, tags = self._model_maps(self.backend.infer({name: batch}))
+                heatmaps, tags = self.model_maps(self.backend.infer({name: batch}))
                 for k, job in enumerate(chunk):
                     out[(job.frame, job.scale)] = (heatmaps[k:k + 1], tags[k:k + 1])
         return out
 
-    def _model_maps(self, result: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Backend outputs -> (heatmaps (N, J, h, w), tags (N, J, h', w', T)), both layouts."""
+    def model_maps(self, result: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 2 (after ``backend.infer``): backend outputs -> (heatmaps (N, J, h, w), tags
+        (N, J, h', w', T)), for both output layouts ("aggregated" and raw)."""
         names = [o.name for o in self.backend.outputs]
         j = self._meta.keypoints.num_joints
         if self._meta.outputs == "aggregated":
@@ -492,7 +495,10 @@ class Pipeline:
                             f"its metadata ({j} joints, {self._meta.outputs}); re-export the model")
         return heatmaps, tags
 
-    def _postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
+    def postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
+        """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->
+        (heatmaps (1, J, h, w), tags (1, J, h', w', T)) from :meth:`model_maps`; scales aggregated,
+        decoded, capped at max_people; counts into ``stats``."""
         self.stats.frames += 1
         num_joints = self._meta.keypoints.num_joints
         scales = [s for s in self.scales if (i, s) in outputs]
