@@ -55,26 +55,40 @@ def export_variants(weights: str | None, work_dir: str, calib_images: str, num_c
     return out
 
 
-def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_OUT_SEED,
-            num_calib: int = 64, work_dir: str | None = None, precisions=("fp32", "fp16", "int8"),
-            threads: int = 0, log=print) -> dict:
-    """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
-    1-12 people) of ``seed``. Returns {"ap": {precision: AP}, "stats": {precision: {...}},
-    "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}."""
-    from .accuracy import evaluate_variants
+def prepare_variants(weights: str | None, work_dir: str, num_calib: int = 64,
+                     precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
+    """Generate the calibration scenes (seed ``CALIB_SEED``) in ``work_dir`` and export the ONNX
+    variants there once: precision -> path. :func:`measure` takes the result to evaluate several
+    scene sets without exporting and calibrating again (minutes of CPU each time)."""
     from .scenes import generate_dataset
 
     weights = weights or default_weights()
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"demo weights not found: {weights}")
+    generate_dataset(os.path.join(work_dir, "calib"), num_calib, seed=CALIB_SEED)
+    return export_variants(weights, os.path.join(work_dir, "onnx"), os.path.join(work_dir, "calib", "images"),
+                           num_calib, precisions, log)
+
+
+def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_OUT_SEED,
+            num_calib: int = 64, work_dir: str | None = None, precisions=("fp32", "fp16", "int8"),
+            threads: int = 0, log=print, variants: dict[str, str] | None = None) -> dict:
+    """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
+    1-12 people) of ``seed``. Returns {"ap": {precision: AP}, "stats": {precision: {...}},
+    "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}.
+
+    ``variants`` (from :func:`prepare_variants`) skips the export; otherwise ``weights`` are
+    exported and calibrated on ``num_calib`` scenes first."""
+    from .accuracy import evaluate_variants
+    from .scenes import generate_dataset
+
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="demo_ap_") as tmp:
         work = work_dir or tmp
-        ann = generate_dataset(os.path.join(work, "eval"), num_scenes, seed=seed)
-        generate_dataset(os.path.join(work, "calib"), num_calib, seed=CALIB_SEED)
-        variants = export_variants(weights, os.path.join(work, "onnx"), os.path.join(work, "calib", "images"),
-                                   num_calib, precisions, log)
-        evaluated = evaluate_variants(variants, ann, os.path.join(work, "eval", "images"), threads)
+        if variants is None:
+            variants = prepare_variants(weights, work, num_calib, precisions, log)
+        ann = generate_dataset(os.path.join(work, f"eval_{seed}"), num_scenes, seed=seed)
+        evaluated = evaluate_variants(variants, ann, os.path.join(work, f"eval_{seed}", "images"), threads)
         result: dict = {"ap": {p: r["stats"]["AP"] for p, r in evaluated.items()},
                         "stats": {p: r["stats"] for p, r in evaluated.items()},
                         "scenes": num_scenes, "seed": seed,
@@ -98,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure the CI set (50 scenes, seed 2000) and write both, with the CI "
                          "settings tests/test_demo_model.py reads, to the JSON beside the weights")
     args = ap.parse_args(argv)
-    res = measure(args.weights, args.scenes, args.seed, args.calib)
-    if args.card:
-        weights = args.weights or default_weights()
-        ci = measure(weights, CI_SCENES, CI_SEED, args.calib)
+    weights = args.weights or default_weights()
+    with tempfile.TemporaryDirectory(prefix="demo_ap_") as work:
+        variants = prepare_variants(weights, work, args.calib)
+        res = measure(weights, args.scenes, args.seed, args.calib, work_dir=work, variants=variants)
+        ci = None
+        if args.card:
+            ci = measure(weights, CI_SCENES, CI_SEED, args.calib, work_dir=work, variants=variants)
+    if ci is not None:
         card = {"heldout": res,
                 "ci": {"scenes": CI_SCENES, "seed": CI_SEED, "calib": args.calib, "ap_fp32": ci["ap"]["fp32"],
                        "ap": ci["ap"], "seconds": round(ci["seconds"], 1)}}
