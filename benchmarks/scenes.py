@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -565,6 +566,18 @@ def categories() -> list[dict]:
     }]
 
 
+def _write_scene(job: tuple) -> list[dict]:
+    """Render and write scene ``i`` of ``seed``; returns its annotations (a worker's unit of work)."""
+    img_dir, i, seed, size, people, height_range, occluders, jpeg_quality = job
+    rng = np.random.default_rng([int(seed), i])
+    img, anns = render_scene(rng, size, people, height_range, occluders)
+    path = os.path.join(img_dir, f"{i:06d}.jpg")
+    cv2 = _cv2()
+    if not cv2.imwrite(path, img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
+        raise OSError(f"cannot write {path}")
+    return anns
+
+
 def generate_dataset(
     out_dir: str,
     num_images: int,
@@ -575,30 +588,35 @@ def generate_dataset(
     occluders: tuple[int, int] = (0, 3),
     jpeg_quality: int = 92,
     progress: bool = False,
+    workers: int = 0,
 ) -> str:
     """Write ``num_images`` scenes to ``out_dir/images/NNNNNN.jpg`` and their annotations to
     ``out_dir/person_keypoints.json``; returns the annotation path.
 
     size: (W, H) pixels. Other arguments as in :func:`render_scene`. Image ``i`` (id i + 1) depends
-    only on (seed, i).
+    only on (seed, i), so ``workers`` > 0 (processes rendering in parallel) writes the same files.
     """
-    cv2 = _cv2()
     img_dir = os.path.join(out_dir, "images")
     os.makedirs(img_dir, exist_ok=True)
+    jobs = [(img_dir, i, seed, tuple(size), tuple(people), tuple(height_range), tuple(occluders),
+             jpeg_quality)
+            for i in range(num_images)]
     images, annotations = [], []
     t0 = time.perf_counter()
-    for i in range(num_images):
-        rng = np.random.default_rng([int(seed), i])
-        img, anns = render_scene(rng, size, people, height_range, occluders)
-        name = f"{i:06d}.jpg"
-        if not cv2.imwrite(os.path.join(img_dir, name), img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
-            raise OSError(f"cannot write {os.path.join(img_dir, name)}")
-        image_id = i + 1
-        images.append({"id": image_id, "file_name": name, "width": int(size[0]), "height": int(size[1])})
-        for a in anns:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **a})
-        if progress and (i + 1) % 200 == 0:
-            print(f"{i + 1}/{num_images} images, {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    pool = multiprocessing.Pool(workers) if workers > 0 else None
+    try:
+        results = pool.imap(_write_scene, jobs, chunksize=8) if pool else map(_write_scene, jobs)
+        for i, anns in enumerate(results):
+            image_id = i + 1
+            images.append({"id": image_id, "file_name": f"{i:06d}.jpg", "width": int(size[0]),
+                           "height": int(size[1])})
+            for a in anns:
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, **a})
+            if progress and (i + 1) % 200 == 0:
+                print(f"{i + 1}/{num_images} images, {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    finally:
+        if pool is not None:
+            pool.terminate()
     ann_path = os.path.join(out_dir, "person_keypoints.json")
     data = {
         "info": {"description": "higherhrnet_trt generated scenes (synthetic figures, not COCO)",
@@ -644,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-people", type=int, default=1)
     ap.add_argument("--max-people", type=int, default=12)
     ap.add_argument("--quality", type=int, default=92, help="JPEG quality")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes rendering in parallel (0: this one); the files are the same")
     args = ap.parse_args(argv)
     if args.sample:
         anns = write_sample(args.sample)
@@ -656,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     path = generate_dataset(args.out, args.num, args.seed, (args.width, args.height),
                             (args.min_people, args.max_people), jpeg_quality=args.quality,
-                            progress=True)
+                            progress=True, workers=args.workers)
     print(f"wrote {args.num} images and {path} in {time.perf_counter() - t0:.1f}s")
     return 0
 
