@@ -483,6 +483,7 @@ def train(
     init: str = "official",
     device: str = "cpu",
     workers: int = 0,
+    init_from: str | None = None,
     log=print,
 ) -> tuple[HigherHRNet, dict]:
     """Train ``cfg`` on a COCO keypoint file until ``minutes`` of wall time or ``max_steps``.
@@ -495,12 +496,21 @@ def train(
     ``device``: "cpu", "cuda" or "auto" (CUDA when available). ``workers`` > 0 prepares batches in
     that many DataLoader processes (each with its own augmentation seed), which a GPU needs: one
     process makes ~150 crops/s.
+
+    ``init_from``: start from these weights (a ``--save`` file or another run's ``last.pth``) with a
+    fresh optimizer and schedule, e.g. a GPU run continuing a CPU run. A checkpoint in ``out_dir``
+    (resume) takes precedence.
     """
     opt = options or TrainOptions(input_size=cfg.input_size)
     torch.manual_seed(seed)
     os.makedirs(out_dir, exist_ok=True)
     model = HigherHRNet(cfg)
     init_weights(model, init)
+    if init_from:
+        from .checkpoint import load_checkpoint
+
+        load_checkpoint(model, init_from)
+        log(f"initialised from {init_from}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device, memory_format=torch.channels_last)
@@ -602,7 +612,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", choices=("official", "kaiming"), default="official",
                     help="weight initialisation of a fresh run (see init_weights)")
+    ap.add_argument("--init-from", metavar="PTH",
+                    help="start from these weights (--save file or a run's last.pth), new optimizer and "
+                         "schedule; ignored when --out already holds last.pth (that run resumes)")
     args = ap.parse_args(argv)
+    if args.init_from and not os.path.isfile(args.init_from):
+        ap.error(f"--init-from: no such file {args.init_from}")
     if args.diagnose and not args.val:
         ap.error("--diagnose measures on the --val scenes: pass --val VAL/person_keypoints.json")
     torch.set_num_threads(args.threads)
@@ -626,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         model, summary = train(args.train, args.out, DEMO_CONFIG, opt, minutes=args.minutes,
                                max_steps=args.max_steps, checkpoint_every_s=args.checkpoint_every,
                                seed=args.seed, init=args.init, device=args.device, workers=args.workers,
-                               log=log)
+                               init_from=args.init_from, log=log)
         log(f"trained {summary['steps']} steps ({summary['images_seen']} images) in "
             f"{summary['seconds'] / 60:.1f} min; last losses {summary['final']}")
     if args.save:

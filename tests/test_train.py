@@ -235,6 +235,26 @@ def test_train_runs_checkpoints_and_resumes(tiny_data, tmp_path):
     assert summary["steps"] == 2 and "resumed" in logs[0]
 
 
+def test_init_from_starts_a_fresh_run_from_other_weights(tiny_data, tmp_path):
+    """--init-from: another run's last.pth (or an fp16 --save file) seeds the weights; the new run
+    counts its own steps from 0."""
+    cfg = get_config("tiny")
+    opt = T.TrainOptions(input_size=128, batch_size=2, warmup_steps=1)
+    first, _ = T.train(tiny_data, str(tmp_path / "a"), cfg, opt, max_steps=1, log=lambda *_: None)
+    half = tmp_path / "a.pth"
+    torch.save(T.half_state_dict(first), half)
+    for source in (tmp_path / "a" / "last.pth", half):
+        logs = []
+        _, summary = T.train(tiny_data, str(tmp_path / f"b_{source.name}"), cfg, opt, max_steps=0,
+                             init_from=str(source), log=logs.append)
+        assert summary["steps"] == 0 and any("initialised from" in line for line in logs)
+    model, _ = T.train(tiny_data, str(tmp_path / "c"), cfg, opt, max_steps=0, init_from=str(half),
+                       log=lambda *_: None)
+    for k, v in first.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(model.state_dict()[k], v.half().float())
+
+
 def test_diagnose_reports_recall_false_peaks_and_tags(tiny_data):
     torch.manual_seed(0)
     model = HigherHRNet(get_config("tiny"))
@@ -255,3 +275,6 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         T.main(["--train", "x.json", "--out", str(tmp_path), "--diagnose", "2"])
     assert "pass --val" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        T.main(["--train", "x.json", "--out", str(tmp_path), "--init-from", str(tmp_path / "none.pth")])
+    assert "--init-from: no such file" in capsys.readouterr().err
