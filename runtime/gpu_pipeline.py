@@ -1,24 +1,29 @@
-"""The all-GPU pipeline: frame -> pre-processing kernel -> TensorRT -> resize + decode kernels -> people.
+"""The all-GPU pipeline: frame -> pre-processing kernel -> network -> resize + decode kernels -> people.
 
 Everything between the frame upload and the people stays on the device, on the engine's CUDA stream:
 
 1. the frame (host NumPy, copied through a pinned staging buffer, or a device array: CuPy, pycuda,
    torch via ``__cuda_array_interface__``) is warped, normalised and written as CHW straight into
    the engine's input buffer (kernels/preprocess.cu);
-2. TensorRT runs (``execute_async_v3`` on the tensor addresses bound at activation);
+2. the network runs: a TensorRT engine (``execute_async_v3`` on the tensor addresses bound at
+   activation), or a checkpoint through PyTorch (the torch backend, for GPUs without TensorRT)
+   reading the buffer the kernel wrote, its outputs copied into fixed buffers the kernels read;
 3. heatmaps and tags are resized to the input size, the official PROJECT2IMAGE step (resize.cu);
 4. NMS + top-k, grouping (Munkres as the NumPy decoder), adjust and refine (decode.cu);
 5. only the people counts, then the people found (P x J x (3 + T)) and scores cross to the host.
 
 With ``cuda_graph`` the steps 1-4 and the count copy are captured once per frame size and replayed:
-one launch a frame, nothing allocated on the per-frame path. Results are the NumPy pipeline's
+one launch a frame, nothing allocated on the per-frame path. (With a checkpoint, PyTorch's own CUDA
+graph replays the network and the kernels launch around it: PyTorch's allocator must see its
+captures, so they are not part of ours.) Results are the NumPy pipeline's
 (``runtime.pipeline.Pipeline`` with the same decode settings): same decode, same geometry.
 
     from higherhrnet_trt.runtime.gpu_pipeline import GpuPipeline
     with GpuPipeline("w32_fp16.engine", cuda_graph=True) as pipe:
         poses = pipe.predict(frame)          # (H, W, 3) uint8 BGR, host or device
 
-Needs an NVIDIA driver, TensorRT or TensorRT-RTX (the engine's sidecar says which) and cuda-python.
+Needs an NVIDIA driver, cuda-python, and TensorRT or TensorRT-RTX (the engine's sidecar says which)
+or, for a .pth checkpoint, PyTorch with CUDA.
 The engine's input must accept the frame's official input size (a dynamic-shape engine, or one
 built for that camera resolution): a mismatch is one error line that names the fix.
 """
@@ -33,12 +38,19 @@ from .decode.config import DecodeConfig
 from .errors import UserError
 from .pipeline import Poses, boxes_from_keypoints
 
+#: Files the torch backend runs (everything else is taken for a TensorRT engine).
+CHECKPOINT_SUFFIXES = (".pth", ".pth.tar", ".pt")
+
 
 class GpuPipeline:
-    """A TensorRT engine with GPU pre-processing and GPU decode, optionally as one CUDA graph.
+    """A TensorRT engine (or a PyTorch checkpoint) with GPU pre-processing and GPU decode,
+    optionally as one CUDA graph.
 
-    engine: path of a serialized engine with its sidecar (``higherhrnet-trt build``).
+    engine: path of a serialized engine with its sidecar (``higherhrnet-trt build``), or a .pth /
+        .pth.tar checkpoint (run by the torch backend: GPUs without TensorRT).
     flavor: None (the one the engine's sidecar names), "tensorrt" or "tensorrt-rtx".
+    config, half: for checkpoints, as the torch backend takes them (config "auto" recognises the
+        weights; half defaults to FP16).
     decode: DecodeConfig or overrides (default: the official settings for the model's joints).
     cuda_graph: capture pre-processing + inference + decode once per frame size and replay it.
     heatmap_resolution: decode at the maps' own resolution (no resize; not the official results).
@@ -47,12 +59,19 @@ class GpuPipeline:
 
     def __init__(self, engine: str, flavor: str | None = None, decode: DecodeConfig | dict | None = None,
                  cuda_graph: bool = False, heatmap_resolution: bool = False, color_order: str = "bgr",
-                 kpt_thr: float = 0.1, device: int = 0) -> None:
+                 kpt_thr: float = 0.1, device: int = 0, config: str = "auto",
+                 half: bool | None = None) -> None:
         if color_order not in ("bgr", "rgb"):
             raise UserError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
-        from .backends.tensorrt_backend import TensorRTBackend
+        if str(engine).lower().endswith(CHECKPOINT_SUFFIXES):
+            from .backends.torch_backend import TorchBackend
 
-        self.backend = TensorRTBackend(engine, flavor=flavor, device=device)
+            self.backend = TorchBackend(str(engine), config=config, device=f"cuda:{device}", half=half,
+                                        cuda_graph=cuda_graph)
+        else:
+            from .backends.tensorrt_backend import TensorRTBackend
+
+            self.backend = TensorRTBackend(engine, flavor=flavor, device=device)
         self._decode_arg = decode
         self.cuda_graph = cuda_graph
         self.heatmap_resolution = heatmap_resolution
@@ -61,6 +80,7 @@ class GpuPipeline:
         self.device = device
         self.frames = 0
         self._pre = None
+        self._network: _TensorRTNetwork | _TorchNetwork | None = None
         self._per_size: dict[tuple[int, int], _SizeState] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -80,6 +100,8 @@ class GpuPipeline:
         cfg.check(meta.num_joints)
         self.cfg = cfg
         self._pre = GpuPreprocessor(meta.input_size, meta.mean, meta.std, bgr=self.bgr, device=self.device)
+        torch_net = self.backend.name == "torch"
+        self._network = _TorchNetwork(self.backend) if torch_net else _TensorRTNetwork(self.backend)
         return self
 
     def deactivate(self) -> None:
@@ -89,6 +111,7 @@ class GpuPipeline:
         if self._pre is not None:
             self._pre.close()
             self._pre = None
+        self._network = None
         self.backend.deactivate()
 
     def __enter__(self) -> GpuPipeline:
@@ -135,29 +158,21 @@ class _SizeState:
     """Buffers, kernels and (optionally) the CUDA graph for frames of one size (W, H)."""
 
     def __init__(self, pipe: GpuPipeline, image_wh: tuple[int, int]) -> None:
-        from ..kernels.decode_gpu import GpuDecoder, _check, stream_handle
+        from ..kernels.decode_gpu import GpuDecoder, _check
         from ..kernels.preprocess_gpu import GpuResizer
 
         self.pipe = pipe
-        backend, pre = pipe.backend, pipe._pre
+        pre = pipe._pre
         self._check = _check
         self.drv = pre.drv
         (w, h), _, self.geometry = pre.plan(image_wh)
-        name = backend.input_name
-        context = backend._context
-        shape = (1, 3, h, w)
-        if tuple(context.get_tensor_shape(name)) != shape and not context.set_input_shape(name, shape):
-            raise UserError(f"frames of {image_wh[0]}x{image_wh[1]} need a 1x3x{h}x{w} input, outside what "
-                            f"{backend.path} accepts; build the engine with --min-shape/--max-shape covering "
-                            f"it, or export at --input-size {max(h, w)}")
-        self.stream = stream_handle(backend.cuda_stream)
-        self.input_ptr = backend._device_ptrs[name]
-        heat_name, tag_name = (o.name for o in backend.outputs)
-        hm_shape = tuple(context.get_tensor_shape(heat_name))  # (1, J, h/2, w/2)
-        tag_shape = tuple(context.get_tensor_shape(tag_name))  # (1, J, h/2, w/2, T)
-        J, mh, mw = hm_shape[1], hm_shape[2], hm_shape[3]
-        T = tag_shape[4] if len(tag_shape) == 5 else 1
-        self.heat_ptr, self.tag_ptr = backend._device_ptrs[heat_name], backend._device_ptrs[tag_name]
+        self.network = network = pipe._network
+        self.input_shape = (1, 3, h, w)
+        bound = network.bind(self.input_shape, image_wh)
+        self.input_ptr, self.heat_ptr, self.tag_ptr, hm_shape, tag_shape = bound
+        self.stream = network.stream
+        J, mh, mw = hm_shape[1], hm_shape[2], hm_shape[3]  # (1, J, h/2, w/2)
+        T = tag_shape[4] if len(tag_shape) == 5 else 1  # (1, J, h/2, w/2, T)
         self.resizers = []
         if pipe.heatmap_resolution:
             dh, dw = mh, mw
@@ -185,8 +200,7 @@ class _SizeState:
         pipe, s = self.pipe, self.stream
         W, H = self.geometry.image_wh
         pipe._pre(frame_ptr, out=self.input_ptr, stream=s, frame_shape=(H, W), frame_pitch=pitch)
-        if not pipe.backend._context.execute_async_v3(s):
-            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+        self.network.enqueue(s, self.input_shape)
         if not pipe.heatmap_resolution:
             J, T = self.num_joints, self.tag_dim
             self.resize(self.heat_ptr, self.maps[0], planes=J, inner=1, stream=s)
@@ -204,7 +218,7 @@ class _SizeState:
                     raise UserError(f"device frames must be uint8, got {cai.get('typestr')!r}")
                 strides = cai.get("strides")
                 frame_ptr, pitch = int(cai["data"][0]), int(strides[0]) if strides else W * 3
-                if self.pipe.cuda_graph:
+                if self.pipe.cuda_graph and self.network.capturable:
                     # A graph reads the address it was captured with: bring the frame to our buffer
                     # (one device-to-device copy, queued before the graph on the same stream).
                     self._check(drv.cuMemcpy2DAsync(self._copy2d(frame_ptr, pitch), s), "D2D frame")
@@ -214,7 +228,7 @@ class _SizeState:
                 self._check(drv.cuMemcpyHtoDAsync(self.frame_dev, self.frame_host_ptr, self.frame_nbytes, s),
                             "H2D frame")
                 frame_ptr, pitch = self.frame_dev, W * 3
-            if not self.pipe.cuda_graph:
+            if not (self.pipe.cuda_graph and self.network.capturable):
                 self._enqueue(frame_ptr, pitch)
             else:
                 if self.graph_exec is None:
@@ -266,3 +280,83 @@ class _SizeState:
         if self.frame_host_ptr:
             drv.cuMemFreeHost(self.frame_host_ptr)
             self.frame_host_ptr = 0
+
+
+class _TensorRTNetwork:
+    """The engine's step: its own stream and the device buffers bound at activation."""
+
+    capturable = True  # plain kernel launches on our stream: part of our CUDA graph
+
+    def __init__(self, backend) -> None:
+        from ..kernels.decode_gpu import stream_handle
+
+        self.backend = backend
+        self.stream = stream_handle(backend.cuda_stream)
+        self._shape: tuple[int, ...] | None = None
+
+    def bind(self, shape: tuple[int, int, int, int], image_wh: tuple[int, int]):
+        """Set the input shape; -> (input, heatmaps, tags) device pointers and the output shapes."""
+        backend = self.backend
+        name, context = backend.input_name, backend._context
+        if tuple(context.get_tensor_shape(name)) != shape and not context.set_input_shape(name, shape):
+            h, w = shape[2], shape[3]
+            raise UserError(f"frames of {image_wh[0]}x{image_wh[1]} need a 1x3x{h}x{w} input, outside what "
+                            f"{backend.path} accepts; build the engine with --min-shape/--max-shape covering "
+                            f"it, or export at --input-size {max(h, w)}")
+        self._shape = shape
+        heat_name, tag_name = (o.name for o in backend.outputs)
+        ptrs = backend._device_ptrs
+        return (ptrs[name], ptrs[heat_name], ptrs[tag_name], tuple(context.get_tensor_shape(heat_name)),
+                tuple(context.get_tensor_shape(tag_name)))
+
+    def enqueue(self, stream: int, shape: tuple[int, int, int, int]) -> None:
+        """Run the engine on ``stream`` for an input of ``shape`` (frames of several sizes share the
+        context and its buffers, so the shape is set again when it changes)."""
+        context = self.backend._context
+        if shape != self._shape:
+            context.set_input_shape(self.backend.input_name, shape)
+            self._shape = shape
+        if not context.execute_async_v3(stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+
+
+class _TorchNetwork:
+    """A checkpoint's step through the torch backend, on a PyTorch stream whose handle the kernels
+    share: the network reads a fixed input tensor the pre-processing kernel writes (float32, cast to
+    the model's dtype in place), and its outputs are copied into fixed tensors the resize and decode
+    kernels read. Not capturable into our graph: the torch backend's own CUDA graph (cuda_graph)
+    replays the network instead."""
+
+    capturable = False
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.torch = torch = backend._torch
+        self._torch_stream = torch.cuda.Stream(device=backend._device)
+        self.stream = int(self._torch_stream.cuda_stream)
+        self._bound: dict[tuple[int, ...], tuple] = {}  # input shape -> fixed tensors
+
+    def bind(self, shape: tuple[int, int, int, int], image_wh: tuple[int, int]):
+        torch, backend = self.torch, self.backend
+        if shape not in self._bound:
+            dev = backend._device
+            x = torch.zeros(shape, dtype=torch.float32, device=dev)
+            x_model = torch.zeros(shape, dtype=backend._dtype, device=dev)
+            with torch.cuda.stream(self._torch_stream):
+                heat, tags = backend._run(x_model)  # warm-up (and the backend's graph capture)
+            self._torch_stream.synchronize()
+            if tags.ndim == 4:
+                tags = tags[..., None]
+            self._bound[shape] = (x, x_model, torch.empty_like(heat).contiguous(),
+                                  torch.empty(tuple(tags.shape), dtype=torch.float32, device=dev))
+        x, _, heat, tags = self._bound[shape]
+        return x.data_ptr(), heat.data_ptr(), tags.data_ptr(), tuple(heat.shape), tuple(tags.shape)
+
+    def enqueue(self, stream: int, shape: tuple[int, int, int, int]) -> None:
+        torch = self.torch
+        x, x_model, heat, tags = self._bound[shape]
+        with torch.cuda.stream(self._torch_stream):
+            x_model.copy_(x)
+            out_heat, out_tags = self.backend._run(x_model)
+            heat.copy_(out_heat)
+            tags.copy_(out_tags.reshape(tags.shape))
