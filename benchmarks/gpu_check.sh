@@ -11,14 +11,16 @@
 #   1. the machine: GPU, driver, versions of torch / cuda-python / CuPy / ONNX Runtime
 #   2. GPU tests (issue 5): kernels against the NumPy decode on the official vectors and fuzz cases
 #      (with decode time per frame against NumPy), device-array interop, no device-memory growth,
-#      torch backend FP16 + CUDA graph. GPU-pipeline and TensorRT tests skip: the GPU image has no
-#      TensorRT, and TensorRT-RTX (95 MB wheel, over the 64 MiB carry) runs engines only on compute
-#      capability 7.5 / 8.6 / 8.9 / 12.x, not on an H100/H200 (9.0).
+#      torch backend FP16 + CUDA graph, the all-GPU pipeline on a checkpoint (torch network) against
+#      the NumPy pipeline. Engine tests skip: the GPU image has no TensorRT, and TensorRT-RTX (95 MB
+#      wheel, over the 64 MiB carry) runs engines only on compute capability 7.5 / 8.6 / 8.9 / 12.x,
+#      not on an H100/H200 (9.0).
 #   3. the training scenes, rendered on every core
 #   4. in parallel until the deadline: demo-model training (issue 7) on the GPU with DataLoader
 #      workers, fp16 weights + log + diagnostics to $OUT (INIT_FROM=path starts from CPU-trained
-#      weights: put them in .reference/); memory soak of the torch backend (SOAK_FRAMES, host + device
-#      memory; it shares the GPU with the training: a memory result, not a speed one); and, when
+#      weights: put them in .reference/); memory soak of the all-GPU pipeline on the torch network
+#      (SOAK_FRAMES, host + device memory; it shares the GPU with the training: a memory result, not
+#      a speed one); and, when
 #      its sdist is in .whl/, pycuda built from source + its interop test.
 #
 # Environment: OUT (default /tmp/gpu_check), DEADLINE_S (560: seconds after start by which every
@@ -87,7 +89,7 @@ EOF
 
 # 2. GPU tests (before anything else shares the GPU: their timings are clean) ----------------------
 timeout 200 $PY -m pytest -p no:cacheprovider -m gpu -v -s -rs tests/test_kernels_gpu.py \
-    tests/test_backend_torch.py tests/test_gpu_pipeline.py tests/test_backend_tensorrt.py \
+    tests/test_backend_torch.py tests/test_gpu_pipeline.py tests/test_backend_tensorrt.py tests/test_bench_soak.py \
     > "$OUT/gpu_tests.log" 2>&1
 say "GPU tests (rc $?): $(tail -n 1 "$OUT/gpu_tests.log")"
 
@@ -135,7 +137,7 @@ from higherhrnet_trt.export.model import HigherHRNet
 torch.manual_seed(0)
 torch.save(HigherHRNet(CONFIGS["demo"]).state_dict(), sys.argv[1])
 PYEOF
-timeout "$(left)" $PY -m higherhrnet_trt.benchmarks.soak "$soak_model" --backend torch \
+timeout "$(left)" $PY -m higherhrnet_trt.benchmarks.soak "$soak_model" --gpu-pipeline \
     --frames "$SOAK_FRAMES" --warmup $(( SOAK_FRAMES / 20 )) --every $(( SOAK_FRAMES / 20 > 0 ? SOAK_FRAMES / 20 : 1 )) --no-progress --json "$OUT/soak.json" \
     > "$OUT/soak.log" 2>&1 &
 pids+=($!)
@@ -155,7 +157,7 @@ if [ -f "$OUT/train.log" ]; then
     done_lines=$(grep -E '^(trained|wrote|[0-9]+ scenes)|Error' "$OUT/train.log" | tr '\n' ' ')
     say "training: ${done_lines:-did not finish before the deadline (last.pth is in $WORK/run; see train.log)}"
 fi
-say "soak (torch backend, shares the GPU with the training): $(grep -E 'frames \(|GPU used|second half' \
+say "soak (GPU pipeline on the torch network, shares the GPU with the training): $(grep -E 'frames \(|GPU used|second half' \
     "$OUT/soak.log" | tr '\n' ' ')"
 [ -f "$OUT/pycuda.log" ] && say "pycuda build + interop test: $(tail -n 1 "$OUT/pycuda.log")"
 say "done in $(( $(date +%s) - T0 ))s; files: $(ls "$OUT" | tr '\n' ' ')"

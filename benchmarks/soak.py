@@ -82,8 +82,12 @@ def load_frames(images_dir: str | None) -> list[np.ndarray]:
 
 
 def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 200, every: int = 250,
-         images_dir: str | None = None, progress: bool = True, **backend_options: Any) -> dict[str, Any]:
-    """Run the loop; returns {"frames", "seconds", "fps", "host": growth, "device": growth | None,
+         images_dir: str | None = None, progress: bool = True, gpu_pipeline: bool = False,
+         **backend_options: Any) -> dict[str, Any]:
+    """Run the loop; ``gpu_pipeline`` runs ``runtime.gpu_pipeline.GpuPipeline`` (GPU pre-processing
+    and decode, CUDA graph; an engine or a .pth checkpoint) instead of ``Pipeline``.
+
+    Returns {"frames", "seconds", "fps", "host": growth, "device": growth | None,
     "host_second_half": growth, "device_second_half": growth | None,
     "samples": [[frame, host_mib, device_mib], ...], "people_total"}."""
     from ..runtime.pipeline import Pipeline
@@ -96,7 +100,13 @@ def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 
         from tqdm import tqdm
 
         bar = tqdm(total=frames, unit="frame", desc="soak", file=sys.stderr)
-    with Pipeline(model, backend=backend, **backend_options) as pipe:
+    if gpu_pipeline:
+        from ..runtime.gpu_pipeline import GpuPipeline
+
+        opened = GpuPipeline(model, cuda_graph=True, **backend_options)
+    else:
+        opened = Pipeline(model, backend=backend, **backend_options)
+    with opened as pipe:
         t0 = time.perf_counter()
         for i in range(frames):
             people += len(pipe.predict(images[i % len(images)]))
@@ -106,7 +116,7 @@ def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 
             if bar is not None:
                 bar.update(1)
         seconds = time.perf_counter() - t0
-        backend_name = pipe.backend.name
+        backend_name = ("gpu pipeline, " if gpu_pipeline else "") + pipe.backend.name
     if bar is not None:
         bar.close()
     xs = [s[0] for s in samples]
@@ -137,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime CPU threads (0: its default)")
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--gpu-pipeline", action="store_true",
+                    help="run the all-GPU pipeline (GPU pre-processing + decode kernels, CUDA graph; an "
+                         "engine or a .pth checkpoint) instead of the host pipeline")
     args = ap.parse_args(argv)
+    if args.gpu_pipeline and (args.backend != "auto" or args.threads):
+        ap.error("--gpu-pipeline picks its network from the file (engine or .pth): "
+                 "drop --backend / --threads")
     opts = {"threads": args.threads} if args.threads else {}
     res = soak(args.model, args.backend, args.frames, args.warmup, args.every, args.images,
-               progress=not args.no_progress, **opts)
+               progress=not args.no_progress, gpu_pipeline=args.gpu_pipeline, **opts)
     h = res["host"]
     print(f"{res['frames']} frames ({res['backend']}, {res['fps']} fps, {res['people_total']} people): "
           f"host RSS {h['start_mib']:.1f} -> {h['end_mib']:.1f} MiB (growth {h['growth_mib']:+.2f}, slope "

@@ -30,3 +30,23 @@ def test_soak_runs_the_pipeline_and_reports_both_halves(tiny_onnx, tmp_path, cap
         assert res["device"] is None and res["device_second_half"] is None
     printed = capsys.readouterr().out
     assert "host RSS" in printed and "second half: host slope" in printed
+
+
+def test_gpu_pipeline_takes_no_backend_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        soak.main(["model.pth", "--gpu-pipeline", "--threads", "2"])
+    assert e.value.code == 2 and "drop --backend" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_soak_of_the_gpu_pipeline_on_a_checkpoint(tiny_model, tmp_path):
+    """The all-GPU runtime's memory series (what a lent GPU without TensorRT can run)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA GPU (CPU-only build)")
+    pth = tmp_path / "tiny.pth"
+    torch.save(tiny_model.state_dict(), pth)
+    res = soak.soak(str(pth), frames=40, warmup=10, every=10, progress=False, gpu_pipeline=True,
+                    config="tiny")
+    assert res["backend"] == "gpu pipeline, torch" and res["frames"] == 40
+    assert res["device"] is not None and len(res["samples"]) == 4
