@@ -347,7 +347,8 @@ class _TorchNetwork:
             self._torch_stream.synchronize()
             if tags.ndim == 4:
                 tags = tags[..., None]
-            self._bound[shape] = (x, x_model, torch.empty_like(heat).contiguous(),
+            # Packed float32 buffers (the kernels read dense (1, J, h, w) and (1, J, h, w, T)).
+            self._bound[shape] = (x, x_model, torch.empty(tuple(heat.shape), dtype=torch.float32, device=dev),
                                   torch.empty(tuple(tags.shape), dtype=torch.float32, device=dev))
         x, _, heat, tags = self._bound[shape]
         return x.data_ptr(), heat.data_ptr(), tags.data_ptr(), tuple(heat.shape), tuple(tags.shape)
