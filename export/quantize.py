@@ -810,7 +810,11 @@ def quantize_int8(
                                f"{report.skipped_images[0]})")
     if used < num_images or used < RECOMMENDED_MIN_IMAGES:
         report.warnings.append(
-            f"calibrated on {used} images (asked for {num_images}): INT8 ranges from few images "
+            f"calibrated on {used} images (asked for {num_images}"
+            # Say so when the held-out images are what fell short, not the folder.
+            + (f"; {n_hold} of the folder's {len(pool)} held out to measure the error"
+               if n_hold and used + n_hold >= num_images else "")
+            + "): INT8 ranges from few images "
             f"are noisy; use at least {RECOMMENDED_MIN_IMAGES} (300-1000 recommended) frames like "
             "the ones the robot will see"
         )

@@ -208,6 +208,14 @@ def test_int8_scales_equal_modelopts_own_calibration(tiny_onnx, tmp_path, method
         assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), name
 
 
+def test_short_of_images_because_of_the_holdout_says_so(tiny_onnx, tmp_path, calib_dir, calib_cache):
+    with pytest.warns(UserWarning) as record:
+        q.quantize_int8(str(tiny_onnx), str(tmp_path / "t.int8.onnx"), calib_dir, num_images=24, method="max",
+                        holdout=4, cache_dir=calib_cache, progress=False)
+    messages = " | ".join(str(w.message) for w in record)
+    assert "calibrated on 20 images (asked for 24; 4 of the folder's 25 held out" in messages
+
+
 def test_int8_accuracy_skips_and_warnings(tiny_onnx, tmp_path, calib_dir, calib_cache):
     out = tmp_path / "tiny.int8.onnx"
     with pytest.warns(UserWarning) as record:
