@@ -60,6 +60,8 @@ CORES=$(nproc)
 WORK=${WORK:-/tmp/gpu_check_work}
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1
+# pycuda's build looks for nvcc (CUDA_ROOT) on PATH.
+[ -d /usr/local/cuda/bin ] && case ":$PATH:" in *:/usr/local/cuda/bin:*) ;; *) export PATH="$PATH:/usr/local/cuda/bin" ;; esac
 T0=$(date +%s)
 say() { echo "[gpu_check +$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/summary.txt"; }
 
