@@ -387,9 +387,10 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
     ``recall``: share of labelled joints with a peak of their type within ``radius`` stride-2 pixels;
     ``false_peaks_per_image``: peaks near no labelled joint of their type;
     ``tag_std_within``: mean over people of the std of their joints' tags (stride-4 tag maps);
-    ``tag_distance_between``: mean |difference| of the people's mean tags, over pairs in an image.
+    ``tag_distance_between``: mean |difference| of the people's mean tags, over pairs in an image;
+    ``pairs_within_tag_threshold``: share of those pairs whose mean tags differ by less than 1.
     The official parser joins a joint to a person when tags differ by less than 1: grouping works
-    when the first is well below that and the second well above.
+    when the spread within a person is well below that and few pairs of people are within it.
     """
     import cv2
     import torch.nn.functional as F
@@ -404,6 +405,7 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
     found = labelled = false_peaks = 0
     within: list[float] = []
     between: list[float] = []
+    pair_distances: list[np.ndarray] = []
     records = sorted(data["images"], key=lambda r: r["id"])[:max_images]
     model.eval()
     for rec in records:
@@ -440,10 +442,13 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
         if len(means) > 1:
             m = np.asarray(means)
             between.append(float(np.abs(m[:, None] - m[None])[~np.eye(len(m), dtype=bool)].mean()))
+            pair_distances.append(np.abs(m[:, None] - m[None])[np.triu_indices(len(m), 1)])
     return {"images": len(records), "recall": found / max(labelled, 1),
             "false_peaks_per_image": false_peaks / max(len(records), 1),
             "tag_std_within": float(np.mean(within)) if within else float("nan"),
-            "tag_distance_between": float(np.mean(between)) if between else float("nan")}
+            "tag_distance_between": float(np.mean(between)) if between else float("nan"),
+            "pairs_within_tag_threshold": (float(np.mean(np.concatenate(pair_distances) < 1.0))
+                                           if pair_distances else float("nan"))}
 
 
 def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -652,7 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         d = diagnose(model, args.val, max_images=args.diagnose)
         log(f"{d['images']} scenes: joints found {d['recall']:.1%}, false peaks per image "
             f"{d['false_peaks_per_image']:.1f}, tag std within a person {d['tag_std_within']:.3f}, "
-            f"tag distance between people {d['tag_distance_between']:.3f}")
+            f"tag distance between people {d['tag_distance_between']:.3f}, pairs of people within the tag "
+            f"threshold {d['pairs_within_tag_threshold']:.1%}")
     elif args.val:
         t = time.perf_counter()
         stats = evaluate(model, args.val, None, args.out)

@@ -262,6 +262,7 @@ def test_diagnose_reports_recall_false_peaks_and_tags(tiny_data):
     d = T.diagnose(model, tiny_data, max_images=2)
     assert d["images"] == 2 and 0.0 <= d["recall"] <= 1.0 and d["false_peaks_per_image"] >= 0
     assert d["tag_std_within"] >= 0 and d["tag_distance_between"] >= 0  # 2-3 people an image
+    assert 0.0 <= d["pairs_within_tag_threshold"] <= 1.0
     # A threshold above every value finds nothing.
     none = T.diagnose(model, tiny_data, max_images=2, threshold=1e9)
     assert none["recall"] == 0.0 and none["false_peaks_per_image"] == 0.0
