@@ -813,7 +813,7 @@ def quantize_int8(
             f"calibrated on {used} images (asked for {num_images}"
             # Say so when the held-out images are what fell short, not the folder.
             + (f"; {n_hold} of the folder's {len(pool)} held out to measure the error"
-               if n_hold and used + n_hold >= num_images else "")
+               if n_hold and used < num_images <= used + n_hold else "")
             + "): INT8 ranges from few images "
             f"are noisy; use at least {RECOMMENDED_MIN_IMAGES} (300-1000 recommended) frames like "
             "the ones the robot will see"
