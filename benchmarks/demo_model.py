@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                          "settings tests/test_demo_model.py reads, to the JSON beside the weights")
     args = ap.parse_args(argv)
     weights = args.weights or default_weights()
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="demo_ap_") as work:
         variants = prepare_variants(weights, work, args.calib)
         res = measure(weights, args.scenes, args.seed, args.calib, work_dir=work, variants=variants)
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {card_path(weights)} (CI set: " + ", ".join(f"{k} {v:.4f}" for k, v in ci["ap"].items())
               + ")")
     fp32 = res["ap"]["fp32"]
-    print(f"{'precision':<10}{'AP':>8}{'delta':>9}   ({res['scenes']} scenes, seed {res['seed']}, "
-          f"{res['seconds']:.0f}s)")
+    print(f"{'precision':<10}{'AP':>8}{'delta':>9}   ({res['scenes']} scenes, seed {res['seed']}; "
+          f"{res['seconds']:.0f}s evaluating, {time.perf_counter() - t0:.0f}s with export and calibration)")
     for k, v in res["ap"].items():
         print(f"{k:<10}{v:>8.4f}{v - fp32:>+9.4f}")
     if args.json:
