@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                          "settings tests/test_demo_model.py reads, to the JSON beside the weights")
     args = ap.parse_args(argv)
     weights = args.weights or default_weights()
+    if not os.path.isfile(weights):
+        ap.error(f"demo weights not found: {weights} (train them: export/assets/MODEL_CARD.md; "
+                 "or pass --weights)")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="demo_ap_") as work:
         variants = prepare_variants(weights, work, args.calib)

@@ -671,6 +671,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         ap.error("--out is required (or --sample)")
+    if args.workers < 0:
+        ap.error("--workers must be 0 (this process) or more")
     if args.num < 1 or args.min_people < 0 or args.max_people < max(args.min_people, 1):
         ap.error("need --num >= 1 and 0 <= --min-people <= --max-people, --max-people >= 1")
     t0 = time.perf_counter()

@@ -643,6 +643,16 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
     else:
         log(f"config: {DEMO_CONFIG.to_json()}")
+        if args.init_from:  # a wrong checkpoint is a one-line usage error before any work
+            from ..runtime.errors import CheckpointError
+            from .checkpoint import load_checkpoint
+
+            try:
+                load_checkpoint(HigherHRNet(DEMO_CONFIG), args.init_from)
+            except CheckpointError as e:
+                cause = str(e).split(" [keys:")[0].split(": use --config")[0]
+                ap.error(f"--init-from: {cause}; this trainer trains the demo config: pass demo-config "
+                         "weights (a --save file or a run's last.pth)")
         model, summary = train(args.train, args.out, DEMO_CONFIG, opt, minutes=args.minutes,
                                max_steps=args.max_steps, checkpoint_every_s=args.checkpoint_every,
                                seed=args.seed, init=args.init, device=args.device, workers=args.workers,

@@ -43,3 +43,9 @@ def test_one_export_serves_every_scene_set(tmp_path, monkeypatch):
 def test_missing_weights_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="demo weights not found"):
         demo_model.prepare_variants(str(tmp_path / "nope.pth"), str(tmp_path / "w"))
+
+
+def test_cli_missing_weights_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        demo_model.main(["--weights", str(tmp_path / "nope.pth")])
+    assert e.value.code == 2 and "demo weights not found" in capsys.readouterr().err

@@ -279,3 +279,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         T.main(["--train", "x.json", "--out", str(tmp_path), "--init-from", str(tmp_path / "none.pth")])
     assert "--init-from: no such file" in capsys.readouterr().err
+
+
+def test_cli_wrong_init_checkpoint_is_one_line(tmp_path, capsys):
+    wrong = tmp_path / "tiny.pth"
+    torch.save(HigherHRNet(get_config("tiny")).state_dict(), wrong)
+    with pytest.raises(SystemExit) as e:
+        T.main(["--train", "x.json", "--out", str(tmp_path / "o"), "--init-from", str(wrong)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--init-from:" in err and "[keys:" not in err
