@@ -42,6 +42,7 @@ import torch
 
 from ..runtime.datasets import keypoint_set
 from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
+from ..runtime.preprocess import normalize
 from .configs import CONFIGS, ModelConfig
 from .model import HigherHRNet
 
@@ -145,10 +146,8 @@ def joint_indices(joints: np.ndarray, res: int, max_people: int) -> np.ndarray:
 
 
 def _network_input(bgr: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 BGR -> (3, H, W) float32 ImageNet-normalised RGB."""
-    rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
-    rgb = (rgb - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 ImageNet-normalised RGB, as the runtime makes it."""
+    return torch.from_numpy(normalize(bgr, IMAGENET_MEAN, IMAGENET_STD, bgr=True)[0])
 
 
 class SceneDataset(torch.utils.data.Dataset):
@@ -441,8 +440,9 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
         false_peaks += int((peaks & ~near).sum())
         if len(means) > 1:
             m = np.asarray(means)
-            between.append(float(np.abs(m[:, None] - m[None])[~np.eye(len(m), dtype=bool)].mean()))
-            pair_distances.append(np.abs(m[:, None] - m[None])[np.triu_indices(len(m), 1)])
+            pairs = np.abs(m[:, None] - m[None])[np.triu_indices(len(m), 1)]  # each pair once
+            between.append(float(pairs.mean()))  # = the mean over ordered pairs (symmetric)
+            pair_distances.append(pairs)
     return {"images": len(records), "recall": found / max(labelled, 1),
             "false_peaks_per_image": false_peaks / max(len(records), 1),
             "tag_std_within": float(np.mean(within)) if within else float("nan"),
