@@ -81,6 +81,13 @@ class TrainOptions:
     fg_until: float = 0.0
     push_factor: float = 1e-3
     pull_factor: float = 1e-3
+    #: "exp" (official default): exp(-d^2) per pair of people, strongest near d = 0.7, flat beyond
+    #: 1.5 and with zero gradient at d = 0 (all tags start near 0). "max" (the official
+    #: alternative, with a margin): max(0, push_margin - |d|), the same pull on every pair closer
+    #: than the margin. The decoder joins tags closer than 1, so a margin of 2 or more leaves room
+    #: for a person's own spread.
+    push_loss: str = "exp"
+    push_margin: float = 1.0
     extra: dict = field(default_factory=dict)
 
 
@@ -254,14 +261,15 @@ def heatmap_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
     return ((pred - gt) ** 2 * weight).mean(dim=(1, 2, 3))
 
 
-def ae_loss(tags: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Official associative-embedding loss ("exp" push), vectorised over people. Returns (push,
-    pull), each (B,).
+def ae_loss(tags: torch.Tensor, joints: torch.Tensor, push_loss: str = "exp",
+            margin: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official associative-embedding loss, vectorised over people. Returns (push, pull), each (B,).
 
     tags: (B, J, H, W) tag maps (one per joint). joints: (B, M, J, 2) int64 [flat index into
     (J, H, W), valid] as :func:`joint_indices` makes them.
     pull: mean over people of the mean squared deviation of a person's joint tags from their mean.
-    push: over ordered pairs of distinct people, mean of exp(-(t_p - t_q)^2), halved; 0 below two.
+    push: over ordered pairs of distinct people, mean of exp(-(t_p - t_q)^2) ("exp") or of
+    max(0, margin - |t_p - t_q|) ("max"; the official "max" is margin 1), halved; 0 below two.
     """
     b = tags.shape[0]
     flat = tags.reshape(b, -1)
@@ -275,7 +283,12 @@ def ae_loss(tags: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, tor
     pull = (pull_p * present).sum(-1) / num.clamp(min=1)
     diff = mean[:, :, None] - mean[:, None, :]
     pair = present[:, :, None] * present[:, None, :]
-    push = (torch.exp(-(diff**2)) * pair).sum((1, 2)) - num
+    if push_loss == "exp":
+        push = (torch.exp(-(diff**2)) * pair).sum((1, 2)) - num
+    elif push_loss == "max":
+        push = (torch.clamp(margin - diff.abs(), min=0) * pair).sum((1, 2)) - num * margin
+    else:
+        raise ValueError(f"push_loss must be 'exp' or 'max', not {push_loss!r}")
     push = torch.where(num > 1, push / ((num - 1) * num).clamp(min=1) * 0.5, torch.zeros_like(push))
     return push, pull
 
@@ -286,7 +299,7 @@ def compute_loss(outputs: list[torch.Tensor], batch: dict[str, torch.Tensor], nu
     out4, out2 = outputs
     hm4 = heatmap_loss(out4[:, :num_joints], batch["heatmaps_4"], batch["mask_4"], opt.fg_weight).mean()
     hm2 = heatmap_loss(out2[:, :num_joints], batch["heatmaps_2"], batch["mask_2"], opt.fg_weight).mean()
-    push, pull = ae_loss(out4[:, num_joints:], batch["joints"])
+    push, pull = ae_loss(out4[:, num_joints:], batch["joints"], opt.push_loss, opt.push_margin)
     push, pull = push.mean() * opt.push_factor, pull.mean() * opt.pull_factor
     total = opt.heatmap_factor * (hm4 + hm2) + push + pull
     parts = {"hm4": hm4.item(), "hm2": hm2.item(), "push": push.item(), "pull": pull.item()}
@@ -599,6 +612,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ae-factor", type=float, default=1e-3,
                     help="weight of the associative-embedding push and pull losses (official 1e-3; raise it "
                          "with --fg-weight, which scales the heatmap loss up, to keep the tags learning)")
+    ap.add_argument("--push-factor", type=float, help="weight of the push loss alone (default: --ae-factor)")
+    ap.add_argument("--pull-factor", type=float, help="weight of the pull loss alone (default: --ae-factor)")
+    ap.add_argument("--push-loss", choices=("exp", "max"), default="exp",
+                    help="push between people: exp(-d^2) (official) or max(0, margin - |d|)")
+    ap.add_argument("--push-margin", type=float, default=1.0,
+                    help="with --push-loss max: tag distance between people below which they are pushed "
+                         "(official 1; the decoder joins tags closer than 1)")
+    ap.add_argument("--sigma", type=float, default=2.0,
+                    help="gaussian sigma of the heatmap targets, output pixels")
     ap.add_argument("--rotation", type=float, default=30.0, help="augmentation: max rotation, degrees")
     ap.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.5), metavar=("MIN", "MAX"),
                     help="augmentation: random zoom range")
@@ -632,7 +654,10 @@ def main(argv: list[str] | None = None) -> int:
 
     opt = TrainOptions(input_size=DEMO_CONFIG.input_size, crop_size=args.crop, batch_size=args.batch,
                        lr=args.lr, fg_weight=args.fg_weight, fg_until=args.fg_until,
-                       push_factor=args.ae_factor, pull_factor=args.ae_factor, max_rotation=args.rotation,
+                       push_factor=args.ae_factor if args.push_factor is None else args.push_factor,
+                       pull_factor=args.ae_factor if args.pull_factor is None else args.pull_factor,
+                       push_loss=args.push_loss, push_margin=args.push_margin, sigma=args.sigma,
+                       max_rotation=args.rotation,
                        scale_range=tuple(args.scale))
     if args.eval_only:
         last = os.path.join(args.out, "last.pth")

@@ -59,8 +59,9 @@ def test_joint_indices_flat_index():
     assert idx[2:].sum() == 0
 
 
-def _ae_loss_loop(tags: torch.Tensor, joints: torch.Tensor):
-    """The official per-image, per-person loop (AELoss.singleTagLoss, 'exp'), restated plainly."""
+def _ae_loss_loop(tags: torch.Tensor, joints: torch.Tensor, loss_type: str = "exp", margin: float = 1.0):
+    """The official per-image, per-person loop (AELoss.singleTagLoss: 'exp', or 'max' whose margin
+    is 1 officially), restated plainly."""
     pushes, pulls = [], []
     for b in range(tags.shape[0]):
         flat = tags[b].reshape(-1)
@@ -77,7 +78,11 @@ def _ae_loss_loop(tags: torch.Tensor, joints: torch.Tensor):
             pushes.append(torch.tensor(0.0)), pulls.append(torch.tensor(0.0))
             continue
         m = torch.stack(means)
-        push = torch.exp(-((m[:, None] - m[None]) ** 2)).sum() - n
+        d = m[:, None] - m[None]
+        if loss_type == "exp":
+            push = torch.exp(-(d ** 2)).sum() - n
+        else:
+            push = torch.clamp(margin - d.abs(), min=0).sum() - n * margin
         pushes.append(push / ((n - 1) * n) * 0.5 if n > 1 else torch.tensor(0.0))
         pulls.append(pull / n)
     return torch.stack(pushes), torch.stack(pulls)
@@ -97,6 +102,27 @@ def test_ae_loss_matches_official_loop():
     torch.testing.assert_close(push, ref_push.float(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(pull, ref_pull.float(), rtol=1e-5, atol=1e-6)
     assert push[1] == 0 and push[2] == 0 and pull[2] == 0
+
+
+@pytest.mark.parametrize("margin", [1.0, 2.5])
+def test_max_push_loss_matches_official_loop(margin):
+    gen = torch.Generator().manual_seed(1)
+    tags = torch.randn(2, 4, 8, 8, generator=gen)
+    joints = torch.zeros(2, 4, 4, 2, dtype=torch.int64)
+    rng = np.random.default_rng(1)
+    for b, people in enumerate((4, 2)):
+        for p in range(people):
+            for slot in range(rng.integers(1, 5)):
+                joints[b, p, slot] = torch.tensor([rng.integers(0, 4 * 64), 1])
+    push, pull = T.ae_loss(tags, joints, "max", margin)
+    ref_push, ref_pull = _ae_loss_loop(tags, joints, "max", margin)
+    torch.testing.assert_close(push, ref_push.float(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(pull, ref_pull.float(), rtol=1e-5, atol=1e-6)
+    # Hand-computed: two people with mean tags 0 and 0.5 and margin 2 push with (2 - 0.5) / 2.
+    two = torch.zeros(1, 1, 2, 2)
+    two[0, 0, 1, 1] = 0.5
+    idx = torch.tensor([[[[0, 1]], [[3, 1]]]])
+    assert T.ae_loss(two, idx, "max", 2.0)[0].item() == pytest.approx(0.75)
 
 
 def test_dataset_item_shapes_and_mask(tiny_data):
