@@ -9,10 +9,10 @@ What a scene holds:
 
 - 1 to 4 articulated figures (``DEFAULT_PEOPLE``) with the 17 COCO joints: a 3-D stick skeleton
   (pelvis, spine, head, shoulder/elbow/wrist, hip/knee/ankle) posed within rough human joint
-  limits, turned to any heading, orthographically projected and drawn as tapered limbs, a torso, a head with a face or
-  hair, hands and feet, in painter's order (far parts first). Left and right are told apart the way
-  they are on people: by which way the face and body turn, and by near-side limbs being drawn over
-  far-side ones and slightly brighter.
+  limits, turned to any heading, orthographically projected and drawn as tapered limbs, a torso,
+  a head with a face or hair, hands and feet, in painter's order (far parts first). Left and
+  right are told apart the way they are on people: by which way the face and body turn, and by
+  near-side limbs being drawn over far-side ones and slightly brighter.
 - clothes and skin in varied colors, with plain, striped or noisy textures;
 - backgrounds of gradients, smooth noise or stripes under random clutter (boxes, discs, sticks);
 - people at varying sizes (0.4x to 1.0x the image height by default, log-uniform; the API and CLI
