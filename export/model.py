@@ -176,9 +176,9 @@ class HigherHRNet(nn.Module):
         self.conv2 = nn.Conv2d(stem, stem, 3, 2, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(stem, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = _stack(Bottleneck, stem, 64, 4)
+        self.layer1 = _stack(Bottleneck, stem, cfg.layer1_planes, cfg.layer1_blocks)
 
-        channels = [256]
+        channels = [cfg.layer1_planes * Bottleneck.expansion]
         for idx, stage in ((1, cfg.stage2), (2, cfg.stage3), (3, cfg.stage4)):
             cur = [c * BLOCKS[stage.block].expansion for c in stage.num_channels]
             setattr(self, f"transition{idx}", _transition(channels, cur))
