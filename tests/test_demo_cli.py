@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from higherhrnet_trt.runtime import demo_cli
@@ -44,3 +45,39 @@ def test_demo_missing_weights_is_one_line(tmp_path, capsys):
     assert main(["demo", "--save-dir", str(tmp_path), "--weights", str(tmp_path / "nope.pth")]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"error: --weights {tmp_path / 'nope.pth'}: file not found"]
+
+
+#: COCO's OKS sigmas (cocoapi, person keypoints), restated here rather than read from the package.
+_COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
+                         .89]) / 10.0
+
+
+def _oks(gt: dict, keypoints: np.ndarray) -> float:
+    """COCO object keypoint similarity of one prediction (17, 3) to one generator label."""
+    g = np.asarray(gt["keypoints"], float).reshape(17, 3)
+    labelled = g[:, 2] > 0
+    d2 = ((keypoints[:, :2] - g[:, :2]) ** 2).sum(1)
+    e = d2 / (2 * gt["area"] * (2 * _COCO_SIGMAS) ** 2 + np.spacing(1))
+    return float(np.exp(-e)[labelled].mean()) if labelled.any() else 0.0
+
+
+@pytest.mark.skipif(not os.path.isfile(demo_cli.package_file(demo_cli.DEMO_WEIGHTS)),
+                    reason="no trained demo weights bundled")
+def test_trained_demo_finds_the_people_of_its_sample(tmp_path):
+    """The bundled sample's people, as the scene generator labelled them, are each found with an
+    OKS of at least 0.5 by the demo's own output (people.json), and spurious confident people are few."""
+    from higherhrnet_trt.benchmarks import scenes
+
+    labels = scenes.write_sample(str(tmp_path / "regenerated.jpg"))
+    bundled = cv2.imread(demo_cli.package_file(demo_cli.SAMPLE_IMAGE)).astype(int)
+    regenerated = cv2.imread(str(tmp_path / "regenerated.jpg")).astype(int)
+    assert np.abs(bundled - regenerated).mean() < 2, "sample.jpg no longer matches scenes.SAMPLE_RECIPE"
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--save-dir", str(out)]) == 0
+    people = json.loads((out / "people.json").read_text())
+    confident = [np.asarray(p["keypoints"], float).reshape(17, 3) for p in people if p["score"] >= 0.2]
+    for k, gt in enumerate(labels):
+        best = max((_oks(gt, kp) for kp in confident), default=0.0)
+        assert best >= 0.5, f"sample person {k} ({gt['num_keypoints']} keypoints) best OKS {best:.2f}"
+    assert len(confident) <= len(labels) + 1, f"{len(confident)} confident people for {len(labels)}"
