@@ -68,10 +68,8 @@ def test_trained_demo_finds_the_people_of_its_sample(tmp_path):
     OKS of at least 0.5 by the demo's own output (people.json), and spurious confident people are few."""
     from higherhrnet_trt.benchmarks import scenes
 
+    # The labels of the bundled image (test_scenes checks that the image is this recipe's).
     labels = scenes.write_sample(str(tmp_path / "regenerated.jpg"))
-    bundled = cv2.imread(demo_cli.package_file(demo_cli.SAMPLE_IMAGE)).astype(int)
-    regenerated = cv2.imread(str(tmp_path / "regenerated.jpg")).astype(int)
-    assert np.abs(bundled - regenerated).mean() < 2, "sample.jpg no longer matches scenes.SAMPLE_RECIPE"
 
     out = tmp_path / "demo"
     assert main(["demo", "--save-dir", str(out)]) == 0
