@@ -11,6 +11,7 @@ from .base import Backend, TensorSpec
 #: backend name -> "module:Class", imported only when that backend is asked for.
 BACKENDS: dict[str, str] = {
     "onnxruntime": "higherhrnet_trt.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "openvino": "higherhrnet_trt.runtime.backends.openvino_backend:OpenVINOBackend",
     "tensorrt": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTBackend",
     "tensorrt-rtx": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTRTXBackend",
     "torch": "higherhrnet_trt.runtime.backends.torch_backend:TorchBackend",
@@ -39,7 +40,8 @@ def create_backend(path: str, backend: str = "auto", **options) -> Backend:
     """Construct (not activate) the backend for a model file.
 
     backend: "auto" (from the file extension) or a name in BACKENDS.
-    options: passed to the backend's constructor (e.g. providers=..., threads=...).
+    options: passed to the backend's constructor (e.g. providers=..., threads=...; OpenVINO:
+        device=..., threads=..., inference_precision=...).
     """
     name = default_backend_for(path) if backend == "auto" else backend
     if name not in BACKENDS:
