@@ -78,12 +78,17 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "checkpoint (.pth) runs with the torch backend")
     p.add_argument("--backend", default="auto",
                    help="auto (from the file extension: .onnx onnxruntime, .engine tensorrt, .pth torch), "
-                        "onnxruntime, tensorrt, tensorrt-rtx, torch, or another registered backend")
+                        "onnxruntime, openvino (Intel CPUs), tensorrt, tensorrt-rtx, torch, or another "
+                        "registered backend")
     p.add_argument("--providers", metavar="EP[,EP...]",
                    help="onnxruntime only: execution providers in priority order, e.g. "
                         "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
     p.add_argument("--threads", type=int, default=0,
-                   help="onnxruntime only: CPU threads (0 = one per core)")
+                   help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
+    p.add_argument("--inference-precision", choices=("f32", "bf16", "f16"), default=None,
+                   help="openvino only: its precision hint for the layers the file keeps in floating "
+                        "point (default: OpenVINO's, bf16 on CPUs with AMX / AVX512-BF16, else f32); "
+                        "f32 gives onnxruntime's fp32 results")
     p.add_argument("--config", default=None,
                    help="torch only: the checkpoint's config (w32_512, w48_640, ...; default: the one "
                         "that fits its shapes)")
@@ -94,20 +99,26 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def backend_options(args) -> dict:
-    """Backend constructor options from --providers / --threads (ONNX Runtime's; others take none)."""
+    """Backend constructor options from --providers / --threads / --inference-precision (ONNX Runtime's
+    and OpenVINO's; the torch backend's --config / --device; others take none)."""
     from .backends import default_backend_for
     from .errors import UserError
 
     name = default_backend_for(args.model) if args.backend == "auto" else args.backend
     opts: dict = {}
-    if name == "onnxruntime":
-        if args.providers:
-            opts["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
-        if args.threads:
-            opts["threads"] = args.threads
-    elif args.providers or args.threads:
-        raise UserError(f"--providers / --threads are onnxruntime options; the {name} backend takes "
-                        "neither")
+    given = {"--providers": args.providers, "--threads": args.threads,
+             "--inference-precision": getattr(args, "inference_precision", None)}
+    takes = {"onnxruntime": ("--providers", "--threads"), "openvino": ("--threads", "--inference-precision")}
+    wrong = [flag for flag, value in given.items() if value and flag not in takes.get(name, ())]
+    if wrong:
+        raise UserError(f"{' / '.join(wrong)}: not an option of the {name} backend (onnxruntime options: "
+                        "--providers, --threads; openvino options: --threads, --inference-precision)")
+    if args.providers:
+        opts["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
+    if args.threads:
+        opts["threads"] = args.threads
+    if given["--inference-precision"]:
+        opts["inference_precision"] = given["--inference-precision"]
     config, device = getattr(args, "config", None), getattr(args, "device", None)
     if name == "torch":
         if config:
