@@ -5,6 +5,12 @@ file's ``metadata_props`` under ``rt_info["framework"]``, so the model stays sel
 An INT8 Q/DQ file runs its convolutions in int8 (OpenVINO folds the QuantizeLinear /
 DequantizeLinear pairs into quantized kernels), where ONNX Runtime's CPU provider is slower than fp32.
 
+INT8 files and an OpenVINO bug: a symmetric int8 QuantizeLinear right after a batch-axis Concat (our
+flip test concatenates the image and its mirror that way before the first convolution) comes out
+~30 % wrong (max error) on OpenVINO's CPU plugin (seen with 2026.4.1), while the same quantizer
+written as uint8 with zero point 128 (the same numbers) is exact. ``unsigned_after_concat`` rewrites
+those quantizers so on loading; the file itself stays int8 (TensorRT takes only symmetric int8).
+
 Precision: on CPUs with bf16 support (AMX, AVX512-BF16) OpenVINO computes the fp32 parts of a
 model in bf16 by default; ``inference_precision="f32"`` keeps fp32 and gives ONNX Runtime's results
 to rounding. openvino is imported on activate() only: the runtime works without it.
@@ -12,6 +18,7 @@ to rounding. openvino is imported on activate() only: the runtime works without 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
@@ -20,6 +27,8 @@ import numpy as np
 from ..errors import BackendUnavailable, UserError
 from ..metadata import ModelMeta
 from .base import Backend, TensorSpec
+
+log = logging.getLogger("higherhrnet_trt")
 
 INSTALL_HINT = "pip install 'higherhrnet-trt[openvino]'"
 
@@ -59,6 +68,84 @@ def _metadata_props(model) -> dict[str, str]:
     return {str(k): v.astype(str) if hasattr(v, "astype") else str(v) for k, v in framework.items()}
 
 
+def _skip_converts(output):
+    """The first producer above ``output`` that is not a Convert (precision casts of fp16 files)."""
+    node = output.get_node()
+    while node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    return node
+
+
+def _is_batch_concat(node) -> bool:
+    """A Concat on axis 0. Only that one needs the rewrite: after a channel Concat (HigherHRNet's
+    deconvolution input) OpenVINO's int8 result is right, and the uint8 form would cost the int8
+    deconvolution."""
+    if node.get_type_name() != "Concat":
+        return False
+    axis = node.get_attributes().get("axis")
+    rank = node.get_output_partial_shape(0).rank
+    return axis == 0 or (rank.is_static and axis == -rank.get_length())
+
+
+def _int8_chain(fq) -> list | None:
+    """For a FakeQuantize that OpenVINO's ONNX reader made of a symmetric int8 QuantizeLinear /
+    DequantizeLinear pair (FakeQuantize to [-128, 127] -> Convert i8 -> Convert float -> Subtract
+    zero point -> Multiply scale), the (Convert float, Subtract) pairs after it; None otherwise."""
+    limits = [fq.input_value(k).get_node() for k in (3, 4)]
+    users = [u.get_node() for u in fq.output(0).get_target_inputs()]
+    if (fq.get_attributes().get("levels") != 256 or any(n.get_type_name() != "Constant" for n in limits)
+            or np.any(limits[0].get_data() != -128) or np.any(limits[1].get_data() != 127)
+            or len(users) != 1 or users[0].get_type_name() != "Convert"
+            or users[0].get_attributes().get("destination_type") != "i8"):
+        return None
+    chains = []
+    for use in users[0].output(0).get_target_inputs():
+        to_float = use.get_node()
+        subtracts = [u.get_node() for u in to_float.output(0).get_target_inputs()]
+        if (to_float.get_type_name() != "Convert" or len(subtracts) != 1
+                or subtracts[0].get_type_name() != "Subtract"):
+            return None
+        chains.append((to_float, subtracts[0]))
+    return chains
+
+
+def unsigned_after_concat(model, ops) -> int:
+    """Rewrite each symmetric int8 quantizer fed by a batch Concat as uint8 with zero point 128: the same
+    numbers (q_u8 = q_i8 + 128, and 128 more subtracted on dequantizing), but the form OpenVINO's CPU
+    plugin computes correctly (see the module docstring). ops: an openvino opset module. Returns
+    how many quantizers were rewritten."""
+    rewritten = 0
+    for fq in model.get_ordered_ops():
+        if fq.get_type_name() != "FakeQuantize":
+            continue
+        if not _is_batch_concat(_skip_converts(fq.input_value(0))):
+            continue
+        chains = _int8_chain(fq)
+        if chains is None:
+            continue
+        fq.input(3).replace_source_output(ops.constant(np.float32(0)).output(0))
+        fq.input(4).replace_source_output(ops.constant(np.float32(255)).output(0))
+        to_u8 = ops.convert(fq.output(0), "u8")
+        for to_float, subtract in chains:
+            to_float.input(0).replace_source_output(to_u8.output(0))
+            zero_point = subtract.input_value(1)
+            shift = ops.constant(np.array(128, zero_point.get_element_type().to_dtype()))
+            subtract.input(1).replace_source_output(ops.add(zero_point, shift).output(0))
+        rewritten += 1
+    if rewritten:
+        model.validate_nodes_and_infer_types()
+    return rewritten
+
+
+def _opset():
+    """OpenVINO's opset module for building nodes (``openvino.opset13``; older: under runtime)."""
+    try:
+        from openvino import opset13
+    except ImportError:
+        from openvino.runtime import opset13
+    return opset13
+
+
 class OpenVINOBackend(Backend):
     """Runs an ONNX file with OpenVINO (CPU by default).
 
@@ -87,6 +174,8 @@ class OpenVINOBackend(Backend):
         self.inference_precision = inference_precision
         #: the precision the compiled model really uses for its floating-point layers (after activate)
         self.effective_precision: str | None = None
+        #: int8 quantizers after a Concat rewritten as uint8 on loading (see unsigned_after_concat)
+        self.rewritten_quantizers = 0
         self._compiled = None
         self._request = None
         self._meta: ModelMeta | None = None
@@ -115,6 +204,7 @@ class OpenVINOBackend(Backend):
             ) from e
         # Metadata first: a foreign ONNX file fails here with the same message as under ONNX Runtime.
         self._meta = ModelMeta.from_props(_metadata_props(model))
+        self._work_around_concat_quantizers(model)
         try:
             self._compiled = core.compile_model(model, self.device, self._config())
         except Exception as e:
@@ -124,6 +214,19 @@ class OpenVINOBackend(Backend):
             ) from e
         self.effective_precision = self._compiled_precision()
         self._request = self._compiled.create_infer_request()
+
+    def _work_around_concat_quantizers(self, model) -> None:
+        """unsigned_after_concat on INT8 files; should the graph API differ in another OpenVINO
+        release, run unchanged and say that INT8 results may be off."""
+        try:
+            self.rewritten_quantizers = unsigned_after_concat(model, _opset())
+        except Exception as e:
+            log.warning("openvino: could not rewrite the int8 quantizers after Concat (%s); this "
+                        "INT8 file's results may be off under OpenVINO", _first_line(e))
+            return
+        if self.rewritten_quantizers:
+            log.debug("openvino: %d int8 quantizer(s) after Concat rewritten as uint8",
+                      self.rewritten_quantizers)
 
     def _compiled_precision(self) -> str | None:
         """What the compiled model computes its floating-point layers in ("f32", "bf16", ...); the
