@@ -9,7 +9,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= export,quantize,tensorrt-rtx,kernels-ci,cv,eval,bench,dev
+EXTRAS ?= export,quantize,tensorrt-rtx,kernels-ci,cv,eval,bench,openvino,dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 OUT ?= outputs/demo
