@@ -215,6 +215,12 @@ def collect(backend_name: str | None = None, backend: Any = None) -> dict[str, A
             info["library"] = "onnxruntime " + str(env["onnxruntime"])
             info["providers"] = list(getattr(backend, "providers", []) or [])
             info["threads"] = getattr(backend, "threads", None) or "default (one per core)"
+        elif backend_name == "openvino":
+            info["library"] = "openvino " + str(dist_version("openvino"))
+            info["device"] = getattr(backend, "device", None)
+            info["threads"] = getattr(backend, "threads", None) or "default (one per core)"
+            # the precision its floating-point layers ran in (bf16 by default on AMX CPUs)
+            info["inference_precision"] = getattr(backend, "effective_precision", None)
         flavor = getattr(backend, "flavor", None)
         if flavor is not None and hasattr(flavor, "describe"):  # an engine.flavors.Flavor
             info["tensorrt"] = flavor.describe()
