@@ -3,8 +3,10 @@
 One record per person: ``{"image_id": int, "category_id": 1, "keypoints": [x1, y1, v1, ...],
 "score": float}``, x / y in image pixels, v the joint's detection value (as the official HigherHRNet
 writes it; COCO evaluation ignores v of detections). :class:`CocoResultsWriter` streams records to
-disk as frames are processed, so a run that stops early (Ctrl-C, a stream that never comes back)
-still leaves a valid file once closed.
+disk as frames are processed, so a run that stops early (Ctrl-C, SIGTERM, a stream that never comes
+back) still leaves a valid file once closed. Files appear under their name only complete (written
+to a temporary name beside them, then renamed): never a torn list, and a previous file stays
+whole until the new one replaces it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import re
 from typing import IO, Any
 
 import numpy as np
+
+from .files import atomic_open, temp_path
 
 
 def poses_to_coco(poses, image_id: int, category_id: int = 1, **extra: Any) -> list[dict]:
@@ -54,7 +58,9 @@ class CocoResultsWriter:
     """Writes result records to a JSON list incrementally (flushed per image).
 
     path: output file (folders are created). Use as a context manager or call close(): the closing
-    ``]`` is written then; until then the file holds every record written so far.
+    ``]`` is written and the file renamed to ``path`` then. Until then ``temp_path`` (a hidden file
+    beside it) holds every record written so far, and ``path`` is untouched: a process killed
+    outright (SIGKILL, power loss) never leaves a torn list under the real name.
     """
 
     def __init__(self, path: str, category_id: int = 1) -> None:
@@ -64,7 +70,8 @@ class CocoResultsWriter:
         self.images = 0  # add() calls
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
-        self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        self.temp_path = temp_path(self.path)
+        self._file: IO[str] | None = open(self.temp_path, "w", encoding="utf-8")
         self._file.write("[")
 
     def add(self, poses, image_id: int, **extra: Any) -> int:
@@ -80,10 +87,14 @@ class CocoResultsWriter:
         return len(records)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.write("\n]\n" if self.count else "]\n")
-            self._file.close()
-            self._file = None
+        """Finish the list and move it to ``path`` (the records so far, however the run ended)."""
+        if self._file is None:
+            return
+        f, self._file = self._file, None
+        # Should this fail (disk full), the records stay in temp_path rather than being deleted.
+        with f:
+            f.write("\n]\n" if self.count else "]\n")
+        os.replace(self.temp_path, self.path)
 
     def __enter__(self) -> CocoResultsWriter:
         return self
@@ -94,8 +105,7 @@ class CocoResultsWriter:
 
 def write_results(path: str, records: list[dict]) -> None:
     """Write a whole list of records at once (same layout as CocoResultsWriter)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         f.write("[" + ",".join("\n" + json.dumps(r) for r in records) + ("\n]\n" if records else "]\n"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -48,8 +49,10 @@ def test_writer_streams_a_valid_list(tmp_path):
     with CocoResultsWriter(str(path)) as w:
         assert w.add(poses(2), 1) == 2
         w.add(Poses.empty(17), 2)  # no people: nothing written, still counted as an image
-        # Before close the file already holds every record (flushed), missing only the "]".
-        partial = path.read_text()
+        # Before close the temporary file beside it already holds every record (flushed), missing
+        # only the "]"; the real name appears complete, on close.
+        assert not path.exists() and os.path.dirname(w.temp_path) == str(path.parent)
+        partial = open(w.temp_path).read()
         assert json.loads(partial + "\n]")[1]["image_id"] == 1
         w.add(poses(1), 3)
     data = load_results(str(path))

@@ -1,0 +1,143 @@
+"""Writing outputs without losing data.
+
+Two rules every command follows:
+
+- An output appears under its name only complete (:func:`atomic_path`, :func:`atomic_open`): it is
+  written to a hidden temporary name in the same folder, then renamed (``os.replace``, atomic on
+  one filesystem). A run stopped half-way (Ctrl-C, SIGTERM, a full disk, a crash) leaves the
+  previous file, or none, never a torn one.
+- An output never lands on an input (:func:`check_outputs`): the model, a source image or video,
+  an annotation file, or another output of the same run. Paths are compared after resolving
+  symbolic links and ``..``, and by device and inode, so no spelling of a file slips through. The
+  check runs before any expensive work and ends in one line that names the fix.
+
+Only the standard library is imported: the CLI modules use this before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, NamedTuple
+
+from .errors import UserError
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------------
+
+
+def temp_path(path: str) -> str:
+    """A fresh hidden name beside ``path`` that keeps its extension.
+
+    ``out/clip.mp4`` -> ``out/.clip.1234-a1b2c3.part.mp4``. Same folder: the final rename stays
+    on one filesystem (atomic). Same extension: OpenCV, matplotlib and ONNX pick the format from it.
+    The file is not created here, so whoever writes it gets the usual permissions (umask).
+    """
+    folder, base = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(base)
+    return os.path.join(folder, f".{stem}.{os.getpid()}-{secrets.token_hex(3)}.part{ext}")
+
+
+def discard(tmp: str) -> None:
+    """Remove a temporary file if it exists (never raises: it runs while unwinding an error)."""
+    try:
+        os.remove(tmp)
+    except OSError:
+        pass
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path to write; on success it replaces ``path``.
+
+    On any exception (KeyboardInterrupt and SIGTERM included) the temporary file is removed and
+    ``path`` is left as it was. Folders are created. Writers that report failure without raising
+    (``cv2.imwrite`` returns False) should use :func:`temp_path` / ``os.replace`` / :func:`discard`.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+@contextmanager
+def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """``open(path, mode)`` whose file appears under ``path`` only once closed without error."""
+    if "b" in mode:
+        encoding = None
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs never onto inputs
+# --------------------------------------------------------------------------------------------------
+
+
+class Output(NamedTuple):
+    """A file a command will write: ``what`` names it as the user typed it (``--json``), ``fix``
+    says what to do when it collides (``give --json another file name``)."""
+
+    what: str
+    path: str | None  # None: not written this run (an option left out); skipped
+    fix: str
+
+
+def _identities(path: str) -> list[tuple]:
+    """Keys under which one file is known: its resolved path, and device + inode when it exists
+    (hard links, bind mounts and case-insensitive filesystems give one file several paths)."""
+    real = os.path.normcase(os.path.realpath(path))
+    keys: list[tuple] = [("path", real)]
+    try:
+        st = os.stat(real)
+    except OSError:
+        return keys
+    keys.append(("inode", st.st_dev, st.st_ino))
+    return keys
+
+
+def check_outputs(outputs: Iterable[Output], inputs: Iterable[tuple[str, str]]) -> None:
+    """Refuse (UserError, one line) an output that is an input or another output.
+
+    outputs: the files the command will write (None paths are skipped).
+    inputs: (what, path) of everything it reads: ("the model", "m.onnx"), ("the input image", ...).
+    Linear in the number of files: a folder of thousands of images is checked in milliseconds.
+    """
+    seen: dict[tuple, tuple[str, str, bool]] = {}  # key -> (what, path, is_output)
+    for what, path in inputs:
+        if path:
+            for key in _identities(path):
+                seen.setdefault(key, (what, path, False))
+    for out in outputs:
+        if not out.path:
+            continue
+        keys = _identities(out.path)
+        for key in keys:
+            if key not in seen:
+                continue
+            what, path, is_output = seen[key]
+            if is_output:
+                raise UserError(f"{out.what} would write {out.path}, which {what} also writes: one "
+                                f"would overwrite the other; {out.fix}")
+            raise UserError(f"{out.what} {out.path} is {what} {path}: writing it would destroy that "
+                            f"input; {out.fix}")
+        for key in keys:
+            seen[key] = (out.what, out.path, True)
+
+
+def require_suffix(path: str, suffixes: Sequence[str], what: str, fix: str) -> None:
+    """Refuse (UserError) a ``path`` that does not end in one of ``suffixes`` (case-insensitive)."""
+    if not path.lower().endswith(tuple(s.lower() for s in suffixes)):
+        raise UserError(f"{what} {path} must end in {' or '.join(suffixes)}: {fix}")
+
+
+__all__ = ["Output", "atomic_open", "atomic_path", "check_outputs", "discard", "require_suffix",
+           "temp_path"]
