@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import UserError
+from .errors import UserError, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
 
 #: (module, one-line summary) in the order they appear in --help.
 COMMAND_MODULES: list[str] = [
@@ -50,16 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except UserError as e:
-        if args.verbose:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    # SIGTERM (systemd, docker stop, timeout) takes Ctrl-C's path: each command's interrupt
+    # handling closes what it wrote. Exit status 130 for Ctrl-C, 143 for SIGTERM.
+    with sigterm_as_interrupt():
+        try:
+            return int(args.func(args) or 0)
+        except UserError as e:
+            if args.verbose:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as e:
+            print(interrupt_word(e), file=sys.stderr)
+            return interrupt_exit_code(e)
 
 
 if __name__ == "__main__":
