@@ -47,7 +47,9 @@ def register(sub) -> None:
                    help="official multi-scale test, scales 2, 1, 0.5 (needs a model exported with "
                         "--dynamic)")
     g.add_argument("--scales", type=_scales, metavar="S[,S...]", help="custom test scales, e.g. 1,2")
-    p.add_argument("--json", metavar="FILE", help="also write the COCO keypoint results")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write the COCO keypoint results to FILE.json (renamed into place when "
+                        "complete; after Ctrl-C or SIGTERM it holds the images done so far)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_eval)
 
@@ -64,6 +66,8 @@ def run_eval(args) -> int:
     setup_logging()
     if not os.path.isfile(args.model):
         raise UserError(f"model file not found: {args.model}")
+    if args.json:
+        _check_json(args)
     scales = MULTI_SCALE if args.multi_scale else (args.scales or (1.0,))
     with Pipeline(args.model, backend=args.backend, scales=scales,
                   project2image=not args.heatmap_resolution, **backend_options(args)) as pipe:
@@ -75,3 +79,14 @@ def run_eval(args) -> int:
                                    progress=not args.no_progress)
     print(result.summary())
     return 0
+
+
+def _check_json(args) -> None:
+    """--json names a .json file that is neither the model nor the annotation file (checked
+    before the model loads; an image cannot end in .json)."""
+    from .files import Output, check_outputs, require_suffix
+
+    require_suffix(args.json, (".json",), "--json", "the results are a JSON list (e.g. --json "
+                   "results.json)")
+    check_outputs([Output("--json", args.json, "give --json another file name")],
+                  [("the model", args.model), ("the annotation file", args.ann)])

@@ -272,6 +272,11 @@ def run_evaluation(
             if writer is not None:
                 writer.add(poses, img_id)
             done.append(img_id)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the results so far are kept, not scored
+        if writer is not None:
+            log.warning("stopped after %d of %d images: their results are in %s (not scored)",
+                        len(done), len(img_ids), results_json)
+        raise
     finally:
         if writer is not None:
             writer.close()

@@ -1,8 +1,10 @@
 """``higherhrnet-trt run``: a model on images, a folder, a video, a camera or a stream.
 
 Writes annotated images / video (--save-dir), COCO keypoint results (--json), shows a live window
-(--show). Whatever stops the run (the end, Ctrl-C, q in the window, a stream that never comes back)
-the outputs written so far are closed properly and a summary is printed.
+(--show). Whatever stops the run (the end, Ctrl-C, SIGTERM, q in the window, a stream that never
+comes back) the outputs written so far are closed properly and a summary is printed. Outputs are
+checked against every input before the model loads (none may overwrite another file of the run)
+and each appears under its name only complete (runtime.files).
 
 Only argparse is imported at module level (``higherhrnet-trt --help`` must stay instant).
 """
@@ -163,7 +165,12 @@ def register(sub) -> None:
             "Detect people and their keypoints with a HigherHRNet model. Draws skeletons (a colour "
             "per person), writes annotated images or video (--save-dir), COCO keypoint results "
             "(--json), shows a live window with FPS (--show). Unreadable images are skipped and "
-            "counted; live streams that drop are reopened with exponential backoff."
+            "counted; live streams that drop are reopened with exponential backoff.",
+            "Ctrl-C, SIGTERM (systemd, docker stop, timeout) and q in the window stop the run "
+            "cleanly: the JSON and the video hold every frame processed so far (exit status 130 "
+            "for Ctrl-C, 143 for SIGTERM). Each output is written under a temporary name and "
+            "renamed when complete; an output that would overwrite the model, an input image or "
+            "video, or another output is refused before the model loads.",
         ),
         formatter_class=HelpFormatter,
         epilog=(
@@ -181,12 +188,15 @@ def register(sub) -> None:
                    help="image, folder of images, glob ('a/*.png'), video file, camera index (0) or "
                         "/dev/videoN, rtsp:// or http:// URL, or a GStreamer pipeline ending in appsink")
     p.add_argument("--save-dir", metavar="DIR",
-                   help="write annotated images (same names) or video (<source>.mp4) here")
+                   help="write annotated images or video (<source>.mp4) here. Images keep their "
+                        "names; a glob spanning folders keeps each image's sub-folder below the "
+                        "folder they share ('a/x.jpg' and 'b/x.jpg' -> DIR/a/x.jpg, DIR/b/x.jpg), "
+                        "so no two results share a file")
     p.add_argument("--show", action="store_true", help="live window (needs a display); q or Esc quits")
     p.add_argument("--json", metavar="FILE",
-                   help="write COCO keypoint results: image_id, category_id 1, keypoints [x, y, v] "
-                        "in pixels, score (image_id = the number of COCO-style names, else the frame "
-                        "index)")
+                   help="write COCO keypoint results to FILE.json: image_id, category_id 1, keypoints "
+                        "[x, y, v] in pixels, score (image_id = the number of COCO-style names when "
+                        "every image has a distinct one, else the frame index)")
     p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
                    help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model)")
     p.add_argument("--kpt-thr", type=_fraction, default=0.1,
@@ -209,27 +219,71 @@ def register(sub) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def _check_outputs(args, source) -> None:
+    """Before the model loads: --json names a .json file, and no output lands on an input (the
+    model, an image or the video read) or on another output. One line naming the fix."""
+    import os
+
+    from .files import Output, check_outputs, require_suffix
+
+    inputs = [("the model", args.model)]
+    paths = getattr(source, "paths", None)
+    if paths:
+        inputs += [("the input image", p) for p in paths]
+    elif getattr(source, "path", None):
+        inputs.append(("the input video", source.path))
+    outputs = []
+    if args.json:
+        require_suffix(args.json, (".json",), "--json", "the results are a JSON list (e.g. "
+                       "--json people.json)")
+        outputs.append(Output("--json", args.json, "give --json another file name"))
+    if args.save_dir and paths:
+        fix = f"choose another --save-dir than {args.save_dir}"
+        outputs += [Output("the annotated copy", os.path.join(args.save_dir, name), fix)
+                    for name in source.names]
+    check_outputs(outputs, inputs)
+
+
+def _write_image(cv2, path: str, image) -> bool:
+    """cv2.imwrite under a temporary name, renamed when complete; False when it failed."""
+    import os
+
+    from .files import discard, temp_path
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # names keep sub-folders
+    tmp = temp_path(path)
+    try:
+        try:
+            ok = cv2.imwrite(tmp, image)
+        except cv2.error:
+            ok = False
+        if ok:
+            os.replace(tmp, path)
+            return True
+    except BaseException:  # Ctrl-C / SIGTERM between the write and the rename
+        discard(tmp)
+        raise
+    discard(tmp)
+    return False
+
+
 class _Outputs:
-    """Annotated images or a video under --save-dir; refuses to overwrite the input."""
+    """Annotated images or a video under --save-dir (checked against the inputs beforehand by
+    :func:`_check_outputs`); each file appears under its name only complete."""
 
     def __init__(self, save_dir: str | None, source, cv2) -> None:
         import os
-
-        from .errors import UserError
 
         self.cv2 = cv2
         self.dir = save_dir
         self.source = source
         self.video = None
         self.video_path: str | None = None
+        self.video_temp: str | None = None  # where the video is written until close()
         self.images = 0
         self.failed: list[str] = []
         if save_dir:
             os.makedirs(save_dir, exist_ok=True)
-            inputs = getattr(source, "paths", [])
-            if any(os.path.dirname(os.path.abspath(p)) == os.path.abspath(save_dir) for p in inputs):
-                raise UserError(f"--save-dir {save_dir} holds the input images: annotated copies would "
-                                "overwrite them; choose another folder")
 
     def write(self, frame, image) -> None:
         import os
@@ -239,13 +293,9 @@ class _Outputs:
         if not self.dir:
             return
         cv2 = self.cv2
-        if frame.path is not None:  # image sources: same file name
+        if frame.path is not None:  # image sources: same name (sub-folders kept, see Frame.name)
             path = os.path.join(self.dir, frame.name)
-            try:
-                ok = cv2.imwrite(path, image)
-            except cv2.error:
-                ok = False
-            if ok:
+            if _write_image(cv2, path, image):
                 self.images += 1
             else:
                 self.failed.append(path)
@@ -264,6 +314,7 @@ class _Outputs:
         import os
 
         from .errors import UserError
+        from .files import discard, temp_path
 
         cv2 = self.cv2
         name = getattr(self.source, "name", "video")
@@ -274,18 +325,25 @@ class _Outputs:
             path = os.path.join(self.dir, name + ext)
             if os.path.abspath(path) == src_path:
                 path = os.path.join(self.dir, name + "_pose" + ext)
-            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
+            tmp = temp_path(path)  # renamed in close(), once the index is written
+            writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), fps, size)
             if writer.isOpened():
                 self.video, self.video_path, self.video_size = writer, path, size
+                self.video_temp = tmp
                 return
             writer.release()
+            discard(tmp)
         raise UserError(f"cannot write a video to {self.dir}: this OpenCV has neither an mp4v nor "
                         "an MJPG encoder (or the folder is not writable)")
 
     def close(self) -> None:
+        """Finish the video (release writes the mp4 index) and give it its name."""
+        import os
+
         if self.video is not None:
-            self.video.release()
-            self.video = None
+            video, self.video = self.video, None
+            video.release()
+            os.replace(self.video_temp, self.video_path)
 
 
 def _open_window(cv2) -> None:
@@ -327,7 +385,7 @@ def run(args) -> int:
     import time
 
     from .draw import draw_fps, draw_poses
-    from .errors import UserError
+    from .errors import UserError, interrupt_exit_code, interrupt_word
     from .pipeline import Pipeline
     from .results import CocoResultsWriter, image_id_from_name
     from .sources import ImageFiles, import_cv2, open_source
@@ -347,16 +405,19 @@ def run(args) -> int:
     if args.show:
         _open_window(cv2)  # before loading anything: fail fast without a display
     source = open_source(args.source, max_reconnects=args.reconnect)
-    # COCO-style names (000000000139.jpg) give their image ids; otherwise frame indices, for all
-    # frames alike, so two naming schemes never collide.
-    numeric = isinstance(source, ImageFiles) and all(
-        image_id_from_name(p, -1) >= 0 for p in source.paths)
+    try:
+        _check_outputs(args, source)
+    except UserError:
+        source.close()
+        raise
+    numeric = isinstance(source, ImageFiles) and _numeric_ids(source.paths)
     outputs = writer = bar = None
     frames = people = 0
     t_start = time.perf_counter()
     status = "error"  # until the loop ends by itself or by the user
+    code = 0  # exit status: 130 after Ctrl-C, 143 after SIGTERM
     try:
-        outputs = _Outputs(args.save_dir, source, cv2)  # checks the folder before the model loads
+        outputs = _Outputs(args.save_dir, source, cv2)
         pipe.activate()
         meta = pipe.meta
         print(f"model: {os.path.basename(args.model)} ({meta.dataset}, {meta.config_name or '?'}, "
@@ -400,8 +461,9 @@ def run(args) -> int:
             bar.set_postfix(people=len(poses), fps=f"{fps:.1f}", refresh=False)
         if status == "error":  # the source ended, or --max-frames
             status = "done"
-    except KeyboardInterrupt:
-        status = "interrupted"
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (runtime.errors.sigterm_as_interrupt)
+        status = interrupt_word(e)
+        code = interrupt_exit_code(e)
     finally:
         if bar is not None:
             bar.close()
@@ -414,7 +476,25 @@ def run(args) -> int:
         if frames or status != "error":
             _summary(status, frames, people, time.perf_counter() - t_start, pipe, source, outputs,
                      writer, args.max_people)
-    return 130 if status == "interrupted" else 0
+    return code
+
+
+def _numeric_ids(paths) -> bool:
+    """Whether COCO-style names (000000000139.jpg) give the image ids: all of them must, and no
+    two the same (a/000000000001.jpg and b/000000000001.jpg); otherwise frame indices are the
+    ids, for all frames alike, so two naming schemes never collide."""
+    import sys
+
+    from .results import image_id_from_name
+
+    ids = [image_id_from_name(p, -1) for p in paths]
+    if min(ids, default=-1) < 0:
+        return False
+    if len(set(ids)) < len(ids):
+        print("note: several images have the same COCO-style number in their names: the JSON's "
+              "image_id is the frame index instead (file_name tells them apart)", file=sys.stderr)
+        return False
+    return True
 
 
 def _summary(status, frames, people, seconds, pipe, source, outputs, writer, max_people) -> None:

@@ -56,7 +56,9 @@ class Frame:
 
     image: (H, W, 3) uint8, BGR (as cv2 reads it).
     index: 0-based count of frames delivered by the source (skipped files do not count).
-    name: file name for images (``img_001.jpg``), else ``<source>_<index:06d>``.
+    name: for images, the file name relative to the images' common folder (``img_001.jpg``;
+        ``a/x.jpg`` and ``b/x.jpg`` for a glob spanning folders, so names never collide), else
+        ``<source>_<index:06d>``.
     path: the file it came from (images), else None.
     timestamp: seconds: position in the video for files, time.monotonic() at read for live sources.
     """
@@ -105,12 +107,13 @@ class ImageFiles(Source):
     def __init__(self, paths: Sequence[str], description: str) -> None:
         super().__init__(kind="images", description=description, length=len(paths))
         self.paths = [str(p) for p in paths]
+        self.names = relative_names(self.paths)
 
     def __iter__(self) -> Iterator[Frame]:
         cv2 = import_cv2()
         self.skipped = []
         index = 0
-        for path in self.paths:
+        for path, name in zip(self.paths, self.names):
             # imread returns None (no exception) for missing, truncated or non-image files. A
             # decoder exception (rare, corrupt headers in some codecs) is treated the same way.
             try:
@@ -122,8 +125,19 @@ class ImageFiles(Source):
                     log.warning("cannot read image %s: skipping it (and counting any others)", path)
                 self.skipped.append(path)
                 continue
-            yield Frame(image=image, index=index, name=os.path.basename(path), path=path)
+            yield Frame(image=image, index=index, name=name, path=path)
             index += 1
+
+
+def relative_names(paths: Sequence[str]) -> list[str]:
+    """Each path relative to the folder the paths share: a folder's images keep their bare file
+    names; ``a/x.jpg`` and ``b/x.jpg`` (a glob spanning folders) stay ``a/x.jpg`` and ``b/x.jpg``
+    instead of both becoming ``x.jpg``, so outputs named after them cannot overwrite each other."""
+    if not paths:
+        return []
+    full = [os.path.abspath(p) for p in paths]
+    common = os.path.commonpath([os.path.dirname(p) for p in full])
+    return [os.path.relpath(p, common) for p in full]
 
 
 class CaptureSource(Source):

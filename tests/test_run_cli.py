@@ -109,7 +109,7 @@ def test_stream_that_never_comes_back_keeps_its_results(tiny_onnx, tmp_path, cap
 
 @pytest.mark.parametrize("argv, message", [
     (["--source", "{empty}"], "no images in folder"),
-    (["--source", "{src}", "--save-dir", "{src}"], "would overwrite them"),
+    (["--source", "{src}", "--save-dir", "{src}"], "would destroy that input; choose another --save-dir"),
     (["--source", "{src}", "--scales", "1,2"], "fixed input size"),
     (["--source", "{src}", "--show"], "--show needs a display"),
     (["--source", "{src}", "--threads", "2", "--backend", "tensorrt"], "onnxruntime options"),
