@@ -418,13 +418,9 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
             runner.iteration()
             bar.update()
         bar.set_description("timed")
-        samples: dict[str, list[float]] = {}
         busy0 = _system_busy_s()
         start = _usage()
-        for _ in range(s.iters):
-            for k, v in runner.iteration().items():
-                samples.setdefault(k, []).append(v)
-            bar.update()
+        samples, stopped_by = _timed_loop(runner, s.iters, bar)
         end = _usage()
         busy1 = _system_busy_s()
         bar.close()
@@ -441,9 +437,10 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
     finally:
         runner.close()
 
+    iters = len(samples["end_to_end"])  # s.iters unless Ctrl-C / SIGTERM stopped the loop
     wall = end[0] - start[0]
     cpu_s = (end[1] - start[1]) + (end[2] - start[2])
-    images = s.batch * s.iters
+    images = s.batch * iters
     other = None
     if busy0 is not None and busy1 is not None and wall > 0:
         other = max(0.0, 100.0 * ((busy1 - busy0) - cpu_s) / wall)
@@ -518,7 +515,7 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
         "settings": {
             "backend": backend.name, "batch": s.batch, "fed_input_shape": fed_shape,
             "input_size": list(s.input_size) if s.input_size else None,
-            "warmup_iters": s.warmup, "timed_iters": s.iters, "cuda_graph": s.cuda_graph,
+            "warmup_iters": s.warmup, "timed_iters": iters, "cuda_graph": s.cuda_graph,
             "image": os.path.abspath(s.image or default_image()),
             "project2image": s.project2image, "clock": clock,
             "backend_options": {k: (list(v) if isinstance(v, (list, tuple)) else v)
@@ -529,7 +526,7 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
         "latency": {"gpu_compute": gpu_compute, "host_latency": host_latency,
                     "end_to_end": dict(stages["end_to_end"]), "enqueue": enqueue},
         "throughput": {
-            "images_per_s": images / wall, "batches_per_s": s.iters / wall, "images": images,
+            "images_per_s": images / wall, "batches_per_s": iters / wall, "images": images,
             "wall_s": wall,
             "what": "images of the timed loop / its host wall time (end to end, one stream, "
                     "no overlap between iterations)",
@@ -550,7 +547,35 @@ def run_bench(s: BenchSettings) -> dict[str, Any]:
         "gpu_memory": gpu_mem if gpu_mem is not None else not_applicable("no GPU on this machine"),
         "samples_ms": {k: [round(v, 4) for v in samples[k]] for k in ("end_to_end", "inference")},
     }
+    if stopped_by is not None:
+        result["interrupted"] = {
+            "signal": "SIGTERM" if stopped_by == 143 else "SIGINT", "exit_status": stopped_by,
+            "timed_iters_done": iters, "timed_iters_asked": s.iters,
+            "what": "the timed loop was stopped early: every statistic covers the iterations done",
+        }
     return result
+
+
+def _timed_loop(runner: StageRunner, iters: int, bar) -> tuple[dict[str, list[float]], int | None]:
+    """Run the timed iterations: (stage -> samples, None), or after Ctrl-C / SIGTERM the samples
+    of the iterations that completed and the exit status (130 / 143), so that what was measured
+    is still reported and written. Stopped before any iteration completed: the interrupt goes on
+    (there is nothing to report)."""
+    from higherhrnet_trt.runtime.errors import interrupt_exit_code
+
+    samples: dict[str, list[float]] = {}
+    try:
+        for _ in range(iters):
+            for k, v in runner.iteration().items():
+                samples.setdefault(k, []).append(v)
+            bar.update()
+    except KeyboardInterrupt as e:
+        done = min((len(v) for v in samples.values()), default=0)
+        if done == 0:
+            raise
+        # The signal may land between two stages' appends: keep whole iterations only.
+        return {k: v[:done] for k, v in samples.items()}, interrupt_exit_code(e)
+    return samples, None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -595,6 +620,10 @@ def format_report(r: Mapping[str, Any]) -> str:
         f"host CPU: {r['host']['cpu_percent']:.0f} % of one core; "
         f"peak RSS {r['host']['peak_rss_mib']:.0f} MiB",
     ]
+    stopped = r.get("interrupted")
+    if stopped:
+        lines.append(f"{stopped['signal']}: stopped after {stopped['timed_iters_done']} of "
+                     f"{stopped['timed_iters_asked']} timed iterations; the numbers cover those")
     other = r["host"].get("other_processes_cpu_percent")
     if other is not None:
         busy = other >= 20.0
@@ -638,6 +667,9 @@ def plot(r: Mapping[str, Any], path: str) -> str:
     fig.suptitle(f"{os.path.basename(r['model']['path'])} ({r['model']['precision']}) on "
                  f"{r['settings']['backend']}; {cpu['model']} x{cpu['usable_cores']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from higherhrnet_trt.runtime.files import atomic_path
+
+    with atomic_path(path) as tmp:  # the temporary name keeps the extension: same format
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path

@@ -54,6 +54,10 @@ def register(sub) -> None:
             "'end-to-end' is host wall time of a whole iteration, pre-processing and decoding "
             "included. Stages a backend does not have (copies on the CPU) are reported as n/a, "
             "never as zero.",
+            "Ctrl-C or SIGTERM during the timed loop stops it: the report, --json and --plot "
+            "cover the iterations done (the JSON says so under 'interrupted'; exit status 130 / "
+            "143). Outputs are renamed into place when complete and may not overwrite the model "
+            "or --image.",
         ),
         formatter_class=HelpFormatter,
         epilog=(
@@ -93,6 +97,7 @@ def run_bench_cli(args) -> int:
     setup_logging()
     if not os.path.isfile(args.model):
         raise UserError(f"model file not found: {args.model}")
+    _check_outputs(args)
     settings = BenchSettings(
         model=args.model, backend=args.backend, batch=args.batch, input_size=args.input_size,
         warmup=args.warmup, iters=args.iters, cuda_graph=args.cuda_graph, image=args.image,
@@ -101,6 +106,7 @@ def run_bench_cli(args) -> int:
     )
     result = run_bench(settings)
     print(format_report(result))
+    stopped = result.get("interrupted")
     if args.json:
         from .environment import write_json
 
@@ -111,4 +117,17 @@ def run_bench_cli(args) -> int:
         except ImportError as e:
             raise UserError("--plot needs matplotlib: pip install matplotlib") from e
         print(f"wrote {args.plot}")
-    return 0
+    return stopped["exit_status"] if stopped else 0
+
+
+def _check_outputs(args) -> None:
+    """--json names a .json file; neither it nor --plot is the model, --image or the other
+    (checked before the model loads)."""
+    from higherhrnet_trt.runtime.files import Output, check_outputs, require_suffix
+
+    if args.json:
+        require_suffix(args.json, (".json",), "--json", "the results are JSON (e.g. --json "
+                       "bench.json)")
+    check_outputs([Output("--json", args.json, "give --json another file name"),
+                   Output("--plot", args.plot, "give --plot another file name")],
+                  [("the model", args.model), ("--image", args.image)])

@@ -235,6 +235,8 @@ def write_json(path: str, data: dict) -> None:
     """Write a benchmark result as indented JSON and say where (the CLIs' common last step)."""
     import json
 
-    with open(path, "w", encoding="utf-8") as f:
+    from higherhrnet_trt.runtime.files import atomic_open
+
+    with atomic_open(path) as f:  # complete or absent, never half a file
         json.dump(data, f, indent=2)
     print(f"wrote {path}")
