@@ -83,6 +83,11 @@ def export(
     output = output or default_output(config, precision, dynamic, input_size)
     if not output.endswith(".onnx"):
         raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
+    if checkpoint:
+        from ..runtime.files import Output, check_outputs
+
+        check_outputs([Output("the output", output, "choose another -o")],
+                      [("the checkpoint", checkpoint)])
     result = ExportResult(onnx=output, fp32_onnx=output)
 
     t0 = time.perf_counter()

@@ -224,7 +224,10 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
     for axis, dim in enumerate(proto.graph.input[0].type.tensor_type.shape.dim):
         if dim.dim_param and axis in names:
             dim.dim_param = names[axis]
-    onnx.save_model(proto, path)
+    from ..runtime.files import atomic_path
+
+    with atomic_path(path) as tmp:  # an interrupted export leaves no torn ONNX under the name
+        onnx.save_model(proto, tmp)
 
 
 def _run_onnxruntime(path: str, x: np.ndarray) -> list[np.ndarray]:

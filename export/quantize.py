@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..runtime.errors import UserError
+from ..runtime.files import Output, atomic_open, atomic_path, check_outputs
 from ..runtime.metadata import ModelMeta
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -351,10 +352,25 @@ def _check_fp32_input(onnx_in: str):
 
 
 def _save(model, path: str) -> None:
+    """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
     import onnx
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    onnx.save_model(model, path)
+    with atomic_path(path) as tmp:
+        onnx.save_model(model, tmp)
+
+
+def _check_output(onnx_in: str, onnx_out: str, kind: str) -> None:
+    """Before any work: the output is an .onnx file (what these functions write) and not the
+    input they read from start to end. kind: "int8" or "fp16", for the suggested name."""
+    stem = os.path.splitext(onnx_out)[0]
+    if not onnx_out.lower().endswith(".onnx"):
+        build = (f"; build the engine from it with 'higherhrnet-trt build {stem}.{kind}.onnx -o "
+                 f"{onnx_out}'" if onnx_out.lower().endswith((".engine", ".plan", ".trt")) else "")
+        raise UserError(f"the {kind} output {onnx_out} must end in .onnx (an ONNX is written, not "
+                        f"an engine): write {stem}.{kind}.onnx{build}")
+    suggestion = os.path.splitext(onnx_in)[0] + f".{kind}.onnx"
+    check_outputs([Output(f"the {kind} output", onnx_out, f"write it to another file, e.g. "
+                          f"{suggestion}")], [("the fp32 input", onnx_in)])
 
 
 # -- FP16 ------------------------------------------------------------------------------------------
@@ -387,6 +403,7 @@ def convert_fp16(
     keep_fp32: node names (regular expressions) to keep fp32 from the start.
     """
     t0 = time.perf_counter()
+    _check_output(onnx_in, onnx_out, "fp16")
     _require("modelopt.onnx.autocast", "fp16 conversion")
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
@@ -439,8 +456,8 @@ def convert_fp16(
             auto += fresh
             report.notes.append(f"round {round_ + 1}: output error {worst:.1e} > {tolerance:g}; "
                                 f"keeping fp32: {', '.join(fresh)}")
-        os.makedirs(os.path.dirname(os.path.abspath(onnx_out)), exist_ok=True)
-        shutil.copyfile(work, onnx_out)
+        with atomic_path(onnx_out) as out_tmp:
+            shutil.copyfile(work, out_tmp)
     report.errors = errors
     report.kept_fp32 = keep + auto
     if worst > tolerance:
@@ -689,6 +706,7 @@ def quantize_int8(
         use_cache=False recomputes (and refreshes the cache).
     """
     t0 = time.perf_counter()
+    _check_output(onnx_in, onnx_out, "int8")
     if method not in METHODS:
         raise UserError(f"calibration method must be one of {', '.join(METHODS)}, not {method!r}")
     if high_precision not in ("fp16", "fp32"):
@@ -769,13 +787,11 @@ def quantize_int8(
                 feeds = maker.feeds(calib_paths, skipped, limit=num_images, bar=bar, stats=stats)
                 ranges, _ = _collect_ranges(work_in, placement, method, percentile, feeds, tmp)
                 report.calibration_images = stats["used"]
-            os.makedirs(cache_dir, exist_ok=True)
-            tmp_cache = cache_path + f".{os.getpid()}.tmp"
-            with open(tmp_cache, "w", encoding="utf-8") as f:
+            # Complete or absent: an interrupted write never leaves a torn cache entry.
+            with atomic_open(cache_path) as f:
                 json.dump({"key": key, "settings": settings, "onnx": os.path.abspath(onnx_in),
                            "images": report.calibration_images, "skipped": skipped,
                            "ranges": ranges}, f, indent=1)
-            os.replace(tmp_cache, cache_path)
 
         # 3. Scales into the placed graph, metadata back (ModelOpt drops it).
         _apply_scales(placed, placement, ranges)
