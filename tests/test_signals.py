@@ -121,7 +121,8 @@ def test_sigterm_during_run_on_a_video_keeps_valid_json_and_a_playable_video(tin
     assert people and {r["image_id"] for r in people} <= set(range(done))
     video = cv2.VideoCapture(str(out / "clip.mp4"))
     assert video.isOpened() and video.read()[0]
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == done
+    # The signal may land between a frame's JSON records and its drawing: one frame fewer then.
+    assert done - 1 <= int(video.get(cv2.CAP_PROP_FRAME_COUNT)) <= done
     assert not no_temporaries(out)
 
 
