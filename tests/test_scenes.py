@@ -111,10 +111,26 @@ def test_left_is_the_persons_left():
     assert checked > 100
 
 
-def test_people_sizes_vary_and_small_people_occur(dataset):
+def test_people_sizes_vary_and_small_people_on_request(dataset, tmp_path):
     _, data = dataset
     heights = [a["bbox"][3] for a in data["annotations"]]
-    assert min(heights) < 0.15 * 120 and max(heights) > 0.5 * 120
+    assert max(heights) > 0.5 * 120 and max(heights) > 1.8 * min(heights)
+    ann = scenes.generate_dataset(str(tmp_path), 4, seed=2, size=(160, 120), height_range=(0.1, 0.15))
+    small = [a["bbox"][3] for a in json.loads(open(ann).read())["annotations"]]
+    assert small and max(small) < 0.2 * 120
+
+
+def test_headings_turn_the_face_away(tmp_path):
+    """Heading 0 faces the camera (noses visible), 180 shows the back (no nose visible)."""
+    def noses(headings):
+        ann = scenes.generate_dataset(str(tmp_path / str(headings[0])), 6, seed=4, size=(128, 128),
+                                      people=(2, 2), height_range=(0.8, 0.9), headings=headings)
+        kps = [a["keypoints"] for a in json.loads(open(ann).read())["annotations"]]
+        return [k[2] for k in kps]  # the nose's v
+
+    front, back = noses((0.0, 0.0)), noses((180.0, 180.0))
+    assert front.count(2) >= len(front) // 2
+    assert back.count(2) == 0
 
 
 def test_tiny_dataset_renders_fast(tmp_path):
