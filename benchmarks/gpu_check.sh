@@ -121,7 +121,8 @@ if [ -n "$scenes_ok" ]; then
             --train "$WORK/train/person_keypoints.json" --val "$WORK/val/person_keypoints.json" \
             --diagnose 20 --out "$WORK/run" --minutes "$(awk "BEGIN{print $train_s / 60}")" \
             --device "$TRAIN_DEVICE" --workers $(( CORES > 8 ? CORES - 4 : 2 )) --threads 4 \
-            --crop 128 --batch 64 --lr 2e-3 --init kaiming --fg-weight 10 --fg-until 0.6 --ae-factor 1e-2 \
+            --batch 32 --lr 2e-3 --init kaiming --fg-weight 10 --fg-until 0.3 --ae-factor 1e-2 \
+            --push-loss max --push-margin 2 \
             --rotation 20 --scale 0.75 1.25 --checkpoint-every 60 ${INIT_FROM:+--init-from "$INIT_FROM"} \
             ${TRAIN_ARGS:-} --save "$OUT/demo_w16_256.pth" > "$OUT/train.log" 2>&1 &
         pids+=($!)
