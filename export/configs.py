@@ -103,7 +103,7 @@ CONFIGS: dict[str, ModelConfig] = {
     # The demo network: HRNet-W16 with fewer blocks and modules than W32 (stage modules 1/3/2, two
     # BasicBlocks per branch, two blocks in the deconv head) and a lighter stem (32 channels, layer1
     # two Bottlenecks of 32 planes: the official 4 x 64 took half of a training step's time on the
-    # CPU). 2.7 M parameters: 5.5 MB in fp16. Weights in export/assets/: see MODEL_CARD.md there.
+    # CPU). 2.7 M parameters: 5.8 MB in fp16. Weights in export/assets/: see MODEL_CARD.md there.
     "demo": ModelConfig(
         "demo",
         input_size=256,
