@@ -39,6 +39,7 @@ def draw_poses(
     kpt_thr: float = 0.1,
     boxes: bool = False,
     inplace: bool = False,
+    person_thr: float = 0.0,
 ) -> np.ndarray:
     """Draw people onto a BGR image.
 
@@ -48,6 +49,8 @@ def draw_poses(
     kpt_thr: joints with score <= this are left out (and their limbs).
     boxes: also draw each person's box (xyxy) with its score.
     inplace: draw into ``image`` itself (saves a copy per video frame); else a copy is returned.
+    person_thr: people whose score (``poses.scores``) is below this are not drawn. The decoder
+        keeps weak candidates (they cost COCO AP nothing), which would bury the real people.
     Returns the annotated image.
     """
     cv2 = import_cv2()
@@ -61,13 +64,16 @@ def draw_poses(
         raise ValueError(f"{kpts.shape[1]} joints per person, but the {kp.name} skeleton has "
                          f"{kp.num_joints}")
     out = image if inplace else image.copy()
+    person_scores = getattr(poses, "scores", None)
+    shown = (np.ones(kpts.shape[0], bool) if person_scores is None or person_thr <= 0
+             else np.asarray(person_scores, np.float32) >= person_thr)
     thickness, radius = _line_sizes(out)
     # Visible = above threshold and finite; coordinates clipped so cv2's int conversion is safe on
     # wild values (a joint far off-image still draws its limb towards the border).
     visible = (kpts[:, :, 2] > kpt_thr) & np.isfinite(kpts[:, :, :3]).all(axis=2)
     limit = 4 * max(out.shape[:2])
     pts = np.clip(np.nan_to_num(kpts[:, :, :2]), -limit, limit).round().astype(np.int32)
-    for p in range(kpts.shape[0]):
+    for p in np.flatnonzero(shown):
         color = person_color(p)
         for a, b in kp.skeleton:
             if visible[p, a] and visible[p, b]:
@@ -80,7 +86,7 @@ def draw_poses(
     if boxes and hasattr(poses, "boxes"):
         scores = getattr(poses, "scores", None)
         for p, box in enumerate(np.asarray(poses.boxes, dtype=np.float32)):
-            if not np.isfinite(box).all():
+            if not np.isfinite(box).all() or not shown[p]:
                 continue
             x0, y0, x1, y1 = np.clip(box, -limit, limit).round().astype(int)
             cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), person_color(p), thickness)

@@ -201,6 +201,9 @@ def register(sub) -> None:
                    help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model)")
     p.add_argument("--kpt-thr", type=_fraction, default=0.1,
                    help="joints scored above this are drawn and span the person's box")
+    p.add_argument("--person-thr", type=_fraction, default=0.15,
+                   help="people scored below this (mean joint score) are not drawn; --json keeps "
+                        "every person with its score, as COCO evaluation wants")
     p.add_argument("--det-thr", type=_fraction, default=0.1,
                    help="decoder: heatmap peaks above this become joint candidates")
     p.add_argument("--max-people", type=_positive_int, default=30,
@@ -446,7 +449,8 @@ def run(args) -> int:
                 image_id = image_id_from_name(frame.name, frame.index) if numeric else frame.index
                 writer.add(poses, image_id, file_name=frame.name)
             if args.save_dir or args.show:
-                vis = draw_poses(frame.image, poses, kp, args.kpt_thr, boxes=args.boxes, inplace=True)
+                vis = draw_poses(frame.image, poses, kp, args.kpt_thr, boxes=args.boxes, inplace=True,
+                                 person_thr=args.person_thr)
                 outputs.write(frame, vis)
             now = time.perf_counter()
             rate = 1.0 / max(now - t_prev, 1e-9)

@@ -76,3 +76,14 @@ def test_boxes_fps_and_errors():
     with pytest.raises(ValueError, match="14 joints per person, but the coco skeleton has 17"):
         draw_poses(img, person(CROWDPOSE, 0, 0)[None], COCO)
     assert len(set(PALETTE)) == len(PALETTE) and person_color(len(PALETTE)) == PALETTE[0]
+
+
+def test_people_below_the_person_threshold_are_not_drawn():
+    img = np.zeros((120, 200, 3), np.uint8)
+    a, b = person(COCO, 10, 10), person(COCO, 110, 20)
+    poses = poses_of(a, b)
+    poses.scores[:] = (0.6, 0.05)  # b is a weak candidate
+    out = draw_poses(img, poses, COCO, person_thr=0.15, boxes=True)
+    assert has_color(out, person_color(0), at=a[10])  # (the score label covers the box corner)
+    assert not has_color(out, person_color(1))
+    assert has_color(draw_poses(img, poses, COCO), person_color(1), at=b[0])  # default: everyone
