@@ -92,3 +92,22 @@ def tiny_onnx_dynamic(tiny_model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
     export_onnx(tiny_model, str(path), input_size=128, dynamic=True, dynamic_batch=True, flip=True)
     return path
+
+
+def write_noise_video(path: Path, frames: int = 5, size: tuple[int, int] = (160, 120)) -> Path:
+    """An MJPG .avi of ``frames`` random frames of ``size`` (W, H): a video source for the CLI tests."""
+    import cv2
+    import numpy as np
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    rng = np.random.default_rng(1)
+    for _ in range(frames):
+        w.write(rng.integers(0, 255, (size[1], size[0], 3), np.uint8))
+    w.release()
+    return path
+
+
+@pytest.fixture
+def noise_video():
+    """:func:`write_noise_video`, for tests."""
+    return write_noise_video

@@ -25,15 +25,6 @@ def images(folder, n=3, size=(160, 120), seed=0):
     return folder
 
 
-def video(path, n=5, size=(160, 120)):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
-    rng = np.random.default_rng(1)
-    for _ in range(n):
-        w.write(rng.integers(0, 255, (size[1], size[0], 3), np.uint8))
-    w.release()
-    return path
-
-
 def run_cli(capsys, *argv):
     rc = main(list(map(str, argv)))
     out = capsys.readouterr()
@@ -57,8 +48,8 @@ def test_folder_to_images_and_json(tiny_onnx, tmp_path, capsys):
     assert err.count("letterboxed") == 1
 
 
-def test_video_to_video_with_max_frames(tiny_onnx_dynamic, tmp_path, capsys):
-    clip = video(tmp_path / "clip.avi")
+def test_video_to_video_with_max_frames(tiny_onnx_dynamic, tmp_path, capsys, noise_video):
+    clip = noise_video(tmp_path / "clip.avi")
     rc, _, err = run_cli(capsys, "run", tiny_onnx_dynamic, "-s", clip, "--save-dir", tmp_path,
                          "--json", tmp_path / "v.json", "--max-frames", "3", "--max-people", "3",
                          "--boxes", "--no-progress")

@@ -71,15 +71,6 @@ def json_text_with(folder: Path, pattern: str) -> Callable[[], bool]:
     return ready
 
 
-def noise_video(path: Path, frames: int, size=(128, 96)) -> Path:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
-    rng = np.random.default_rng(1)
-    for _ in range(frames):
-        w.write(rng.integers(0, 255, (size[1], size[0], 3), np.uint8))
-    w.release()
-    return path
-
-
 def no_temporaries(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if ".part" in p.name or p.name.endswith(".tmp")]
 
@@ -107,8 +98,9 @@ def test_sigterm_raises_terminated_once_and_the_handler_is_restored():
 # -- the commands ----------------------------------------------------------------------------------
 
 
-def test_sigterm_during_run_on_a_video_keeps_valid_json_and_a_playable_video(tiny_onnx, tmp_path):
-    clip = noise_video(tmp_path / "clip.avi", 400)
+def test_sigterm_during_run_on_a_video_keeps_valid_json_and_a_playable_video(tiny_onnx, tmp_path,
+                                                                            noise_video):
+    clip = noise_video(tmp_path / "clip.avi", 400, size=(128, 96))
     out = tmp_path / "out"
     proc, err = start(["run", tiny_onnx, "--source", clip, "--save-dir", out, "--json",
                        out / "people.json", "--threads", "1", "--no-progress"], tmp_path)
