@@ -296,9 +296,12 @@ def _is_gstreamer(spec: str) -> bool:
 
 
 def _images_in(folder: str) -> list[str]:
+    # Hidden files are skipped: among them the temporary '.NAME.*.part.jpg' an interrupted (killed)
+    # run leaves beside its outputs, which would otherwise be read as inputs next time.
     names = sorted(os.listdir(folder))
     return [os.path.join(folder, n) for n in names
-            if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, n))]
+            if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
+            and os.path.isfile(os.path.join(folder, n))]
 
 
 def _gstreamer_hint(cv2) -> str:

