@@ -706,6 +706,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--heights MIN MAX: need 0 < MIN <= MAX (fractions of the image height)")
     if not 0 <= args.occluders[0] <= args.occluders[1]:
         ap.error("--occluders MIN MAX: need 0 <= MIN <= MAX")
+    if not args.headings[0] <= args.headings[1]:
+        ap.error("--headings MIN MAX: need MIN <= MAX (degrees; 0 faces the camera)")
     t0 = time.perf_counter()
     path = generate_dataset(args.out, args.num, args.seed, (args.width, args.height),
                             (args.min_people, args.max_people), tuple(args.heights), tuple(args.occluders),

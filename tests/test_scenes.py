@@ -167,3 +167,12 @@ def test_parallel_workers_write_the_same_dataset(tmp_path):
     for i in range(5):
         a, b = (tmp_path / d / "images" / f"{i:06d}.jpg" for d in ("serial", "parallel"))
         assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("args", [["--heights", "0.5", "0.2"], ["--occluders", "2", "1"],
+                                  ["--headings", "90", "-90"]])
+def test_cli_bad_ranges_are_one_line(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as e:
+        scenes.main(["--out", str(tmp_path / "d"), "--num", "1", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "MIN" in err[-1] and not (tmp_path / "d").exists()
