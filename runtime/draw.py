@@ -84,14 +84,13 @@ def draw_poses(
             # A thin dark ring keeps joints visible on a background of the person's own colour.
             cv2.circle(out, tuple(map(int, pts[p, j])), radius, (32, 32, 32), 1, cv2.LINE_AA)
     if boxes and hasattr(poses, "boxes"):
-        scores = getattr(poses, "scores", None)
         for p, box in enumerate(np.asarray(poses.boxes, dtype=np.float32)):
             if not np.isfinite(box).all() or not shown[p]:
                 continue
             x0, y0, x1, y1 = np.clip(box, -limit, limit).round().astype(int)
             cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), person_color(p), thickness)
-            if scores is not None:
-                draw_label(out, f"{float(scores[p]):.2f}", (int(x0), int(y0)), person_color(p))
+            if person_scores is not None:
+                draw_label(out, f"{float(person_scores[p]):.2f}", (int(x0), int(y0)), person_color(p))
     return out
 
 
