@@ -19,8 +19,11 @@ Extras, and why they are not hard requirements:
 
 from setuptools import setup
 
-PARTS = ["export", "engine", "runtime", "kernels", "benchmarks"]
-SUBPACKAGES = {"runtime": ["backends", "decode", "assets"], "export": ["assets"]}
+#: The product, in the order data flows (core is imported by all, imports none), then the CLI over
+#: it, the benchmarks, and references/ (training and scene generation: tools of this repository
+#: that the product never imports).
+PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "cli", "benchmarks", "references"]
+SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []
 package_dir = {}
@@ -52,7 +55,6 @@ setup(
     install_requires=[
         "numpy>=1.22",
         "onnxruntime>=1.16",
-        "munkres>=1.0.12,<2",  # classic Munkres tie-breaking = official results (parser_vectors.md)
         "tqdm>=4.60",
     ],
     extras_require={
@@ -69,9 +71,10 @@ setup(
         # CI compiles every kernel with NVRTC 13 and NVRTC 12 (JetPack 6): no GPU needed.
         "kernels-ci": ["cuda-python>=13", "nvidia-cuda-nvrtc>=13", "nvidia-cuda-nvrtc-cu12>=12.6"],
         "eval": ["pycocotools>=2.0"],
-        "bench": ["matplotlib>=3.5", "psutil>=5.9"],
-        "dev": ["pytest>=7", "ruff>=0.5", "opencv-python-headless>=4.5", "pycocotools>=2.0",
-                "matplotlib>=3.5", "psutil>=5.9"],
+        # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
+        "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],
+        "dev": ["pytest>=7", "ruff>=0.5", "munkres>=1.0.12,<2", "opencv-python-headless>=4.5",
+                "pycocotools>=2.0", "matplotlib>=3.5", "psutil>=5.9"],
     },
-    entry_points={"console_scripts": ["higherhrnet-trt = higherhrnet_trt.runtime.cli:main"]},
+    entry_points={"console_scripts": ["higherhrnet-trt = higherhrnet_trt.cli:main"]},
 )

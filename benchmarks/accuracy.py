@@ -9,7 +9,7 @@ into the model, ONNX Runtime on the CPU) on the same images; the table gives AP,
 the AP difference to fp32. Variants not given are produced from the fp32 file with
 ``export/quantize.py`` (fp16: ModelOpt AutoCast; int8: Q/DQ calibrated on generated scenes of
 another seed than the evaluation scenes). Without ``--ann`` the images are generated scenes
-(benchmarks/scenes.py): self-contained, but not COCO: they show what the precision costs, not the
+(references/scenes.py): self-contained, but not COCO: they show what the precision costs, not the
 model's COCO accuracy. A model with random weights scores ~0 AP everywhere.
 """
 
@@ -102,7 +102,7 @@ def run_accuracy(
     calib_images: int = 32, progress: bool = False,
 ) -> dict[str, Any]:
     """Produce the missing variants, evaluate all; returns the JSON-able result."""
-    from higherhrnet_trt.runtime.errors import UserError
+    from higherhrnet_trt.core.errors import UserError
 
     from . import environment
     from .compare import _quantize, write_scenes
@@ -154,7 +154,7 @@ def _import_quantize():
 
 
 def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.runtime.errors import UserError
+    from higherhrnet_trt.core.errors import UserError
 
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.accuracy",
                                  description=__doc__.split("\n\n")[0])

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from higherhrnet_trt.runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
 
 #: Version of the JSON layout written by :func:`run_bench`; bump on incompatible changes.
 SCHEMA = "higherhrnet_trt.bench/1"
@@ -156,7 +156,7 @@ def gpu_memory(backend: Any = None) -> dict[str, Any] | None:
     """Device memory: this process's use (NVML / nvidia-smi), the device's used / total
     (cudaMemGetInfo), and the backend's own allocation when it reports one; None without a GPU.
     All in MiB."""
-    from higherhrnet_trt.engine.gpu import query_gpu
+    from higherhrnet_trt.core.gpu import query_gpu
 
     from .environment import _run, import_cudart
 
@@ -325,7 +325,7 @@ class StageRunner:
 
     def preprocess(self) -> tuple[np.ndarray, list]:
         """-> batch (N, 3, H, W) of the model's input dtype, geometries of the frames."""
-        from higherhrnet_trt.runtime.pipeline import letterbox
+        from higherhrnet_trt.core.preprocess import letterbox
 
         tensors, geometries = [], []
         meta = self.pipe.meta
@@ -561,7 +561,7 @@ def _timed_loop(runner: StageRunner, iters: int, bar) -> tuple[dict[str, list[fl
     of the iterations that completed and the exit status (130 / 143), so that what was measured
     is still reported and written. Stopped before any iteration completed: the interrupt goes on
     (there is nothing to report)."""
-    from higherhrnet_trt.runtime.errors import interrupt_exit_code
+    from higherhrnet_trt.core.errors import interrupt_exit_code
 
     samples: dict[str, list[float]] = {}
     try:
@@ -667,7 +667,7 @@ def plot(r: Mapping[str, Any], path: str) -> str:
     fig.suptitle(f"{os.path.basename(r['model']['path'])} ({r['model']['precision']}) on "
                  f"{r['settings']['backend']}; {cpu['model']} x{cpu['usable_cores']}", fontsize=10)
     fig.tight_layout()
-    from higherhrnet_trt.runtime.files import atomic_path
+    from higherhrnet_trt.core.files import atomic_path
 
     with atomic_path(path) as tmp:  # the temporary name keeps the extension: same format
         fig.savefig(tmp, dpi=110)

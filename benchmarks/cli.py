@@ -89,7 +89,7 @@ def register(sub) -> None:
 def run_bench_cli(args) -> int:
     import os
 
-    from higherhrnet_trt.runtime.errors import UserError
+    from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.runtime.run_cli import backend_options, setup_logging
 
     from .bench import BenchSettings, format_report, plot, run_bench
@@ -123,7 +123,7 @@ def run_bench_cli(args) -> int:
 def _check_outputs(args) -> None:
     """--json names a .json file; neither it nor --plot is the model, --image or the other
     (checked before the model loads)."""
-    from higherhrnet_trt.runtime.files import Output, check_outputs, require_suffix
+    from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
 
     if args.json:
         require_suffix(args.json, (".json",), "--json", "the results are JSON (e.g. --json "

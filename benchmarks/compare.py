@@ -19,7 +19,7 @@ Pipelines, each timed per image in three stages plus end to end (host ``perf_cou
 
 Stages: ``preprocess`` (frame -> input tensor), ``network`` (input -> stride-2 maps, flip test
 included), ``decode`` (resize to the input size, grouping, refinement, image pixels), ``end_to_end``.
-Inputs are generated multi-person scenes (benchmarks/scenes.py) of exactly the model's input size,
+Inputs are generated multi-person scenes (references/scenes.py) of exactly the model's input size,
 so the official input size equals the exported static size and both pipelines see identical
 tensors. Pipelines are interleaved image by image, so load from other processes spreads evenly.
 
@@ -103,7 +103,8 @@ class OfficialStyle:
         """BGR frame -> ((1, 3, h, w) tensor, FrameGeometry), as the official transforms."""
         import cv2
 
-        from higherhrnet_trt.runtime.preprocess import FrameGeometry, resize_align
+        from higherhrnet_trt.core.geometry import FrameGeometry
+        from higherhrnet_trt.core.preprocess import resize_align
 
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)  # the official dataset reads RGB
         resized, center, scale = resize_align(rgb, self.input_size, 1.0, 1.0)
@@ -215,7 +216,7 @@ def build_torch_model(config: str, checkpoint: str | None, seed: int = 0):
 
 def write_scenes(folder: str, count: int, size: int, seed: int) -> str:
     """Generated scenes of size x size for calibration / evaluation; returns the annotation file."""
-    from .scenes import generate_dataset
+    from higherhrnet_trt.references.scenes import generate_dataset
 
     return generate_dataset(folder, count, seed=seed, size=(size, size))
 
@@ -284,7 +285,7 @@ def decode_curve(size: int, people: Sequence[int], repeat: int = 3, repeat_loop:
                  progress: bool = False) -> list[dict[str, Any]]:
     """Median decode time (ms) of the vectorised and the loop decoder on generated maps of
     (J, size, size) with T = 2, for each requested number of people (seed = that number)."""
-    from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+    from higherhrnet_trt.decode import DecodeConfig, parse
 
     from .decode_speed import _median_time, synthetic_scene
     from .loop_decode import loop_parse
@@ -318,11 +319,11 @@ def run_compare(
     """Build, run and time every pipeline; returns the JSON-able result."""
     import torch
 
-    from higherhrnet_trt.runtime.datasets import keypoint_set
-    from higherhrnet_trt.runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
+    from higherhrnet_trt.core.keypoints import keypoint_set
+    from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
+    from higherhrnet_trt.references.scenes import render_scene
 
     from . import environment
-    from .scenes import render_scene
 
     threads = threads or (os.cpu_count() or 1)
     torch.set_num_threads(threads)
@@ -493,8 +494,8 @@ def _people(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.export.configs import CONFIGS
-    from higherhrnet_trt.runtime.errors import UserError
 
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.compare",
                                  description=__doc__.split("\n\n")[0])

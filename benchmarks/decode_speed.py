@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from higherhrnet_trt.runtime.datasets import COCO
-from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+from higherhrnet_trt.core.keypoints import COCO
+from higherhrnet_trt.decode import DecodeConfig, parse
 
 from .loop_decode import loop_parse
 

@@ -25,7 +25,7 @@ CALIB_SEED = 3000  # INT8 calibration scenes
 
 
 def default_weights() -> str:
-    from ..runtime.demo_cli import DEMO_WEIGHTS, package_file
+    from higherhrnet_trt.cli.demo import DEMO_WEIGHTS, package_file
 
     return package_file(DEMO_WEIGHTS)
 
@@ -60,7 +60,7 @@ def prepare_variants(weights: str | None, work_dir: str, num_calib: int = 64,
     """Generate the calibration scenes (seed ``CALIB_SEED``) in ``work_dir`` and export the ONNX
     variants there once: precision -> path. :func:`measure` takes the result to evaluate several
     scene sets without exporting and calibrating again (minutes of CPU each time)."""
-    from .scenes import generate_dataset
+    from higherhrnet_trt.references.scenes import generate_dataset
 
     weights = weights or default_weights()
     if not os.path.isfile(weights):
@@ -79,8 +79,9 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
 
     ``variants`` (from :func:`prepare_variants`) skips the export; otherwise ``weights`` are
     exported and calibrated on ``num_calib`` scenes first."""
+    from higherhrnet_trt.references.scenes import generate_dataset
+
     from .accuracy import evaluate_variants
-    from .scenes import generate_dataset
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="demo_ap_") as tmp:

@@ -2,7 +2,7 @@
 
 Every probe is optional and cheap: a missing tool, library or GPU gives ``None`` (or a short reason)
 and never an exception, and nothing heavy is imported (TensorRT versions come from package
-metadata; the GPU from the CUDA driver through ctypes, see ``engine/gpu.py``). All values are
+metadata; the GPU from the CUDA driver through ctypes, see ``core/gpu.py``). All values are
 JSON-serialisable.
 """
 
@@ -16,6 +16,13 @@ import shutil
 import subprocess
 import sys
 from typing import Any
+
+from higherhrnet_trt.core.lazy import import_cudart as _import_cudart
+
+
+def import_cudart():
+    """cuda-python's runtime module, or None where it is missing."""
+    return _import_cudart(required=False)
 
 #: Distribution names that carry a TensorRT flavour (pip wheels; JetPack's apt TensorRT has none).
 TENSORRT_DISTS = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-rtx", "tensorrt-rtx-cu13")
@@ -104,21 +111,9 @@ def cuda_runtime_version() -> str | None:
     return f"{version // 1000}.{(version % 1000) // 10}"
 
 
-def import_cudart():
-    """cuda-python's runtime module (``cuda.bindings.runtime``, older ``cuda.cudart``) or None."""
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python 11.x / 12.0-12.5
-        except ImportError:
-            return None
-    return cudart
-
-
 def gpu_info() -> dict[str, Any] | None:
     """GPU 0: name, compute capability, driver, CUDA versions; None on a machine without one."""
-    from higherhrnet_trt.engine.gpu import query_gpu
+    from higherhrnet_trt.core.gpu import query_gpu
 
     gpu = query_gpu(0)
     if gpu is None:
@@ -235,7 +230,7 @@ def write_json(path: str, data: dict) -> None:
     """Write a benchmark result as indented JSON and say where (the CLIs' common last step)."""
     import json
 
-    from higherhrnet_trt.runtime.files import atomic_open
+    from higherhrnet_trt.core.files import atomic_open
 
     with atomic_open(path) as f:  # complete or absent, never half a file
         json.dump(data, f, indent=2)

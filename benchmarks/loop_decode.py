@@ -1,6 +1,6 @@
 """Baseline decoder for the speed benchmark: the official algorithm written as plain per-joint loops.
 
-Same semantics as ``higherhrnet_trt.runtime.decode.parse`` (and as the official HeatmapParser), in
+Same semantics as ``higherhrnet_trt.decode.parse`` (and as the official HeatmapParser), in
 the shape of the official code: a dict of people keyed by first tag value, the ``munkres`` package
 for the assignment, per-joint adjust, and a per-person refine that scores every pixel of every joint
 map. It exists to measure what the vectorised decoder gains and to cross-check its outputs; the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from higherhrnet_trt.runtime.decode.config import DecodeConfig
+from higherhrnet_trt.decode.config import DecodeConfig
 
 
 def loop_nms(heatmaps: np.ndarray, kernel: int = 5, padding: int = 2) -> np.ndarray:

@@ -71,11 +71,11 @@ def load_frames(images_dir: str | None) -> list[np.ndarray]:
         frames = [cv2.imread(os.path.join(images_dir, n), cv2.IMREAD_COLOR) for n in names[:64]]
         frames = [f for f in frames if f is not None]
         if not frames:
-            from ..runtime.errors import UserError
+            from higherhrnet_trt.core.errors import UserError
 
             raise UserError(f"no readable .jpg/.png images in {images_dir}")
         return frames
-    from ..runtime.demo_cli import SAMPLE_IMAGE, package_file
+    from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE), cv2.IMREAD_COLOR)
     return [frame, np.ascontiguousarray(frame[:, ::-1])]

@@ -20,7 +20,7 @@ _LAZY = {
     "check_engine_file": ("sidecar", "check_engine_file"),
     "sidecar_path": ("sidecar", "sidecar_path"),
     "Sidecar": ("sidecar", "Sidecar"),
-    "query_gpu": ("gpu", "query_gpu"),
+    "query_gpu": ("higherhrnet_trt.core.gpu", "query_gpu"),  # moved to core; kept here for 0.1 code
 }
 
 
@@ -29,7 +29,8 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        target = module if module.startswith("higherhrnet_trt.") else f"{__name__}.{module}"
+        return getattr(importlib.import_module(target), attr)
     raise AttributeError(name)
 
 

@@ -20,15 +20,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.formats import ENGINE_SUFFIXES, SIZE_MULTIPLE
+from higherhrnet_trt.core.gpu import query_gpu
+
 from .flavors import Flavor, load_flavor
-from .gpu import query_gpu
 from .onnx_info import OnnxSummary, sha256_file, summarize
 from .sidecar import AHEAD_OF_TIME, Sidecar, build_command, write_sidecar
-
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-#: H and W of HigherHRNet inputs are multiples of this (5 stride-2 stages + 2x fuse upsampling).
-SIZE_MULTIPLE = 64
 
 Shape = Sequence[int]
 

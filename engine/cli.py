@@ -10,7 +10,9 @@ import argparse
 import os
 import sys
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
+from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+from higherhrnet_trt.core.formats import ENGINE_SUFFIXES
 
 
 def _shape(text: str) -> str:
@@ -20,25 +22,6 @@ def _shape(text: str) -> str:
     if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"expected NxCxHxW, e.g. 1x3x512x512, got {text!r}")
     return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows real defaults only: not for flags (True/False) or options without one (None)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def register(sub) -> None:
@@ -272,9 +255,10 @@ def _layer_summary(sidecar, engine_path: str, show_all: bool) -> list[str]:
     import json
     from collections import Counter
 
-    from ..runtime.errors import UserError
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.core.gpu import query_gpu
+
     from .flavors import load_flavor
-    from .gpu import query_gpu
 
     if query_gpu() is None:
         return ["layers: no CUDA GPU here; deserializing an engine (engine inspector) needs one"]
@@ -315,8 +299,9 @@ def _layer_summary(sidecar, engine_path: str, show_all: bool) -> list[str]:
 
 
 def _info_engine(path: str, show_layers: bool) -> None:
-    from ..runtime.errors import UserError
-    from .gpu import query_gpu
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.core.gpu import query_gpu
+
     from .onnx_info import sha256_file
     from .sidecar import check_compatible, read_sidecar
 
@@ -364,7 +349,7 @@ def _info_engine(path: str, show_layers: bool) -> None:
 
 
 def run_info(args) -> int:
-    from ..runtime.errors import UserError
+    from higherhrnet_trt.core.errors import UserError
 
     path = args.file
     if path.lower().endswith(".onnx"):
@@ -377,8 +362,9 @@ def run_info(args) -> int:
 
 
 def run_debug_precision(args) -> int:
+    from higherhrnet_trt.core.errors import UserError
+
     from ..export.quantize import InputMaker, list_images
-    from ..runtime.errors import UserError
     from .onnx_info import summarize
     from .precision_debug import compare_layers
 
@@ -416,6 +402,6 @@ def run_debug_precision(args) -> int:
 
 
 def _fallback_meta():
-    from ..runtime.metadata import ModelMeta
+    from higherhrnet_trt.core.metadata import ModelMeta
 
     return ModelMeta()

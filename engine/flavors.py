@@ -24,7 +24,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..runtime.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 
 #: Builder names as the CLI spells them -> Python module.
 MODULES: dict[str, str] = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}

@@ -11,8 +11,8 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..runtime.errors import UserError
-from ..runtime.metadata import ModelMeta
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.metadata import ModelMeta
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -154,7 +154,7 @@ def copy_metadata(src_model, dst_model, **overrides) -> None:
     fields, e.g. precision="fp16"."""
     import json
 
-    from ..runtime.metadata import PREFIX
+    from higherhrnet_trt.core.metadata import PREFIX
 
     props = {p.key: p.value for p in src_model.metadata_props}
     for k, v in overrides.items():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
 
 #: ONNX Runtime graph optimisation levels by name (as OnnxRuntimeBackend names them).
 GRAPH_OPTIMIZATION = ("all", "extended", "basic", "disable")

@@ -17,9 +17,9 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field, fields
 
-from ..runtime.errors import UserError
-from ..runtime.metadata import ModelMeta
-from .gpu import GpuInfo
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.gpu import GpuInfo
+from higherhrnet_trt.core.metadata import ModelMeta
 
 SIDECAR_FORMAT = 1
 AHEAD_OF_TIME = "ahead-of-time"

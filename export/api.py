@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ..runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
 
 RANDOM_WEIGHTS_BANNER = (
     "WARNING: no --checkpoint given: exporting RANDOM weights. The file is fine for testing "
@@ -84,7 +84,7 @@ def export(
     if not output.endswith(".onnx"):
         raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
     if checkpoint:
-        from ..runtime.files import Output, check_outputs
+        from higherhrnet_trt.core.files import Output, check_outputs
 
         check_outputs([Output("the output", output, "choose another -o")],
                       [("the checkpoint", checkpoint)])

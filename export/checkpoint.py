@@ -17,7 +17,8 @@ import os
 import zipfile
 from collections.abc import Mapping
 
-from ..runtime.errors import CheckpointError
+from higherhrnet_trt.core.errors import CheckpointError
+
 from .configs import CONFIGS, ModelConfig
 
 _NESTED_KEYS = ("state_dict", "best_state_dict", "model", "model_state_dict", "net")

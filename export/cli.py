@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
+
 
 def _size(text: str):
     """'512' -> 512, '384x640' -> (384, 640) (H x W)."""
@@ -14,15 +16,6 @@ def _size(text: str):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N or HxW, e.g. 512 or 384x640, got {text!r}") from None
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows real defaults only: not for flags (True/False) or options without one (None)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _config_help() -> str:

@@ -134,7 +134,7 @@ CONFIGS: dict[str, ModelConfig] = {
 def get_config(name: str, **overrides) -> ModelConfig:
     """A named config, optionally with fields replaced (e.g. ``input_size=640``)."""
     if name not in CONFIGS:
-        from ..runtime.errors import UserError
+        from higherhrnet_trt.core.errors import UserError
 
         raise UserError(f"unknown config {name!r}; choose one of: {', '.join(CONFIGS)}")
     cfg = CONFIGS[name]

@@ -25,15 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime.datasets import keypoint_set
-from ..runtime.errors import UserError
-from ..runtime.metadata import ModelMeta
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.formats import SIZE_MULTIPLE
+from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.metadata import ModelMeta
+
 from .configs import ModelConfig
 
 INPUT_NAME = "image"
 OPSET = 18  # torch's dynamo exporter: Resize has no opset-17 adapter; TensorRT 10.3 parses 18.
-#: Inputs must be multiples of this: 5 stride-2 stages plus the 2x nearest fuse upsampling.
-SIZE_MULTIPLE = 64
 
 
 class AggregatedGraph(nn.Module):
@@ -224,7 +224,7 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
     for axis, dim in enumerate(proto.graph.input[0].type.tensor_type.shape.dim):
         if dim.dim_param and axis in names:
             dim.dim_param = names[axis]
-    from ..runtime.files import atomic_path
+    from higherhrnet_trt.core.files import atomic_path
 
     with atomic_path(path) as tmp:  # an interrupted export leaves no torn ONNX under the name
         onnx.save_model(proto, tmp)

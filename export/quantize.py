@@ -29,9 +29,9 @@ INT8 (:func:`quantize_int8`), in three steps:
 Static-shape models: the official pre-processing sizes the input after the image (short side =
 input size, long side 64-aligned), which a fixed H x W network cannot take. Such models get the
 same warp with the image *letterboxed* into H x W, as the runtime pipeline feeds them
-(``runtime.pipeline.letterbox``): zoom so the whole image fits, centred, black (zero) border, i.e.
+(``core.preprocess.letterbox``): zoom so the whole image fits, centred, black (zero) border, i.e.
 exactly the official transform whenever the official size equals H x W. Dynamic models get the
-official pre-processing (``runtime.preprocess.preprocess``) unchanged.
+official pre-processing (``core.preprocess.preprocess``) unchanged.
 
 Accuracy is reported against the fp32 ONNX under ONNX Runtime (CPU): fp32 with default graph
 optimisation, the variant with graph optimisation *disabled*, because ORT's CPU fusions are known
@@ -57,11 +57,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..runtime.errors import UserError
-from ..runtime.files import Output, atomic_open, atomic_path, check_outputs
-from ..runtime.metadata import ModelMeta
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import Output, atomic_open, atomic_path, check_outputs
+from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
+from higherhrnet_trt.core.formats import cache_dir as _cache_dir
+from higherhrnet_trt.core.metadata import ModelMeta
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 #: Fewer calibration images than this gives noisy activation ranges: warn.
 RECOMMENDED_MIN_IMAGES = 100
 METHODS = ("entropy", "max", "percentile")
@@ -171,11 +172,11 @@ def read_image(path: str) -> tuple[np.ndarray | None, str]:
 
 def fixed_size_input(image_bgr: np.ndarray, size_hw: tuple[int, int], mean, std) -> np.ndarray:
     """Letterbox a frame into a static network input, (1, 3, H, W) float32, exactly as the runtime
-    does for static-shape models (``runtime.pipeline.letterbox``): the official warp with the region
+    does for static-shape models (``core.preprocess.letterbox``): the official warp with the region
     chosen so the whole frame fits H x W, centred, black (0) border. Equal to the official
     pre-processing whenever the official size of the frame is H x W.
     """
-    from ..runtime.pipeline import letterbox
+    from higherhrnet_trt.core.preprocess import letterbox
 
     x, _ = letterbox(image_bgr, (int(size_hw[1]), int(size_hw[0])), mean, std, bgr=True)
     return x
@@ -184,7 +185,7 @@ def fixed_size_input(image_bgr: np.ndarray, size_hw: tuple[int, int], mean, std)
 class InputMaker:
     """Frames -> feeds for one ONNX file: the runtime's pre-processing, batched as the input needs.
 
-    Static H, W: :func:`fixed_size_input` (letterbox). Dynamic: ``runtime.preprocess.preprocess``
+    Static H, W: :func:`fixed_size_input` (letterbox). Dynamic: ``core.preprocess.preprocess``
     at ``input_size`` (default: the model's), scale 1. A static batch N groups N frames per feed.
     """
 
@@ -210,7 +211,7 @@ class InputMaker:
     def tensor(self, image_bgr: np.ndarray) -> np.ndarray:
         if self.fixed_hw:
             return fixed_size_input(image_bgr, self.fixed_hw, self.mean, self.std)
-        from ..runtime.preprocess import preprocess
+        from higherhrnet_trt.core.preprocess import preprocess
 
         inputs, _ = preprocess(image_bgr, self.input_size, (1.0,), self.mean, self.std)
         return inputs[0][1]
@@ -660,8 +661,8 @@ def _cache_key(onnx_sha: str, paths: Sequence[str], settings: dict) -> str:
 
 
 def default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "higherhrnet_trt", "calibration")
+    """Where calibration ranges are cached: $XDG_CACHE_HOME/higherhrnet_trt/calibration."""
+    return _cache_dir("calibration")
 
 
 def _modelopt_versions() -> str:

@@ -3,7 +3,7 @@
 // Every function marked HD compiles both as CUDA device code (NVRTC / nvcc) and as plain C++
 // (g++), so the exact arithmetic of the kernels is also tested on machines without a GPU
 // (kernels/host_harness.cpp, tests/test_kernels_host.py) against the NumPy decode in
-// runtime/decode/, which is the ground truth. Float rules that keep the results bit-exact:
+// decode/, which is the ground truth. Float rules that keep the results bit-exact:
 //   - compile without FMA contraction (NVRTC --fmad=false, g++ -ffp-contract=off): NumPy rounds
 //     every multiply and add on its own;
 //   - float32 where NumPy computes in float32, double where it computes in float64;
@@ -66,14 +66,14 @@ HD inline float window_max(const float* map, int H, int W, int y, int x, int pad
   return m;
 }
 
-// Official NMS value at one pixel: det * (maxpool(det) == det) (runtime/decode/nms.py).
+// Official NMS value at one pixel: det * (maxpool(det) == det) (decode/nms.py).
 HD inline float nms_value(const float* map, int H, int W, int y, int x, int pad) {
   float h = map[y * W + x];
   return h * (window_max(map, H, W, y, x, pad) == h ? 1.0f : 0.0f);
 }
 
 // True when candidate (va, ia) comes before (vb, ib) in top-k order: value descending, then flat
-// index ascending (runtime/decode/topk.py).
+// index ascending (decode/topk.py).
 HD inline bool topk_before(float va, int ia, float vb, int ib) {
   return va > vb || (va == vb && ia < ib);
 }

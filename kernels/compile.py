@@ -23,6 +23,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from higherhrnet_trt.core.formats import cache_dir as _cache_dir
+
+
+def cache_dir() -> str:
+    return _cache_dir("kernels")
+
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 #: Kernel translation units (each includes the .cuh headers it needs).
 KERNELS = ("decode.cu", "preprocess.cu", "resize.cu")
@@ -47,11 +53,6 @@ class Compiled:
     ptx: bytes
     cubin: bytes
     log: str = ""
-
-
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "higherhrnet_trt", "kernels")
 
 
 def read_sources() -> dict[str, bytes]:

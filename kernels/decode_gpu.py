@@ -27,9 +27,9 @@ import logging
 
 import numpy as np
 
-from ..runtime.cuda_util import NO_DRIVER
-from ..runtime.cuda_util import check as _check
-from ..runtime.decode import DecodeConfig, parse
+from higherhrnet_trt.core.cuda import NO_DRIVER
+from higherhrnet_trt.core.cuda import check as _check
+from higherhrnet_trt.decode import DecodeConfig, parse
 
 log = logging.getLogger("higherhrnet_trt")
 
@@ -152,7 +152,7 @@ class GpuDecoder:
 
     def __init__(self, num_joints: int, height: int, width: int, tag_dim: int = 2,
                  cfg: DecodeConfig | None = None, max_batch: int = 1, device: int = 0) -> None:
-        from ..engine.gpu import query_gpu
+        from higherhrnet_trt.core.gpu import query_gpu
 
         self.cfg = cfg or DecodeConfig.for_keypoints(_keypoints_for(num_joints))
         self.cfg.check(num_joints)
@@ -331,6 +331,6 @@ class GpuDecoder:
 
 
 def _keypoints_for(num_joints: int):
-    from ..runtime.datasets import COCO, CROWDPOSE
+    from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE
 
     return CROWDPOSE if num_joints == CROWDPOSE.num_joints else COCO

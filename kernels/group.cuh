@@ -1,5 +1,5 @@
 // Grouping by tag (official match_by_tag), quarter-pixel adjust and person scores, for one image.
-// Mirrors runtime/decode/group.py, adjust.py and parse.person_scores. Serial (one thread per
+// Mirrors decode/group.py, adjust.py and parse.person_scores. Serial (one thread per
 // image): the work is a few hundred candidates and at most J small assignments; what must be exact
 // is the order of every decision, which a serial loop keeps trivially.
 #pragma once

@@ -17,15 +17,16 @@ import subprocess
 
 import numpy as np
 
+from higherhrnet_trt.core.formats import cache_dir as _cache_dir
+
+
+def cache_dir() -> str:
+    return _cache_dir("kernels")
+
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("host_harness.cpp", "common.cuh", "munkres.cuh", "group.cuh", "refine.cuh", "resize.cuh",
            "warp.cuh")
 _LIB = None
-
-
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "higherhrnet_trt", "kernels")
 
 
 def build_host_library(cxx: str | None = None) -> str:
@@ -77,7 +78,7 @@ def _lib():
 def decode_host(heatmaps: np.ndarray, tags: np.ndarray, cfg=None) -> tuple[np.ndarray, np.ndarray]:
     """runtime.decode.parse, computed by the kernels' C++ code. Same inputs and outputs:
     heatmaps (J, H, W) float32, tags (J, H, W, T) float32 -> grouped (P, J, 3 + T), scores (P,)."""
-    from ..runtime.decode import DecodeConfig
+    from higherhrnet_trt.decode import DecodeConfig
 
     cfg = cfg or DecodeConfig()
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
@@ -113,7 +114,7 @@ def warp_normalize_host(image_bgr: np.ndarray, forward: np.ndarray, size_wh: tup
                         lut: np.ndarray, plane_channel: tuple[int, int, int] = (2, 1, 0)) -> np.ndarray:
     """The fused pre-processing kernel (preprocess.cu), serially: (h, w, 3) uint8 frame -> (3, h, w)
     float32 network input. forward: (2, 3) image -> input matrix; lut: (256, 3) float32
-    (runtime.preprocess._normalize_lut); plane_channel: input channel of each output plane."""
+    (core.preprocess.normalize_lut); plane_channel: input channel of each output plane."""
     img = np.ascontiguousarray(image_bgr, dtype=np.uint8)
     w, h = int(size_wh[0]), int(size_wh[1])
     out = np.empty((3, h, w), np.float32)
@@ -135,7 +136,7 @@ def invert_affine_host(forward: np.ndarray) -> np.ndarray:
 def resize_taps(h: int, w: int, out_h: int, out_w: int) -> tuple[np.ndarray, ...]:
     """Kernel arguments of the bilinear resize from (h, w) to (out_h, out_w): ix0, ix1, wx0, wx1,
     iy0, iy1, wy0, wy1 as contiguous int32 / float32 arrays (aggregate._linear_taps)."""
-    from ..runtime.aggregate import _linear_taps
+    from higherhrnet_trt.decode.aggregate import _linear_taps
 
     out = []
     for n, m in ((w, out_w), (h, out_h)):

@@ -1,5 +1,5 @@
 // Classic Munkres assignment with the choices of the `munkres` 1.x package, mirroring
-// runtime/decode/munkres.py step for step (its docstring lists the rules). Serial: one thread
+// decode/munkres.py step for step (its docstring lists the rules). Serial: one thread
 // solves one matrix of at most HHR_MAX_N x HHR_MAX_N; ties in the grouping cost are common and the
 // scan orders below decide them, so they are kept exactly.
 #pragma once

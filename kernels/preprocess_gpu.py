@@ -6,7 +6,7 @@ loaded through cuda-python's driver API (as kernels.decode_gpu does for the deco
     ptr, geometry = pre(frame_bgr, stream=s)            # device (1, 3, h, w) float32 network input
     # frame_bgr: (H, W, 3) uint8 NumPy (uploaded) or a device array (CuPy, torch, pycuda: no copy)
 
-The output equals runtime.preprocess.preprocess(frame, input_size)[0][0][1] (scale 1) where OpenCV
+The output equals core.preprocess.preprocess(frame, input_size)[0][0][1] (scale 1) where OpenCV
 warps in fixed point (OpenCV <= 4.10, JetPack's 4.x): the kernel does OpenCV's fixed-point
 bilinear warp and the runtime's float32 normalisation table (kernels/warp.cuh). Newer OpenCV warps
 in float32 and differs by a few grey levels at some pixels.
@@ -62,7 +62,7 @@ class _KernelModule:
     """One compiled kernel file on one GPU: driver, primary context, module, device allocations."""
 
     def __init__(self, kernel: str, names: Sequence[str], device: int) -> None:
-        from ..engine.gpu import query_gpu
+        from higherhrnet_trt.core.gpu import query_gpu
 
         gpu = query_gpu(device)
         if gpu is None:
@@ -142,19 +142,19 @@ class GpuPreprocessor(_KernelModule):
     """A frame -> the network input of scale 1, on the GPU, in one kernel (preprocess.cu).
 
     input_size: the network's training size (512 / 640), pixels; the input is the official
-    64-aligned size for the frame (transforms.get_multi_scale_size). mean, std: per RGB channel for
+    64-aligned size for the frame (core.geometry.FrameGeometry.official). mean, std: per RGB channel for
     values in [0, 1]. bgr: frames are BGR (cv2 / VideoCapture); False for RGB frames.
     """
 
     def __init__(self, input_size: int, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, bgr: bool = True, device: int = 0) -> None:
-        from ..runtime import preprocess as pp
+        from higherhrnet_trt.core import preprocess as pp
 
         super().__init__("preprocess.cu", ("hhr_warp_normalize",), device)
         self.input_size = int(input_size)
         mean = tuple(float(v) for v in (pp.IMAGENET_MEAN if mean is None else mean))
         std = tuple(float(v) for v in (pp.IMAGENET_STD if std is None else std))
-        self._lut = self.upload(pp._normalize_lut(mean, std, bool(bgr)).reshape(256, 3))
+        self._lut = self.upload(pp.normalize_lut(mean, std, bool(bgr)).reshape(256, 3))
         self._order = Int3(*((2, 1, 0) if bgr else (0, 1, 2)))
         self._frame, self._frame_bytes = 0, 0
         self._outputs: dict[tuple[int, int], int] = {}
@@ -162,16 +162,14 @@ class GpuPreprocessor(_KernelModule):
 
     def plan(self, image_wh: tuple[int, int]):
         """(input size (w, h), forward (2, 3) float64 matrix, FrameGeometry) for frames of image_wh,
-        exactly as runtime.preprocess computes them (cached per frame size)."""
+        exactly as core.preprocess computes them (cached per frame size)."""
         key = (int(image_wh[0]), int(image_wh[1]))
         if key not in self._geometry:
-            from ..runtime.preprocess import FrameGeometry, warp_matrix
-            from ..runtime.transforms import get_multi_scale_size
+            from higherhrnet_trt.core.geometry import FrameGeometry
 
-            size, center, scale = get_multi_scale_size(key, self.input_size, 1.0, 1.0)
-            size = (int(size[0]), int(size[1]))
-            geometry = FrameGeometry(image_wh=key, base_size_wh=size, center=center, scale=scale)
-            self._geometry[key] = (size, warp_matrix(center, scale, size), geometry)
+            geometry = FrameGeometry.official(key, self.input_size)
+            matrix, size = geometry.warp(1.0)
+            self._geometry[key] = (size, matrix, geometry)
         return self._geometry[key]
 
     def __call__(self, frame, out=None, stream=None, frame_shape: tuple[int, int] | None = None,

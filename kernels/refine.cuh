@@ -1,5 +1,5 @@
 // Tag-guided refine of missing joints (official HeatmapParser.refine), mirroring
-// runtime/decode/refine.py and tag_search.py: for a person's joint with value exactly 0, the pixel
+// decode/refine.py and tag_search.py: for a person's joint with value exactly 0, the pixel
 // maximising heatmap - rint(|tag - person tag|) (float32, ties: lowest y * W + x) gives value v;
 // when v > 0 the joint becomes (x + 0.5 + dx, y + 0.5 + dy, v).
 #pragma once

@@ -1,5 +1,5 @@
 // Bilinear resize with PyTorch's coordinates (align_corners=False), for the aggregation steps the
-// engine does not do (stride-2 maps -> input size; multi-scale). Mirrors runtime/aggregate.py
+// engine does not do (stride-2 maps -> input size; multi-scale). Mirrors decode/aggregate.py
 // resize_bilinear(backend="numpy"); the arithmetic is hhr::resize_value (resize.cuh), the taps
 // (indices int32, weights float32) come from the host (aggregate._linear_taps).
 //

@@ -1,5 +1,5 @@
 // Bilinear resize with PyTorch's coordinates (align_corners=False), one output value.
-// Mirrors runtime/aggregate.py resize_bilinear(backend="numpy"): taps (indices, float32 weights)
+// Mirrors decode/aggregate.py resize_bilinear(backend="numpy"): taps (indices, float32 weights)
 // from aggregate._linear_taps, width first (w0 * a + w1 * b per row), then height, every product
 // and sum rounded to float32 on its own (compile without FMA contraction: --fmad=false, g++
 // -ffp-contract=off). HD: the host harness checks it bit for bit against the NumPy path.

@@ -18,9 +18,10 @@ _EXPORTS = {
     "Frame": ".sources",
     "draw_poses": ".draw",
     "evaluate_model": ".evaluate",
-    "ModelMeta": ".metadata",
-    "UserError": ".errors",
-    "DecodeConfig": ".decode",
+    "ModelMeta": "higherhrnet_trt.core.metadata",
+    "UserError": "higherhrnet_trt.core.errors",
+    "FrameGeometry": "higherhrnet_trt.core.geometry",
+    "DecodeConfig": "higherhrnet_trt.decode",
 }
 
 

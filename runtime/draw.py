@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import KeypointSet, keypoint_set
+from higherhrnet_trt.core.keypoints import KeypointSet, keypoint_set
+
 from .sources import import_cv2
 
 #: BGR colours, far apart in hue and bright enough on dark and light scenes; person i gets

@@ -58,7 +58,8 @@ def run_eval(args) -> int:
     import os
     import sys
 
-    from .errors import UserError
+    from higherhrnet_trt.core.errors import UserError
+
     from .evaluate import evaluate_pipeline
     from .pipeline import Pipeline
     from .run_cli import backend_options, setup_logging
@@ -84,7 +85,7 @@ def run_eval(args) -> int:
 def _check_json(args) -> None:
     """--json names a .json file that is neither the model nor the annotation file (checked
     before the model loads; an image cannot end in .json)."""
-    from .files import Output, check_outputs, require_suffix
+    from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
 
     require_suffix(args.json, (".json",), "--json", "the results are a JSON list (e.g. --json "
                    "results.json)")

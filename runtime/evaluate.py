@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .datasets import KeypointSet
-from .errors import UserError
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.keypoints import KeypointSet
+
 from .results import CocoResultsWriter, poses_to_coco
 
 log = logging.getLogger("higherhrnet_trt.runtime")
@@ -401,10 +402,15 @@ def oracle_predictor(gt, keypoints: KeypointSet, input_size: int = 512, sigma: f
     official PROJECT2IMAGE flow decodes them), then go through the same decode and mapping back to
     image pixels as a Pipeline's. Crowd annotations and joints with v = 0 are not rendered.
     """
-    from .decode import DecodeConfig
+    from higherhrnet_trt.core.geometry import (
+        FrameGeometry,
+        apply_affine,
+        get_affine_transform,
+        get_multi_scale_size,
+    )
+    from higherhrnet_trt.decode import DecodeConfig
+
     from .pipeline import maps_to_poses
-    from .preprocess import FrameGeometry
-    from .transforms import apply_affine, get_affine_transform, get_multi_scale_size
 
     cfg = DecodeConfig.for_keypoints(keypoints)
     category = person_category(gt)

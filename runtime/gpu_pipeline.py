@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .decode.config import DecodeConfig
-from .errors import UserError
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.decode.config import DecodeConfig
+
 from .pipeline import Poses, boxes_from_keypoints
 
 #: Files the torch backend runs (everything else is taken for a TensorRT engine).

@@ -3,10 +3,10 @@
 Per frame, the official HigherHRNet test flow (tools/valid.py), with the network behind any backend:
 
 1. for each test scale, largest first: warp the frame to that scale's input size and normalise
-   (preprocess.py), run the model;
+   (core/preprocess.py, with the frame's core.geometry.FrameGeometry), run the model;
 2. resize heatmaps to the base size (input size at scale 1: the official PROJECT2IMAGE) and average
    over scales; tags come from scale 1 only (aggregate.py);
-3. group joints into people (decode), map them back to frame pixels (transforms.py).
+3. group joints into people (decode), map them back to frame pixels (FrameGeometry.map_to_image).
 
 Everything the model needs (dataset, input size, normalisation, flip test, output layout) comes
 from the metadata embedded in the model file; only the test scales and decoding thresholds are
@@ -33,14 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from .aggregate import MultiScaleAggregator, resize_bilinear
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.geometry import SIZE_MULTIPLE, FrameGeometry
+from higherhrnet_trt.core.keypoints import KeypointSet
+from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.core.preprocess import letterbox, preprocess
+from higherhrnet_trt.decode import DecodeConfig, parse
+from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear
+
 from .backends import Backend, create_backend
-from .datasets import KeypointSet
-from .decode import DecodeConfig, parse
-from .errors import UserError
-from .metadata import ModelMeta
-from .preprocess import FrameGeometry, normalize, preprocess, warp_matrix
-from .transforms import PIXEL_STD, SIZE_MULTIPLE, get_multi_scale_size
 
 log = logging.getLogger("higherhrnet_trt.runtime")
 
@@ -137,51 +138,6 @@ def maps_to_poses(
     order = np.argsort(-scores, kind="stable")
     keypoints, scores = keypoints[order], scores[order]
     return Poses(keypoints, scores, boxes_from_keypoints(keypoints, kpt_thr), tuple(geometry.image_wh))
-
-
-# --------------------------------------------------------------------------------------------------
-# Static-input letterbox
-# --------------------------------------------------------------------------------------------------
-
-
-def letterbox_geometry(image_wh: tuple[int, int], input_wh: tuple[int, int]) -> FrameGeometry:
-    """Geometry that fits a whole frame into a fixed (W, H) input, centred, aspect kept.
-
-    center / scale follow the official conventions (transforms.py), so the official warp and
-    map_to_image apply unchanged. The official sizing is the special case where the input size was
-    chosen from the frame; these formulas then give the same center and scale.
-    """
-    w, h = int(image_wh[0]), int(image_wh[1])
-    in_w, in_h = int(input_wh[0]), int(input_wh[1])
-    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
-    # Frame relatively wider than the input: its width fills the input. On a tie, the branch the
-    # official sizing takes (portrait frames size by width), so the floats match it bit for bit.
-    if w * in_h > h * in_w or (w * in_h == h * in_w and w < h):
-        scale_w = w / PIXEL_STD
-        scale_h = in_h / in_w * w / PIXEL_STD
-    else:  # the height fills it (operation order of the official code's else branch)
-        scale_h = h / PIXEL_STD
-        scale_w = in_w / in_h * h / PIXEL_STD
-    return FrameGeometry(image_wh=(w, h), base_size_wh=(in_w, in_h), center=center,
-                         scale=np.array([scale_w, scale_h], dtype=np.float64))
-
-
-def letterbox(
-    image: np.ndarray, input_wh: tuple[int, int], mean: Sequence[float], std: Sequence[float],
-    bgr: bool = True,
-) -> tuple[np.ndarray, FrameGeometry]:
-    """Warp a frame into a fixed input as the official code would (bilinear, black border).
-
-    Returns (input (1, 3, H, W) float32 normalised RGB, FrameGeometry).
-    """
-    import cv2
-
-    geometry = letterbox_geometry((image.shape[1], image.shape[0]), input_wh)
-    warped = cv2.warpAffine(
-        image, warp_matrix(geometry.center, geometry.scale, input_wh), tuple(int(v) for v in input_wh),
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-    )
-    return normalize(warped, mean, std, bgr=bgr), geometry
 
 
 # --------------------------------------------------------------------------------------------------
@@ -432,7 +388,7 @@ class Pipeline:
         if self._static_hw is not None:
             in_h, in_w = self._static_hw
             scale = self.scales[0]  # static models run one scale (checked in _configure)
-            official = get_multi_scale_size(image_wh, meta.input_size, scale, scale)[0]
+            official = FrameGeometry.official(image_wh, meta.input_size, scale).warp(scale)[1]
             if tuple(official) != (in_w, in_h):
                 self._warn_once(
                     "letterbox",

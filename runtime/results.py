@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .files import atomic_open, temp_path
+from higherhrnet_trt.core.files import atomic_open, temp_path
 
 
 def poses_to_coco(poses, image_id: int, category_id: int = 1, **extra: Any) -> list[dict]:

@@ -13,32 +13,11 @@ from __future__ import annotations
 
 import argparse
 
+from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, setup_logging  # noqa: F401 (bench imports them here)
+from higherhrnet_trt.core.cli_args import fraction as _fraction
+from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+
 WINDOW = "higherhrnet-trt"
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help; description and epilog printed as written (examples keep
-    their lines), so they are wrapped with :func:`paragraphs`. Real defaults only: none for flags
-    (True/False) or options without one (None)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def paragraphs(*texts: str, width: int = 88) -> str:
-    """Wrap each text to ``width`` columns, blank line between; lines starting with two spaces
-    (examples) are kept as they are."""
-    import textwrap
-
-    out = []
-    for text in texts:
-        if text.startswith("  ") or "\n  " in text:
-            out.append(text)
-        else:
-            out.append(textwrap.fill(text, width))
-    return "\n\n".join(out)
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -50,26 +29,6 @@ def _scales(text: str) -> tuple[float, ...]:
     if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"expected positive numbers such as 1 or 2,1,0.5, got {text!r}")
     return values
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return value
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -103,8 +62,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 def backend_options(args) -> dict:
     """Backend constructor options from --providers / --threads / --inference-precision (ONNX Runtime's
     and OpenVINO's; the torch backend's --config / --device; others take none)."""
+    from higherhrnet_trt.core.errors import UserError
+
     from .backends import default_backend_for
-    from .errors import UserError
 
     name = default_backend_for(args.model) if args.backend == "auto" else args.backend
     opts: dict = {}
@@ -133,26 +93,6 @@ def backend_options(args) -> dict:
     return opts
 
 
-def setup_logging() -> None:
-    """Library warnings as 'warning: ...' lines that do not break tqdm's progress bar."""
-    import logging
-    import sys
-
-    class TqdmHandler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            from tqdm import tqdm
-
-            try:
-                tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
-            except Exception:  # never let logging end a run
-                self.handleError(record)
-
-    logger = logging.getLogger("higherhrnet_trt")
-    if not any(getattr(h, "_hhrnet_cli", False) for h in logger.handlers):
-        handler = TqdmHandler(logging.INFO)
-        handler._hhrnet_cli = True
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
         # Propagation stays on: a CLI process has no root handlers (so nothing prints twice), and
         # hosts that configure logging (pytest, applications calling main()) still see records.
 
@@ -227,7 +167,7 @@ def _check_outputs(args, source) -> None:
     model, an image or the video read) or on another output. One line naming the fix."""
     import os
 
-    from .files import Output, check_outputs, require_suffix
+    from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
 
     inputs = [("the model", args.model)]
     paths = getattr(source, "paths", None)
@@ -251,7 +191,7 @@ def _write_image(cv2, path: str, image) -> bool:
     """cv2.imwrite under a temporary name, renamed when complete; False when it failed."""
     import os
 
-    from .files import discard, temp_path
+    from higherhrnet_trt.core.files import discard, temp_path
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # names keep sub-folders
     tmp = temp_path(path)
@@ -291,7 +231,7 @@ class _Outputs:
     def write(self, frame, image) -> None:
         import os
 
-        from .errors import UserError
+        from higherhrnet_trt.core.errors import UserError
 
         if not self.dir:
             return
@@ -316,8 +256,8 @@ class _Outputs:
     def _open_video(self, image) -> None:
         import os
 
-        from .errors import UserError
-        from .files import discard, temp_path
+        from higherhrnet_trt.core.errors import UserError
+        from higherhrnet_trt.core.files import discard, temp_path
 
         cv2 = self.cv2
         name = getattr(self.source, "name", "video")
@@ -353,7 +293,7 @@ def _open_window(cv2) -> None:
     import os
     import sys
 
-    from .errors import UserError
+    from higherhrnet_trt.core.errors import UserError
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
                                                   os.environ.get("WAYLAND_DISPLAY")):
@@ -387,8 +327,9 @@ def run(args) -> int:
     import sys
     import time
 
+    from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word
+
     from .draw import draw_fps, draw_poses
-    from .errors import UserError, interrupt_exit_code, interrupt_word
     from .pipeline import Pipeline
     from .results import CocoResultsWriter, image_id_from_name
     from .sources import ImageFiles, import_cv2, open_source

@@ -24,25 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import UserError
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
+from higherhrnet_trt.core.lazy import import_cv2
 
 log = logging.getLogger("higherhrnet_trt.runtime")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
 #: Network URL schemes OpenCV's FFmpeg backend reads as live streams.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp")
-
-
-def import_cv2():
-    """Import OpenCV or raise a one-line UserError that says how to get it."""
-    try:
-        import cv2
-    except ImportError as e:
-        raise UserError(
-            "OpenCV (cv2) is not installed: pip install opencv-python-headless "
-            "(on a Jetson use JetPack's system OpenCV: sudo apt install python3-opencv)"
-        ) from e
-    return cv2
 
 
 def mask_credentials(spec: str) -> str:

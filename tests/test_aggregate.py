@@ -1,4 +1,4 @@
-"""Map resizing and multi-scale aggregation (runtime/aggregate.py) against PyTorch.
+"""Map resizing and multi-scale aggregation (decode/aggregate.py) against PyTorch.
 
 The reference side is written here in torch, step by step as the official get_multi_stage_outputs,
 aggregate_results and valid.py do them (PROJECT2IMAGE=True), from raw synthetic network outputs.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime import aggregate as A
-from higherhrnet_trt.runtime.datasets import COCO
+from higherhrnet_trt.core.keypoints import COCO
+from higherhrnet_trt.decode import aggregate as A
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.runtime.backends import create_backend
-from higherhrnet_trt.runtime.errors import UserError
 
 
 def test_infer_returns_named_outputs(tiny_onnx):

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 from higherhrnet_trt.runtime.backends import BACKENDS, create_backend
-from higherhrnet_trt.runtime.errors import BackendUnavailable, UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "runtime" / "assets" / "sample.jpg"  # 640x480, four people
@@ -67,8 +67,8 @@ def _run(backend, x: np.ndarray) -> dict:
 def _frame_input(size: int = 128) -> np.ndarray:
     """The sample photo pre-processed as calibration does: (1, 3, size, size) float32, normalised."""
     pytest.importorskip("cv2")
+    from higherhrnet_trt.core.metadata import ModelMeta
     from higherhrnet_trt.export import quantize as q
-    from higherhrnet_trt.runtime.metadata import ModelMeta
 
     frame = q.read_image(str(SAMPLE))[0]
     return q.fixed_size_input(frame, (size, size), ModelMeta().mean, ModelMeta().std)
@@ -271,7 +271,7 @@ def _concat_then_int8_conv(path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    from higherhrnet_trt.runtime.metadata import ModelMeta
+    from higherhrnet_trt.core.metadata import ModelMeta
 
     rng = np.random.default_rng(0)
     weights = rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8)

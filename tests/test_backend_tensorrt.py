@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 from higherhrnet_trt.runtime.backends import create_backend
 from higherhrnet_trt.runtime.backends import tensorrt_backend as trt_backend
-from higherhrnet_trt.runtime.errors import BackendUnavailable, UserError
 
 rtx = pytest.mark.tensorrt_rtx
 
@@ -59,7 +59,7 @@ def test_stale_sidecar_names_the_rebuild(rtx_engine, tmp_path):
 
 @rtx
 def test_no_driver_is_one_line(rtx_engine, monkeypatch):
-    from higherhrnet_trt.engine import gpu
+    from higherhrnet_trt.core import gpu
 
     monkeypatch.setattr(gpu, "query_gpu", lambda index=0: None)
     with pytest.raises(BackendUnavailable) as e:

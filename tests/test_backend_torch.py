@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from higherhrnet_trt.core.errors import UserError  # noqa: E402
 from higherhrnet_trt.runtime.backends import create_backend, default_backend_for  # noqa: E402
-from higherhrnet_trt.runtime.errors import UserError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

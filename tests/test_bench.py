@@ -8,7 +8,7 @@ import math
 import pytest
 
 from higherhrnet_trt.benchmarks.bench import SCHEMA, STAGES, STAT_KEYS, stats_ms
-from higherhrnet_trt.runtime.cli import main
+from higherhrnet_trt.cli import main
 
 pytest.importorskip("cv2")
 
@@ -79,7 +79,7 @@ def test_bench_help_every_option_has_help(capsys):
     text = capsys.readouterr().out
     for opt in ("--batch", "--input-size", "--warmup", "--iters", "--cuda-graph", "--json", "--plot"):
         assert opt in text
-    from higherhrnet_trt.runtime.cli import build_parser
+    from higherhrnet_trt.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for action in sub.choices["bench"]._actions:

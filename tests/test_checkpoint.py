@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from higherhrnet_trt.core.errors import CheckpointError  # noqa: E402
 from higherhrnet_trt.export.checkpoint import load_checkpoint, read_state_dict  # noqa: E402
 from higherhrnet_trt.export.model import build_model  # noqa: E402
-from higherhrnet_trt.runtime.errors import CheckpointError  # noqa: E402
 
 
 def manifest_checkpoint(reference_dir, name: str, path) -> str:

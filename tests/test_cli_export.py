@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from higherhrnet_trt.cli import main  # noqa: E402
 from higherhrnet_trt.export.onnx_export import read_metadata  # noqa: E402
-from higherhrnet_trt.runtime.cli import main  # noqa: E402
 
 
 def test_help_lists_commands(capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from higherhrnet_trt.runtime.decode import adjust_joints
+from higherhrnet_trt.decode import adjust_joints
 
 
 def _person(x: int, y: int, v: float = 0.5, joints: int = 1) -> np.ndarray:

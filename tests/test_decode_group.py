@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from higherhrnet_trt.benchmarks.loop_decode import loop_match
-from higherhrnet_trt.runtime.decode import DecodeConfig, match_by_tag
+from higherhrnet_trt.decode import DecodeConfig, match_by_tag
 
 pytest.importorskip("munkres")
 

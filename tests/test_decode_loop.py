@@ -7,7 +7,7 @@ import pytest
 
 from higherhrnet_trt.benchmarks.decode_speed import synthetic_scene
 from higherhrnet_trt.benchmarks.loop_decode import loop_parse
-from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+from higherhrnet_trt.decode import DecodeConfig, parse
 
 pytest.importorskip("munkres")
 

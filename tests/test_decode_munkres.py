@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.decode import classic_munkres, match_cost
+from higherhrnet_trt.decode import classic_munkres, match_cost
 
 munkres = pytest.importorskip("munkres")
 
@@ -100,8 +100,8 @@ def test_infinite_tags_raise_instead_of_hanging():
 
     code = (
         "import numpy as np\n"
-        "from higherhrnet_trt.runtime.decode import parse\n"
-        "from higherhrnet_trt.runtime.decode.munkres import UnsolvableMatrix\n"
+        "from higherhrnet_trt.decode import parse\n"
+        "from higherhrnet_trt.decode.munkres import UnsolvableMatrix\n"
         "rng = np.random.default_rng(0)\n"
         "hm = (rng.random((17, 24, 24)) ** 4).astype(np.float32)\n"
         "tg = rng.normal(scale=2.0, size=(17, 24, 24, 2)).astype(np.float32)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.decode import heatmap_nms, window_max
+from higherhrnet_trt.decode import heatmap_nms, window_max
 
 
 def _brute_window_max(h: np.ndarray, p: int) -> np.ndarray:

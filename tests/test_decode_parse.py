@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.datasets import COCO, CROWDPOSE
-from higherhrnet_trt.runtime.decode import DEFAULT_CONFIG, DecodeConfig, parse
+from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE
+from higherhrnet_trt.decode import DEFAULT_CONFIG, DecodeConfig, parse
 
 
 def test_defaults_are_the_official_test_config():
@@ -77,5 +77,5 @@ def test_bad_shapes_and_config():
 
 
 def test_runtime_decode_does_not_import_torch():
-    code = "import sys, higherhrnet_trt.runtime.decode; sys.exit('torch' in sys.modules)"
+    code = "import sys, higherhrnet_trt.decode; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

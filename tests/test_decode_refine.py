@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from higherhrnet_trt.benchmarks.loop_decode import loop_refine_person
-from higherhrnet_trt.runtime.decode import (
+from higherhrnet_trt.decode import (
     dense_tag_argmax,
     person_tags,
     refine_people,

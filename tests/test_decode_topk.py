@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from higherhrnet_trt.runtime.decode import top_k
+from higherhrnet_trt.decode import top_k
 
 
 def test_order_locations_and_tags():

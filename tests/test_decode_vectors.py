@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+from higherhrnet_trt.decode import DecodeConfig, parse
 
 CASES = [f"case{i:02d}" for i in range(20)]
 MODES = {

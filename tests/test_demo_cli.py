@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime import demo_cli
-from higherhrnet_trt.runtime.cli import main
+from higherhrnet_trt.cli import demo as demo_cli
+from higherhrnet_trt.cli import main
 
 pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
@@ -68,7 +68,7 @@ def test_trained_demo_finds_the_people_of_its_sample(tmp_path):
     the demo draws (score >= run's default --person-thr 0.15) with an OKS of at least 0.45 (measured
     at training time: 0.69, 0.78, 0.62 and 0.49 for the one truncated by the border), and at most one
     spurious person is drawn."""
-    from higherhrnet_trt.benchmarks import scenes
+    from higherhrnet_trt.references import scenes
 
     # The labels of the bundled image (test_scenes checks that the image is this recipe's).
     labels = scenes.write_sample(str(tmp_path / "regenerated.jpg"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.datasets import COCO, CROWDPOSE
+from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE
 from higherhrnet_trt.runtime.draw import PALETTE, draw_fps, draw_poses, person_color
 from higherhrnet_trt.runtime.pipeline import Poses, boxes_from_keypoints
 

@@ -12,12 +12,12 @@ import warnings
 
 import pytest
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.engine import build as build_mod
 from higherhrnet_trt.engine.build import build_engine, parse_shape
 from higherhrnet_trt.engine.onnx_info import sha256_file, summarize
 from higherhrnet_trt.engine.sidecar import check_compatible, read_sidecar
-from higherhrnet_trt.runtime.errors import UserError
-from higherhrnet_trt.runtime.metadata import ModelMeta
 
 rtx = pytest.mark.tensorrt_rtx
 
@@ -203,8 +203,8 @@ def test_onnx_without_metadata_is_a_user_error(tmp_path):
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_tensorrt_build_records_gpu(tiny_onnx, tmp_path):
+    from higherhrnet_trt.core.gpu import query_gpu
     from higherhrnet_trt.engine.flavors import load_flavor
-    from higherhrnet_trt.engine.gpu import query_gpu
 
     flavor = load_flavor("tensorrt")
     engine = tmp_path / "trt.engine"

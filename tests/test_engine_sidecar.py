@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.gpu import GpuInfo, query_gpu
+from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.engine import flavors
-from higherhrnet_trt.engine.gpu import GpuInfo, query_gpu
 from higherhrnet_trt.engine.sidecar import (
     AHEAD_OF_TIME,
     Sidecar,
@@ -19,8 +21,6 @@ from higherhrnet_trt.engine.sidecar import (
     sidecar_path,
     write_sidecar,
 )
-from higherhrnet_trt.runtime.errors import BackendUnavailable, UserError
-from higherhrnet_trt.runtime.metadata import ModelMeta
 
 ORIN = GpuInfo(0, "Orin", "8.7")
 RTX4090 = GpuInfo(0, "NVIDIA GeForce RTX 4090", "8.9")

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.datasets import COCO, CROWDPOSE, KeypointSet
-from higherhrnet_trt.runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE, KeypointSet
 
 pytest.importorskip("pycocotools")
 cv2 = pytest.importorskip("cv2")

@@ -10,11 +10,11 @@ ort = pytest.importorskip("onnxruntime")
 
 import torch.nn.functional as F  # noqa: E402
 
+from higherhrnet_trt.core.errors import UserError  # noqa: E402
+from higherhrnet_trt.core.keypoints import COCO  # noqa: E402
+from higherhrnet_trt.core.metadata import ModelMeta  # noqa: E402
 from higherhrnet_trt.export.onnx_export import AggregatedGraph, export_onnx, read_metadata  # noqa: E402
 from higherhrnet_trt.runtime.backends import create_backend  # noqa: E402
-from higherhrnet_trt.runtime.datasets import COCO  # noqa: E402
-from higherhrnet_trt.runtime.errors import UserError  # noqa: E402
-from higherhrnet_trt.runtime.metadata import ModelMeta  # noqa: E402
 
 
 def run(path, x: np.ndarray) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from higherhrnet_trt.engine.gpu import query_gpu
+from higherhrnet_trt.core.gpu import query_gpu
 from higherhrnet_trt.kernels import decode_gpu as dg
 
 
@@ -207,7 +207,7 @@ class FakeDriver:
 @pytest.fixture()
 def fake_gpu(monkeypatch):
     pytest.importorskip("cuda.bindings", reason="cuda-python (NVRTC) is not installed")
-    from higherhrnet_trt.engine import gpu as engine_gpu
+    from higherhrnet_trt.core import gpu as engine_gpu
     from higherhrnet_trt.kernels import compile as kc
 
     if kc.nvrtc_library_path(13) is None and kc.nvrtc_library_path(12) is None:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+from higherhrnet_trt.decode import DecodeConfig, parse
 
 pytestmark = pytest.mark.gpu
 pytest.importorskip("cuda.bindings", reason="cuda-python is not installed")
@@ -108,12 +108,12 @@ def test_no_device_memory_growth():
 def test_preprocess_kernel_against_host_and_runtime():
     """GPU pre-processing = the kernel's arithmetic on the host (bit for bit) and = the runtime's
     pre-processing (bit for bit where OpenCV warps in fixed point, else within a few levels)."""
+    from higherhrnet_trt.core import preprocess as pp
     from higherhrnet_trt.kernels.host import warp_normalize_host
     from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor
-    from higherhrnet_trt.runtime import preprocess as pp
 
     rng = np.random.default_rng(4)
-    lut = pp._normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
+    lut = pp.normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
     with GpuPreprocessor(128) as pre:
         for h, w in [(97, 203), (240, 320), (480, 360)]:
             img = rng.integers(0, 256, (h, w, 3), np.uint8)
@@ -128,15 +128,15 @@ def test_preprocess_kernel_against_host_and_runtime():
 
 def test_preprocess_device_frame_with_pitch():
     cupy = pytest.importorskip("cupy")
+    from higherhrnet_trt.core import preprocess as pp
     from higherhrnet_trt.kernels.host import warp_normalize_host
     from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor
-    from higherhrnet_trt.runtime import preprocess as pp
 
     rng = np.random.default_rng(5)
     img = rng.integers(0, 256, (120, 200, 3), np.uint8)
     padded = cupy.zeros((120, 256, 3), cupy.uint8)
     padded[:, :200] = cupy.asarray(img)
-    lut = pp._normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
+    lut = pp.normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
     with GpuPreprocessor(128) as pre:
         stream = cupy.cuda.Stream()
         ptr, _ = pre(padded[:, :200], stream=stream)  # row pitch 768 bytes
@@ -147,8 +147,8 @@ def test_preprocess_device_frame_with_pitch():
 
 @pytest.mark.parametrize("inner", [1, 2])
 def test_resize_kernel_against_aggregate(inner):
+    from higherhrnet_trt.decode.aggregate import resize_bilinear
     from higherhrnet_trt.kernels.preprocess_gpu import GpuResizer
-    from higherhrnet_trt.runtime.aggregate import resize_bilinear
 
     rng = np.random.default_rng(6)
     for (h, w), (H, W) in [((64, 64), (128, 128)), ((37, 53), (90, 61))]:

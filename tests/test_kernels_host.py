@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.decode import DecodeConfig, parse
+from higherhrnet_trt.decode import DecodeConfig, parse
 
 if not (shutil.which("g++") or shutil.which("c++")):
     pytest.skip("no C++ compiler to build the kernels' host harness", allow_module_level=True)
@@ -111,12 +111,12 @@ def test_warp_normalize_equals_runtime_preprocess():
     bit: table lookup, BGR -> RGB plane order, CHW), and = the whole runtime pre-processing where
     OpenCV warps in fixed point (<= 4.10; newer OpenCV: within its warp's level differences)."""
     cv2 = pytest.importorskip("cv2")
+    from higherhrnet_trt.core import preprocess as pp
+    from higherhrnet_trt.core.geometry import get_multi_scale_size
     from higherhrnet_trt.kernels.host import warp_normalize_host
-    from higherhrnet_trt.runtime import preprocess as pp
-    from higherhrnet_trt.runtime.transforms import get_multi_scale_size
 
     rng = np.random.default_rng(5)
-    lut = pp._normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
+    lut = pp.normalize_lut(tuple(pp.IMAGENET_MEAN), tuple(pp.IMAGENET_STD), True)[0]
     for t in range(4):
         h, w = int(rng.integers(30, 150)), int(rng.integers(30, 150))
         img = rng.integers(0, 256, (h, w, 3), np.uint8)
@@ -136,8 +136,8 @@ def test_warp_normalize_equals_runtime_preprocess():
 def test_resize_equals_aggregate_numpy(channels_last):
     """The resize kernel = aggregate.resize_bilinear(backend="numpy") bit for bit: the stride-2
     upsample (2x), other ratios up and down, heatmaps (C, h, w) and tags (C, h, w, T)."""
+    from higherhrnet_trt.decode.aggregate import resize_bilinear
     from higherhrnet_trt.kernels.host import resize_host
-    from higherhrnet_trt.runtime.aggregate import resize_bilinear
 
     rng = np.random.default_rng(7)
     sizes = [((16, 24), (32, 48)), ((13, 17), (40, 29)), ((40, 36), (15, 22)), ((9, 9), (64, 64))]

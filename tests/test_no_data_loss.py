@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.cli import main
-from higherhrnet_trt.runtime.errors import UserError
-from higherhrnet_trt.runtime.files import Output, atomic_open, atomic_path, check_outputs
+from higherhrnet_trt.cli import main
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import Output, atomic_open, atomic_path, check_outputs
 
 cv2 = pytest.importorskip("cv2")
 

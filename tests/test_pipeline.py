@@ -15,18 +15,22 @@ import logging
 import numpy as np
 import pytest
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.geometry import (
+    FrameGeometry,
+    apply_affine,
+    get_affine_transform,
+    get_multi_scale_size,
+)
+from higherhrnet_trt.core.keypoints import COCO
+from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.runtime.backends import Backend, TensorSpec
-from higherhrnet_trt.runtime.datasets import COCO
-from higherhrnet_trt.runtime.errors import UserError
 from higherhrnet_trt.runtime.evaluate import oracle_maps
-from higherhrnet_trt.runtime.metadata import ModelMeta
 from higherhrnet_trt.runtime.pipeline import (
     Pipeline,
     Poses,
     boxes_from_keypoints,
-    letterbox_geometry,
 )
-from higherhrnet_trt.runtime.transforms import apply_affine, get_affine_transform, get_multi_scale_size
 
 cv2 = pytest.importorskip("cv2")
 
@@ -56,7 +60,7 @@ def people_in(image_wh, count, seed=0):
 class OracleBackend(Backend):
     """Backend test double: a perfect network for ``self.people`` (P, J, 2) in a frame of
     ``self.image_wh``. Every input is assumed to show that frame; the frame -> input warp is
-    recovered from the input size (the official sizing is letterbox_geometry's special case).
+    recovered from the input size (the official sizing is FrameGeometry.letterbox's special case).
 
     layout: "aggregated" (heatmaps + tags at stride 2, T = 2) or "raw" (output0 stride 4 with
     heatmaps and tags, output1 stride-2 heatmaps). poison: answer with NaN. tag_per_joint_offset:
@@ -98,7 +102,7 @@ class OracleBackend(Backend):
         return self.meta
 
     def _maps(self, in_wh, stride, tag_dims):
-        geom = letterbox_geometry(self.image_wh, in_wh)
+        geom = FrameGeometry.letterbox(self.image_wh, in_wh)
         pts = apply_affine(self.people, get_affine_transform(geom.center, geom.scale, in_wh))
         size = (in_wh[0] // stride, in_wh[1] // stride)
         # Map pixel k covers input pixels [stride*k, stride*(k+1)): the decoder's convention.
@@ -208,7 +212,7 @@ def test_letterbox_geometry_is_the_official_one_at_official_sizes(reference_dir)
     for e in entries:
         w, h = e["image_wh"]
         for s in e["per_scale"]:
-            g = letterbox_geometry((w, h), tuple(s["size_wh"]))
+            g = FrameGeometry.letterbox((w, h), tuple(s["size_wh"]))
             assert g.center.tolist() == s["center"]
             region = np.array(s["scale"]) * 200
             if region[0] >= w - 1e-6 and region[1] >= h - 1e-6:  # scale * 200 is not exact
@@ -410,7 +414,7 @@ def test_tiny_onnx_end_to_end(tiny_onnx):
 
 def test_tiny_onnx_dynamic_official_input(tiny_onnx_dynamic):
     """A dynamic model gets exactly the official multi-scale inputs (preprocess.py's)."""
-    from higherhrnet_trt.runtime.preprocess import preprocess
+    from higherhrnet_trt.core.preprocess import preprocess
 
     frame = np.random.default_rng(1).integers(0, 255, (70, 100, 3), dtype=np.uint8)
     pipe = Pipeline(str(tiny_onnx_dynamic), scales=(1, 2), decode={"max_people": 5})

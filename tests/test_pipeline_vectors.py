@@ -15,10 +15,10 @@ import pytest
 
 pytest.importorskip("torch")
 
+from higherhrnet_trt.core.preprocess import preprocess  # noqa: E402
+from higherhrnet_trt.decode.aggregate import aggregate  # noqa: E402
 from higherhrnet_trt.export.onnx_export import export_onnx  # noqa: E402
-from higherhrnet_trt.runtime.aggregate import aggregate  # noqa: E402
 from higherhrnet_trt.runtime.backends import create_backend  # noqa: E402
-from higherhrnet_trt.runtime.preprocess import preprocess  # noqa: E402
 
 TOL = 1e-4
 

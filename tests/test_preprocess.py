@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from higherhrnet_trt.runtime import preprocess as P  # noqa: E402
-from higherhrnet_trt.runtime.metadata import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from higherhrnet_trt.core import preprocess as P  # noqa: E402
+from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
 @pytest.fixture(scope="module")

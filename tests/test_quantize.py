@@ -23,10 +23,10 @@ pytest.importorskip("onnxruntime")
 cv2 = pytest.importorskip("cv2")
 onnx = pytest.importorskip("onnx")
 
+from higherhrnet_trt.core.errors import UserError  # noqa: E402
+from higherhrnet_trt.core.metadata import ModelMeta  # noqa: E402
 from higherhrnet_trt.engine.onnx_info import summarize  # noqa: E402
 from higherhrnet_trt.export import quantize as q  # noqa: E402
-from higherhrnet_trt.runtime.errors import UserError  # noqa: E402
-from higherhrnet_trt.runtime.metadata import ModelMeta  # noqa: E402
 
 
 def make_images(folder, count: int, seed: int = 0, broken: int = 0) -> str:
@@ -87,7 +87,7 @@ def _rel_cos(ref, out):
 
 # -- pre-processing ---------------------------------------------------------------------------------
 def test_fixed_size_input_equals_official_when_sizes_agree():
-    from higherhrnet_trt.runtime.preprocess import preprocess
+    from higherhrnet_trt.core.preprocess import preprocess
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)  # official size at 128: 192 x 128

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.cli import main
+from higherhrnet_trt.cli import main
 
 cv2 = pytest.importorskip("cv2")
 

@@ -11,8 +11,8 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from higherhrnet_trt.benchmarks import scenes  # noqa: E402
-from higherhrnet_trt.runtime.datasets import COCO  # noqa: E402
+from higherhrnet_trt.core.keypoints import COCO  # noqa: E402
+from higherhrnet_trt.references import scenes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

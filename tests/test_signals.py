@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.errors import Terminated, interrupt_exit_code, sigterm_as_interrupt
+from higherhrnet_trt.core.errors import Terminated, interrupt_exit_code, sigterm_as_interrupt
 
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("onnxruntime")
@@ -33,7 +33,7 @@ def start(argv: list, tmp_path: Path, **env: str) -> tuple[subprocess.Popen, Pat
     err = tmp_path / "stderr.txt"
     full_env = dict(os.environ, OMP_NUM_THREADS="1", **env)
     with open(err, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "higherhrnet_trt.runtime.cli", *map(str, argv)],
+        proc = subprocess.Popen([sys.executable, "-m", "higherhrnet_trt.cli", *map(str, argv)],
                                 stdout=subprocess.PIPE, stderr=f, env=full_env, text=True)
     return proc, err
 

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.runtime.sources import (
     CaptureSource,
     ImageFiles,

@@ -1,4 +1,4 @@
-"""Official test-time geometry (runtime/transforms.py) against the recorded official outputs."""
+"""Official test-time geometry (core/geometry.py) against the recorded official outputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from higherhrnet_trt.runtime import transforms as T
+from higherhrnet_trt.core import geometry as T
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_map_to_image_from_half_resolution_matches_bilinear_projection():
     pixel X the half-resolution coordinate of that pixel; mapping X at base size and that coordinate
     at half size with base_size_wh must give the same image point.
     """
-    from higherhrnet_trt.runtime.aggregate import resize_bilinear
+    from higherhrnet_trt.decode.aggregate import resize_bilinear
 
     center, scale = np.array([40.0, 23.0]), np.array([0.45, 0.225])
     base = (128, 64)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from ..errors import UserError
+from higherhrnet_trt.core.errors import UserError
+
 from .base import Backend, TensorSpec
 
 #: backend name -> "module:Class", imported only when that backend is asked for.

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
-from ..metadata import ModelMeta
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.metadata import ModelMeta
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import BackendUnavailable, UserError
-from ..metadata import ModelMeta
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.metadata import ModelMeta
+
 from .base import Backend, TensorSpec
 
 _ORT_DTYPES = {

@@ -24,8 +24,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import BackendUnavailable, UserError
-from ..metadata import ModelMeta
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.metadata import ModelMeta
+
 from .base import Backend, TensorSpec
 
 log = logging.getLogger("higherhrnet_trt")

@@ -26,28 +26,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..cuda_util import NO_DRIVER
-from ..cuda_util import check as _check
-from ..errors import BackendUnavailable, UserError
-from ..metadata import ModelMeta
+from higherhrnet_trt.core.cuda import NO_DRIVER
+from higherhrnet_trt.core.cuda import check as _check
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.lazy import import_cudart
+from higherhrnet_trt.core.metadata import ModelMeta
+
 from .base import Backend, TensorSpec
 
 log = logging.getLogger("higherhrnet_trt")
-
-
-
-def import_cudart():
-    """cuda-python's runtime module, new or old layout; BackendUnavailable with the fix if absent."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6
-        except ImportError:
-            raise BackendUnavailable(
-                "the TensorRT backend needs cuda-python: pip install 'cuda-python>=12,<13' on CUDA 12 "
-                "(JetPack 6) or 'cuda-python>=13' on CUDA 13, matching your driver") from None
-    return cudart
 
 
 def _runtime_module(flavor_name: str, version_compatible: bool):
@@ -103,7 +90,8 @@ class TensorRTBackend(Backend):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def activate_impl(self) -> None:
-        from ...engine.gpu import query_gpu
+        from higherhrnet_trt.core.gpu import query_gpu
+
         from ...engine.sidecar import check_compatible, check_engine_file, read_sidecar
 
         if not os.path.isfile(self.path):

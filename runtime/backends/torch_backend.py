@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendUnavailable, UserError
-from ..metadata import ModelMeta
+from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.metadata import ModelMeta
+
 from .base import Backend, TensorSpec
 
 INPUT_NAME = "image"

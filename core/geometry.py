@@ -13,19 +13,27 @@ The network input for scale ``s`` is the image warped by a zoom-and-shift affine
 rotation at test time). The final keypoints map back from heatmap pixels to image pixels through the
 inverse transform, computed for the size of the maps that were parsed.
 
-Nothing here imports OpenCV: the Jetson deployment box imports this module before any image library.
+``FrameGeometry`` is the one object that owns a frame's path through the network: built for the
+official aspect-preserving sizes (``FrameGeometry.official``) or for a fixed-size model's letterbox
+(``FrameGeometry.letterbox``), it gives each scale's input size and forward warp matrix, and maps
+decoded coordinates back to the frame (``map_to_image``). The CPU pipeline (runtime/preprocess.py,
+OpenCV) and the GPU pipeline (kernels/preprocess_gpu.py) both warp with its matrices.
+
+OpenCV is imported only inside ``warp_matrix`` (its LU solve makes the matrix bit-identical to the
+official one); the Jetson deployment box imports this module before any image library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from .formats import SIZE_MULTIPLE
+
 #: The official code measures ``scale`` in units of this many pixels.
 PIXEL_STD = 200.0
-#: Network inputs are multiples of this: 5 stride-2 stages plus the nearest-neighbour fuse upsampling.
-SIZE_MULTIPLE = 64
 
 
 def _round_up(value: float, multiple: int = SIZE_MULTIPLE) -> int:
@@ -187,3 +195,99 @@ def map_to_image(
         to_base = np.array([[rx, 0.0, 0.5 * rx - 0.5], [0.0, ry, 0.5 * ry - 0.5], [0.0, 0.0, 1.0]])
         matrix = get_affine_transform(center, scale, base_size_wh, inv=True) @ to_base
     return apply_affine(coords, matrix)
+
+
+def warp_matrix(center: np.ndarray, scale: np.ndarray, output_size_wh: Sequence[int]) -> np.ndarray:
+    """(2, 3) float64 image -> input warp, bit-identical to the official one.
+
+    OpenCV solves the official float32 point triplets (affine_point_pairs) with the same LU routine
+    the official code calls. warpAffine rounds the matrix to fixed point, so a last-bit difference
+    could move a pixel by one grey level; solving it the same way rules that out.
+    """
+    import cv2
+
+    src, dst = affine_point_pairs(center, scale, output_size_wh)
+    return cv2.getAffineTransform(src, dst)
+
+
+@dataclass
+class FrameGeometry:
+    """How one frame reaches the network and how the network's coordinates come back to it.
+
+    image_wh: (W, H) of the original frame, pixels.
+    base_size_wh: (W, H) of the network input at scale 1: the size of the official final maps.
+    center: (2,) float64, pixels; scale: (2,) float64, units of 200 px (see the module docstring).
+    input_size: the short side the network was trained at (512 / 640), pixels; 0 for a letterbox.
+    min_scale: the smallest test scale of the set (the official sizes are 64-aligned at it).
+    letterboxed: True when a fixed-size model's input was filled by :meth:`letterbox`.
+
+    center and scale are those of scale 1, the geometry that matches maps of ``base_size_wh``.
+    Official valid.py keeps the values of its last (smallest) scale instead; the two are identical
+    whenever the ratios of the scales to the smallest one are integers, the only sets its network
+    can run (e.g. [1], [0.5, 1, 2], [1, 2]).
+    """
+
+    image_wh: tuple[int, int]
+    base_size_wh: tuple[int, int]
+    center: np.ndarray
+    scale: np.ndarray
+    input_size: int = 0
+    min_scale: float = 1.0
+    letterboxed: bool = False
+
+    @classmethod
+    def official(cls, image_wh: tuple[int, int], input_size: int, min_scale: float = 1.0) -> FrameGeometry:
+        """The official sizing (get_multi_scale_size) of a frame for a dynamic-size model.
+
+        input_size: the short side the network was trained at (512 / 640), pixels.
+        min_scale: the smallest test scale of the set that will run.
+        """
+        image_wh = (int(image_wh[0]), int(image_wh[1]))
+        base, center, scale = get_multi_scale_size(image_wh, input_size, 1.0, float(min_scale))
+        return cls(image_wh, tuple(base), center, scale, int(input_size), float(min_scale))
+
+    @classmethod
+    def letterbox(cls, image_wh: tuple[int, int], input_wh: tuple[int, int]) -> FrameGeometry:
+        """A whole frame fitted into a fixed (W, H) input, centred, aspect kept, black borders.
+
+        center / scale follow the official conventions, so the official warp and map_to_image apply
+        unchanged. The official sizing is the special case where the input size was chosen from the
+        frame; these formulas then give the same center and scale.
+        """
+        w, h = int(image_wh[0]), int(image_wh[1])
+        in_w, in_h = int(input_wh[0]), int(input_wh[1])
+        center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
+        # Frame relatively wider than the input: its width fills the input. On a tie, the branch the
+        # official sizing takes (portrait frames size by width), so the floats match it bit for bit.
+        if w * in_h > h * in_w or (w * in_h == h * in_w and w < h):
+            scale_w = w / PIXEL_STD
+            scale_h = in_h / in_w * w / PIXEL_STD
+        else:  # the height fills it (operation order of the official code's else branch)
+            scale_h = h / PIXEL_STD
+            scale_w = in_w / in_h * h / PIXEL_STD
+        return cls((w, h), (in_w, in_h), center, np.array([scale_w, scale_h], dtype=np.float64),
+                   letterboxed=True)
+
+    def warp(self, scale: float = 1.0) -> tuple[np.ndarray, tuple[int, int]]:
+        """(forward (2, 3) float64 matrix frame -> input, input (W, H) pixels) at test scale ``scale``.
+
+        The official resize_align_multi_scale recomputes center and scale per test scale; so does
+        this, so every scale's warp is bit-identical to the official one.
+        """
+        if self.letterboxed or not self.input_size:
+            size = tuple(int(v) for v in self.base_size_wh)
+            return warp_matrix(self.center, self.scale, size), size
+        size, center, scale_200 = get_multi_scale_size(self.image_wh, self.input_size, float(scale),
+                                                       self.min_scale)
+        return warp_matrix(center, scale_200, size), tuple(int(v) for v in size)
+
+    def map_to_image(self, coords: np.ndarray, heatmap_size_wh: Sequence[int] | None = None) -> np.ndarray:
+        """Columns 0, 1 (x, y) of ``coords`` (..., >=2) from map pixels to frame pixels.
+
+        heatmap_size_wh: (W, H) of the maps the coordinates refer to; None = ``base_size_wh`` (the
+        official PROJECT2IMAGE flow). A smaller size (maps aggregated at heatmap resolution) is first
+        moved to the base grid with the bilinear pixel-centre relation (see map_to_image).
+        """
+        if heatmap_size_wh is None:
+            return map_to_image(coords, self.center, self.scale, self.base_size_wh)
+        return map_to_image(coords, self.center, self.scale, heatmap_size_wh, self.base_size_wh)

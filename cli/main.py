@@ -12,13 +12,14 @@ import argparse
 import importlib
 import sys
 
-from .errors import UserError, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
+from higherhrnet_trt.core.cli_args import add_global_options
+from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
 
 #: (module, one-line summary) in the order they appear in --help.
 COMMAND_MODULES: list[str] = [
     "higherhrnet_trt.export.cli",  # export, convert
     "higherhrnet_trt.engine.cli",  # calibrate, build, info, debug-precision
-    "higherhrnet_trt.runtime.demo_cli",  # demo
+    "higherhrnet_trt.cli.demo",  # demo
     "higherhrnet_trt.runtime.run_cli",  # run
     "higherhrnet_trt.runtime.eval_cli",  # eval
     "higherhrnet_trt.benchmarks.cli",  # bench
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="HigherHRNet pose estimation: checkpoint -> ONNX -> TensorRT engine -> people.",
         epilog="Run 'higherhrnet-trt COMMAND --help' for each command's options.",
     )
-    parser.add_argument("--verbose", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -41,7 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():  # global flags also after the command name
+        add_global_options(command, defaults=False)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("higherhrnet-trt")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

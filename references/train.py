@@ -21,7 +21,7 @@ between pixels and labels is the one the test-time pipeline uses.
 
 CLI::
 
-    python -m higherhrnet_trt.export.train --train DIR/person_keypoints.json \\
+    python -m higherhrnet_trt.references.train --train DIR/person_keypoints.json \\
         --val VAL/person_keypoints.json --out /tmp/demo_train --minutes 70 \\
         --save export/assets/demo_w16_256.pth
 """
@@ -40,11 +40,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..runtime.datasets import keypoint_set
-from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD
-from ..runtime.preprocess import normalize
-from .configs import CONFIGS, ModelConfig
-from .model import HigherHRNet
+from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
+from higherhrnet_trt.core.preprocess import normalize
+from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
+from higherhrnet_trt.export.model import HigherHRNet
 
 #: The demo network (``configs.CONFIGS['demo']``).
 DEMO_CONFIG = CONFIGS["demo"]
@@ -374,9 +374,9 @@ def evaluate(model: HigherHRNet, ann_file: str, images_dir: str | None, work_dir
 
     Returns the COCO stats (AP, AP50, ..., ARL) as a dict.
     """
-    from ..runtime.datasets import keypoint_set
-    from ..runtime.evaluate import evaluate_model
-    from .onnx_export import export_onnx
+    from higherhrnet_trt.core.keypoints import keypoint_set
+    from higherhrnet_trt.export.onnx_export import export_onnx
+    from higherhrnet_trt.runtime.evaluate import evaluate_model
 
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
     os.makedirs(work_dir, exist_ok=True)
@@ -525,7 +525,7 @@ def train(
     model = HigherHRNet(cfg)
     init_weights(model, init)
     if init_from:
-        from .checkpoint import load_checkpoint
+        from higherhrnet_trt.export.checkpoint import load_checkpoint
 
         load_checkpoint(model, init_from)
         log(f"initialised from {init_from}")
@@ -596,7 +596,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.export.train",
+    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.references.train",
                                  description="Train the demo HigherHRNet on generated scenes (CPU).")
     ap.add_argument("--train", required=True, help="COCO keypoints JSON (images in its images/ folder)")
     ap.add_argument("--val", help="held-out COCO keypoints JSON: AP measured at the end (fp32 ONNX)")
@@ -669,8 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log(f"config: {DEMO_CONFIG.to_json()}")
         if args.init_from:  # a wrong checkpoint is a one-line usage error before any work
-            from ..runtime.errors import CheckpointError
-            from .checkpoint import load_checkpoint
+            from higherhrnet_trt.core.errors import CheckpointError
+            from higherhrnet_trt.export.checkpoint import load_checkpoint
 
             try:
                 load_checkpoint(HigherHRNet(DEMO_CONFIG), args.init_from)

@@ -30,7 +30,7 @@ def package_file(parts: tuple[str, str, str]) -> str:
 
 
 def register(sub) -> None:
-    from .run_cli import HelpFormatter, paragraphs
+    from higherhrnet_trt.runtime.run_cli import HelpFormatter, paragraphs
 
     p = sub.add_parser(
         "demo",
@@ -72,7 +72,7 @@ def _needs_export(onnx_path: str, weights: str | None) -> bool:
 def demo(args) -> int:
     import sys
 
-    from .errors import UserError
+    from higherhrnet_trt.core.errors import UserError
 
     weights = args.weights
     if weights is not None and not os.path.isfile(weights):
@@ -88,7 +88,7 @@ def demo(args) -> int:
 
     if args.force_export or _needs_export(onnx_path, weights):
         try:
-            from ..export.api import export
+            from higherhrnet_trt.export.api import export
         except ModuleNotFoundError as e:
             raise UserError(f"the export step needs {e.name}: pip install 'higherhrnet-trt[export]' "
                             "(or pass an exported model to 'higherhrnet-trt run')") from None
@@ -99,7 +99,7 @@ def demo(args) -> int:
     else:
         print(f"using {onnx_path} (exported earlier; --force-export to redo)", file=sys.stderr)
 
-    from .cli import main as cli_main
+    from . import main as cli_main
 
     run_args = ["run", onnx_path, "--source", source, "--save-dir", args.save_dir,
                 "--json", os.path.join(args.save_dir, "people.json"), "--boxes"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..datasets import COCO, KeypointSet
+from higherhrnet_trt.core.keypoints import COCO, KeypointSet
 
 
 @dataclass(frozen=True)
