@@ -1,7 +1,13 @@
 """Model metadata carried inside exported ONNX files (``metadata_props``) and engine sidecars.
 
 Everything the runtime needs to pre-process, decode and draw is here, so an ONNX file or an engine
-is self-describing: no separate config file travels with it.
+is self-describing: no separate config file travels with it. The metadata is the single source of
+the model's keypoint set: ``ModelMeta.keypoints`` is built from the joint names, flip index,
+skeleton, parser joint order and OKS sigmas the file carries (format 2), not looked up by dataset
+name. Files of format 1 (without joint order and sigmas) take those two from the named dataset,
+after checking that the names, flip index and skeleton they carry agree with it.
+
+Format history: 1 = first release; 2 = adds ``joint_order`` and ``sigmas``.
 """
 
 from __future__ import annotations
@@ -9,12 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from .keypoints import KeypointSet, keypoint_set
+from .keypoints import KEYPOINT_SETS, KeypointSet, keypoint_set
 
 #: Prefix of every metadata_props key we write, so ours never collide with other tools' keys.
 PREFIX = "higherhrnet_trt."
-#: Bumped when the meaning of an output or a key changes.
-FORMAT_VERSION = 1
+#: Bumped when the meaning of an output or a key changes; files newer than this are refused.
+FORMAT_VERSION = 2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,6 +46,8 @@ class ModelMeta:
     joint_names: list[str] = field(default_factory=list)
     flip_index: list[int] = field(default_factory=list)
     skeleton: list[list[int]] = field(default_factory=list)
+    joint_order: list[int] = field(default_factory=list)
+    sigmas: list[float] = field(default_factory=list)
     input_size: int = 512
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
@@ -61,7 +69,29 @@ class ModelMeta:
 
     @property
     def keypoints(self) -> KeypointSet:
-        return keypoint_set(self.dataset)
+        """The model's keypoint set, read from this metadata (see the module docstring).
+
+        Raises ValueError when the metadata is incomplete or contradicts itself.
+        """
+        known = KEYPOINT_SETS.get(self.dataset)
+        if not self.joint_names:  # a hand-made ModelMeta naming only the dataset
+            if known is None:
+                raise ValueError(f"metadata names dataset {self.dataset!r} but no joints")
+            return known
+        carried = KeypointSet(
+            name=self.dataset,
+            joint_names=tuple(self.joint_names),
+            flip_index=tuple(int(i) for i in self.flip_index),
+            skeleton=tuple((int(a), int(b)) for a, b in self.skeleton),
+            joint_order=tuple(int(i) for i in self.joint_order) or (known.joint_order if known else ()),
+            sigmas=tuple(float(v) for v in self.sigmas) or (known.sigmas if known else ()),
+        )
+        if known is not None and not (self.joint_order and self.sigmas):
+            for name in ("joint_names", "flip_index", "skeleton"):
+                if getattr(carried, name) != getattr(known, name):
+                    raise ValueError(f"metadata {name} differ from dataset {self.dataset!r}'s: re-export")
+        _check_keypoint_set(carried)
+        return carried
 
     @classmethod
     def for_dataset(cls, dataset: str, **kwargs) -> ModelMeta:
@@ -71,6 +101,8 @@ class ModelMeta:
             joint_names=list(kp.joint_names),
             flip_index=list(kp.flip_index),
             skeleton=[list(e) for e in kp.skeleton],
+            joint_order=list(kp.joint_order),
+            sigmas=list(kp.sigmas),
             **kwargs,
         )
 
@@ -89,7 +121,7 @@ class ModelMeta:
             )
         known = {f.name for f in fields(cls)}
         values = {k: json.loads(v) for k, v in ours.items() if k in known}
-        return cls(**values)
+        return cls(**_check_version(values))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -97,4 +129,28 @@ class ModelMeta:
     @classmethod
     def from_json(cls, d: dict) -> ModelMeta:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**_check_version({k: v for k, v in d.items() if k in known}))
+
+
+def _check_version(values: dict) -> dict:
+    """Refuse metadata written by a newer exporter (its keys may mean something else)."""
+    version = int(values.get("format_version", 1))
+    if version > FORMAT_VERSION:
+        raise ValueError(f"model metadata format {version} is newer than this higherhrnet-trt reads "
+                         f"({FORMAT_VERSION}): update higherhrnet-trt (pip install -U higherhrnet-trt)")
+    return values
+
+
+def _check_keypoint_set(kp: KeypointSet) -> None:
+    """ValueError unless flip index, skeleton, joint order and sigmas fit the J joint names."""
+    j = kp.num_joints
+    if sorted(kp.flip_index) != list(range(j)) or any(kp.flip_index[i] != i and
+                                                       kp.flip_index[kp.flip_index[i]] != i
+                                                       for i in range(j)):
+        raise ValueError(f"metadata flip_index {list(kp.flip_index)} is not a pairing of {j} joints")
+    if sorted(kp.joint_order) != list(range(j)):
+        raise ValueError(f"metadata joint_order {list(kp.joint_order)} is not an order of {j} joints")
+    if len(kp.sigmas) != j or not all(v > 0 for v in kp.sigmas):
+        raise ValueError(f"metadata sigmas need {j} positive values, got {list(kp.sigmas)}")
+    if any(not (0 <= a < j and 0 <= b < j) for a, b in kp.skeleton):
+        raise ValueError(f"metadata skeleton names joints outside 0..{j - 1}")

@@ -35,275 +35,23 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from higherhrnet_trt.core.keypoints import keypoint_set
-from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
-from higherhrnet_trt.core.preprocess import normalize
 from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
 from higherhrnet_trt.export.model import HigherHRNet
+
+from .train_data import SceneDataset, _network_input, joint_indices, render_heatmaps  # noqa: F401 (tests use them here)
+from .train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
+from .train_options import TrainOptions
 
 #: The demo network (``configs.CONFIGS['demo']``).
 DEMO_CONFIG = CONFIGS["demo"]
 
 
-@dataclass
-class TrainOptions:
-    """Hyper-parameters. Sizes in pixels of the network input; sigma in output pixels."""
-
-    input_size: int = 256
-    #: Train on random crop_size x crop_size windows of the input_size-scaled image (None: the whole
-    #: image, as officially). Same pixel scale as full inputs, 4x fewer pixels a step at half size:
-    #: more optimisation steps per CPU second, which is what a from-scratch CPU run is short of.
-    crop_size: int | None = None
-    sigma: float = 2.0
-    max_people: int = 30
-    scale_range: tuple[float, float] = (0.75, 1.5)
-    max_rotation: float = 30.0
-    max_translate: float = 40.0
-    flip: float = 0.5
-    batch_size: int = 8
-    lr: float = 1.5e-3
-    warmup_steps: int = 200
-    heatmap_factor: float = 1.0
-    #: Extra weight of the heatmap error at gaussian pixels: weight 1 + fg_weight * target. 0 is the
-    #: official loss. From scratch (no ImageNet backbone) on a CPU budget, the plain MSE first drives
-    #: every map to 0 (~0.02 total loss) and stays there for thousands of steps: weighting the peaks
-    #: makes predicting nothing expensive, so peaks appear within the first few hundred steps.
-    fg_weight: float = 0.0
-    #: Fraction of the budget over which fg_weight falls linearly to 0 (0: constant). The weighted
-    #: loss's optimum at an uncertain pixel is biased up (a 5 % chance of a peak gives 0.37, not
-    #: 0.05, at fg_weight 10): hundreds of false peaks above the detection threshold. Once peaks
-    #: exist, the plain MSE calibrates them.
-    fg_until: float = 0.0
-    push_factor: float = 1e-3
-    pull_factor: float = 1e-3
-    #: "exp" (official default): exp(-d^2) per pair of people, strongest near d = 0.7, flat beyond
-    #: 1.5 and with zero gradient at d = 0 (all tags start near 0). "max" (the official
-    #: alternative, with a margin): max(0, push_margin - |d|), the same pull on every pair closer
-    #: than the margin. The decoder joins tags closer than 1, so a margin of 2 or more leaves room
-    #: for a person's own spread.
-    push_loss: str = "exp"
-    push_margin: float = 1.0
-    extra: dict = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------------
-# Targets
-# --------------------------------------------------------------------------------------------------
-
-
-def gaussian_patch(sigma: float) -> np.ndarray:
-    """(6 sigma + 3)^2 float32 gaussian with its peak 1 at the centre index 3 sigma + 1."""
-    size = int(6 * sigma + 3)
-    x = np.arange(size, dtype=np.float32)
-    c = 3 * sigma + 1
-    return np.exp(-((x[None] - c) ** 2 + (x[:, None] - c) ** 2) / (2 * sigma**2)).astype(np.float32)
-
-
-def render_heatmaps(joints: np.ndarray, res: int, sigma: float = 2.0) -> np.ndarray:
-    """Official ``HeatmapGenerator``: (J, res, res) float32 in [0, 1].
-
-    joints: (P, J, 3) [x, y, v] in output pixels of a res x res map. Each joint with v > 0 whose
-    integer part lies inside the map puts a gaussian peak (max-combined) at that integer pixel.
-    """
-    num_joints = joints.shape[1]
-    hms = np.zeros((num_joints, res, res), np.float32)
-    g = gaussian_patch(sigma)
-    half = int(3 * sigma + 1)
-    for person in joints:
-        for j, (x, y, v) in enumerate(person):
-            if v <= 0:
-                continue
-            xi, yi = int(x), int(y)
-            if x < 0 or y < 0 or xi >= res or yi >= res:
-                continue
-            x0, y0 = xi - half, yi - half
-            x1, y1 = x0 + g.shape[1], y0 + g.shape[0]
-            cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(res, x1), min(res, y1)
-            patch = g[cy0 - y0: cy1 - y0, cx0 - x0: cx1 - x0]
-            np.maximum(hms[j, cy0:cy1, cx0:cx1], patch, out=hms[j, cy0:cy1, cx0:cx1])
-    return hms
-
-
-def joint_indices(joints: np.ndarray, res: int, max_people: int) -> np.ndarray:
-    """Official ``JointsGenerator`` (tag per joint): (max_people, J, 2) int64 [flat index, valid].
-
-    The flat index is ``j * res^2 + y * res + x`` into the (J, res, res) tag maps of the stride-4
-    output; joints with v = 0 or outside the map are left out (valid 0).
-    """
-    num_joints = joints.shape[1]
-    out = np.zeros((max_people, num_joints, 2), np.int64)
-    for p, person in enumerate(joints[:max_people]):
-        tot = 0
-        for j, (x, y, v) in enumerate(person):
-            xi, yi = int(x), int(y)
-            if v > 0 and x >= 0 and y >= 0 and xi < res and yi < res:
-                out[p, tot] = (j * res * res + yi * res + xi, 1)
-                tot += 1
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# Dataset
-# --------------------------------------------------------------------------------------------------
-
-
-def _network_input(bgr: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 BGR -> (3, H, W) float32 ImageNet-normalised RGB, as the runtime makes it."""
-    return torch.from_numpy(normalize(bgr, IMAGENET_MEAN, IMAGENET_STD, bgr=True)[0])
-
-
-class SceneDataset(torch.utils.data.Dataset):
-    """COCO-format keypoint images -> (image, targets), with the official augmentation.
-
-    Item: dict with ``image`` (3, S, S) float32 ImageNet-normalised RGB, ``heatmaps_4`` (J, S/4, S/4),
-    ``heatmaps_2`` (J, S/2, S/2), ``mask_4`` (S/4, S/4), ``mask_2`` (S/2, S/2) float32 and
-    ``joints`` (max_people, J, 2) int64 (see :func:`joint_indices`); S = options.crop_size or
-    options.input_size.
-    With ``augment`` False the image is only scaled so its longer side is S (centred).
-    """
-
-    def __init__(self, ann_file: str, images_dir: str | None = None, options: TrainOptions | None = None,
-                 augment: bool = True, dataset: str = "coco", seed: int = 0):
-        with open(ann_file, encoding="utf-8") as f:
-            data = json.load(f)
-        self.images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
-        self.images = sorted(data["images"], key=lambda r: r["id"])
-        self.opt = options or TrainOptions()
-        self.augment = augment
-        self.kps = keypoint_set(dataset)
-        self.flip_index = np.asarray(self.kps.flip_index)
-        self.rng = np.random.default_rng(seed)
-        by_image = defaultdict(list)
-        for a in data["annotations"]:
-            if not a.get("iscrowd", 0) and a.get("num_keypoints", 1) > 0:
-                by_image[a["image_id"]].append(np.asarray(a["keypoints"], np.float32).reshape(-1, 3))
-        j = self.kps.num_joints
-        self.joints = {k: np.stack(v) for k, v in by_image.items()}
-        self.empty = np.zeros((0, j, 3), np.float32)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def _matrix(self, w: int, h: int) -> tuple[np.ndarray, bool]:
-        """2x3 image -> input matrix and whether to flip (flip happens before the matrix)."""
-        s = self.opt.input_size
-        out = self.opt.crop_size or s
-        zoom = s / max(w, h)
-        angle, tx, ty, flip = 0.0, 0.0, 0.0, False
-        if self.augment:
-            zoom *= self.rng.uniform(*self.opt.scale_range)
-            angle = np.radians(self.rng.uniform(-self.opt.max_rotation, self.opt.max_rotation))
-            tx, ty = self.rng.uniform(-self.opt.max_translate, self.opt.max_translate, 2)
-            flip = bool(self.rng.random() < self.opt.flip)
-        # A crop window anywhere over the scaled image (centred when it is as large as the image).
-        span = max(0.0, (max(w, h) * zoom - out) / 2)
-        # Whole-pixel offsets: a crop moves the window, it does not resample.
-        ox, oy = np.round(self.rng.uniform(-span, span, 2)) if out < s else (0.0, 0.0)
-        c, si = math.cos(angle) * zoom, math.sin(angle) * zoom
-        a = np.array([[c, -si], [si, c]])
-        t = np.array([out / 2 + tx - ox, out / 2 + ty - oy]) - a @ np.array([w / 2, h / 2])
-        return np.concatenate([a, t[:, None]], 1), flip
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        import cv2
-
-        rec = self.images[i]
-        path = os.path.join(self.images_dir, rec["file_name"])
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read {path}")
-        h, w = img.shape[:2]
-        joints = self.joints.get(rec["id"], self.empty).copy()
-        m, flip = self._matrix(w, h)
-        if flip:
-            img = img[:, ::-1]
-            # Corner origin: pixel i -> w - 1 - i, so a coordinate x -> w - x.
-            joints[:, :, 0] = np.where(joints[:, :, 2] > 0, w - joints[:, :, 0], 0)
-            joints = joints[:, self.flip_index]
-        s = self.opt.crop_size or self.opt.input_size
-        warped = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        item = {"image": _network_input(warped)}
-        ones = np.ones((h, w), np.float32)
-        for stride in (4, 2):
-            res = s // stride
-            mr = m * (res / s)
-            pts = joints.copy()
-            if len(pts):
-                xy = pts[:, :, :2] @ mr[:, :2].T + mr[:, 2]
-                pts[:, :, :2] = xy
-            item[f"heatmaps_{stride}"] = torch.from_numpy(render_heatmaps(pts, res, self.opt.sigma))
-            mask = cv2.warpAffine(ones, mr, (res, res), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            item[f"mask_{stride}"] = torch.from_numpy((mask > 0.5).astype(np.float32))
-            if stride == 4:
-                item["joints"] = torch.from_numpy(joint_indices(pts, res, self.opt.max_people))
-        return item
-
-
-# --------------------------------------------------------------------------------------------------
-# Losses
-# --------------------------------------------------------------------------------------------------
-
-
-def heatmap_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
-                 fg_weight: float = 0.0) -> torch.Tensor:
-    """Official HeatmapLoss: per-image mean of the masked squared error. (B, J, H, W) -> (B,).
-
-    ``fg_weight`` > 0 weights each pixel by ``1 + fg_weight * gt`` (see TrainOptions.fg_weight).
-    """
-    weight = mask[:, None] if fg_weight == 0 else mask[:, None] * (1 + fg_weight * gt)
-    return ((pred - gt) ** 2 * weight).mean(dim=(1, 2, 3))
-
-
-def ae_loss(tags: torch.Tensor, joints: torch.Tensor, push_loss: str = "exp",
-            margin: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Official associative-embedding loss, vectorised over people. Returns (push, pull), each (B,).
-
-    tags: (B, J, H, W) tag maps (one per joint). joints: (B, M, J, 2) int64 [flat index into
-    (J, H, W), valid] as :func:`joint_indices` makes them.
-    pull: mean over people of the mean squared deviation of a person's joint tags from their mean.
-    push: over ordered pairs of distinct people, mean of exp(-(t_p - t_q)^2) ("exp") or of
-    max(0, margin - |t_p - t_q|) ("max"; the official "max" is margin 1), halved; 0 below two.
-    """
-    b = tags.shape[0]
-    flat = tags.reshape(b, -1)
-    idx, valid = joints[..., 0], joints[..., 1].to(flat.dtype)  # (B, M, J)
-    t = torch.gather(flat, 1, idx.reshape(b, -1)).reshape(idx.shape) * valid
-    count = valid.sum(-1)  # (B, M)
-    present = (count > 0).to(flat.dtype)
-    mean = t.sum(-1) / count.clamp(min=1)
-    pull_p = (((t - mean[..., None]) ** 2) * valid).sum(-1) / count.clamp(min=1)
-    num = present.sum(-1)  # (B,)
-    pull = (pull_p * present).sum(-1) / num.clamp(min=1)
-    diff = mean[:, :, None] - mean[:, None, :]
-    pair = present[:, :, None] * present[:, None, :]
-    if push_loss == "exp":
-        push = (torch.exp(-(diff**2)) * pair).sum((1, 2)) - num
-    elif push_loss == "max":
-        push = (torch.clamp(margin - diff.abs(), min=0) * pair).sum((1, 2)) - num * margin
-    else:
-        raise ValueError(f"push_loss must be 'exp' or 'max', not {push_loss!r}")
-    push = torch.where(num > 1, push / ((num - 1) * num).clamp(min=1) * 0.5, torch.zeros_like(push))
-    return push, pull
-
-
-def compute_loss(outputs: list[torch.Tensor], batch: dict[str, torch.Tensor], num_joints: int,
-                 opt: TrainOptions) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss (scalar) and its parts: heatmaps at stride 4 and 2, tags at stride 4."""
-    out4, out2 = outputs
-    hm4 = heatmap_loss(out4[:, :num_joints], batch["heatmaps_4"], batch["mask_4"], opt.fg_weight).mean()
-    hm2 = heatmap_loss(out2[:, :num_joints], batch["heatmaps_2"], batch["mask_2"], opt.fg_weight).mean()
-    push, pull = ae_loss(out4[:, num_joints:], batch["joints"], opt.push_loss, opt.push_margin)
-    push, pull = push.mean() * opt.push_factor, pull.mean() * opt.pull_factor
-    total = opt.heatmap_factor * (hm4 + hm2) + push + pull
-    parts = {"hm4": hm4.item(), "hm2": hm2.item(), "push": push.item(), "pull": pull.item()}
-    return total, parts
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,7 +122,6 @@ def evaluate(model: HigherHRNet, ann_file: str, images_dir: str | None, work_dir
 
     Returns the COCO stats (AP, AP50, ..., ARL) as a dict.
     """
-    from higherhrnet_trt.core.keypoints import keypoint_set
     from higherhrnet_trt.export.onnx_export import export_onnx
     from higherhrnet_trt.runtime.evaluate import evaluate_model
 

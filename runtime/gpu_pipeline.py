@@ -37,7 +37,7 @@ import numpy as np
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.decode.config import DecodeConfig
 
-from .pipeline import Poses, boxes_from_keypoints
+from .poses import Poses, cap_people, decode_config_for, is_bgr, people_from_grouped
 
 #: Files the torch backend runs (everything else is taken for a TensorRT engine).
 CHECKPOINT_SUFFIXES = (".pth", ".pth.tar", ".pt")
@@ -62,8 +62,7 @@ class GpuPipeline:
                  cuda_graph: bool = False, heatmap_resolution: bool = False, color_order: str = "bgr",
                  kpt_thr: float = 0.1, device: int = 0, config: str = "auto",
                  half: bool | None = None) -> None:
-        if color_order not in ("bgr", "rgb"):
-            raise UserError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+        self.bgr = is_bgr(color_order)
         if str(engine).lower().endswith(CHECKPOINT_SUFFIXES):
             from .backends.torch_backend import TorchBackend
 
@@ -76,7 +75,6 @@ class GpuPipeline:
         self._decode_arg = decode
         self.cuda_graph = cuda_graph
         self.heatmap_resolution = heatmap_resolution
-        self.bgr = color_order == "bgr"
         self.kpt_thr = float(kpt_thr)
         self.device = device
         self.frames = 0
@@ -95,11 +93,7 @@ class GpuPipeline:
         if meta.outputs != "aggregated":
             raise UserError(f"{self.backend.path}: the GPU pipeline needs an engine with aggregated outputs "
                             "(the default export); re-export without --outputs raw")
-        cfg = self._decode_arg
-        if not isinstance(cfg, DecodeConfig):
-            cfg = DecodeConfig.for_keypoints(meta.keypoints, **(cfg or {}))
-        cfg.check(meta.num_joints)
-        self.cfg = cfg
+        self.cfg = decode_config_for(meta, self._decode_arg, self.backend.path)
         self._pre = GpuPreprocessor(meta.input_size, meta.mean, meta.std, bgr=self.bgr, device=self.device)
         torch_net = self.backend.name == "torch"
         self._network = _TorchNetwork(self.backend) if torch_net else _TensorRTNetwork(self.backend)
@@ -142,17 +136,9 @@ class GpuPipeline:
             state = self._per_size[key] = _SizeState(self, key)
         grouped, scores = state.run(frame, on_device)
         self.frames += 1
-        num_joints = self.backend.metadata.num_joints
-        if grouped.shape[0] == 0:
-            return Poses.empty(num_joints, key)
-        coords = state.geometry.map_to_image(np.ascontiguousarray(grouped[:, :, :3]), state.decode_wh)
-        keypoints = np.asarray(coords, np.float32)
-        scores = np.asarray(scores, np.float32)
-        order = np.argsort(-scores, kind="stable")
-        keypoints, scores = keypoints[order], scores[order]
-        limit = self.cfg.max_people
-        keypoints, scores = keypoints[:limit], scores[:limit]
-        return Poses(keypoints, scores, boxes_from_keypoints(keypoints, self.kpt_thr), key)
+        poses = people_from_grouped(grouped, scores, state.geometry, self.backend.metadata.num_joints,
+                                    self.kpt_thr, state.decode_wh)
+        return cap_people(poses, self.cfg.max_people)
 
 
 class _SizeState:

@@ -24,7 +24,6 @@ oracle maps.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -38,106 +37,24 @@ from higherhrnet_trt.core.geometry import SIZE_MULTIPLE, FrameGeometry
 from higherhrnet_trt.core.keypoints import KeypointSet
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.preprocess import letterbox, preprocess
-from higherhrnet_trt.decode import DecodeConfig, parse
+from higherhrnet_trt.decode import DecodeConfig
 from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear
 
 from .backends import Backend, create_backend
+from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
+    Poses,
+    boxes_from_keypoints,
+    cap_people,
+    check_frame,
+    decode_config_for,
+    is_bgr,
+    maps_to_poses,
+)
 
 log = logging.getLogger("higherhrnet_trt.runtime")
 
 #: Largest batch a dynamic-batch model is given at once by predict_batch.
 DEFAULT_MAX_BATCH = 8
-
-
-# --------------------------------------------------------------------------------------------------
-# Poses
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Poses:
-    """The people found in one frame, best score first, at most the decoder's max_people.
-
-    keypoints: (P, J, 3) float32 [x, y, score]: x, y in original frame pixels (x right, y down,
-        pixel centres at integer + 0.5 as in the official results), score = the joint's heatmap
-        value (~0..1; joints filled in by refinement can be low).
-    scores: (P,) float32 person scores (official: mean joint value over all J joints).
-    boxes: (P, 4) float32 [x0, y0, x1, y1] frame pixels: min / max of the joints scored above the
-        pipeline's ``kpt_thr`` (of all joints when none is).
-    image_wh: (W, H) of the frame, pixels.
-    valid: False when the frame was skipped (the network returned NaN or inf); then P = 0.
-    """
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    boxes: np.ndarray
-    image_wh: tuple[int, int] = (0, 0)
-    valid: bool = True
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-    @classmethod
-    def empty(cls, num_joints: int, image_wh: tuple[int, int] = (0, 0), valid: bool = True) -> Poses:
-        return cls(
-            keypoints=np.zeros((0, num_joints, 3), np.float32),
-            scores=np.zeros((0,), np.float32),
-            boxes=np.zeros((0, 4), np.float32),
-            image_wh=tuple(image_wh),
-            valid=valid,
-        )
-
-    def select(self, min_score: float) -> Poses:
-        """The people whose person score is >= min_score."""
-        keep = self.scores >= min_score
-        return Poses(self.keypoints[keep], self.scores[keep], self.boxes[keep], self.image_wh, self.valid)
-
-
-def boxes_from_keypoints(keypoints: np.ndarray, kpt_thr: float = 0.1) -> np.ndarray:
-    """(P, J, 3) [x, y, score] -> (P, 4) float32 xyxy over joints with score > kpt_thr.
-
-    A person none of whose joints passes the threshold gets the box of all its joints (decoded
-    people always have joints; refinement places the missing ones).
-    """
-    kpts = np.asarray(keypoints, dtype=np.float32)
-    if kpts.shape[0] == 0:
-        return np.zeros((0, 4), np.float32)
-    good = kpts[:, :, 2] > kpt_thr
-    good[~good.any(axis=1)] = True
-    x, y = kpts[:, :, 0], kpts[:, :, 1]
-    big = np.float32(np.inf)
-    return np.stack([
-        np.where(good, x, big).min(axis=1), np.where(good, y, big).min(axis=1),
-        np.where(good, x, -big).max(axis=1), np.where(good, y, -big).max(axis=1),
-    ], axis=1).astype(np.float32)
-
-
-def maps_to_poses(
-    heatmaps: np.ndarray,
-    tags: np.ndarray,
-    geometry: FrameGeometry,
-    cfg: DecodeConfig,
-    kpt_thr: float = 0.1,
-    heatmap_size_wh: Sequence[int] | None = None,
-) -> Poses:
-    """Final maps of one frame -> people in frame pixels (official parse + get_final_preds).
-
-    heatmaps: (J, H, W) float32 aggregated heatmaps; tags: (J, H, W, T) float32.
-    geometry: the frame's FrameGeometry (center / scale of scale 1, base size).
-    heatmap_size_wh: (W, H) of the maps when they are not at the base size (maps aggregated at
-        heatmap resolution); None = base size, the official PROJECT2IMAGE flow.
-    kpt_thr: joints above it span the person's box.
-    """
-    grouped, scores = parse(heatmaps, tags, cfg)
-    if grouped.shape[0] == 0:
-        return Poses.empty(heatmaps.shape[0], geometry.image_wh)
-    coords = geometry.map_to_image(np.ascontiguousarray(grouped[:, :, :3]), heatmap_size_wh)
-    keypoints = np.asarray(coords, dtype=np.float32)
-    scores = np.asarray(scores, dtype=np.float32)
-    # Best first, stable so equal scores keep the decoder's order.
-    order = np.argsort(-scores, kind="stable")
-    keypoints, scores = keypoints[order], scores[order]
-    return Poses(keypoints, scores, boxes_from_keypoints(keypoints, kpt_thr), tuple(geometry.image_wh))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -223,13 +140,11 @@ class Pipeline:
         max_batch: int = DEFAULT_MAX_BATCH,
         **backend_options: Any,
     ) -> None:
-        if color_order not in ("bgr", "rgb"):
-            raise UserError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+        self.bgr = is_bgr(color_order)
         self.model_path = str(model)
         self.scales = _check_scales(scales)
         self.project2image = bool(project2image)
         self.kpt_thr = float(kpt_thr)
-        self.bgr = color_order == "bgr"
         self.max_batch = max(1, int(max_batch))
         self._decode_arg = decode
         if isinstance(backend, Backend):  # a ready backend object (custom runtimes, test doubles)
@@ -275,19 +190,7 @@ class Pipeline:
         if meta.outputs not in ("aggregated", "raw"):
             raise UserError(f"{self.model_path}: unknown output layout {meta.outputs!r} in its metadata "
                             "(written by a newer exporter? update higherhrnet-trt)")
-        kp = meta.keypoints
-        if meta.num_joints and meta.num_joints != kp.num_joints:
-            raise UserError(f"{self.model_path}: metadata names {meta.num_joints} joints but dataset "
-                            f"{meta.dataset!r} has {kp.num_joints}; re-export the model")
-        arg = self._decode_arg
-        if isinstance(arg, DecodeConfig):
-            cfg = arg
-        else:
-            cfg = DecodeConfig.for_keypoints(kp, **dict(arg or {}))
-        try:
-            cfg.check(kp.num_joints)
-        except ValueError as e:
-            raise UserError(f"decode settings do not fit this model: {e}") from None
+        cfg = decode_config_for(meta, self._decode_arg, self.model_path)
         spec = self.backend.inputs[0]
         if len(spec.shape) != 4 or spec.shape[1] not in (3, -1):
             raise UserError(f"{self.model_path}: expected an (N, 3, H, W) image input, got {spec.shape}")
@@ -334,7 +237,7 @@ class Pipeline:
         """predict() for several frames, batched through the model where its batch size allows
         (frames of the same size share batches). Returns one Poses per frame, in order."""
         self.activate()
-        frames = [_check_frame(f) for f in frames]
+        frames = [check_frame(f) for f in frames]
         if not frames:
             return []
         t0 = time.perf_counter()
@@ -478,34 +381,12 @@ class Pipeline:
         )
         limit = self._cfg.max_people
         if len(poses) > limit:
-            # The official grouping can open more people than max_people (one per unmatched joint
-            # candidate); keep the best ones. COCO evaluation looks at the best 20 per image only,
-            # so this never changes AP.
             self.stats.capped += 1
             self._warn_once(
                 "capped",
                 "a frame gave %d people, more than max_people=%d: keeping the %d best (raise it "
                 "with --max-people / decode={'max_people': N}); said once", len(poses), limit, limit,
             )
-            poses = Poses(poses.keypoints[:limit], poses.scores[:limit], poses.boxes[:limit],
-                          poses.image_wh, poses.valid)
+            poses = cap_people(poses, limit)
         self.stats.people += len(poses)
         return poses
-
-
-def _check_frame(frame: np.ndarray) -> np.ndarray:
-    """Accept (H, W, 3) uint8 (also grey (H, W) / (H, W, 1) and 4-channel frames, converted)."""
-    if not isinstance(frame, np.ndarray):
-        raise UserError(f"expected a frame as a numpy array (H, W, 3) uint8, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise UserError(f"expected a uint8 frame (0..255, as cv2 reads it), got {frame.dtype}: convert "
-                        "with np.clip(img * 255, 0, 255).astype(np.uint8) for 0..1 floats")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        frame = np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
-    elif frame.ndim == 3 and frame.shape[2] == 4:
-        frame = frame[:, :, :3]
-    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
-        raise UserError(f"expected an (H, W, 3) frame, got shape {frame.shape}")
-    if math.prod(frame.shape[:2]) > 100_000_000:
-        raise UserError(f"frame of {frame.shape[1]}x{frame.shape[0]} pixels is too large; resize it first")
-    return np.ascontiguousarray(frame)

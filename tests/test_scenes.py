@@ -12,7 +12,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from higherhrnet_trt.core.keypoints import COCO  # noqa: E402
-from higherhrnet_trt.references import scenes  # noqa: E402
+from higherhrnet_trt.references import figure, scenes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,9 +100,9 @@ def test_left_is_the_persons_left():
     rng = np.random.default_rng(0)
     checked = 0
     for _ in range(300):
-        fig = scenes.sample_figure(rng)
-        hips = fig.joints[scenes.L_HIP] - fig.joints[scenes.R_HIP]
-        forward = fig.extra["toe_l"] - fig.joints[scenes.L_ANK]
+        fig = figure.sample_figure(rng)
+        hips = fig.joints[figure.L_HIP] - fig.joints[figure.R_HIP]
+        forward = fig.extra["toe_l"] - fig.joints[figure.L_ANK]
         if abs(forward[2]) < 0.02 or abs(hips[1]) > abs(hips[0]):  # side view, or lying
             continue
         assert np.sign(hips[0]) == np.sign(forward[2])
