@@ -57,7 +57,7 @@ def test_format_1_file_whose_joints_contradict_its_dataset_is_refused():
     flip = list(range(17))  # no left/right pairs: not COCO's
     props[PREFIX + "flip_index"] = json.dumps(flip)
     with pytest.raises(ValueError, match="flip_index differ"):
-        ModelMeta.from_props(props).keypoints
+        _ = ModelMeta.from_props(props).keypoints
 
 
 def test_metadata_from_a_newer_exporter_is_refused_with_the_fix():
@@ -75,7 +75,7 @@ def test_metadata_from_a_newer_exporter_is_refused_with_the_fix():
 ])
 def test_inconsistent_keypoint_metadata_is_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
-        ModelMeta(**{**HAND5, field: value}).keypoints
+        _ = ModelMeta(**{**HAND5, field: value}).keypoints
 
 
 def test_pipeline_decodes_with_the_keypoint_set_the_file_carries():
