@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from higherhrnet_trt.core.cli_args import whole_number_at_least
+
 
 def _input_size(text: str) -> tuple[int, int]:
     """'512' -> (512, 512); '512x768' -> (512, 768) as (H, W); multiples of 64."""
@@ -23,21 +25,12 @@ def _input_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
-        return value
-
-    return parse
+_count = whole_number_at_least
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.runtime.run_cli import HelpFormatter, add_model_options, paragraphs
+    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs
+    from higherhrnet_trt.runtime.run_cli import add_model_options
 
     p = sub.add_parser(
         "bench",
@@ -89,8 +82,9 @@ def register(sub) -> None:
 def run_bench_cli(args) -> int:
     import os
 
+    from higherhrnet_trt.core.cli_args import setup_logging
     from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.runtime.run_cli import backend_options, setup_logging
+    from higherhrnet_trt.runtime.run_cli import backend_options
 
     from .bench import BenchSettings, format_report, plot, run_bench
 

@@ -30,7 +30,7 @@ def package_file(parts: tuple[str, str, str]) -> str:
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.runtime.run_cli import HelpFormatter, paragraphs
+    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs
 
     p = sub.add_parser(
         "demo",

@@ -18,7 +18,8 @@ from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrup
 #: (module, one-line summary) in the order they appear in --help.
 COMMAND_MODULES: list[str] = [
     "higherhrnet_trt.export.cli",  # export, convert
-    "higherhrnet_trt.engine.cli",  # calibrate, build, info, debug-precision
+    "higherhrnet_trt.export.precision_cli",  # calibrate, debug-precision
+    "higherhrnet_trt.engine.cli",  # build, info, debug-precision
     "higherhrnet_trt.cli.demo",  # demo
     "higherhrnet_trt.runtime.run_cli",  # run
     "higherhrnet_trt.runtime.eval_cli",  # eval

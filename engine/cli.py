@@ -1,4 +1,4 @@
-"""``higherhrnet-trt calibrate | build | info | debug-precision``.
+"""``higherhrnet-trt build | info`` (``calibrate`` and ``debug-precision``: export/precision_cli.py).
 
 Only argparse at module level: ``--help`` stays instant, and TensorRT, ModelOpt, polygraphy or
 ONNX Runtime load only when the subcommand that needs them runs.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
 from higherhrnet_trt.core.cli_args import positive_int as _positive_int
@@ -26,50 +25,6 @@ def _shape(text: str) -> str:
 
 def register(sub) -> None:
     fmt = _Formatter
-
-    # -- calibrate ---------------------------------------------------------------------------------
-    c = sub.add_parser(
-        "calibrate",
-        help="fp32 ONNX + your images -> INT8 Q/DQ ONNX (build it with 'build', no --int8)",
-        description=(
-            "Post-training INT8 quantization with NVIDIA ModelOpt: explicit Q/DQ pairs "
-            "(per-channel weights), activation ranges calibrated on your images pre-processed "
-            "exactly as the runtime does. The result builds on TensorRT 10, 11 and TensorRT-RTX "
-            "(no calibrator needed). Ranges are cached: a re-run with the same model, images and "
-            "settings skips the calibration pass. Prints the error against fp32 on held-out images."
-        ),
-        formatter_class=fmt,
-    )
-    c.add_argument("onnx", help="fp32 ONNX written by 'higherhrnet-trt export'")
-    c.add_argument("--images", required=True, metavar="DIR",
-                   help="folder of calibration images (searched recursively): a few hundred frames "
-                        "like the ones the robot will see; unreadable files are skipped and counted")
-    c.add_argument("-o", "--output", metavar="ONNX",
-                   help="output INT8 ONNX (default: MODEL.int8.onnx next to the input)")
-    c.add_argument("--num-images", type=_positive_int, default=512,
-                   help="images used for calibration (a seeded shuffle picks them); fewer warns")
-    c.add_argument("--method", choices=["entropy", "max", "percentile"], default="entropy",
-                   help="activation range: entropy (KL divergence, as TensorRT's calibrator), max "
-                        "(largest |x|: no clipping, coarser steps), percentile (clip the top "
-                        "100-P %% of |x|)")
-    c.add_argument("--percentile", type=float, default=99.999, metavar="P",
-                   help="share of |x| kept by --method percentile, in percent")
-    c.add_argument("--holdout", type=int, default=10, metavar="N",
-                   help="images kept out of calibration to measure the error (at most 1/5 of them)")
-    c.add_argument("--high-precision", choices=["fp16", "fp32"], default="fp16",
-                   help="dtype of the layers left unquantized: fp16 runs faster in TensorRT")
-    c.add_argument("--input-size", type=_positive_int, metavar="N",
-                   help="pre-processing size for a dynamic-shape ONNX (default: the model's); "
-                        "static models letterbox frames into their fixed H x W")
-    c.add_argument("--cache-dir", metavar="DIR",
-                   help="where activation ranges are cached (default ~/.cache/higherhrnet_trt/"
-                        "calibration, or $XDG_CACHE_HOME)")
-    c.add_argument("--no-cache", dest="use_cache", action="store_false",
-                   help="recompute the ranges even when cached (the cache is refreshed)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the image shuffle")
-    c.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="hide the calibration progress bar (shown on terminals only anyway)")
-    c.set_defaults(func=run_calibrate)
 
     # -- build -------------------------------------------------------------------------------------
     b = sub.add_parser(
@@ -144,67 +99,6 @@ def register(sub) -> None:
     i.add_argument("--layers", action="store_true",
                    help="engines: list every layer, not just the summary by type and precision")
     i.set_defaults(func=run_info)
-
-    # -- debug-precision ---------------------------------------------------------------------------
-    d = sub.add_parser(
-        "debug-precision",
-        help="layer-by-layer error of an fp16/INT8 ONNX against its fp32 ONNX",
-        description=(
-            "Runs both files with ONNX Runtime through polygraphy with every tensor marked as an "
-            "output, compares the tensors they share in graph order, and names the first layers "
-            "whose error jumps (well above the error of their inputs): the layers to keep in fp32 "
-            "or out of quantization."
-        ),
-        formatter_class=fmt,
-    )
-    d.add_argument("onnx", help="reference fp32 ONNX")
-    d.add_argument("--variant", required=True, metavar="ONNX",
-                   help="fp16 or INT8 ONNX of the same network")
-    d.add_argument("--images", metavar="DIR",
-                   help="images to compare on, pre-processed as the runtime does (default: random "
-                        "normal inputs)")
-    d.add_argument("--num-inputs", type=_positive_int, default=2,
-                   help="inputs to run (every tensor of both models is kept per input: "
-                        "memory grows with the network)")
-    d.add_argument("--tolerance", type=float, default=1e-2,
-                   help="relative error (max|err| / max|fp32|) above which a jump is reported")
-    d.add_argument("--factor", type=float, default=2.0,
-                   help="a layer 'jumps' when its error is at least this many times its inputs'")
-    d.add_argument("--top", type=_positive_int, default=5, help="layers listed per table")
-    d.add_argument("--graph-optimization", choices=["disable", "basic", "extended", "all"],
-                   default="disable",
-                   help="ONNX Runtime optimisation for both models; keep 'disable' for Q/DQ models "
-                        "(ORT's CPU fusions can miscompute fp16 Q/DQ graphs)")
-    d.add_argument("--all", dest="show_all", action="store_true",
-                   help="print every compared tensor")
-    d.set_defaults(func=run_debug_precision)
-
-
-# -- handlers ---------------------------------------------------------------------------------------
-def run_calibrate(args) -> int:
-    import warnings
-
-    from ..export.quantize import quantize_int8
-
-    output = args.output or os.path.splitext(args.onnx)[0] + ".int8.onnx"
-    # The report carries the warnings (too few images, unreadable files): print them as plain
-    # lines instead of Python's "file:line: UserWarning" form.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        report = quantize_int8(
-            args.onnx, output, images=args.images, num_images=args.num_images, method=args.method,
-            percentile=args.percentile, holdout=args.holdout, high_precision=args.high_precision,
-            input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
-            seed=args.seed, progress=args.progress,
-        )
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(report.summary())
-    for note in report.notes:
-        print(f"note: {note}")
-    print(f"next: higherhrnet-trt build {output} -o {os.path.splitext(output)[0]}.engine")
-    return 0
-
 
 def run_build(args) -> int:
     from .build import build_engine
@@ -359,49 +253,3 @@ def run_info(args) -> int:
     else:
         raise UserError(f"cannot tell what {path!r} is: expected .onnx or .engine/.plan/.trt")
     return 0
-
-
-def run_debug_precision(args) -> int:
-    from higherhrnet_trt.core.errors import UserError
-
-    from ..export.quantize import InputMaker, list_images
-    from .onnx_info import summarize
-    from .precision_debug import compare_layers
-
-    ref = summarize(args.onnx)
-    var = summarize(args.variant)
-    if ref.precision != "fp32":
-        raise UserError(f"{args.onnx} is {ref.precision}: the reference must be the fp32 ONNX")
-    maker = InputMaker(ref, ref.meta() if ref.has_meta else _fallback_meta(), None)
-    if args.images:
-        skipped: list[str] = []
-        feeds = list(maker.feeds(list_images(args.images), skipped, limit=args.num_inputs))
-        if not feeds:
-            raise UserError(f"no readable image under {args.images}")
-        what = f"{len(feeds)} images"
-    else:
-        feeds = maker.random_feeds(args.num_inputs)
-        what = f"{len(feeds)} random inputs"
-    result = compare_layers(args.onnx, args.variant, feeds, args.graph_optimization)
-    print(f"{args.variant} ({var.precision}) vs {args.onnx}: {len(result.tensors)} tensors compared "
-          f"on {what} (ONNX Runtime CPU, graph optimisation '{args.graph_optimization}')")
-    outs = [t for t in result.tensors if t.name in result.outputs]
-    if outs:
-        print("outputs:\n" + result.table(outs))
-    first = result.first_jumps(args.tolerance, args.factor, args.top)
-    if first:
-        print(f"\nfirst layers whose error jumps (rel > {args.tolerance:g} and >= {args.factor:g}x "
-              f"their inputs'):\n" + result.table(first))
-    else:
-        print(f"\nno layer's error exceeds {args.tolerance:g} while jumping {args.factor:g}x over its "
-              "inputs")
-    print("\nlargest jumps anywhere:\n" + result.table(result.worst_jumps(args.top)))
-    if args.show_all:
-        print("\nall tensors:\n" + result.table())
-    return 0
-
-
-def _fallback_meta():
-    from higherhrnet_trt.core.metadata import ModelMeta
-
-    return ModelMeta()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
+from higherhrnet_trt.core.cli_args import positive_int as _positive_int
 
 
 def _size(text: str):
@@ -54,8 +55,12 @@ def register(sub) -> None:
                    help="export the two raw network outputs instead of the aggregated heatmaps/tags")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="precision written into the ONNX (strongly typed: engines build it as is)")
-    p.add_argument("--data", metavar="DIR", help="calibration images for --precision int8")
-    p.add_argument("--num-calib-images", type=int, default=512, help="images used for INT8 calibration")
+    # --images / --num-images as in 'calibrate'; --data / --num-calib-images are the 0.1 names.
+    p.add_argument("--images", "--data", dest="data", metavar="DIR",
+                   help="calibration images for --precision int8 (as 'calibrate --images')")
+    p.add_argument("--num-images", "--num-calib-images", dest="num_calib_images", metavar="N",
+                   type=_positive_int, default=512,
+                   help="images used for INT8 calibration (as 'calibrate --num-images')")
     p.add_argument("--calib-method", choices=["entropy", "max", "percentile"], default="entropy",
                    help="INT8 activation range method")
     p.add_argument("--engine", action="store_true",

@@ -259,11 +259,11 @@ class InputMaker:
 def _session(path: str, graph_optimization: str):
     import onnxruntime as ort
 
-    from ..engine.precision_debug import _ort_level
+    from .precision_debug import ort_optimization_level
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    opts.graph_optimization_level = _ort_level(graph_optimization)
+    opts.graph_optimization_level = ort_optimization_level(graph_optimization)
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
@@ -409,7 +409,7 @@ def convert_fp16(
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     from ..engine.onnx_info import copy_metadata
-    from ..engine.precision_debug import compare_layers
+    from .precision_debug import compare_layers
 
     src_model, summary, meta = _check_fp32_input(onnx_in)
     maker = InputMaker(summary, meta, input_size)

@@ -17,7 +17,9 @@ FLIP_NOTE = (
 
 
 def register(sub) -> None:
-    from .run_cli import HelpFormatter, _positive_int, _scales, add_model_options, paragraphs
+    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, positive_int
+
+    from .run_cli import _scales, add_model_options
 
     p = sub.add_parser(
         "eval",
@@ -40,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--ann", required=True, metavar="JSON",
                    help="keypoint annotations, e.g. person_keypoints_val2017.json or crowdpose_val.json")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of the annotated images")
-    p.add_argument("--max-images", type=_positive_int, metavar="N",
+    p.add_argument("--max-images", type=positive_int, metavar="N",
                    help="only the first N images by id (a quick check; not comparable to full runs)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--multi-scale", action="store_true",
@@ -58,11 +60,12 @@ def run_eval(args) -> int:
     import os
     import sys
 
+    from higherhrnet_trt.core.cli_args import setup_logging
     from higherhrnet_trt.core.errors import UserError
 
     from .evaluate import evaluate_pipeline
     from .pipeline import Pipeline
-    from .run_cli import backend_options, setup_logging
+    from .run_cli import backend_options
 
     setup_logging()
     if not os.path.isfile(args.model):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, setup_logging  # noqa: F401 (bench imports them here)
+from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, setup_logging
 from higherhrnet_trt.core.cli_args import fraction as _fraction
 from higherhrnet_trt.core.cli_args import positive_int as _positive_int
 

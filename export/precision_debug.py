@@ -95,7 +95,7 @@ class LayerComparison:
         return "\n".join(lines)
 
 
-def _ort_level(name: str):
+def ort_optimization_level(name: str):
     import onnxruntime as ort
 
     levels = {
@@ -117,7 +117,7 @@ def _runner(path: str, graph_optimization: str, name: str):
 
     model = ModifyOutputs(OnnxFromPath(path), outputs=constants.MARK_ALL)
     session = SessionFromOnnx(BytesFromOnnx(model), providers=["cpu"],
-                              graph_optimization_level=_ort_level(graph_optimization))
+                              graph_optimization_level=ort_optimization_level(graph_optimization))
     return OnnxrtRunner(session, name=name)
 
 
