@@ -69,6 +69,8 @@ def _limb_dir(rng: np.random.Generator, down: np.ndarray, out: np.ndarray, fwd: 
 def sample_figure(rng: np.random.Generator, headings: tuple[float, float] = (0.0, 360.0)) -> Figure:
     """A random person pose within rough joint limits, turned to a heading drawn uniformly from
     ``headings`` (degrees about the vertical axis; 0 faces the camera, 180 shows the back)."""
+    # One function on purpose: the order of its random draws defines every generated dataset
+    # (image i of seed s); splitting it must keep each draw in place.
     build = rng.uniform(0.85, 1.2)
     torso_len = 0.30 * rng.uniform(0.92, 1.08)
     sho_half = 0.105 * build

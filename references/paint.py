@@ -170,6 +170,8 @@ def draw_person(canvas: Canvas, fig: Figure, pid: int, center: np.ndarray, heigh
                  rng: np.random.Generator) -> np.ndarray:
     """Draw one figure; returns its joints in cv2 pixel coordinates (17, 2) (pixel centres at
     integers) and their depth (17,) in the last column -> (17, 3)."""
+    # One function on purpose: painter's order (far parts first) is one sequence of draws that
+    # decides visibility labels; splitting it must keep every draw and its order.
     h, w = canvas.ids.shape
 
     def proj(v: np.ndarray) -> np.ndarray:

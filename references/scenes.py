@@ -92,6 +92,7 @@ def render_scene(
     (51 floats, COCO layout, corner-origin pixels), ``num_keypoints``, ``bbox`` [x, y, w, h],
     ``area`` (visible pixels), ``iscrowd`` 0, ``category_id`` 1.
     """
+    # One function on purpose: the order of its random draws defines every generated dataset.
     cv2 = import_cv2()
     w, h = int(size[0]), int(size[1])
     canvas = Canvas(background(rng, w, h))

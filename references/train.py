@@ -234,6 +234,31 @@ def _batches(dataset: SceneDataset, order: np.ndarray, batch_size: int, workers:
         pin_memory=torch.cuda.is_available(), prefetch_factor=4)
 
 
+def _start_or_resume(cfg: ModelConfig, opt: TrainOptions, ckpt_path: str | None, init: str,
+                     init_from: str | None, device: str, log) -> tuple:
+    """(model, optimizer, step, elapsed seconds, device) of a new run, or of the run saved at
+    ``ckpt_path`` when that file exists (it takes precedence over ``init_from``)."""
+    model = HigherHRNet(cfg)
+    init_weights(model, init)
+    if init_from:
+        from higherhrnet_trt.export.checkpoint import load_checkpoint
+
+        load_checkpoint(model, init_from)
+        log(f"initialised from {init_from}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
+    step, elapsed0 = 0, 0.0
+    if ckpt_path and os.path.isfile(ckpt_path):
+        ck = torch.load(ckpt_path, weights_only=True, map_location=device)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        step, elapsed0 = int(ck["step"]), float(ck["elapsed"])
+        log(f"resumed {ckpt_path} at step {step} ({elapsed0 / 60:.1f} min)")
+    return model, optimizer, step, elapsed0, device
+
+
 def train(
     train_ann: str,
     out_dir: str,
@@ -269,25 +294,9 @@ def train(
     opt = options or TrainOptions(input_size=cfg.input_size)
     torch.manual_seed(seed)
     os.makedirs(out_dir, exist_ok=True)
-    model = HigherHRNet(cfg)
-    init_weights(model, init)
-    if init_from:
-        from higherhrnet_trt.export.checkpoint import load_checkpoint
-
-        load_checkpoint(model, init_from)
-        log(f"initialised from {init_from}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     ckpt_path = os.path.join(out_dir, "last.pth")
-    step, elapsed0 = 0, 0.0
-    if resume and os.path.isfile(ckpt_path):
-        ck = torch.load(ckpt_path, weights_only=True, map_location=device)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        step, elapsed0 = int(ck["step"]), float(ck["elapsed"])
-        log(f"resumed {ckpt_path} at step {step} ({elapsed0 / 60:.1f} min)")
+    model, optimizer, step, elapsed0, device = _start_or_resume(
+        cfg, opt, ckpt_path if resume else None, init, init_from, device, log)
     dataset = SceneDataset(train_ann, images_dir, opt, augment=True, dataset=cfg.dataset, seed=seed + step)
     budget = minutes * 60.0
     t0 = time.perf_counter()
@@ -342,7 +351,7 @@ def train(
     return model.cpu().eval(), summary
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.references.train",
                                  description="Train the demo HigherHRNet on generated scenes (CPU).")
     ap.add_argument("--train", required=True, help="COCO keypoints JSON (images in its images/ folder)")
@@ -389,6 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-from", metavar="PTH",
                     help="start from these weights (--save file or a run's last.pth), new optimizer and "
                          "schedule; ignored when --out already holds last.pth (that run resumes)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.init_from and not os.path.isfile(args.init_from):
         ap.error(f"--init-from: no such file {args.init_from}")
