@@ -13,6 +13,10 @@ Extras, and why they are not hard requirements:
 - ``tensorrt``: TensorRT is never a hard requirement: JetPack installs its own TensorRT 10.3 and a
   pip ``tensorrt`` wheel would shadow it. ``tensorrt-rtx`` builds engines ahead of time on a CPU.
 - ``cuda``: cuda-python for the GPU runtime and NVRTC kernel compilation.
+- ``triton``: tritonclient, for ``Pipeline("triton://HOST:PORT/MODEL")`` / ``--backend triton``.
+- ``triton-server``: PyTriton for ``higherhrnet-trt serve`` (it ships a Triton server binary with
+  the Python backend). PyTriton needs numpy < 2, so it lives in its own environment (the
+  Makefile's ``.venv-triton``); clients need only ``triton``.
 - ``openvino``: the OpenVINO backend (``--backend openvino``), for Intel CPUs: the same ONNX files,
   faster than ONNX Runtime there (INT8 Q/DQ files run their convolutions in int8).
 """
@@ -22,7 +26,8 @@ from setuptools import setup
 #: The product, in the order data flows (core is imported by all, imports none), then the CLI over
 #: it, the benchmarks, and references/ (training and scene generation: tools of this repository
 #: that the product never imports).
-PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "cli", "benchmarks", "references"]
+PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "cli", "benchmarks",
+         "references"]
 SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []
@@ -70,6 +75,9 @@ setup(
         "openvino": ["openvino>=2024.3"],  # Core.read_model keeps ONNX metadata_props; numpy 2 wheels
         # CI compiles every kernel with NVRTC 13 and NVRTC 12 (JetPack 6): no GPU needed.
         "kernels-ci": ["cuda-python>=13", "nvidia-cuda-nvrtc>=13", "nvidia-cuda-nvrtc-cu12>=12.6"],
+        "triton": ["tritonclient[http,grpc]>=2.40"],
+        "triton-server": ["nvidia-pytriton>=0.7", "numpy<2", "tritonclient[http,grpc]>=2.40",
+                          "opencv-python-headless>=4.5"],
         "eval": ["pycocotools>=2.0"],
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],

@@ -68,7 +68,9 @@ def run_eval(args) -> int:
     from .run_cli import backend_options
 
     setup_logging()
-    if not os.path.isfile(args.model):
+    from .run_cli import _served
+
+    if not os.path.isfile(args.model) and not _served(args):
         raise UserError(f"model file not found: {args.model}")
     if args.json:
         _check_json(args)

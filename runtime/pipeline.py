@@ -166,7 +166,8 @@ class Pipeline:
             return self
         from .sources import import_cv2
 
-        import_cv2()  # warping needs OpenCV: say so in one line, before the model loads
+        if not self.backend.serves_people:  # a server that runs the pipeline warps for us
+            import_cv2()  # warping needs OpenCV: say so in one line, before the model loads
         self.backend.activate()
         try:
             self._configure(self.backend.metadata)
@@ -191,6 +192,10 @@ class Pipeline:
             raise UserError(f"{self.model_path}: unknown output layout {meta.outputs!r} in its metadata "
                             "(written by a newer exporter? update higherhrnet-trt)")
         cfg = decode_config_for(meta, self._decode_arg, self.model_path)
+        if self.backend.serves_people:  # a server runs the whole pipeline: same settings or refuse
+            self.backend.check_settings(self.scales, self.project2image, cfg)
+            self._meta, self._cfg = meta, cfg
+            return
         spec = self.backend.inputs[0]
         if len(spec.shape) != 4 or spec.shape[1] not in (3, -1):
             raise UserError(f"{self.model_path}: expected an (N, 3, H, W) image input, got {spec.shape}")
@@ -240,6 +245,8 @@ class Pipeline:
         frames = [check_frame(f) for f in frames]
         if not frames:
             return []
+        if self.backend.serves_people:
+            return self._predict_served(frames)
         t0 = time.perf_counter()
         jobs: list[_Job] = []
         geometries: list[FrameGeometry] = []
@@ -256,6 +263,26 @@ class Pipeline:
         sec["preprocess"] += t1 - t0
         sec["infer"] += t2 - t1
         sec["decode"] += t3 - t2
+        return results
+
+    def _predict_served(self, frames: list[np.ndarray]) -> list[Poses]:
+        """predict_batch through a backend that runs the whole pipeline (a Triton server): frames
+        out, people back; boxes from the keypoints with this pipeline's kpt_thr, as maps_to_poses."""
+        t0 = time.perf_counter()
+        people = self.backend.infer_frames(frames if self.bgr else [f[:, :, ::-1] for f in frames])
+        self.stats.seconds["infer"] += time.perf_counter() - t0
+        results = []
+        for frame, (keypoints, scores, valid) in zip(frames, people):
+            image_wh = (frame.shape[1], frame.shape[0])
+            self.stats.frames += 1
+            if not valid:
+                self.stats.skipped_nonfinite += 1
+                self._warn_once("nonfinite", "the server's network returned NaN/inf values: such frames "
+                                "are skipped; the count is reported at the end")
+                results.append(Poses.empty(self._meta.keypoints.num_joints, image_wh, valid=False))
+                continue
+            results.append(Poses(keypoints, scores, boxes_from_keypoints(keypoints, self.kpt_thr), image_wh))
+            self.stats.people += len(scores)
         return results
 
     def stream(self, source, max_frames: int | None = None, **source_options: Any) -> Iterator[tuple]:

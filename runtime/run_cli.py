@@ -36,11 +36,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL",
                    help="model exported by 'higherhrnet-trt export' (.onnx; engines with a TensorRT "
                         "backend); its embedded metadata sets dataset, input size and flip test. A "
-                        "checkpoint (.pth) runs with the torch backend")
+                        "checkpoint (.pth) runs with the torch backend; triton://HOST:PORT/NAME is a "
+                        "model served by a Triton server")
     p.add_argument("--backend", default="auto",
                    help="auto (from the file extension: .onnx onnxruntime, .engine tensorrt, .pth torch), "
-                        "onnxruntime, openvino (Intel CPUs), tensorrt, tensorrt-rtx, torch, or another "
-                        "registered backend")
+                        "onnxruntime, openvino (Intel CPUs), tensorrt, tensorrt-rtx, torch, triton (MODEL "
+                        "is then a served model: triton://HOST:PORT/NAME, see 'higherhrnet-trt serve'), or "
+                        "another registered backend")
     p.add_argument("--providers", metavar="EP[,EP...]",
                    help="onnxruntime only: execution providers in priority order, e.g. "
                         "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
@@ -57,6 +59,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="torch only: cuda, cuda:N or cpu (default: cuda when a GPU is visible; FP16 there)")
     p.add_argument("--heatmap-resolution", action="store_true",
                    help="decode maps at half the input resolution: faster, not the official results")
+
+
+def _served(args) -> bool:
+    """MODEL is served by a Triton server (triton://HOST:PORT/NAME, or --backend triton)."""
+    from .backends import is_remote
+
+    return args.backend == "triton" or is_remote(args.model)
 
 
 def backend_options(args) -> dict:
@@ -337,7 +346,7 @@ def run(args) -> int:
     setup_logging()
     if args.reconnect < 0:
         raise UserError(f"--reconnect must be 0 or more, got {args.reconnect}")
-    if not os.path.isfile(args.model):
+    if not os.path.isfile(args.model) and not _served(args):
         raise UserError(f"model file not found: {args.model}")
     cv2 = import_cv2()
     pipe = Pipeline(

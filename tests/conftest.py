@@ -111,3 +111,19 @@ def write_noise_video(path: Path, frames: int = 5, size: tuple[int, int] = (160,
 def noise_video():
     """:func:`write_noise_video`, for tests."""
     return write_noise_video
+
+
+@pytest.fixture(scope="session")
+def demo_onnx(tmp_path_factory) -> Path:
+    """The bundled demo network (trained weights where bundled, else random) as the demo command
+    exports it: batch 1, dynamic height and width, flip test (the Triton tests serve it)."""
+    pytest.importorskip("torch")
+    from higherhrnet_trt.cli.demo import DEMO_WEIGHTS, package_file
+    from higherhrnet_trt.export.api import export
+
+    weights = package_file(DEMO_WEIGHTS)
+    path = tmp_path_factory.mktemp("demo") / "demo.onnx"
+    # check=False: the export's own check against PyTorch is tested elsewhere (saves ~15 s here)
+    export(weights if os.path.isfile(weights) else None, config="demo", output=str(path), dynamic=True,
+           flip=True, check=False, log=lambda *a, **k: None)
+    return path

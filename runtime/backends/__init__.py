@@ -16,6 +16,7 @@ BACKENDS: dict[str, str] = {
     "tensorrt": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTBackend",
     "tensorrt-rtx": "higherhrnet_trt.runtime.backends.tensorrt_backend:TensorRTRTXBackend",
     "torch": "higherhrnet_trt.runtime.backends.torch_backend:TorchBackend",
+    "triton": "higherhrnet_trt.runtime.backends.triton_backend:TritonBackend",
 }
 
 
@@ -26,7 +27,9 @@ def register_backend(name: str, target: str) -> None:
 
 def default_backend_for(path: str) -> str:
     """The backend a model file implies: .onnx -> onnxruntime, engines -> tensorrt, checkpoints
-    (.pth, .pth.tar, .pt) -> torch."""
+    (.pth, .pth.tar, .pt) -> torch; triton://HOST:PORT/MODEL URLs -> triton."""
+    if is_remote(path):
+        return "triton"
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         return "onnxruntime"
@@ -35,6 +38,11 @@ def default_backend_for(path: str) -> str:
     if ext in (".pth", ".pt") or path.lower().endswith(".pth.tar"):
         return "torch"
     raise UserError(f"cannot tell the backend from {path!r}: expected a .onnx, .engine or .pth file")
+
+
+def is_remote(path: str) -> bool:
+    """True for a model served elsewhere (triton://, triton+grpc:// URLs), not a local file."""
+    return str(path).lower().startswith(("triton://", "triton+http://", "triton+grpc://"))
 
 
 def create_backend(path: str, backend: str = "auto", **options) -> Backend:
@@ -52,4 +60,4 @@ def create_backend(path: str, backend: str = "auto", **options) -> Backend:
     return cls(path, **options)
 
 
-__all__ = ["Backend", "TensorSpec", "BACKENDS", "create_backend", "register_backend"]
+__all__ = ["Backend", "TensorSpec", "BACKENDS", "create_backend", "register_backend", "is_remote"]

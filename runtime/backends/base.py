@@ -35,6 +35,10 @@ class Backend(abc.ABC):
     """Runs a model on named numpy arrays. Subclasses set ``name`` and implement the four methods."""
 
     name: str = "base"
+    #: True for a backend that runs the whole pipeline elsewhere (a Triton server): it takes frames
+    #: and returns people through ``infer_frames(frames) -> [(keypoints, scores, valid)]`` and
+    #: ``check_settings(scales, project2image, decode_config)``; Pipeline then only converts.
+    serves_people: bool = False
 
     def __init__(self, path: str) -> None:
         self.path = str(path)

@@ -1,0 +1,137 @@
+"""``higherhrnet-trt triton-repo | serve``: a model behind NVIDIA Triton Inference Server.
+
+Only argparse at module level (``--help`` stays instant); PyTriton, tritonclient and the model load
+when the subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _decode_options(p: argparse.ArgumentParser) -> None:
+    """What the served pipeline decodes with: clients must ask for the same (run's defaults)."""
+    from ..core.cli_args import fraction as _fraction
+    from ..core.cli_args import positive_int as _positive_int
+    from ..runtime.run_cli import _scales
+
+    p.add_argument("--name", default="", help="the pipeline model's name in the URL (default: the "
+                   "model file's stem); the network is NAME_network")
+    p.add_argument("--max-batch", type=_positive_int, default=8,
+                   help="Triton's max_batch_size: most frames (and network inputs) one execution takes")
+    p.add_argument("--queue-delay-us", type=int, default=2000, metavar="US",
+                   help="dynamic batching: longest wait for more requests to batch, microseconds")
+    p.add_argument("--pipeline-instances", type=_positive_int, default=1, metavar="N",
+                   help="Python-backend processes running pre-processing and decode in parallel")
+    p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
+                   help="test scales, e.g. 2,1,0.5 (clients must ask for the same)")
+    p.add_argument("--det-thr", type=_fraction, default=0.1,
+                   help="decoder: heatmap peaks above this become joint candidates")
+    p.add_argument("--max-people", type=_positive_int, default=30,
+                   help="most people per frame: the fixed size of the people tensors")
+    p.add_argument("--heatmap-resolution", action="store_true",
+                   help="decode maps at half the input resolution: faster, not the official results")
+
+
+def register(sub) -> None:
+    from ..core.cli_args import HelpFormatter, paragraphs
+    from ..core.cli_args import positive_int as _positive_int
+
+    p = sub.add_parser(
+        "triton-repo",
+        help="write a Triton model repository: the network + a Python-backend pipeline model",
+        description=paragraphs(
+            "Write a model repository for NVIDIA Triton Inference Server: NAME_network (the network: "
+            "onnxruntime_onnx from an .onnx, tensorrt_plan from an engine built on the serving GPU, "
+            "with dynamic batching and an instance group) and NAME (Triton's Python backend: uint8 "
+            "frames in, fixed-shape people out: keypoints, scores, count, valid; pre-processing, the "
+            "network through BLS, NumPy decode). Clients use Pipeline('triton://HOST:PORT/NAME') or "
+            "'higherhrnet-trt run triton://HOST:PORT/NAME'.",
+            "The Python backend's environment needs higherhrnet-trt: pip install "
+            "'higherhrnet-trt[cv]' in the Triton container. See docs/triton.md.",
+        ),
+        formatter_class=HelpFormatter,
+        epilog=("examples:\n"
+                "  higherhrnet-trt triton-repo model.onnx -o triton_repo/\n"
+                "  higherhrnet-trt triton-repo w32_fp16.engine -o triton_repo/ --name pose --instances 2"),
+    )
+    p.add_argument("model", metavar="MODEL", help="exported .onnx, or a TensorRT engine with its sidecar")
+    p.add_argument("-o", "--output", required=True, metavar="REPO",
+                   help="repository folder (made if missing)")
+    _decode_options(p)
+    p.add_argument("--instances", type=_positive_int, default=1, metavar="N",
+                   help="instances of the network model (per GPU with --kind gpu)")
+    p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu",
+                   help="where Triton runs the network's instances (tensorrt_plan needs gpu)")
+    p.add_argument("--force", action="store_true", help="replace model folders of these names in REPO")
+    p.set_defaults(func=triton_repo)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the whole pipeline on this machine through PyTriton (HTTP, gRPC, metrics)",
+        description=paragraphs(
+            "Serve MODEL behind Triton's own front end, started by PyTriton (pip install "
+            "'higherhrnet-trt[triton-server]', numpy < 2): HTTP, gRPC, dynamic batching and "
+            "Prometheus metrics. The network runs in this process with a local backend (NAME_network, "
+            "bound with PyTriton); the pipeline model of 'triton-repo' runs in the Triton binary's "
+            "Python backend. Bound to 127.0.0.1 unless --host says otherwise.",
+            "Clients: Pipeline('triton://HOST:PORT/NAME') or 'higherhrnet-trt run "
+            "triton://HOST:PORT/NAME --source ...' (pip install 'higherhrnet-trt[triton]'). Ctrl-C "
+            "or SIGTERM stops the server.",
+        ),
+        formatter_class=HelpFormatter,
+        epilog=("examples:\n"
+                "  higherhrnet-trt serve outputs/demo/demo.onnx\n"
+                "  higherhrnet-trt run triton://127.0.0.1:8000/demo --source photo.jpg --save-dir out/"),
+    )
+    p.add_argument("model", metavar="MODEL", help="exported .onnx (or a model any local backend runs)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (0.0.0.0 = every interface: only on a trusted network)")
+    p.add_argument("--http-port", type=_positive_int, default=8000, help="HTTP port")
+    p.add_argument("--grpc-port", type=_positive_int, default=8001, help="gRPC port")
+    p.add_argument("--metrics-port", type=_positive_int, default=8002, help="Prometheus metrics port")
+    _decode_options(p)
+    p.add_argument("--backend", default="auto",
+                   help="local backend running the network: auto (from the extension), onnxruntime, "
+                        "openvino, tensorrt, ...")
+    p.add_argument("--threads", type=int, default=0,
+                   help="onnxruntime / openvino: CPU threads (0 = the library's default)")
+    p.add_argument("--log-file", metavar="FILE",
+                   help="Triton's log (default: a temporary file, named if the server fails)")
+    p.set_defaults(func=serve)
+
+
+def _decode(args) -> dict:
+    return {"max_people": args.max_people, "detection_threshold": args.det_thr}
+
+
+def triton_repo(args) -> int:
+    import os
+    import sys
+
+    from .repository import write_repository
+
+    folders = write_repository(
+        args.model, args.output, name=args.name, max_batch=args.max_batch, instances=args.instances,
+        pipeline_instances=args.pipeline_instances, gpu=args.kind == "gpu",
+        queue_delay_us=args.queue_delay_us, scales=args.scales,
+        project2image=not args.heatmap_resolution, decode=_decode(args), force=args.force)
+    name = os.path.basename(folders[1])
+    print(f"wrote {', '.join(folders)}\n"
+          f"serve: tritonserver --model-repository={os.path.abspath(args.output)} (needs "
+          f"higherhrnet-trt[cv] in the Python backend's environment)\n"
+          f"client: higherhrnet-trt run triton://HOST:8000/{name} --source ...", file=sys.stderr)
+    return 0
+
+
+def serve(args) -> int:
+    from .server import print_ready
+    from .server import serve as run_server
+
+    options = {"threads": args.threads} if args.threads else {}
+    run_server(args.model, name=args.name, host=args.host, http_port=args.http_port,
+               grpc_port=args.grpc_port, metrics_port=args.metrics_port, max_batch=args.max_batch,
+               queue_delay_us=args.queue_delay_us, pipeline_instances=args.pipeline_instances,
+               scales=args.scales, project2image=not args.heatmap_resolution, decode=_decode(args),
+               backend=args.backend, log_file=args.log_file, on_ready=print_ready, **options)
+    return 0

@@ -1,0 +1,217 @@
+"""``serve``: the whole pipeline on this machine behind Triton's own front end, through PyTriton.
+
+PyTriton (``nvidia-pytriton``) ships a Triton Inference Server binary with the Python backend. Two
+models run in it:
+
+- ``NAME_network``: the network, bound with PyTriton: Triton's dynamic batcher gathers the input
+  tensors of concurrent requests (up to max_batch) and this process runs them with the local
+  backend (ONNX Runtime, OpenVINO, TensorRT...);
+- ``NAME``: the pipeline model of ``triton-repo`` (serving.python_model, loaded by the Triton
+  binary's Python backend from a repository written here), which clients call with uint8 frames.
+
+Triton serves HTTP, gRPC and Prometheus metrics, bound to 127.0.0.1 unless told otherwise.
+PyTriton needs numpy < 2 (the Makefile's .venv-triton); clients need only tritonclient.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import BackendUnavailable, UserError
+from ..runtime.backends import triton_protocol as proto
+from .repository import (
+    NETWORK_SUFFIX,
+    Tensor,
+    _check_name,
+    _stem,
+    network_io,
+    pipeline_config,
+    resolve_settings,
+    write_pipeline_model,
+)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a served model answers."""
+
+    name: str
+    host: str
+    http_port: int
+    grpc_port: int
+    metrics_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"triton://{_host(self.host)}:{self.http_port}/{self.name}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"triton+grpc://{_host(self.host)}:{self.grpc_port}/{self.name}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{_host(self.host)}:{self.metrics_port}/metrics"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _libpython_on_library_path() -> None:
+    """The Python backend's stub links libpython: a Python built outside the system (pyenv)
+    keeps it in its own lib folder, which the stub's loader must see."""
+    import sysconfig
+
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    if libdir and os.path.isdir(libdir):
+        paths = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+        if libdir not in paths:
+            os.environ["LD_LIBRARY_PATH"] = ":".join([libdir, *paths])
+
+
+def network_function(backend, batch_size: int) -> Callable:
+    """PyTriton infer function: batches of the network input -> its outputs, by the model's own
+    batch size (1 for a fixed-batch model: Triton's batches are split)."""
+    from pytriton.decorators import batch
+
+    name = backend.input_name
+    dtype = backend.inputs[0].dtype
+
+    @batch
+    def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+        x = inputs[name].astype(dtype, copy=False)
+        step = batch_size if batch_size > 0 else len(x)
+        parts = [backend.infer({name: x[i:i + step]}) for i in range(0, len(x), step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    return infer
+
+
+def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = proto.DEFAULT_HTTP_PORT,
+          grpc_port: int = proto.DEFAULT_GRPC_PORT, metrics_port: int = proto.DEFAULT_METRICS_PORT,
+          max_batch: int = 8, queue_delay_us: int = 2000, pipeline_instances: int = 1,
+          scales: Sequence[float] = (1.0,), project2image: bool = True, decode: dict | None = None,
+          backend: str = "auto", log_file: str | None = None,
+          on_ready: Callable[[Endpoints], None] | None = None, **backend_options) -> None:
+    """Serve ``model`` until Ctrl-C / SIGTERM (a KeyboardInterrupt, re-raised after the server
+    stopped) or until the Triton server dies (UserError naming its log).
+
+    name: the pipeline model's name (default: the model file's stem); the network is NAME_network.
+    max_batch / queue_delay_us: Triton's dynamic batching of both models (microseconds).
+    pipeline_instances: Python-backend instances of the pipeline (processes decoding in parallel).
+    scales / project2image / decode: what the pipeline decodes with, as Pipeline's arguments.
+    backend / backend_options: the local backend that runs the network (as Pipeline's).
+    log_file: Triton's log (default: a file in the temporary repository, named on failure).
+    on_ready: called once both models are loaded and the endpoints answer.
+    """
+    from ..runtime.backends import create_backend
+
+    name = name or _stem(model)
+    _check_name(name)
+    if max_batch < 1 or pipeline_instances < 1 or queue_delay_us < 0:
+        raise UserError("--max-batch and --pipeline-instances must be 1 or more, --queue-delay-us 0 or more")
+    try:
+        from pytriton.model_config import DynamicBatcher, ModelConfig
+        from pytriton.model_config import Tensor as PyTritonTensor
+        from pytriton.triton import Triton, TritonConfig
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"serve needs PyTriton ({e.name} is missing): pip install 'higherhrnet-trt[triton-server]' "
+            "in an environment with numpy < 2 (make .venv-triton)") from e
+    net = create_backend(model, backend, **backend_options).activate()
+    try:
+        spec = net.inputs[0]
+        if spec.shape[0] > 1:
+            raise UserError(f"{model} has a fixed batch of {spec.shape[0]}; serve a model exported with "
+                            "batch 1 or --dynamic-batch")
+        meta = net.metadata
+        settings = resolve_settings(meta, scales, project2image, decode)
+        network = name + NETWORK_SUFFIX
+        ins = [Tensor(s.name, (-1, *s.shape[1:]), np.dtype(np.float32)) for s in net.inputs]
+        outs = [Tensor(s.name, (-1, *s.shape[1:]), np.dtype(s.dtype)) for s in net.outputs]
+        with tempfile.TemporaryDirectory(prefix="higherhrnet-triton-") as repo:
+            write_pipeline_model(repo, name, pipeline_config(
+                name, network, meta, settings, network_io(ins, outs), max_batch, pipeline_instances,
+                queue_delay_us))
+            log_file = log_file or os.path.join(repo, "triton.log")
+            _libpython_on_library_path()
+            config = TritonConfig(
+                model_repository=repo, http_address=host, grpc_address=host, metrics_address=host,
+                http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+                exit_timeout_secs=2, log_file=log_file)
+            endpoints = Endpoints(name, host, http_port, grpc_port, metrics_port)
+            triton = Triton(config=config)
+            try:
+                triton.bind(
+                    network, network_function(net, spec.shape[0]),
+                    inputs=[PyTritonTensor(name=t.name, dtype=t.dtype, shape=t.shape[1:]) for t in ins],
+                    outputs=[PyTritonTensor(name=t.name, dtype=t.dtype, shape=t.shape[1:]) for t in outs],
+                    config=ModelConfig(max_batch_size=max_batch,
+                                       batcher=DynamicBatcher(max_queue_delay_microseconds=queue_delay_us)),
+                    strict=True)
+                try:
+                    triton.run()  # starts tritonserver, loads the network model and waits for it
+                except Exception as e:
+                    raise UserError(
+                        f"Triton did not start on {host} (ports {http_port}, {grpc_port}, {metrics_port} "
+                        "free? choose others with --http-port / --grpc-port / --metrics-port): "
+                        f"{_first_line(e)}; log: {_tail(log_file)}") from e
+                _wait_until_ready(endpoints, log_file)
+                if on_ready:
+                    on_ready(endpoints)
+                while triton.is_alive():
+                    time.sleep(0.5)
+                raise UserError(f"the Triton server stopped by itself; its log: {_tail(log_file)}")
+            finally:
+                triton.stop()
+    finally:
+        net.deactivate()
+
+
+def _wait_until_ready(endpoints: Endpoints, log_file: str, timeout_s: float = 60.0) -> None:
+    """Both models ready on the HTTP endpoint (the pipeline loads from the repository at start)."""
+    import tritonclient.http as http
+
+    client = http.InferenceServerClient(f"{_host(endpoints.host)}:{endpoints.http_port}")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if client.is_model_ready(endpoints.name):
+                    return
+            except Exception:  # not answering yet
+                pass
+            time.sleep(0.2)
+    finally:
+        client.close()
+    raise UserError(f"the pipeline model {endpoints.name!r} did not become ready in {timeout_s:.0f} s "
+                    f"(is higherhrnet-trt installed in this Python?); Triton's log: {_tail(log_file)}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return f"{path} (not written)"
+    errors = [ln for ln in text if ln.startswith("E")] or text
+    return f"{path}: " + " | ".join(errors[-lines:])
+
+
+def print_ready(endpoints: Endpoints, file=sys.stderr) -> None:
+    """The lines ``serve`` prints once it answers (tests wait for the first)."""
+    print(f"serving {endpoints.name}: {endpoints.http_url} (HTTP), {endpoints.grpc_url} (gRPC), "
+          f"metrics {endpoints.metrics_url}; Ctrl-C stops", file=file, flush=True)
