@@ -263,3 +263,17 @@ def test_killed_server_is_a_clear_error_and_a_restart_is_picked_up(demo_onnx, re
         s.stop()
         if restarted is not None:
             restarted.stop()
+
+
+def test_load_benchmark_counts_what_it_sent(server):
+    """benchmarks.triton_load's loop against the server: every frame sent is answered and counted
+    by Triton's own metrics for the network model."""
+    from higherhrnet_trt.benchmarks.triton_load import network_counters, run_load
+
+    metrics = f"http://127.0.0.1:{server.ports[2]}/metrics"
+    before = network_counters(metrics, "demo_network")
+    row = run_load(server.url, frames()[1], clients=2, requests=2)
+    after = network_counters(metrics, "demo_network")
+    assert row["errors"] == [] and row["frames"] == 4 and row["p50_ms"] <= row["p99_ms"]
+    assert after[0] - before[0] == 4  # inferences: one network input per frame (single scale)
+    assert 1 <= after[1] - before[1] <= 4  # executions: batches of them
