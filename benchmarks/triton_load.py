@@ -6,8 +6,9 @@ PyTriton environment (``--server-python``, default .venv-triton), then for each 
 ``--requests`` frames each (the bundled 640x480 sample) one at a time, as cameras would. Printed per
 cell: frames/s over the cell's wall time, p50 / p99 of the per-frame round trip (client clock,
 frame sent to people back), and the network model's mean executed batch from Triton's metrics (how
-much the dynamic batcher gathered). ``--url`` measures a server already running instead (its own
-max batch). Loops are bounded by ``--requests``; it prints numbers and asserts nothing.
+much the dynamic batcher gathered), and the machine's 1-minute load average after the cell
+(other work on a shared machine slows every cell). ``--url`` measures a server already running
+instead (its own max batch). Loops are bounded by ``--requests``; it prints numbers and asserts nothing.
 
     python -m higherhrnet_trt.benchmarks.triton_load MODEL.onnx [--clients 1,2,4,8]
         [--max-batch 1,8] [--requests 16] [--json load.json]
@@ -147,6 +148,7 @@ def measure(url: str, metrics_url: str | None, frame: np.ndarray, clients: list[
             execs = after[1] - before[1]
             row["network_mean_batch"] = (after[0] - before[0]) / execs if execs else None
         row["max_batch"] = max_batch
+        row["loadavg_1min_after"] = os.getloadavg()[0]  # other work on a shared machine shows here
         rows.append(row)
         print(_row_text(row), flush=True)
     return rows
@@ -158,7 +160,7 @@ def _row_text(r: dict) -> str:
     p99 = "n/a" if r["p99_ms"] is None else f"{r['p99_ms']:.0f}"
     errors = f" ({len(r['errors'])} errors: {r['errors'][0]})" if r["errors"] else ""
     return (f"| {r['max_batch'] or '?'} | {r['clients']} | {r['frames']} | {r['fps']:.2f} | {p50} | {p99} "
-            f"| {batch} |{errors}")
+            f"| {batch} | {r['loadavg_1min_after']:.1f} |{errors}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE))
     print(f"frame {frame.shape[1]}x{frame.shape[0]}, {args.requests} frames per client per cell\n"
-          "| max batch | clients | frames | frames/s | p50 ms | p99 ms | network mean batch |\n"
-          "|---|---|---|---|---|---|---|", flush=True)
+          "| max batch | clients | frames | frames/s | p50 ms | p99 ms | network mean batch | load 1 min |\n"
+          "|---|---|---|---|---|---|---|---|", flush=True)
     rows: list[dict] = []
     if args.url:
         rows += measure(args.url, args.metrics, frame, args.clients, args.requests, None,
