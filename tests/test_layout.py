@@ -67,7 +67,8 @@ def test_each_part_imports_only_the_parts_before_it(part):
 
 def test_the_parts_checked_here_are_the_installed_ones():
     setup = (ROOT / "setup.py").read_text(encoding="utf-8")
-    parts = ast.literal_eval(setup.split("PARTS = ", 1)[1].split("\n", 1)[0])
+    parts = next(ast.literal_eval(node.value) for node in ast.parse(setup).body  # may span lines
+                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARTS")
     assert set(parts) - OPTIONAL_PARTS == set(ALLOWED)
 
 

@@ -28,10 +28,10 @@ pytest.importorskip("tritonclient.http")
 pytest.importorskip("tritonclient.grpc")
 cv2 = pytest.importorskip("cv2")
 
+from higherhrnet_trt.cli import main  # noqa: E402
+from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file  # noqa: E402
+from higherhrnet_trt.core.errors import UserError  # noqa: E402
 from higherhrnet_trt.runtime import Pipeline  # noqa: E402
-from higherhrnet_trt.runtime.cli import main  # noqa: E402
-from higherhrnet_trt.runtime.demo_cli import SAMPLE_IMAGE, package_file  # noqa: E402
-from higherhrnet_trt.runtime.errors import UserError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRITON_PY = Path(os.environ.get("HIGHERHRNET_TRT_TRITON_PYTHON") or REPO / ".venv-triton" / "bin" / "python")
