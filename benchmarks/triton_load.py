@@ -64,13 +64,19 @@ def start_server(model: str, python: str, max_batch: int, log_path: str,
 
 
 def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM to serve (it stops Triton and removes its files), then SIGKILL to any straggler of
+    its process group (a Python-backend stub can outlive a hurried stop)."""
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(60)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(30)
 
 
 def network_counters(metrics_url: str, model: str) -> tuple[float, float]:

@@ -137,18 +137,23 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
         network = name + NETWORK_SUFFIX
         ins = [Tensor(s.name, (-1, *s.shape[1:]), np.dtype(np.float32)) for s in net.inputs]
         outs = [Tensor(s.name, (-1, *s.shape[1:]), np.dtype(s.dtype)) for s in net.outputs]
-        with tempfile.TemporaryDirectory(prefix="higherhrnet-triton-") as repo:
+        # Everything the server writes (repository, PyTriton's workspace with its copy of the Triton
+        # binary, the log) goes to one folder, removed on exit and named on stderr, so whoever
+        # SIGKILLs a server can remove what it left (remove_leftovers).
+        with tempfile.TemporaryDirectory(prefix="higherhrnet-triton-", ignore_cleanup_errors=True) as work:
+            print(f"server files: {work} (removed on exit)", file=sys.stderr, flush=True)
+            repo = os.path.join(work, "repo")
             write_pipeline_model(repo, name, pipeline_config(
                 name, network, meta, settings, network_io(ins, outs), max_batch, pipeline_instances,
                 queue_delay_us))
-            log_file = log_file or os.path.join(repo, "triton.log")
+            log_file = log_file or os.path.join(work, "triton.log")
             _libpython_on_library_path()
             config = TritonConfig(
                 model_repository=repo, http_address=host, grpc_address=host, metrics_address=host,
                 http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                 exit_timeout_secs=2, log_file=log_file)
             endpoints = Endpoints(name, host, http_port, grpc_port, metrics_port)
-            triton = Triton(config=config)
+            triton = Triton(config=config, workspace=os.path.join(work, "pytriton"))
             try:
                 triton.bind(
                     network, network_function(net, spec.shape[0]),
@@ -172,8 +177,28 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
                 raise UserError(f"the Triton server stopped by itself; its log: {_tail(log_file)}")
             finally:
                 triton.stop()
+                remove_leftovers(work)
     finally:
         net.deactivate()
+
+
+def remove_leftovers(work: str) -> None:
+    """Remove what a server whose files are in ``work`` left in /tmp: tritonserver writes each
+    model loaded with an inline config (PyTriton's network model) to a /tmp/folderXXXXXX of its
+    own (the path is fixed in Triton) and removes it only when the model unloads cleanly."""
+    import glob
+    import shutil
+
+    marker = os.path.join(work, "pytriton")
+    for config in glob.glob("/tmp/folder??????/config.pbtxt"):
+        try:
+            with open(config, encoding="utf-8", errors="replace") as f:
+                ours = f'string_value: "{marker}"' in f.read()
+        except OSError:
+            continue
+        if ours:
+            shutil.rmtree(os.path.dirname(config), ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _wait_until_ready(endpoints: Endpoints, log_file: str, timeout_s: float = 60.0) -> None:

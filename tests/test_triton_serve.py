@@ -32,6 +32,7 @@ from higherhrnet_trt.cli import main  # noqa: E402
 from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file  # noqa: E402
 from higherhrnet_trt.core.errors import UserError  # noqa: E402
 from higherhrnet_trt.runtime import Pipeline  # noqa: E402
+from higherhrnet_trt.serving.server import remove_leftovers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRITON_PY = Path(os.environ.get("HIGHERHRNET_TRT_TRITON_PYTHON") or REPO / ".venv-triton" / "bin" / "python")
@@ -80,18 +81,38 @@ class Server:
         self.stop()
         pytest.fail(f"serve did not come up: {self.log.read_text()[-2000:]}")
 
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
+    @property
+    def files(self) -> Path | None:
+        """The folder the server writes everything to (it prints it first)."""
+        for line in self.log.read_text().splitlines():
+            if line.startswith("server files: "):
+                return Path(line.split(": ", 1)[1].split(" (", 1)[0])
+        return None
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+    def kill(self) -> None:
+        """SIGKILL to the whole group, then remove the files a killed server cannot."""
         try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+        if self.files is not None:
+            remove_leftovers(str(self.files))
+
+    def stop(self) -> int | None:
+        """SIGTERM to serve alone (it stops Triton and its Python-backend processes and removes its
+        files), SIGKILL to whatever of the group is left. Returns serve's exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                pass
+        code = self.proc.poll()
+        self.kill()
+        return code
 
 
 def frames() -> list[np.ndarray]:
@@ -258,6 +279,12 @@ def test_killed_server_is_a_clear_error_and_a_restart_is_picked_up(demo_onnx, re
             pipe.predict(frame)
         restarted = Server(demo_onnx, tmp_path / "b.log", s.ports).start()  # same ports, new process
         assert_same_people([pipe.predict(frame)], reference[:1])  # the same client carries on
+        pipe.deactivate()
+        files = restarted.files
+        assert files is not None and files.is_dir()
+        assert restarted.stop() == 143  # SIGTERM: stopped cleanly, as the CLI reports it
+        assert not files.exists()  # repository, PyTriton workspace, log: gone
+        assert not [c for c in Path("/tmp").glob("folder??????/config.pbtxt") if str(files) in c.read_text()]
     finally:
         pipe.deactivate()
         s.stop()
