@@ -9,19 +9,20 @@ from __future__ import annotations
 import argparse
 
 
-def _decode_options(p: argparse.ArgumentParser) -> None:
-    """What the served pipeline decodes with: clients must ask for the same (run's defaults)."""
+def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -> None:
+    """The served model: name, batching, instances, and what it decodes with (clients must ask for
+    the same; run's defaults)."""
     from ..core.cli_args import fraction as _fraction
     from ..core.cli_args import positive_int as _positive_int
     from ..runtime.run_cli import _scales
 
-    p.add_argument("--name", default="", help="the pipeline model's name in the URL (default: the "
+    p.add_argument("--name", default=None, help="the pipeline model's name in the URL (default: the "
                    "model file's stem); the network is NAME_network")
     p.add_argument("--max-batch", type=_positive_int, default=8,
                    help="Triton's max_batch_size: most frames (and network inputs) one execution takes")
     p.add_argument("--queue-delay-us", type=int, default=2000, metavar="US",
                    help="dynamic batching: longest wait for more requests to batch, microseconds")
-    p.add_argument("--pipeline-instances", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--pipeline-instances", type=_positive_int, default=pipeline_instances, metavar="N",
                    help="Python-backend processes running pre-processing and decode in parallel")
     p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
                    help="test scales, e.g. 2,1,0.5 (clients must ask for the same)")
@@ -58,7 +59,7 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="exported .onnx, or a TensorRT engine with its sidecar")
     p.add_argument("-o", "--output", required=True, metavar="REPO",
                    help="repository folder (made if missing)")
-    _decode_options(p)
+    _served_model_options(p, pipeline_instances=2)
     p.add_argument("--instances", type=_positive_int, default=1, metavar="N",
                    help="instances of the network model (per GPU with --kind gpu)")
     p.add_argument("--kind", choices=("gpu", "cpu"), default="gpu",
@@ -90,7 +91,7 @@ def register(sub) -> None:
     p.add_argument("--http-port", type=_positive_int, default=8000, help="HTTP port")
     p.add_argument("--grpc-port", type=_positive_int, default=8001, help="gRPC port")
     p.add_argument("--metrics-port", type=_positive_int, default=8002, help="Prometheus metrics port")
-    _decode_options(p)
+    _served_model_options(p, pipeline_instances=1)
     p.add_argument("--backend", default="auto",
                    help="local backend running the network: auto (from the extension), onnxruntime, "
                         "openvino, tensorrt, ...")
@@ -112,7 +113,7 @@ def triton_repo(args) -> int:
     from .repository import write_repository
 
     folders = write_repository(
-        args.model, args.output, name=args.name, max_batch=args.max_batch, instances=args.instances,
+        args.model, args.output, name=args.name or "", max_batch=args.max_batch, instances=args.instances,
         pipeline_instances=args.pipeline_instances, gpu=args.kind == "gpu",
         queue_delay_us=args.queue_delay_us, scales=args.scales,
         project2image=not args.heatmap_resolution, decode=_decode(args), force=args.force)
@@ -129,7 +130,7 @@ def serve(args) -> int:
     from .server import serve as run_server
 
     options = {"threads": args.threads} if args.threads else {}
-    run_server(args.model, name=args.name, host=args.host, http_port=args.http_port,
+    run_server(args.model, name=args.name or "", host=args.host, http_port=args.http_port,
                grpc_port=args.grpc_port, metrics_port=args.metrics_port, max_batch=args.max_batch,
                queue_delay_us=args.queue_delay_us, pipeline_instances=args.pipeline_instances,
                scales=args.scales, project2image=not args.heatmap_resolution, decode=_decode(args),
