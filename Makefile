@@ -13,10 +13,16 @@ EXTRAS ?= export,quantize,tensorrt-rtx,kernels-ci,cv,eval,bench,openvino,dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 OUT ?= outputs/demo
+# ROS 2 (extra "ros") lives in a venv of its own: the PyPI ROS wheels install a .pth that re-launches
+# every Python started from their environment (to set LD_LIBRARY_PATH); .venv stays free of that.
+ROS_VENV ?= .venv-ros
+ROS_STAMP := $(ROS_VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint clean
+.PHONY: setup ros-setup demo test lint clean
 
 setup: $(STAMP)
+
+ros-setup: $(ROS_STAMP)
 
 $(STAMP): setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,14 +31,21 @@ $(STAMP): setup.py Makefile
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Only the runtime's needs and the ROS wheels (~300 MB, ~1 min): no torch here.
+$(ROS_STAMP): setup.py Makefile
+	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
+	$(ROS_VENV)/bin/python -m pip install -q -e ".[ros]"
+	rm -f $(ROS_VENV)/.installed-* && touch $@
+
 demo: setup
 	$(BIN)/higherhrnet-trt demo --save-dir $(OUT)
 
-test: setup
-	$(BIN)/python -m pytest -q
+# tests/test_ros2.py runs the node and its peers with the ROS venv's Python.
+test: setup ros-setup
+	HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) outputs build *.egg-info
+	rm -rf $(VENV) $(ROS_VENV) outputs build *.egg-info

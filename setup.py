@@ -13,6 +13,10 @@ Extras, and why they are not hard requirements:
 - ``tensorrt``: TensorRT is never a hard requirement: JetPack installs its own TensorRT 10.3 and a
   pip ``tensorrt`` wheel would shadow it. ``tensorrt-rtx`` builds engines ahead of time on a CPU.
 - ``cuda``: cuda-python for the GPU runtime and NVRTC kernel compilation.
+- ``ros``: the ROS 2 node (``higherhrnet-trt ros2``): rclpy and the common message packages as
+  PyPI wheels (Kilted). Those wheels add a .pth that re-launches every Python of their environment:
+  install them into a virtual environment of their own (``make ros-setup``). On a machine with a
+  ROS 2 install (apt, JetPack), source its setup.bash instead of installing this extra.
 - ``openvino``: the OpenVINO backend (``--backend openvino``), for Intel CPUs: the same ONNX files,
   faster than ONNX Runtime there (INT8 Q/DQ files run their convolutions in int8).
 """
@@ -21,8 +25,8 @@ from setuptools import setup
 
 #: The product, in the order data flows (core is imported by all, imports none), then the CLI over
 #: it, the benchmarks, and references/ (training and scene generation: tools of this repository
-#: that the product never imports).
-PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "cli", "benchmarks", "references"]
+#: that the product never imports); last the optional integrations (ros: the ROS 2 node).
+PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "cli", "benchmarks", "references", "ros"]
 SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []
@@ -71,6 +75,9 @@ setup(
         # CI compiles every kernel with NVRTC 13 and NVRTC 12 (JetPack 6): no GPU needed.
         "kernels-ci": ["cuda-python>=13", "nvidia-cuda-nvrtc>=13", "nvidia-cuda-nvrtc-cu12>=12.6"],
         "eval": ["pycocotools>=2.0"],
+        # No cv_bridge, vision_msgs or ros2 CLI wheels exist: images are converted with NumPy/OpenCV.
+        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-geometry-msgs",
+                "ros-visualization-msgs", "opencv-python-headless>=4.5"],
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],
         "dev": ["pytest>=7", "ruff>=0.5", "munkres>=1.0.12,<2", "opencv-python-headless>=4.5",

@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "higherhrnet_trt.runtime.run_cli",  # run
     "higherhrnet_trt.runtime.eval_cli",  # eval
     "higherhrnet_trt.benchmarks.cli",  # bench
+    "higherhrnet_trt.ros.cli",  # ros2
 ]
 
 
