@@ -76,7 +76,7 @@ def _row(name: str, node_cmd: list[str], args, sample: str, folder: str) -> dict
                 p.kill()
                 p.wait()
     with open(out, encoding="utf-8") as f:
-        got = json.load(f)
+        got = json.load(f)["people"]
     with open(logs["camera"], encoding="utf-8") as f:
         sent_line = f.read().strip().splitlines()[-1]
     with open(logs["node"], encoding="utf-8") as f:

@@ -7,7 +7,8 @@
 TOPIC/compressed), each message stamped with the wall clock at sending and frame_id --frame-id,
 best effort like a camera driver; ``--stamps FILE`` logs each stamp (ns), one a line.
 ``listen`` subscribes to the node's ``people`` cloud and writes, per message, its stamp, frame_id,
-the wall-clock time it arrived, the people (read_people) and the latency (arrival - stamp), as JSON.
+the wall-clock time it arrived, the people (read_people) and the latency (arrival - stamp), as JSON;
+with --markers / --image also the headers of ``people/markers`` and ``people/image``.
 Both stop at their count / time limit or on Ctrl-C / SIGTERM, writing what they have.
 
 Run them with the Python that has rclpy (the ROS venv); remap or namespace with --ros-args.
@@ -141,31 +142,55 @@ def publish(args) -> int:
 
 
 def listen(args) -> int:
-    """Collect ``people`` messages until ``--count`` or ``--timeout``; write them as JSON."""
+    """Collect ``people`` messages (and with --markers / --image the other outputs' headers) until
+    ``--count`` of each or ``--timeout``; write them as JSON {"people": [...], "markers": [...],
+    "images": [...]}."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from sensor_msgs.msg import PointCloud2
+    from sensor_msgs.msg import Image, PointCloud2
+    from visualization_msgs.msg import MarkerArray
 
     from .messages import read_people
 
     context = _init(args.ros_args or [])
     node = Node("people_probe", context=context)
-    got: list[dict] = []
+    got: dict[str, list[dict]] = {"people": [], "markers": [], "images": []}
+
+    def header(msg) -> dict:
+        arrived = time.time_ns()
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        return {"stamp_ns": stamp, "frame_id": msg.header.frame_id, "arrived_ns": arrived,
+                "latency_ms": (arrived - stamp) / 1e6}
 
     def on_people(msg) -> None:
-        arrived = time.time_ns()
         keypoints, scores = read_people(msg)
-        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-        got.append({"stamp_ns": stamp, "frame_id": msg.header.frame_id, "arrived_ns": arrived,
-                    "latency_ms": (arrived - stamp) / 1e6, "keypoints": keypoints.tolist(),
-                    "scores": scores.tolist()})
+        got["people"].append({**header(msg), "keypoints": keypoints.tolist(), "scores": scores.tolist()})
 
+    def on_markers(msg) -> None:
+        first = msg.markers[0] if msg.markers else None
+        got["markers"].append({**(header(first) if first else {}), "count": len(msg.markers),
+                               "actions": [m.action for m in msg.markers],
+                               "namespaces": [m.ns for m in msg.markers]})
+
+    def on_image(msg) -> None:
+        got["images"].append({**header(msg), "encoding": msg.encoding, "hw": [msg.height, msg.width]})
+
+    wanted = {"people": args.count, "markers": args.count if args.markers else 0,
+              "images": args.count if args.image else 0}
     node.create_subscription(PointCloud2, args.topic, on_people, 10)
+    if args.markers:
+        node.create_subscription(MarkerArray, args.topic + "/markers", on_markers, 10)
+    if args.image:
+        node.create_subscription(Image, args.topic + "/image", on_image, 10)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     start = time.monotonic()
+
+    def done() -> bool:
+        return all(len(got[k]) >= n for k, n in wanted.items())
+
     try:
-        while len(got) < args.count and time.monotonic() - start < args.timeout:
+        while not done() and time.monotonic() - start < args.timeout:
             executor.spin_once(timeout_sec=0.1)
     except KeyboardInterrupt:
         pass
@@ -179,8 +204,8 @@ def listen(args) -> int:
             f.write(text)
     else:
         print(text)
-    print(f"probe: received {len(got)} people messages", file=sys.stderr)
-    return 0 if len(got) >= args.count else 1
+    print(f"probe: received {', '.join(f'{len(v)} {k}' for k, v in got.items())}", file=sys.stderr)
+    return 0 if done() else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--topic", default="people")
     q.add_argument("--count", type=int, default=1)
     q.add_argument("--timeout", type=float, default=60.0, help="seconds")
+    q.add_argument("--markers", action="store_true", help="also wait for --count TOPIC/markers messages")
+    q.add_argument("--image", action="store_true", help="also wait for --count TOPIC/image messages")
     q.add_argument("--out", metavar="FILE.json")
     q.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args")
     q.set_defaults(func=listen)

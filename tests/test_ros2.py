@@ -201,14 +201,16 @@ def test_node_publishes_the_people_of_pipeline_predict(transport, stop, demo_onn
         pub_opts = ["--encoding", "bgr8"]
     else:  # everything as ROS parameters
         node_cmd = [ros_py, "-m", "higherhrnet_trt.runtime.cli", "ros2", "--ros-args", *ns,
-                    "-p", f"model:={demo_onnx}", "-p", "image_transport:=compressed"]
+                    "-p", f"model:={demo_onnx}", "-p", "image_transport:=compressed",
+                    "-p", "publish_image:=true"]
         pub_opts = ["--compressed", "png"]
+    extra = ["--markers", "--image"] if transport == "compressed" else ["--markers"]
     stamps, people = tmp_path / "stamps.txt", tmp_path / "people.json"
     node = _start(node_cmd, env, tmp_path / "node.log")
     procs = [node]
     try:
         listener = _start([ros_py, "-m", "higherhrnet_trt.ros.probe", "listen", "--count", "3",
-                           "--timeout", "120", "--out", str(people), "--ros-args", *ns],
+                           "--timeout", "120", "--out", str(people), *extra, "--ros-args", *ns],
                           env, tmp_path / "listen.log")
         procs.append(listener)
         camera = _start([ros_py, "-m", "higherhrnet_trt.ros.probe", "publish", SAMPLE, "--rate", "5",
@@ -231,8 +233,16 @@ def test_node_publishes_the_people_of_pipeline_predict(transport, stop, demo_onn
     word = "interrupted" if stop == signal.SIGINT else "terminated (SIGTERM)"
     assert f"ros2: {word}: " in node_log and "answered" in node_log, node_log
     sent = {int(line) for line in stamps.read_text().split()}
-    got = json.loads(people.read_text())
+    out = json.loads(people.read_text())
+    got = out["people"]
     assert len(got) == 3
+    for markers in out["markers"]:  # skeletons: a DELETEALL, then two markers per person at most
+        assert markers["frame_id"] == "test_cam" and markers["stamp_ns"] in sent
+        assert markers["actions"][0] == 3 and 2 < markers["count"] <= 1 + 2 * len(reference)
+    for image in out["images"]:
+        assert image["frame_id"] == "test_cam" and image["stamp_ns"] in sent
+        assert image["hw"] == [480, 640] and image["encoding"] == "bgr8"
+    assert len(out["images"]) == (3 if transport == "compressed" else 0)
     for msg in got:
         assert msg["frame_id"] == "test_cam" and msg["stamp_ns"] in sent
         scores, keypoints = np.array(msg["scores"], np.float32), np.array(msg["keypoints"], np.float32)
