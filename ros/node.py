@@ -239,16 +239,20 @@ def run(defaults: dict, ros_args: list[str]) -> int:
     try:
         # No rclpy signal handlers: SIGINT / SIGTERM raise KeyboardInterrupt in this (main)
         # thread (runtime.errors.sigterm_as_interrupt), which ends the loop below.
-        rclpy.init(args=["higherhrnet-trt", "--ros-args", *ros_args] if ros_args else None,
+        rclpy.init(args=["higherhrnet-trt", "--ros-args", *ros_args] if ros_args else ["higherhrnet-trt"],
                    context=context, signal_handler_options=SignalHandlerOptions.NO)
-    except Exception as e:  # rclpy's argument errors are RCLError / ValueError
-        raise UserError(f"ROS arguments {' '.join(ros_args)!r} rejected: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # rclpy's argument errors are RCLError / UnknownROSArgsError
+        why = ("unknown " if type(e).__name__ == "UnknownROSArgsError" else "") + str(e).splitlines()[0]
+        raise UserError(f"ROS arguments {' '.join(ros_args)!r} rejected ({why}); they are -r FROM:=TO, "
+                        "-p NAME:=VALUE, --params-file FILE, --log-level LEVEL") from None
     node = executor = spinner = None
     reason = "stopped"
+    started = False
     try:
-        node = PoseNode(defaults, context=context)
+        node = _make_node(defaults, context)
         node.load_model()
         node.start()
+        started = True
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="ros-executor", daemon=True)
@@ -272,7 +276,20 @@ def run(defaults: dict, ros_args: list[str]) -> int:
                 node.pipeline.close()
             line = node.summary()
             node.destroy_node()
-            print(f"ros2: {reason}: {line}", file=sys.stderr)
+            if started:
+                print(f"ros2: {reason}: {line}", file=sys.stderr)
         context.try_shutdown()
     return 0
 
+
+def _make_node(defaults: dict, context) -> PoseNode:
+    """PoseNode, with a parameter of the wrong type (``-p score_threshold:=1`` for a double) as a
+    one-line error instead of rclpy's traceback."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    try:
+        return PoseNode(defaults, context=context)
+    except (InvalidParameterTypeException, InvalidParameterValueException) as e:
+        raise UserError(f"{str(e).splitlines()[0]} (numbers with a decimal point for thresholds and "
+                        "marker_depth, e.g. -p score_threshold:=1.0; true / false for publish_image)"
+                        ) from None

@@ -299,3 +299,20 @@ def test_ros_python_is_separate_from_this_venv():
 
     pth = [Path(d, "ros_wheels_bootstrapper.pth") for d in site.getsitepackages()]
     assert not any(p.exists() for p in pth), sys.prefix
+
+
+@needs_ros
+def test_wrong_parameters_are_one_line_errors(tmp_path):
+    env = probe.loopback_env(str(tmp_path))
+    cases = {
+        ("--ros-args", "-p", "model:=x.onnx", "-p", "score_threshold:=1"):
+            "error: Trying to set parameter 'score_threshold' to '1' of type 'INTEGER', expecting "
+            "type 'DOUBLE'",
+        (str(tmp_path / "none.onnx"), "--ros-args", "-p", "qos_depth:=2"):
+            f"error: model file not found: {tmp_path / 'none.onnx'}",
+    }
+    for args, first in cases.items():
+        run = subprocess.run([str(_ros_python()), "-m", "higherhrnet_trt.runtime.cli", "ros2", *args],
+                             capture_output=True, text=True, timeout=120, env=env)
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        assert run.returncode == 1 and len(lines) == 1 and lines[0].startswith(first), run.stderr
