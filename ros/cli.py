@@ -17,7 +17,7 @@ INSTALL_HINT = ("pip install 'higherhrnet-trt[ros]' into a virtual environment o
 
 
 def register(sub) -> None:
-    from ..runtime.run_cli import HelpFormatter, _fraction, _positive_int, paragraphs
+    from higherhrnet_trt.core.cli_args import HelpFormatter, fraction, paragraphs, positive_int
 
     p = sub.add_parser(
         "ros2",
@@ -57,13 +57,13 @@ def register(sub) -> None:
                    help="onnxruntime only: execution providers in priority order (default: CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
-    p.add_argument("--score-threshold", type=_fraction, default=0.15,
+    p.add_argument("--score-threshold", type=fraction, default=0.15,
                    help="people scored below this (mean joint score) are not published")
-    p.add_argument("--max-people", type=_positive_int, default=30, help="most people per frame (best scores)")
-    p.add_argument("--kpt-threshold", type=_fraction, default=0.1,
+    p.add_argument("--max-people", type=positive_int, default=30, help="most people per frame (best scores)")
+    p.add_argument("--kpt-threshold", type=fraction, default=0.1,
                    help="joints scored at or below this are left out of the markers and the image "
                         "(the people cloud keeps every joint with its score)")
-    p.add_argument("--qos-depth", type=_positive_int, default=1,
+    p.add_argument("--qos-depth", type=positive_int, default=1,
                    help="history depth of the subscription (best effort) and the publishers (reliable); "
                         "the node answers the newest frame whatever the depth")
     p.add_argument("--image-transport", choices=("raw", "compressed"), default="raw",
@@ -81,7 +81,7 @@ def register(sub) -> None:
 
 
 def run_ros2(args) -> int:
-    from ..runtime.errors import UserError
+    from higherhrnet_trt.core.errors import UserError
 
     try:
         from . import node
@@ -92,7 +92,7 @@ def run_ros2(args) -> int:
         if not e.name and "rclpy" in str(e):  # installed, but its libraries did not load
             raise UserError(f"rclpy did not load ({str(e).splitlines()[0]}): {INSTALL_HINT}") from None
         raise
-    from ..runtime.run_cli import setup_logging
+    from higherhrnet_trt.core.cli_args import setup_logging
 
     setup_logging()
     defaults = {

@@ -67,7 +67,7 @@ def image_to_bgr(msg) -> np.ndarray:
     pixels = rows.reshape(h, w, channels) if channels > 1 else rows.reshape(h, w)
     if conversion is None:
         return pixels
-    from ..runtime.sources import import_cv2
+    from higherhrnet_trt.core.lazy import import_cv2
 
     cv2 = import_cv2()
     return cv2.cvtColor(np.ascontiguousarray(pixels), getattr(cv2, conversion))
@@ -80,7 +80,7 @@ def compressed_to_bgr(msg) -> np.ndarray:
     'rgb8; jpeg compressed bgr8' style strings mean a JPEG of BGR pixels, which imdecode returns.
     Raises UnsupportedImage when the bytes do not decode.
     """
-    from ..runtime.sources import import_cv2
+    from higherhrnet_trt.core.lazy import import_cv2
 
     cv2 = import_cv2()
     data = np.frombuffer(msg.data, dtype=np.uint8)
@@ -195,7 +195,7 @@ def people_markers(
     from std_msgs.msg import ColorRGBA
     from visualization_msgs.msg import Marker, MarkerArray
 
-    from ..runtime.draw import person_color
+    from higherhrnet_trt.runtime.draw import person_color
 
     out = MarkerArray()
     clear = Marker()

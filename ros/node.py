@@ -33,7 +33,8 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
-from ..runtime.errors import UserError
+from higherhrnet_trt.core.errors import UserError
+
 from . import messages
 from .latest import LatestSlot
 
@@ -89,8 +90,8 @@ class PoseNode(Node):
         import os
         from types import SimpleNamespace
 
-        from ..runtime.pipeline import Pipeline
-        from ..runtime.run_cli import backend_options
+        from higherhrnet_trt.runtime.pipeline import Pipeline
+        from higherhrnet_trt.runtime.run_cli import backend_options
 
         s = self.settings
         if not s["model"]:
@@ -186,7 +187,7 @@ class PoseNode(Node):
                 poses.keypoints, header, self.pipeline.keypoints.skeleton, k, s["marker_depth"],
                 s["kpt_threshold"]))
         if self.image_pub is not None and self.image_pub.get_subscription_count() > 0:
-            from ..runtime.draw import draw_poses
+            from higherhrnet_trt.runtime.draw import draw_poses
 
             drawn = draw_poses(image, poses, self.pipeline.keypoints, kpt_thr=s["kpt_threshold"])
             self.image_pub.publish(messages.bgr_to_image(drawn, header))
@@ -261,7 +262,7 @@ def run(defaults: dict, ros_args: list[str]) -> int:
             node.step()
         reason = "ROS context shut down"
     except KeyboardInterrupt as e:
-        from ..runtime.errors import interrupt_word
+        from higherhrnet_trt.core.errors import interrupt_word
 
         reason = interrupt_word(e)
     finally:

@@ -76,7 +76,7 @@ def _image_message(path: str, encoding: str, compressed: str | None):
     import numpy as np
     from sensor_msgs.msg import CompressedImage, Image
 
-    from ..runtime.sources import import_cv2
+    from higherhrnet_trt.core.lazy import import_cv2
 
     cv2 = import_cv2()
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -209,7 +209,7 @@ def listen(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..runtime.errors import sigterm_as_interrupt
+    from higherhrnet_trt.core.errors import sigterm_as_interrupt
 
     parser = argparse.ArgumentParser(prog="python -m higherhrnet_trt.ros.probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

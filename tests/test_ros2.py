@@ -22,9 +22,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from higherhrnet_trt.cli import demo as demo_cli
+from higherhrnet_trt.cli import main
 from higherhrnet_trt.ros import latest, messages, probe
-from higherhrnet_trt.runtime import demo_cli
-from higherhrnet_trt.runtime.cli import main
 
 cv2 = pytest.importorskip("cv2")
 
@@ -197,10 +197,10 @@ def test_node_publishes_the_people_of_pipeline_predict(transport, stop, demo_onn
     env = probe.loopback_env(str(tmp_path))
     ns = ["-r", f"__ns:=/hhrnet_test_{uuid.uuid4().hex[:8]}"]
     if transport == "raw":  # options on the command line
-        node_cmd = [ros_py, "-m", "higherhrnet_trt.runtime.cli", "ros2", str(demo_onnx), "--ros-args", *ns]
+        node_cmd = [ros_py, "-m", "higherhrnet_trt.cli", "ros2", str(demo_onnx), "--ros-args", *ns]
         pub_opts = ["--encoding", "bgr8"]
     else:  # everything as ROS parameters
-        node_cmd = [ros_py, "-m", "higherhrnet_trt.runtime.cli", "ros2", "--ros-args", *ns,
+        node_cmd = [ros_py, "-m", "higherhrnet_trt.cli", "ros2", "--ros-args", *ns,
                     "-p", f"model:={demo_onnx}", "-p", "image_transport:=compressed",
                     "-p", "publish_image:=true"]
         pub_opts = ["--compressed", "png"]
@@ -312,7 +312,7 @@ def test_wrong_parameters_are_one_line_errors(tmp_path):
             f"error: model file not found: {tmp_path / 'none.onnx'}",
     }
     for args, first in cases.items():
-        run = subprocess.run([str(_ros_python()), "-m", "higherhrnet_trt.runtime.cli", "ros2", *args],
+        run = subprocess.run([str(_ros_python()), "-m", "higherhrnet_trt.cli", "ros2", *args],
                              capture_output=True, text=True, timeout=120, env=env)
         lines = [line for line in run.stderr.splitlines() if line.strip()]
         assert run.returncode == 1 and len(lines) == 1 and lines[0].startswith(first), run.stderr

@@ -5,7 +5,7 @@ Three processes over UDP on 127.0.0.1 (ros.probe's Fast DDS profile): the camera
 listener (``probe listen``: arrival time - header stamp of every ``people`` message). Run with the
 Python that has rclpy (``make ros-setup`` makes .venv-ros):
 
-    .venv-ros/bin/python -m higherhrnet_trt.benchmarks.ros_latency MODEL [--rate 30] [--duration 30]
+    .venv-ros/bin/python -m higherhrnet_trt.ros.benchmark MODEL [--rate 30] [--duration 30]
         [--baseline-depth 10] [--json out.json]
 
 Rows: ``ros2`` (our node: the newest frame, stale ones dropped) and, unless --baseline-depth 0,
@@ -45,7 +45,7 @@ def _wait_for(path: str, text: str, proc: subprocess.Popen, timeout: float = 120
 
 
 def _row(name: str, node_cmd: list[str], args, sample: str, folder: str) -> dict:
-    from ..ros.probe import loopback_env
+    from .probe import loopback_env
 
     env = loopback_env(folder)
     py = sys.executable
@@ -103,8 +103,9 @@ def baseline_node(model: str, depth: int) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, PointCloud2
 
-    from ..ros import messages
-    from ..runtime.pipeline import Pipeline
+    from higherhrnet_trt.runtime.pipeline import Pipeline
+
+    from . import messages
 
     rclpy.init()
     node = Node("queue_baseline")
@@ -142,17 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_node:
         return baseline_node(args.model, args.baseline_depth)
 
-    from ..runtime.demo_cli import SAMPLE_IMAGE, package_file
-    from .environment import collect
+    from higherhrnet_trt.benchmarks.environment import collect
+    from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file
 
     sample = package_file(SAMPLE_IMAGE)
     py = sys.executable
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        rows.append(_row("ros2", [py, "-m", "higherhrnet_trt.runtime.cli", "ros2", args.model], args,
+        rows.append(_row("ros2", [py, "-m", "higherhrnet_trt.cli", "ros2", args.model], args,
                          sample, folder))
         if args.baseline_depth > 0:
-            rows.append(_row("queue", [py, "-m", "higherhrnet_trt.benchmarks.ros_latency", args.model,
+            rows.append(_row("queue", [py, "-m", "higherhrnet_trt.ros.benchmark", args.model,
                                        "--baseline-node", "--baseline-depth", str(args.baseline_depth)],
                              args, sample, folder))
     result = {"command": " ".join(sys.argv), "rate": args.rate, "duration_s": args.duration,
