@@ -59,7 +59,6 @@ PARAMETERS: dict[str, str] = {
 class _Frame:
     msg: object
     compressed: bool
-    received_ns: int  # wall clock when the callback stored it
 
 
 def _stamp_ns(stamp) -> int:
@@ -137,7 +136,7 @@ class PoseNode(Node):
 
     # -- executor-thread callbacks (cheap: store and return) -----------------------------------------
     def _on_image(self, msg, compressed: bool) -> None:
-        self.slot.put(_Frame(msg, compressed, time.time_ns()))
+        self.slot.put(_Frame(msg, compressed))
 
     def _on_info(self, msg: CameraInfo) -> None:
         k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
@@ -155,15 +154,16 @@ class PoseNode(Node):
         if stamp < self._last_stamp_ns:  # older than one already answered (out of order)
             self.stale += 1
             return False
+        t0 = time.time_ns()
         try:
             image = (messages.compressed_to_bgr(frame.msg) if frame.compressed
                      else messages.image_to_bgr(frame.msg))
-        except messages.UnsupportedImage as e:
+            poses = self.pipeline.predict(image)
+        except (messages.UnsupportedImage, UserError) as e:  # this frame's fault (encoding, size)
             self.undecodable += 1
             self._warn_once(str(e).split(";")[0], f"skipping frames: {e}")
             return False
-        t0 = time.time_ns()
-        poses = self.pipeline.predict(image).select(self.settings["score_threshold"])
+        poses = poses.select(self.settings["score_threshold"])
         self.publish(poses, image, header)
         now = time.time_ns()
         self._last_stamp_ns = stamp
@@ -202,7 +202,7 @@ class PoseNode(Node):
         parts = [f"{self.slot.received} frames received, {self.processed} answered, "
                  f"{self.slot.dropped + self.stale} dropped as stale"]
         if self.undecodable:
-            parts.append(f"{self.undecodable} undecodable")
+            parts.append(f"{self.undecodable} skipped (undecodable or refused by the pipeline)")
         if self.latency_ms:
             lat = np.percentile(np.asarray(self.latency_ms), [50, 95])
             parts.append(f"latency (header stamp -> published) median {lat[0]:.0f} ms, p95 {lat[1]:.0f} ms")
@@ -239,7 +239,7 @@ def run(defaults: dict, ros_args: list[str]) -> int:
     context = rclpy.Context()
     try:
         # No rclpy signal handlers: SIGINT / SIGTERM raise KeyboardInterrupt in this (main)
-        # thread (runtime.errors.sigterm_as_interrupt), which ends the loop below.
+        # thread (core.errors.sigterm_as_interrupt, installed by the CLI), which ends the loop below.
         rclpy.init(args=["higherhrnet-trt", "--ros-args", *ros_args] if ros_args else ["higherhrnet-trt"],
                    context=context, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as e:  # rclpy's argument errors are RCLError / UnknownROSArgsError
