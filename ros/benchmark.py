@@ -6,7 +6,7 @@ listener (``probe listen``: arrival time - header stamp of every ``people`` mess
 Python that has rclpy (``make ros-setup`` makes .venv-ros):
 
     .venv-ros/bin/python -m higherhrnet_trt.ros.benchmark MODEL [--rate 30] [--duration 30]
-        [--baseline-depth 10] [--json out.json]
+        [--baseline-depth 10] [--threads N] [--json out.json]
 
 Rows: ``ros2`` (our node: the newest frame, stale ones dropped) and, unless --baseline-depth 0,
 ``queue`` (the textbook node: Pipeline.predict inside the subscription callback, subscription
@@ -96,7 +96,7 @@ def _row(name: str, node_cmd: list[str], args, sample: str, folder: str) -> dict
     }
 
 
-def baseline_node(model: str, depth: int) -> int:
+def baseline_node(model: str, depth: int, threads: int = 0) -> int:
     """The queueing node: predict in the callback, every frame of a depth-N queue answered in order."""
     import rclpy
     from rclpy.node import Node
@@ -109,7 +109,7 @@ def baseline_node(model: str, depth: int) -> int:
 
     rclpy.init()
     node = Node("queue_baseline")
-    pipe = Pipeline(model).activate()
+    pipe = Pipeline(model, **({"threads": threads} if threads else {})).activate()
     pub = node.create_publisher(PointCloud2, "people", 10)
 
     def on_image(msg) -> None:
@@ -137,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of camera per row")
     parser.add_argument("--baseline-depth", type=int, default=10,
                         help="queue depth of the baseline row (0: no baseline row)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime CPU threads of both nodes (0: its default, one per core)")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--baseline-node", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_node:
-        return baseline_node(args.model, args.baseline_depth)
+        return baseline_node(args.model, args.baseline_depth, args.threads)
 
     from higherhrnet_trt.benchmarks.environment import collect
     from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file
@@ -150,11 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        rows.append(_row("ros2", [py, "-m", "higherhrnet_trt.cli", "ros2", args.model], args,
-                         sample, folder))
+        rows.append(_row("ros2", [py, "-m", "higherhrnet_trt.cli", "ros2", args.model,
+                                  "--threads", str(args.threads)], args, sample, folder))
         if args.baseline_depth > 0:
             rows.append(_row("queue", [py, "-m", "higherhrnet_trt.ros.benchmark", args.model,
-                                       "--baseline-node", "--baseline-depth", str(args.baseline_depth)],
+                                       "--baseline-node", "--baseline-depth", str(args.baseline_depth),
+                                       "--threads", str(args.threads)],
                              args, sample, folder))
     result = {"command": " ".join(sys.argv), "rate": args.rate, "duration_s": args.duration,
               "environment": collect(), "rows": rows}
