@@ -20,10 +20,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 TRITON_STAMP := $(TRITON_VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 OUT ?= outputs/demo
+# ROS 2 (extra "ros") lives in a venv of its own: the PyPI ROS wheels install a .pth that re-launches
+# every Python started from their environment (to set LD_LIBRARY_PATH); .venv stays free of that.
+ROS_VENV ?= .venv-ros
+ROS_STAMP := $(ROS_VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup triton-setup demo test lint clean
+.PHONY: setup triton-setup ros-setup demo test lint clean
 
 setup: $(STAMP)
+
+ros-setup: $(ROS_STAMP)
 
 $(STAMP): setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,14 +46,22 @@ $(TRITON_STAMP): setup.py Makefile
 	$(TRITON_VENV)/bin/python -m pip install -q -e ".[triton-server]"
 	rm -f $(TRITON_VENV)/.installed-* && touch $@
 
+# Only the runtime's needs and the ROS wheels (~500 MB, 45 s from PyPI on an empty cache): no torch.
+$(ROS_STAMP): setup.py Makefile
+	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
+	$(ROS_VENV)/bin/python -m pip install -q -e ".[ros]"
+	rm -f $(ROS_VENV)/.installed-* && touch $@
+
 demo: setup
 	$(BIN)/higherhrnet-trt demo --save-dir $(OUT)
 
-test: setup triton-setup
-	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python $(BIN)/python -m pytest -q
+# tests/test_ros2.py runs the node and its peers with the ROS venv's Python; the Triton tests
+# run serve from the Triton venv.
+test: setup triton-setup ros-setup
+	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) outputs build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) $(ROS_VENV) outputs build *.egg-info

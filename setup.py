@@ -17,6 +17,10 @@ Extras, and why they are not hard requirements:
 - ``triton-server``: PyTriton for ``higherhrnet-trt serve`` (it ships a Triton server binary with
   the Python backend). PyTriton needs numpy < 2, so it lives in its own environment (the
   Makefile's ``.venv-triton``); clients need only ``triton``.
+- ``ros``: the ROS 2 node (``higherhrnet-trt ros2``): rclpy and the common message packages as
+  PyPI wheels (Kilted). Those wheels add a .pth that re-launches every Python of their environment:
+  install them into a virtual environment of their own (``make ros-setup``). On a machine with a
+  ROS 2 install (apt, JetPack), source its setup.bash instead of installing this extra.
 - ``openvino``: the OpenVINO backend (``--backend openvino``), for Intel CPUs: the same ONNX files,
   faster than ONNX Runtime there (INT8 Q/DQ files run their convolutions in int8).
 """
@@ -25,9 +29,9 @@ from setuptools import setup
 
 #: The product, in the order data flows (core is imported by all, imports none), then the CLI over
 #: it, the benchmarks, and references/ (training and scene generation: tools of this repository
-#: that the product never imports).
+#: that the product never imports); last the optional integrations (ros: the ROS 2 node).
 PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "cli", "benchmarks",
-         "references"]
+         "references", "ros"]
 SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []
@@ -79,6 +83,9 @@ setup(
         "triton-server": ["nvidia-pytriton>=0.7", "numpy<2", "tritonclient[http,grpc]>=2.40",
                           "opencv-python-headless>=4.5"],
         "eval": ["pycocotools>=2.0"],
+        # No cv_bridge, vision_msgs or ros2 CLI wheels exist: images are converted with NumPy/OpenCV.
+        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-geometry-msgs",
+                "ros-visualization-msgs", "opencv-python-headless>=4.5"],
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],
         "dev": ["pytest>=7", "ruff>=0.5", "munkres>=1.0.12,<2", "opencv-python-headless>=4.5",

@@ -19,12 +19,13 @@ from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrup
 COMMAND_MODULES: list[str] = [
     "higherhrnet_trt.export.cli",  # export, convert
     "higherhrnet_trt.export.precision_cli",  # calibrate, debug-precision
-    "higherhrnet_trt.engine.cli",  # build, info, debug-precision
+    "higherhrnet_trt.engine.cli",  # build, info
     "higherhrnet_trt.cli.demo",  # demo
     "higherhrnet_trt.runtime.run_cli",  # run
     "higherhrnet_trt.runtime.eval_cli",  # eval
     "higherhrnet_trt.benchmarks.cli",  # bench
     "higherhrnet_trt.serving.cli",  # triton-repo, serve
+    "higherhrnet_trt.ros.cli",  # ros2
 ]
 
 

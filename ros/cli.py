@@ -1,0 +1,105 @@
+"""``higherhrnet-trt ros2 MODEL``: the pose node for ROS 2 (node.py).
+
+Only argparse at module level: ``higherhrnet-trt --help`` works without rclpy, and ``ros2`` without
+it says in one line how to get it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: Top-level modules of the ROS 2 packages the node imports; a missing one is an install problem.
+_ROS_MODULES = {"rclpy", "rcl_interfaces", "sensor_msgs", "visualization_msgs", "geometry_msgs",
+                "std_msgs", "builtin_interfaces"}
+
+INSTALL_HINT = ("pip install 'higherhrnet-trt[ros]' into a virtual environment of its own (see README, "
+                "'ROS 2'), or source your ROS 2 install first (e.g. source /opt/ros/humble/setup.bash)")
+
+
+def register(sub) -> None:
+    from higherhrnet_trt.core.cli_args import HelpFormatter, fraction, paragraphs, positive_int
+
+    p = sub.add_parser(
+        "ros2",
+        help="ROS 2 node: image topic in, people (PointCloud2 + RViz markers) out",
+        description=paragraphs(
+            "A ROS 2 node running the model on each newest frame of an image topic and publishing "
+            "the people with the frame's header (stamp, frame_id): 'people' (sensor_msgs/PointCloud2, "
+            "organized: one row per person, best first, one column per joint, fields x, y in pixels, "
+            "score, person_score), 'people/markers' (visualization_msgs/MarkerArray skeletons for "
+            "RViz) and, with --publish-image, 'people/image' (annotated sensor_msgs/Image).",
+            "Subscribes to 'image' (sensor_msgs/Image: bgr8, rgb8, bgra8, rgba8, mono8, yuv422) or, "
+            "with --image-transport compressed, to 'image/compressed' (JPEG / PNG), and to "
+            "'camera_info' for the markers' placement. Rename topics with --ros-args -r "
+            "image:=/camera/image_raw. A frame still waiting when a newer one arrives is dropped, "
+            "so answers stay about one inference old. Every option is also a node parameter "
+            "(--ros-args -p score_threshold:=0.3, launch files, --params-file), which wins over "
+            "the option. Ctrl-C / SIGTERM stop it cleanly with a summary line, exit status 0.",
+            "Needs rclpy and the common message packages: pip install 'higherhrnet-trt[ros]' (PyPI "
+            "ROS 2 wheels, their own virtual environment) or a sourced ROS 2 installation.",
+        ),
+        formatter_class=HelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  higherhrnet-trt ros2 model.onnx --ros-args -r image:=/camera/color/image_raw\n"
+            "  higherhrnet-trt ros2 model.engine --publish-image --image-transport compressed \\\n"
+            "    --ros-args -r image/compressed:=/camera/image_raw/compressed -r __ns:=/front\n"
+            "  higherhrnet-trt ros2 --ros-args -p model:=model.onnx -p score_threshold:=0.3"
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", nargs="?", default="",
+                   help="model exported by 'higherhrnet-trt export' (.onnx; .engine with a TensorRT "
+                        "backend); or parameter model")
+    p.add_argument("--backend", default="auto",
+                   help="auto (from the file extension), onnxruntime, openvino, tensorrt, tensorrt-rtx, "
+                        "torch")
+    p.add_argument("--providers", default=None, metavar="EP[,EP...]",
+                   help="onnxruntime only: execution providers in priority order (default: CPU)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
+    p.add_argument("--score-threshold", type=fraction, default=0.15,
+                   help="people scored below this (mean joint score) are not published")
+    p.add_argument("--max-people", type=positive_int, default=30, help="most people per frame (best scores)")
+    p.add_argument("--kpt-threshold", type=fraction, default=0.1,
+                   help="joints scored at or below this are left out of the markers and the image "
+                        "(the people cloud keeps every joint with its score)")
+    p.add_argument("--qos-depth", type=positive_int, default=1,
+                   help="history depth of the subscription (best effort) and the publishers (reliable); "
+                        "the node answers the newest frame whatever the depth")
+    p.add_argument("--image-transport", choices=("raw", "compressed"), default="raw",
+                   help="raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage on "
+                        "'image/compressed'")
+    p.add_argument("--publish-image", action="store_true",
+                   help="also publish the annotated frame on 'people/image' (bgr8)")
+    p.add_argument("--marker-depth", type=float, default=2.0, metavar="METRES",
+                   help="RViz skeletons are drawn on the plane this far in front of the camera, along "
+                        "each joint's pixel ray (intrinsics from 'camera_info', else a 53 deg guess)")
+    p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
+                   help="everything after it goes to ROS: -r FROM:=TO remaps, -p NAME:=VALUE "
+                        "parameters, --params-file FILE, --log-level LEVEL")
+    p.set_defaults(func=run_ros2)
+
+
+def run_ros2(args) -> int:
+    from higherhrnet_trt.core.errors import UserError
+
+    try:
+        from . import node
+    except ImportError as e:
+        top = (e.name or "").split(".")[0]
+        if top in _ROS_MODULES:
+            raise UserError(f"ROS 2 Python packages are missing ({e.name}): {INSTALL_HINT}") from None
+        if not e.name and "rclpy" in str(e):  # installed, but its libraries did not load
+            raise UserError(f"rclpy did not load ({str(e).splitlines()[0]}): {INSTALL_HINT}") from None
+        raise
+    from higherhrnet_trt.core.cli_args import setup_logging
+
+    setup_logging()
+    defaults = {
+        "model": args.model, "backend": args.backend, "providers": args.providers or "",
+        "threads": args.threads, "score_threshold": args.score_threshold,
+        "max_people": args.max_people, "kpt_threshold": args.kpt_threshold,
+        "qos_depth": args.qos_depth, "image_transport": args.image_transport,
+        "publish_image": args.publish_image, "marker_depth": float(args.marker_depth),
+    }
+    return node.run(defaults, list(args.ros_args or []))
