@@ -24,9 +24,12 @@ def _shape(text: str) -> str:
 
 
 def register(sub) -> None:
-    fmt = _Formatter
+    """Add ``build`` and ``info`` to the CLI's subparsers."""
+    _add_build(sub, _Formatter)
+    _add_info(sub, _Formatter)
 
-    # -- build -------------------------------------------------------------------------------------
+
+def _add_build(sub, fmt) -> None:
     b = sub.add_parser(
         "build",
         help="ONNX -> TensorRT / TensorRT-RTX engine (+ JSON sidecar)",
@@ -83,7 +86,8 @@ def register(sub) -> None:
                    help="print TensorRT's warnings and info messages")
     b.set_defaults(func=run_build)
 
-    # -- info --------------------------------------------------------------------------------------
+
+def _add_info(sub, fmt) -> None:
     i = sub.add_parser(
         "info",
         help="what an ONNX or engine file is: metadata, inputs/outputs, precision",
@@ -99,6 +103,7 @@ def register(sub) -> None:
     i.add_argument("--layers", action="store_true",
                    help="engines: list every layer, not just the summary by type and precision")
     i.set_defaults(func=run_info)
+
 
 def run_build(args) -> int:
     from .build import build_engine

@@ -14,8 +14,12 @@ from higherhrnet_trt.core.cli_args import positive_int as _positive_int
 
 
 def register(sub) -> None:
-    fmt = _Formatter
+    """Add ``calibrate`` and ``debug-precision`` to the CLI's subparsers."""
+    _add_calibrate(sub, _Formatter)
+    _add_debug_precision(sub, _Formatter)
 
+
+def _add_calibrate(sub, fmt) -> None:
     c = sub.add_parser(
         "calibrate",
         help="fp32 ONNX + your images -> INT8 Q/DQ ONNX (build it with 'build', no --int8)",
@@ -59,7 +63,8 @@ def register(sub) -> None:
                    help="hide the calibration progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_calibrate)
 
-    # -- debug-precision ---------------------------------------------------------------------------
+
+def _add_debug_precision(sub, fmt) -> None:
     d = sub.add_parser(
         "debug-precision",
         help="layer-by-layer error of an fp16/INT8 ONNX against its fp32 ONNX",
