@@ -49,7 +49,9 @@ from typing import Any
 
 import numpy as np
 
-PIPE_STAGES = ("preprocess", "network", "decode", "end_to_end")
+# The output forms (and the stage names they share) keep their old import path (noqa: F401).
+from .compare_report import PIPE_STAGES, format_table, plot_bars, plot_curve  # noqa: F401
+
 OFFICIAL = "official-style (PyTorch eager fp32 + loop decode)"
 
 
@@ -310,6 +312,64 @@ def decode_curve(size: int, people: Sequence[int], repeat: int = 3, repeat_loop:
 # --------------------------------------------------------------------------------------------------
 
 
+def _pipelines(model, paths: dict[str, str], frames: list[np.ndarray], threads: int):
+    """[(PipelineTimes, pipeline)]: official-style first (the speed-up reference), then ours per
+    precision."""
+    from higherhrnet_trt.core.keypoints import keypoint_set
+    from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
+
+    size = model.cfg.input_size
+    official = OfficialStyle(model, size, keypoint_set(model.cfg.dataset).flip_index,
+                             IMAGENET_MEAN, IMAGENET_STD)
+    runners: list[tuple[PipelineTimes, Any]] = [(PipelineTimes(OFFICIAL, "fp32", model="torch"),
+                                                 official)]
+    for prec, path in paths.items():
+        runners.append((PipelineTimes(f"ours: onnxruntime {prec}", prec, model=path),
+                        Ours(path, threads, frames[0])))
+    return runners
+
+
+def _run_rounds(runners, frames: list[np.ndarray], warmup: int, iters: int,
+                say: Callable[[str], None]) -> float | None:
+    """Warm-up, then ``iters`` timed rounds, pipelines interleaved image by image (same load for
+    all); ours are closed at the end. Returns the CPU % other processes used meanwhile (None:
+    unknown)."""
+    from .bench import _system_busy_s, _usage
+
+    try:
+        for _times, pipe in runners:  # warm-up, each pipeline on every image
+            for _ in range(warmup):
+                for frame in frames:
+                    pipe.run(frame)
+        busy0, u0 = _system_busy_s(), _usage()
+        for it in range(iters):
+            for frame in frames:
+                for times, pipe in runners:  # interleaved: same load for all
+                    times.add(*pipe.run(frame))
+            say(f"  round {it + 1}/{iters}")
+        busy1, u1 = _system_busy_s(), _usage()
+        other = None
+        if busy0 is not None and busy1 is not None and u1[0] > u0[0]:
+            ours = (u1[1] - u0[1]) + (u1[2] - u0[2])
+            other = max(0.0, 100.0 * ((busy1 - busy0) - ours) / (u1[0] - u0[0]))
+        return other
+    finally:
+        for _, pipe in runners:
+            if isinstance(pipe, Ours):
+                pipe.close()
+
+
+def _rows(runners) -> list[dict[str, Any]]:
+    """Each pipeline's summary with its speed-up over the official-style one (the first)."""
+    base = runners[0][0]
+    rows = []
+    for times, _ in runners:
+        rec = times.summary()
+        rec["speedup_vs_official"] = {k: base.median(k) / times.median(k) for k in PIPE_STAGES}
+        rows.append(rec)
+    return rows
+
+
 def run_compare(
     config: str = "tiny", checkpoint: str | None = None, precisions: Sequence[str] = ("fp32", "fp16", "int8"),
     given: dict[str, str | None] | None = None, images: int = 4, warmup: int = 2, iters: int = 10,
@@ -319,8 +379,6 @@ def run_compare(
     """Build, run and time every pipeline; returns the JSON-able result."""
     import torch
 
-    from higherhrnet_trt.core.keypoints import keypoint_set
-    from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
     from higherhrnet_trt.references.scenes import render_scene
 
     from . import environment
@@ -339,47 +397,13 @@ def run_compare(
         paths, notes = make_variants(model, work_dir, precisions, dict(given or {}),
                                      random_weights=checkpoint is None, log=say)
         frames = [render_scene(np.random.default_rng([seed, i]), (size, size))[0] for i in range(images)]
-        official = OfficialStyle(model, size, keypoint_set(model.cfg.dataset).flip_index,
-                                 IMAGENET_MEAN, IMAGENET_STD)
-        runners: list[tuple[PipelineTimes, Any]] = [(PipelineTimes(OFFICIAL, "fp32", model="torch"),
-                                                     official)]
-        for prec, path in paths.items():
-            runners.append((PipelineTimes(f"ours: onnxruntime {prec}", prec, model=path),
-                            Ours(path, threads, frames[0])))
-        try:
-            for _times, pipe in runners:  # warm-up, each pipeline on every image
-                for _ in range(warmup):
-                    for frame in frames:
-                        pipe.run(frame)
-            from .bench import _system_busy_s, _usage
-
-            busy0, u0 = _system_busy_s(), _usage()
-            for it in range(iters):
-                for frame in frames:
-                    for times, pipe in runners:  # interleaved: same load for all
-                        times.add(*pipe.run(frame))
-                say(f"  round {it + 1}/{iters}")
-            busy1, u1 = _system_busy_s(), _usage()
-            other = None
-            if busy0 is not None and busy1 is not None and u1[0] > u0[0]:
-                ours = (u1[1] - u0[1]) + (u1[2] - u0[2])
-                other = max(0.0, 100.0 * ((busy1 - busy0) - ours) / (u1[0] - u0[0]))
-        finally:
-            for _, pipe in runners:
-                if isinstance(pipe, Ours):
-                    pipe.close()
+        runners = _pipelines(model, paths, frames, threads)
+        other = _run_rounds(runners, frames, warmup, iters, say)
         say(f"decode latency vs people at {size}x{size}: {list(people)}")
         curve = decode_curve(size, people, repeat=decode_repeat, progress=progress) if people else []
     finally:
         if own_tmp is not None:
             own_tmp.cleanup()
-
-    base = runners[0][0]
-    rows = []
-    for times, _ in runners:
-        rec = times.summary()
-        rec["speedup_vs_official"] = {k: base.median(k) / times.median(k) for k in PIPE_STAGES}
-        rows.append(rec)
     return {
         "schema": "higherhrnet_trt.compare/1",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -388,96 +412,10 @@ def run_compare(
         "threads": threads, "other_processes_cpu_percent": other,
         "clock": "perf_counter (host), ms per image, medians in the table",
         "environment": environment.collect("onnxruntime"),
-        "pipelines": rows, "decode_vs_people": curve, "notes": notes,
+        "pipelines": _rows(runners), "decode_vs_people": curve, "notes": notes,
         "ratio_definition": "official-style median / this pipeline's median (> 1 = faster than "
                             "official-style)",
     }
-
-
-def _threads(n: int) -> str:
-    return f"{n} CPU thread{'' if n == 1 else 's'}"
-
-
-def format_table(r: dict[str, Any]) -> str:
-    """Medians per stage (ms per image) and speed-ups against the official-style pipeline."""
-    head = (f"{'pipeline':<52}{'preproc':>9}{'network':>10}{'decode':>10}{'end2end':>10}"
-            f"{'img/s':>8}{'people':>8}   speed-up (network / decode / e2e)")
-    lines = [f"config {r['config']} (input {r['input_size']}x{r['input_size']}"
-             f"{', RANDOM weights' if r['random_weights'] else ''}), {r['images']} images x "
-             f"{r['iters']} rounds, {_threads(r['threads'])}; medians, ms per image", head]
-    for p in r["pipelines"]:
-        s, x = p["stages_ms"], p["speedup_vs_official"]
-        lines.append(f"{p['name']:<52}{s['preprocess']['median']:9.2f}{s['network']['median']:10.2f}"
-                     f"{s['decode']['median']:10.2f}{s['end_to_end']['median']:10.2f}"
-                     f"{p['images_per_s']:8.2f}{p['mean_people_found']:8.1f}   "
-                     f"{x['network']:.2f}x / {x['decode']:.2f}x / {x['end_to_end']:.2f}x")
-    if r["decode_vs_people"]:
-        lines.append("")
-        lines.append("decode vs people (generated maps): people, found, loop ms, vectorised ms, speed-up")
-        for c in r["decode_vs_people"]:
-            lines.append(f"  {c['people']:3d} {c['people_found']:5d} {c['loop_ms']:10.1f} "
-                         f"{c['vectorised_ms']:10.2f} {c['speedup']:8.1f}x")
-    other = r.get("other_processes_cpu_percent")
-    if other is not None and other >= 20.0:
-        lines.append(f"note: other processes used {other:.0f} % of one core during the timed rounds: "
-                     "not a quiet machine")
-    for n in r["notes"]:
-        lines.append(f"note: {n}")
-    return "\n".join(lines)
-
-
-def plot_bars(r: dict[str, Any], path: str) -> str:
-    """Grouped bars: median ms per stage for each pipeline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pipes = r["pipelines"]
-    x = np.arange(len(PIPE_STAGES))
-    width = 0.8 / len(pipes)
-    fig, ax = plt.subplots(figsize=(10, 4.8))
-    for i, p in enumerate(pipes):
-        vals = [p["stages_ms"][k]["median"] for k in PIPE_STAGES]
-        bars = ax.bar(x + (i - (len(pipes) - 1) / 2) * width, vals, width, label=p["name"])
-        if i:
-            ax.bar_label(bars, [f"{p['speedup_vs_official'][k]:.1f}x" for k in PIPE_STAGES],
-                         fontsize=7)
-    ax.set_xticks(x, ["preprocess", "network (flip test)", "decode", "end to end"])
-    ax.set_yscale("log")
-    ax.set_ylabel("median ms per image (host clock, log scale)")
-    ax.set_title(f"{r['config']} {r['input_size']}x{r['input_size']}, {_threads(r['threads'])}"
-                 f"{' (random weights)' if r['random_weights'] else ''}; labels: speed-up vs official")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_ylim(top=ax.get_ylim()[1] * 8)  # room for the legend above the bars
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_curve(r: dict[str, Any], path: str) -> str:
-    """Decode latency (ms, log scale) against the number of people, both decoders."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    c = r["decode_vs_people"]
-    n = [row["people"] for row in c]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(n, [row["loop_ms"] for row in c], "o-", label="official-style loop decoder")
-    ax.plot(n, [row["vectorised_ms"] for row in c], "s-", label="ours (vectorised)")
-    ax.set_yscale("log")
-    ax.set_xlabel("people in the scene")
-    ax.set_ylabel("decode ms per image (median)")
-    ax.set_title(f"decode at {r['input_size']}x{r['input_size']} (17 joints, T=2), generated maps")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _people(text: str) -> list[int]:
