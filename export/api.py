@@ -67,39 +67,14 @@ def export(
     half / int8: precision of the written ONNX (precision lives in the ONNX: strongly typed builds).
     data: folder of calibration images for int8 (pre-processed exactly as the runtime does).
     """
-    from .checkpoint import load_checkpoint
     from .configs import get_config
-    from .model import build_model
     from .onnx_export import export_onnx
 
-    if half and int8:
-        raise UserError("choose one of half (fp16) and int8, not both")
-    if int8 and not data:
-        raise UserError("int8 needs calibration images: pass data=DIR (--data DIR), ~500 of your own frames")
-    if format not in ("onnx", "engine"):
-        raise UserError(f"format must be 'onnx' or 'engine', not {format!r}")
-    precision = "fp16" if half else "int8" if int8 else "fp32"
+    precision = _check_request(format, half, int8, data)
     cfg = get_config(config)
-    output = output or default_output(config, precision, dynamic, input_size)
-    if not output.endswith(".onnx"):
-        raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
-    if checkpoint:
-        from higherhrnet_trt.core.files import Output, check_outputs
-
-        check_outputs([Output("the output", output, "choose another -o")],
-                      [("the checkpoint", checkpoint)])
+    output = _output_path(output, config, precision, dynamic, input_size, checkpoint)
     result = ExportResult(onnx=output, fp32_onnx=output)
-
-    t0 = time.perf_counter()
-    model = build_model(cfg)
-    if checkpoint:
-        info = load_checkpoint(model, checkpoint)
-        log(f"loaded {checkpoint} (W{info.get('width')}, {info.get('num_joints')} joints) "
-            f"in {time.perf_counter() - t0:.1f}s")
-    else:
-        result.random_weights = True
-        print(RANDOM_WEIGHTS_BANNER, file=sys.stderr)
-    result.timings["load"] = time.perf_counter() - t0
+    model = _load_model(cfg, checkpoint, result, log)
 
     fp32_path = output if precision == "fp32" else output[: -len(".onnx")] + ".fp32.onnx"
     result.fp32_onnx = fp32_path
@@ -111,28 +86,81 @@ def export(
     )
     result.timings["onnx"] = time.perf_counter() - t1
     log(report.summary())
-
     if precision != "fp32":
-        from . import quantize
-
-        t2 = time.perf_counter()
-        if half:
-            q = quantize.convert_fp16(fp32_path, output)
-        else:
-            q = quantize.quantize_int8(
-                fp32_path, output, images=data, num_images=num_calib_images, method=calib_method
-            )
-        result.timings[precision] = time.perf_counter() - t2
-        summary = getattr(q, "summary", None)
-        log(summary() if callable(summary) else f"wrote {output} ({precision})")
-
+        _convert(precision, fp32_path, output, data, num_calib_images, calib_method, result, log)
     if format == "engine":
-        from ..engine.build import build_engine
-
-        engine_path = os.path.splitext(output)[0] + ".engine"
-        t3 = time.perf_counter()
-        build_engine(output, engine_path)
-        result.engine = engine_path
-        result.timings["engine"] = time.perf_counter() - t3
-        log(f"wrote {engine_path} in {result.timings['engine']:.1f}s")
+        _build(output, result, log)
     return result
+
+
+def _check_request(format: str, half: bool, int8: bool, data: str | None) -> str:
+    """The ONNX precision asked for ("fp32", "fp16", "int8"), or a UserError naming the fix."""
+    if half and int8:
+        raise UserError("choose one of half (fp16) and int8, not both")
+    if int8 and not data:
+        raise UserError("int8 needs calibration images: pass data=DIR (--data DIR), ~500 of your own frames")
+    if format not in ("onnx", "engine"):
+        raise UserError(f"format must be 'onnx' or 'engine', not {format!r}")
+    return "fp16" if half else "int8" if int8 else "fp32"
+
+
+def _output_path(output: str | None, config: str, precision: str, dynamic: bool, input_size,
+                 checkpoint: str | None) -> str:
+    """The ONNX to write (default from the settings), checked before any work: .onnx, and not
+    the checkpoint itself."""
+    output = output or default_output(config, precision, dynamic, input_size)
+    if not output.endswith(".onnx"):
+        raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
+    if checkpoint:
+        from higherhrnet_trt.core.files import Output, check_outputs
+
+        check_outputs([Output("the output", output, "choose another -o")],
+                      [("the checkpoint", checkpoint)])
+    return output
+
+
+def _load_model(cfg, checkpoint: str | None, result: ExportResult, log):
+    """The network of ``cfg`` with the checkpoint's weights, or random ones (with the banner)."""
+    from .checkpoint import load_checkpoint
+    from .model import build_model
+
+    t0 = time.perf_counter()
+    model = build_model(cfg)
+    if checkpoint:
+        info = load_checkpoint(model, checkpoint)
+        log(f"loaded {checkpoint} (W{info.get('width')}, {info.get('num_joints')} joints) "
+            f"in {time.perf_counter() - t0:.1f}s")
+    else:
+        result.random_weights = True
+        print(RANDOM_WEIGHTS_BANNER, file=sys.stderr)
+    result.timings["load"] = time.perf_counter() - t0
+    return model
+
+
+def _convert(precision: str, fp32_path: str, output: str, data: str | None, num_calib_images: int,
+             calib_method: str, result: ExportResult, log) -> None:
+    """The fp32 ONNX -> fp16 (AutoCast) or INT8 Q/DQ (calibrated on ``data``) ONNX at ``output``."""
+    from . import quantize
+
+    t2 = time.perf_counter()
+    if precision == "fp16":
+        q = quantize.convert_fp16(fp32_path, output)
+    else:
+        q = quantize.quantize_int8(
+            fp32_path, output, images=data, num_images=num_calib_images, method=calib_method
+        )
+    result.timings[precision] = time.perf_counter() - t2
+    summary = getattr(q, "summary", None)
+    log(summary() if callable(summary) else f"wrote {output} ({precision})")
+
+
+def _build(output: str, result: ExportResult, log) -> None:
+    """The TensorRT engine of the written ONNX, next to it (``MODEL.engine``)."""
+    from ..engine.build import build_engine
+
+    engine_path = os.path.splitext(output)[0] + ".engine"
+    t3 = time.perf_counter()
+    build_engine(output, engine_path)
+    result.engine = engine_path
+    result.timings["engine"] = time.perf_counter() - t3
+    log(f"wrote {engine_path} in {result.timings['engine']:.1f}s")
