@@ -144,7 +144,23 @@ def export_onnx(
     """
     cfg: ModelConfig = model.cfg
     h, w = _hw(input_size or cfg.input_size)
-    model = model.eval()
+    graph, out_names, flip = _graph(model.eval(), outputs, flip)
+    meta = graph_meta(cfg, outputs, flip, bool(dynamic or dynamic_batch), random_weights, meta)
+    meta.exporter = f"higherhrnet_trt 0.1.0, torch {torch.__version__}, opset {OPSET}"
+    example, dyn = _example_input(batch, h, w, dynamic, dynamic_batch)
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    t0 = time.perf_counter()
+    program = _trace(graph, example, out_names, dyn)
+    _write_with_metadata(program.model_proto, path, meta, cfg)
+    report = ExportReport(path, tuple(example.shape), out_names, export_seconds=time.perf_counter() - t0)
+    if check:
+        _check_against_torch(graph, example, path, report, rtol)
+    return report
+
+
+def _graph(model: nn.Module, outputs: str, flip: bool) -> tuple[nn.Module, list[str], bool]:
+    """(graph to trace in eval mode, its output names, flip as applied: raw outputs have none)."""
     if outputs == "aggregated":
         graph: nn.Module = AggregatedGraph(model, flip=flip)
         out_names = ["heatmaps", "tags"]
@@ -154,10 +170,12 @@ def export_onnx(
     else:
         raise UserError(f"outputs must be 'aggregated' or 'raw', not {outputs!r}")
     graph.eval()
+    return graph, out_names, flip
 
-    meta = graph_meta(cfg, outputs, flip, bool(dynamic or dynamic_batch), random_weights, meta)
-    meta.exporter = f"higherhrnet_trt 0.1.0, torch {torch.__version__}, opset {OPSET}"
 
+def _example_input(batch: int, h: int, w: int, dynamic: bool, dynamic_batch: bool):
+    """(seeded (N, 3, H, W) input to trace with, torch.export dynamic shapes or None). Dynamic
+    axes are traced at sizes torch.export does not specialise into constants."""
     if dynamic_batch:
         batch = max(batch, 2)  # torch.export specialises a traced size of 1 into a constant
     if dynamic:
@@ -175,9 +193,11 @@ def export_onnx(
             dims[2] = SIZE_MULTIPLE * Dim("h64", min=1, max=64)
             dims[3] = SIZE_MULTIPLE * Dim("w64", min=1, max=64)
         dyn = {"image": dims}
+    return example, dyn
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    t0 = time.perf_counter()
+
+def _trace(graph: nn.Module, example, out_names: list[str], dyn):
+    """torch.onnx's dynamo exporter, optimised (an ONNXProgram)."""
     import logging
     import warnings
 
@@ -190,23 +210,24 @@ def export_onnx(
             opset_version=OPSET, dynamo=True, dynamic_shapes=dyn, verbose=False,
         )
     program.optimize()
-    _write_with_metadata(program.model_proto, path, meta, cfg)
-    report = ExportReport(path, (batch, 3, h, w), out_names, export_seconds=time.perf_counter() - t0)
+    return program
 
-    if check:
-        t1 = time.perf_counter()
-        with torch.no_grad():
-            expected = [t.numpy() for t in graph(example)]
-        got = _run_onnxruntime(path, example.numpy())
-        for name, ref, val in zip(out_names, expected, got):
-            err = float(np.abs(ref - val).max())
-            report.max_abs_error[name] = err
-            report.rel_error[name] = err / max(float(np.abs(ref).max()), 1e-12)
-        report.check_seconds = time.perf_counter() - t1
-        bad = {k: v for k, v in report.rel_error.items() if v > rtol}
-        if bad:
-            raise UserError(f"ONNX Runtime disagrees with PyTorch beyond {rtol:g} relative: {bad}")
-    return report
+
+def _check_against_torch(graph: nn.Module, example, path: str, report: ExportReport, rtol: float) -> None:
+    """ONNX Runtime on the written file vs PyTorch on the traced input, into ``report``; a
+    UserError when any output's max|err| / max|ref| exceeds ``rtol``."""
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        expected = [t.numpy() for t in graph(example)]
+    got = _run_onnxruntime(path, example.numpy())
+    for name, ref, val in zip(report.output_names, expected, got):
+        err = float(np.abs(ref - val).max())
+        report.max_abs_error[name] = err
+        report.rel_error[name] = err / max(float(np.abs(ref).max()), 1e-12)
+    report.check_seconds = time.perf_counter() - t1
+    bad = {k: v for k, v in report.rel_error.items() if v > rtol}
+    if bad:
+        raise UserError(f"ONNX Runtime disagrees with PyTorch beyond {rtol:g} relative: {bad}")
 
 
 def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) -> None:
