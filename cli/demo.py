@@ -57,22 +57,61 @@ def register(sub) -> None:
     p.add_argument("--weights", metavar="PTH",
                    help="demo-config checkpoint to use instead of the bundled one")
     p.add_argument("--force-export", action="store_true",
-                   help="export again even if DIR/demo.onnx is newer than the weights")
+                   help="export again even if DIR/demo.onnx was exported from the same weights "
+                        "(compared by sha256, recorded in DIR/demo.onnx.source.json)")
     p.set_defaults(func=demo)
 
 
+def _stamp_path(onnx_path: str) -> str:
+    """Where the demo records what its ONNX was exported from (beside it)."""
+    return onnx_path + ".source.json"
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _source_record(onnx_path: str, weights: str | None) -> dict:
+    """What the ONNX is made of, by content: the weights' and the ONNX's sha256 (file times lie:
+    a copied or restored file keeps or changes its time whatever its content)."""
+    return {"weights_sha256": _sha256(weights) if weights else "random",
+            "onnx_sha256": _sha256(onnx_path) if os.path.isfile(onnx_path) else ""}
+
+
 def _needs_export(onnx_path: str, weights: str | None) -> bool:
+    """True unless DIR/demo.onnx was exported by the demo from these very weights and is unchanged
+    since (both checked by sha256 against the record written after the export)."""
+    import json
+
     if not os.path.isfile(onnx_path):
         return True
-    if weights is None:  # random weights: keep what was exported (same banner either way)
-        return False
-    return os.path.getmtime(onnx_path) < os.path.getmtime(weights)
+    try:
+        with open(_stamp_path(onnx_path), encoding="utf-8") as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return True  # exported by an older demo, or not by the demo at all
+    return recorded != _source_record(onnx_path, weights)
+
+
+def _write_record(onnx_path: str, weights: str | None) -> None:
+    import json
+
+    from higherhrnet_trt.core.files import atomic_open
+
+    with atomic_open(_stamp_path(onnx_path)) as f:
+        json.dump(_source_record(onnx_path, weights), f, indent=1)
 
 
 def demo(args) -> int:
     import sys
 
-    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.core.errors import CheckpointError, UserError
 
     weights = args.weights
     if weights is not None and not os.path.isfile(weights):
@@ -95,7 +134,15 @@ def demo(args) -> int:
         if weights is None:
             print(f"note: no demo weights at {package_file(DEMO_WEIGHTS)}; see export/assets/MODEL_CARD.md "
                   "to train them", file=sys.stderr)
-        export(weights, config="demo", output=onnx_path, dynamic=True, flip=True)
+        try:
+            export(weights, config="demo", output=onnx_path, dynamic=True, flip=True)
+        except CheckpointError as e:  # its advice names export's --config, which demo does not have
+            cause = getattr(e, "cause", None) or str(e)
+            fits = getattr(e, "matching_configs", None) or ["NAME"]
+            raise UserError(f"--weights {weights} is not a demo-config checkpoint ({cause}): export it "
+                            f"with 'higherhrnet-trt export -c {weights} --config {fits[0]} -o model.onnx' "
+                            "and run 'higherhrnet-trt run model.onnx'") from None
+        _write_record(onnx_path, weights)
     else:
         print(f"using {onnx_path} (exported earlier; --force-export to redo)", file=sys.stderr)
 

@@ -30,7 +30,7 @@ import traceback
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from higherhrnet_trt.core.files import atomic_open
+from higherhrnet_trt.core.files import Output, atomic_open, check_outputs
 
 from .build_plan import (
     ENGINE_SUFFIXES,
@@ -48,6 +48,7 @@ from .build_steps import check_dla, create_config, engine_bytes, io_specs, make_
 
 # Looked up here, at call time, under this name: tests wrap it to watch the build's phases.
 from .build_steps import make_progress_monitor as _make_progress_monitor
+from .flavors import runs_on
 from .onnx_info import sha256_file
 from .sidecar import AHEAD_OF_TIME, Sidecar, build_command, write_sidecar
 
@@ -65,6 +66,7 @@ class BuildReport:
     engine_bytes: int
     target: str  # GPU name (compute capability) or "ahead-of-time"
     notes: list[str] = field(default_factory=list)
+    runs_on: str = ""  # which GPUs the engine runs on, in words (flavors.runs_on)
 
     def summary(self) -> str:
         shapes = "; ".join(
@@ -73,7 +75,7 @@ class BuildReport:
         ) or "static"
         return (f"wrote {self.engine_path} ({self.engine_bytes / 2**20:.1f} MiB, {self.precision}, "
                 f"{self.flavor}, {self.target}, shapes: {shapes}) in {self.seconds:.1f}s; "
-                f"sidecar {self.sidecar_path}")
+                f"sidecar {self.sidecar_path}" + (f"\nruns on: {self.runs_on}" if self.runs_on else ""))
 
 
 # -- the TensorRT objects of one build --------------------------------------------------------------
@@ -155,7 +157,7 @@ def _write_build_sidecar(engine_path: str, plan: BuildPlan, opts: BuildOptions, 
         engine_sha256=sha256_file(engine_path),
         build_seconds=round(seconds, 3),
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        notes=plan.notes,
+        notes=plan.notes, runs_on=runs_on(plan.flavor, gpu, targets),
     )
     return sidecar, write_sidecar(engine_path, sidecar)
 
@@ -205,7 +207,9 @@ def build_engine(
                         sanitize, verbose)
     build_args = opts.build_args(onnx_path, engine_path)
     opts.check(engine_path)
-    plan = plan_build(onnx_path, opts)
+    # Before any work: a writable engine path that is not the ONNX itself.
+    check_outputs([Output("the engine", engine_path, "choose another -o")], [("the ONNX", onnx_path)])
+    plan = plan_build(onnx_path, opts, log)
     trt_objs = _TrtObjects()
     try:
         io = _run_tensorrt(plan, opts, engine_path, trt_objs)
@@ -225,7 +229,7 @@ def build_engine(
         engine_bytes=sidecar.engine_bytes,
         target=f"{gpu.name} (sm {gpu.compute_capability})" if gpu
         else f"ahead-of-time for compute capabilities {', '.join(targets) or 'default'}",
-        notes=plan.notes,
+        notes=plan.notes, runs_on=runs_on(plan.flavor, gpu, targets),
     )
     if log:
         for note in plan.notes:

@@ -248,12 +248,16 @@ def _resolve_target(flavor: Flavor, notes: list[str]) -> tuple[GpuInfo | None, l
     return gpu, targets
 
 
-def plan_build(onnx_path: str, opts: BuildOptions) -> BuildPlan:
+def plan_build(onnx_path: str, opts: BuildOptions, log=None) -> BuildPlan:
     """Summarise the ONNX, load the flavour, plan precision, profile and target (in this order,
-    so the first error a user meets is the same as before the steps were split)."""
+    so the first error a user meets is the same as before the steps were split). log: where the
+    builder that --backend auto picked is said."""
     summary = summarize(onnx_path)
     meta = summary.meta()
     flavor = load_flavor(opts.backend)
+    if log and opts.backend == "auto":
+        why = "TensorRT is not installed, TensorRT-RTX is" if flavor.is_rtx else "TensorRT is installed"
+        log(f"builder: {flavor.label} (--backend auto: {why}; --backend picks one)")
     precision = plan_precision(flavor, summary, opts.fp16, opts.int8, onnx_path)
     notes = list(precision.notes)
     shapes, shape_notes = resolve_profile(summary, meta.input_size, opts.min_shape, opts.opt_shape,

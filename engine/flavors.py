@@ -21,6 +21,7 @@ Nothing here imports TensorRT at module import time: :func:`load_flavor` does, w
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -171,3 +172,25 @@ def load_flavor(backend: str = "auto") -> Flavor:
 def flavor_names_available() -> list[str]:
     """Flavours importable on this machine (imports them: call only when about to use one)."""
     return [n for n in AUTO_ORDER if _import(n) is not None]
+
+
+#: GPUs by compute capability, to say in words where an engine runs.
+GPU_FAMILIES = {
+    "7.2": "Jetson Xavier", "7.5": "Turing (RTX 20xx, T4)", "8.0": "A100",
+    "8.6": "Ampere RTX (RTX 30xx, A-series)", "8.7": "Jetson Orin", "8.9": "Ada (RTX 40xx, L4, L40)",
+    "9.0": "Hopper (H100, H200)", "10.0": "Blackwell (B200)", "12.0": "Blackwell RTX (RTX 50xx)",
+}
+
+
+def runs_on(flavor: Flavor, gpu, targets: Sequence[str]) -> str:
+    """Where an engine of ``flavor`` built here runs, in words: the one GPU model for TensorRT;
+    for TensorRT-RTX its targets, and the common GPUs that are not among them (Jetson Orin,
+    Hopper), so an ahead-of-time engine is not carried to a machine it cannot run on."""
+    if not flavor.ahead_of_time:
+        family = GPU_FAMILIES.get(gpu.compute_capability, "")
+        return (f"GPUs of compute capability {gpu.compute_capability} only ({gpu.name}"
+                + (f", {family}" if family else "") + f"), with {flavor.label} exactly")
+    on = [f"{c} {GPU_FAMILIES[c]}" if c in GPU_FAMILIES else c for c in targets] or ["its default targets"]
+    off = [f"{GPU_FAMILIES[c]} ({c})" for c in ("8.7", "9.0", "7.2") if c not in targets]
+    return (f"compute capabilities {', '.join(on)}, with {flavor.label}"
+            + (f"; NOT on {', '.join(off)}: build there with --backend tensorrt" if off else ""))

@@ -137,11 +137,20 @@ def load_model(path: str, weights: bool = True):
 
     if not os.path.isfile(path):
         raise UserError(f"ONNX file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise UserError(f"{path} is empty (0 bytes; an interrupted copy or download?): re-export it "
+                        "with 'higherhrnet-trt export'")
     try:
-        return onnx.load_model(path, load_external_data=weights)
+        model = onnx.load_model(path, load_external_data=weights)
     except Exception as e:  # protobuf DecodeError and friends
         raise UserError(f"{path} is not a readable ONNX file ({type(e).__name__}): re-export it "
                         "with 'higherhrnet-trt export'") from e
+    # Protobuf parses many byte strings (a truncated file, text) into a message without a graph:
+    # an ONNX model has at least one node and one output.
+    if not model.graph.node or not model.graph.output:
+        raise UserError(f"{path} holds no ONNX graph (truncated or not an ONNX file): re-export it "
+                        "with 'higherhrnet-trt export'")
+    return model
 
 
 def summarize(path: str) -> OnnxSummary:

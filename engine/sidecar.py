@@ -130,6 +130,8 @@ def read_sidecar(engine_path: str) -> Sidecar:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
         return Sidecar.from_json(data)
     except (OSError, ValueError, TypeError) as e:
         raise UserError(f"{path} is not a valid engine sidecar ({e}); rebuild the engine with "
@@ -197,14 +199,29 @@ def check_compatible(
     return warnings
 
 
-def check_engine_file(engine_path: str, sidecar: Sidecar) -> None:
-    """The engine next to the sidecar is the one it describes (size check: cheap, catches a
-    rebuilt or truncated engine with a stale sidecar)."""
+def check_engine_file(engine_path: str, sidecar: Sidecar, full: bool = True) -> None:
+    """The engine next to the sidecar is the one it describes: its size, and with ``full`` its
+    sha256 (a truncated, rebuilt or corrupted engine with a stale sidecar). UserError otherwise.
+
+    A corrupted engine must be caught here: TensorRT may deserialise flipped bytes into an engine
+    that computes garbage, or abort the process.
+    """
     if not os.path.isfile(engine_path):
         raise UserError(f"engine file not found: {engine_path}")
+    fix = f"rebuild it: {sidecar.rebuild_command(engine_path=engine_path)}"
     size = os.path.getsize(engine_path)
     if sidecar.engine_bytes and size != sidecar.engine_bytes:
         raise UserError(
-            f"{engine_path} is {size} bytes but its sidecar describes a {sidecar.engine_bytes}-byte "
-            f"engine (stale sidecar or truncated file): rebuild: {sidecar.rebuild_command()}"
+            f"{engine_path} is DAMAGED: {size} bytes but its sidecar describes a "
+            f"{sidecar.engine_bytes}-byte engine (stale sidecar or truncated file); {fix}"
         )
+    if full and sidecar.engine_sha256:
+        from .onnx_info import sha256_file
+
+        digest = sha256_file(engine_path)
+        if digest != sidecar.engine_sha256:
+            raise UserError(
+                f"{engine_path} is DAMAGED: its sha256 {digest[:16]}... is not the "
+                f"{sidecar.engine_sha256[:16]}... its sidecar recorded at build time (corrupted "
+                f"copy or stale sidecar); {fix}"
+            )

@@ -70,7 +70,7 @@ def export(
     from .configs import get_config
     from .onnx_export import export_onnx
 
-    precision = _check_request(format, half, int8, data)
+    precision = _check_request(format, half, int8, data, batch)
     cfg = get_config(config)
     output = _output_path(output, config, precision, dynamic, input_size, checkpoint)
     result = ExportResult(onnx=output, fp32_onnx=output)
@@ -93,7 +93,7 @@ def export(
     return result
 
 
-def _check_request(format: str, half: bool, int8: bool, data: str | None) -> str:
+def _check_request(format: str, half: bool, int8: bool, data: str | None, batch: int = 1) -> str:
     """The ONNX precision asked for ("fp32", "fp16", "int8"), or a UserError naming the fix."""
     if half and int8:
         raise UserError("choose one of half (fp16) and int8, not both")
@@ -101,6 +101,8 @@ def _check_request(format: str, half: bool, int8: bool, data: str | None) -> str
         raise UserError("int8 needs calibration images: pass data=DIR (--data DIR), ~500 of your own frames")
     if format not in ("onnx", "engine"):
         raise UserError(f"format must be 'onnx' or 'engine', not {format!r}")
+    if int(batch) < 1:
+        raise UserError(f"batch must be 1 or more, got {batch}")
     return "fp16" if half else "int8" if int8 else "fp32"
 
 
@@ -111,11 +113,11 @@ def _output_path(output: str | None, config: str, precision: str, dynamic: bool,
     output = output or default_output(config, precision, dynamic, input_size)
     if not output.endswith(".onnx"):
         raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
-    if checkpoint:
-        from higherhrnet_trt.core.files import Output, check_outputs
+    from higherhrnet_trt.core.files import Output, check_outputs
 
-        check_outputs([Output("the output", output, "choose another -o")],
-                      [("the checkpoint", checkpoint)])
+    # Before the checkpoint loads: not onto the checkpoint, and somewhere writable.
+    check_outputs([Output("the output", output, "choose another -o")],
+                  [("the checkpoint", checkpoint)] if checkpoint else [])
     return output
 
 

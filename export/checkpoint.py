@@ -155,8 +155,10 @@ def check_compatible(sd: Mapping, model, cfg: ModelConfig) -> None:
     else:
         cause = "checkpoint and config disagree"
     hint = ""
-    if info.get("matching_configs"):
-        hint = f": use --config {' or '.join(info['matching_configs'])}"
+    # Never advise the config that was given (it is the one that failed).
+    others = [c for c in info.get("matching_configs") or [] if c != cfg.name]
+    if others:
+        hint = f": use --config {' or '.join(others)}"
     detail = []
     if missing:
         detail.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
@@ -166,12 +168,28 @@ def check_compatible(sd: Mapping, model, cfg: ModelConfig) -> None:
         k = wrong_shape[0]
         detail.append(f"{len(wrong_shape)} with other shapes (e.g. {k}: checkpoint "
                       f"{tuple(sd[k].shape)} vs model {tuple(expected[k].shape)})")
-    raise CheckpointError(f"{cause}{hint} [keys: {'; '.join(detail)}]")
+    err = CheckpointError(f"{cause}{hint} [keys: {'; '.join(detail)}]")
+    err.cause, err.matching_configs = cause, others  # for callers that word their own advice (demo)
+    raise err
 
 
 def load_checkpoint(model, path: str) -> dict:
     """Load ``path`` into ``model`` (strict). Returns describe_state_dict() of the checkpoint."""
     sd = read_state_dict(path)
     check_compatible(sd, model, model.cfg)
+    _check_finite(sd, path)
     model.load_state_dict(sd, strict=True)
     return describe_state_dict(sd)
+
+
+def _check_finite(sd: dict, path: str) -> None:
+    """CheckpointError when weights hold NaN or inf: the exported network would compute NaN, and
+    every frame would be skipped at run time."""
+    import torch
+
+    bad = [k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} weight tensors hold NaN or inf (e.g. {bad[0]}): the "
+                              "checkpoint is damaged or was saved after training diverged; use an "
+                              "earlier or a re-downloaded checkpoint")

@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--dynamic", action="store_true",
                    help="dynamic height and width (multiples of 64): one file for any image shape")
     p.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
-    p.add_argument("--batch", type=int, default=1, help="static batch size")
+    p.add_argument("--batch", type=_positive_int, default=1, help="static batch size")
     p.add_argument("--no-flip", dest="flip", action="store_false",
                    help="leave out the flip test (half the compute, ~1-2 AP lower)")
     p.add_argument("--raw-outputs", action="store_true",

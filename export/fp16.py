@@ -63,13 +63,15 @@ def _autocast(onnx_in: str, src_model, work: str, data_dir: str, keep_io_fp32: b
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     from ..engine.onnx_info import copy_metadata
+    from ..engine.related import derived_from_record
 
     with quiet():
         model = convert_to_mixed_precision(
             onnx_in, low_precision_type="fp16", keep_io_types=keep_io_fp32,
             nodes_to_exclude=exclude or None, calibration_data=data_dir, providers=["cpu"],
         )
-    copy_metadata(src_model, model, precision="fp16")
+    # The record debug-precision checks: which fp32 file this variant was made from.
+    copy_metadata(src_model, model, precision="fp16", derived_from=derived_from_record(onnx_in))
     save_onnx(model, work)
 
 

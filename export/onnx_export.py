@@ -144,6 +144,8 @@ def export_onnx(
     """
     cfg: ModelConfig = model.cfg
     h, w = _hw(input_size or cfg.input_size)
+    if int(batch) < 1:
+        raise UserError(f"batch must be 1 or more, got {batch}")
     graph, out_names, flip = _graph(model.eval(), outputs, flip)
     meta = graph_meta(cfg, outputs, flip, bool(dynamic or dynamic_batch), random_weights, meta)
     meta.exporter = f"higherhrnet_trt 0.1.0, torch {torch.__version__}, opset {OPSET}"
@@ -152,10 +154,15 @@ def export_onnx(
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     t0 = time.perf_counter()
     program = _trace(graph, example, out_names, dyn)
-    _write_with_metadata(program.model_proto, path, meta, cfg)
-    report = ExportReport(path, tuple(example.shape), out_names, export_seconds=time.perf_counter() - t0)
-    if check:
-        _check_against_torch(graph, example, path, report, rtol)
+    from higherhrnet_trt.core.files import atomic_path
+
+    # Written under a temporary name and renamed only once checked: a failed check, an error or an
+    # interrupt leaves no ONNX (and no torn one) under the name.
+    with atomic_path(path) as tmp:
+        _write_with_metadata(program.model_proto, tmp, meta, cfg)
+        report = ExportReport(path, tuple(example.shape), out_names, export_seconds=time.perf_counter() - t0)
+        if check:
+            _check_against_torch(graph, example, tmp, report, rtol)
     return report
 
 
@@ -201,9 +208,13 @@ def _trace(graph: nn.Module, example, out_names: list[str], dyn):
     import logging
     import warnings
 
+    from higherhrnet_trt.core.errors import deferred_interrupts
+
     # torch.onnx logs a warning per missing torchvision op; none of them is used here.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    # Ctrl-C inside torch.export's native code aborted the process (exit 134, no clean-up): the
+    # interrupt waits for the export step to return, then stops the command as usual.
+    with warnings.catch_warnings(), deferred_interrupts("the ONNX export step"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             graph, (example,), input_names=[INPUT_NAME], output_names=out_names,
@@ -215,19 +226,26 @@ def _trace(graph: nn.Module, example, out_names: list[str], dyn):
 
 def _check_against_torch(graph: nn.Module, example, path: str, report: ExportReport, rtol: float) -> None:
     """ONNX Runtime on the written file vs PyTorch on the traced input, into ``report``; a
-    UserError when any output's max|err| / max|ref| exceeds ``rtol``."""
+    UserError when any output's max|err| / max|ref| exceeds ``rtol`` or either side computes NaN /
+    inf (NaN compares false with everything: ``max|err| nan`` must not pass)."""
     t1 = time.perf_counter()
     with torch.no_grad():
         expected = [t.numpy() for t in graph(example)]
+    for name, ref in zip(report.output_names, expected):
+        if not np.isfinite(ref).all():
+            raise UserError(f"PyTorch computes NaN/inf in output {name!r} on the check input: the "
+                            "weights hold NaN/inf or overflow (damaged checkpoint?); check it with "
+                            "torch.load and export a good one")
     got = _run_onnxruntime(path, example.numpy())
     for name, ref, val in zip(report.output_names, expected, got):
         err = float(np.abs(ref - val).max())
         report.max_abs_error[name] = err
         report.rel_error[name] = err / max(float(np.abs(ref).max()), 1e-12)
     report.check_seconds = time.perf_counter() - t1
-    bad = {k: v for k, v in report.rel_error.items() if v > rtol}
+    bad = {k: v for k, v in report.rel_error.items() if not v <= rtol}  # NaN is bad too
     if bad:
-        raise UserError(f"ONNX Runtime disagrees with PyTorch beyond {rtol:g} relative: {bad}")
+        raise UserError(f"ONNX Runtime disagrees with PyTorch beyond {rtol:g} relative: {bad}; no ONNX "
+                        "written (report it with the checkpoint and command)")
 
 
 def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) -> None:
@@ -245,10 +263,7 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
     for axis, dim in enumerate(proto.graph.input[0].type.tensor_type.shape.dim):
         if dim.dim_param and axis in names:
             dim.dim_param = names[axis]
-    from higherhrnet_trt.core.files import atomic_path
-
-    with atomic_path(path) as tmp:  # an interrupted export leaves no torn ONNX under the name
-        onnx.save_model(proto, tmp)
+    onnx.save_model(proto, path)  # export_onnx's temporary name, renamed once checked
 
 
 def _run_onnxruntime(path: str, x: np.ndarray) -> list[np.ndarray]:

@@ -131,6 +131,7 @@ def run_debug_precision(args) -> int:
     from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.core.metadata import ModelMeta
     from higherhrnet_trt.engine.onnx_info import summarize
+    from higherhrnet_trt.engine.related import check_related
 
     from .precision_debug import compare_layers
     from .quantize import InputMaker, list_images
@@ -139,6 +140,7 @@ def run_debug_precision(args) -> int:
     var = summarize(args.variant)
     if ref.precision != "fp32":
         raise UserError(f"{args.onnx} is {ref.precision}: the reference must be the fp32 ONNX")
+    check_related(args.onnx, args.variant, ref, var)  # two unrelated networks: one line, no tables
     maker = InputMaker(ref, ref.meta() if ref.has_meta else ModelMeta(), None)
     if args.images:
         skipped: list[str] = []

@@ -214,6 +214,7 @@ def quantize_int8(
     _check_int8_args(method, percentile, high_precision, num_images)
     require_modelopt("modelopt.onnx.quantization", "INT8 quantization")
     from ..engine.onnx_info import copy_metadata
+    from ..engine.related import derived_from_record
 
     src_model, summary, meta = check_fp32_input(onnx_in)
     maker = InputMaker(summary, meta, input_size)
@@ -247,7 +248,7 @@ def quantize_int8(
                                      "ranges": ranges})
         # 3. Scales into the placed graph, metadata back (ModelOpt drops it).
         apply_scales(placed, placement, ranges)
-        copy_metadata(src_model, placed, precision="int8")
+        copy_metadata(src_model, placed, precision="int8", derived_from=derived_from_record(onnx_in))
         save_onnx(placed, onnx_out)
     _int8_notes(report, placement, maker, high_precision)
     check_skips = _check_int8(report, maker, onnx_in, onnx_out, hold_paths, calib_paths)

@@ -430,6 +430,10 @@ def run(args) -> int:
         if frames or status != "error":
             _summary(status, frames, people, time.perf_counter() - t_start, pipe, source, outputs,
                      writer, args.max_people)
+    if status == "done" and frames == 0:  # every input unreadable, or an empty video: not a success
+        raise UserError(f"no frame could be read from {source.description}"
+                        + (f" ({len(source.skipped)} unreadable, first: {source.skipped[0]})"
+                           if source.skipped else "") + ": check the --source files")
     return code
 
 

@@ -26,7 +26,8 @@ def test_demo_writes_image_json_and_onnx(tmp_path, capsys):
     err = capsys.readouterr().err
     weights = os.path.isfile(demo_cli.package_file(demo_cli.DEMO_WEIGHTS))
     onnx_name = "demo.onnx" if weights else "demo_random.onnx"
-    assert sorted(os.listdir(out)) == sorted([onnx_name, "people.json", "sample.jpg"])
+    assert sorted(os.listdir(out)) == sorted([onnx_name, onnx_name + ".source.json", "people.json",
+                                              "sample.jpg"])
     people = json.loads((out / "people.json").read_text())
     assert all(len(p["keypoints"]) == 51 and p["category_id"] == 1 for p in people)
     assert "done: 1 frames" in err

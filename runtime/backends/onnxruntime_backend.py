@@ -27,6 +27,26 @@ def _spec(arg) -> TensorSpec:
     return TensorSpec(arg.name, shape, np.dtype(_ORT_DTYPES.get(arg.type, np.float32)))
 
 
+def _check_providers(ort, providers: Sequence[str]) -> None:
+    """UserError for an execution provider this onnxruntime does not know or was not built with:
+    ONNX Runtime itself only warns and runs on the CPU."""
+    if not providers:
+        raise UserError("--providers is empty: name at least one, e.g. CPUExecutionProvider")
+    available = ort.get_available_providers()
+    known = set(ort.get_all_providers())
+    for p in providers:
+        if p in available:
+            continue
+        if p not in known:
+            close = [k for k in sorted(known) if k.lower().startswith(p.lower()[:4])]
+            raise UserError(f"--providers {p}: no such ONNX Runtime execution provider"
+                            + (f" (did you mean {close[0]}?)" if close else "")
+                            + f"; this onnxruntime has: {', '.join(available)}")
+        raise UserError(f"--providers {p}: this onnxruntime was built without it (it has "
+                        f"{', '.join(available)}): install the onnxruntime package that has it, e.g. "
+                        "pip install onnxruntime-gpu for CUDAExecutionProvider, or use those listed")
+
+
 class OnnxRuntimeBackend(Backend):
     """Runs an ONNX file with ONNX Runtime.
 
@@ -72,6 +92,7 @@ class OnnxRuntimeBackend(Backend):
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }
         opts.graph_optimization_level = levels[self.graph_optimization]
+        _check_providers(ort, self.providers)
         try:
             self._session = ort.InferenceSession(self.path, opts, providers=self.providers)
         except Exception as e:  # ORT raises its own exception types for corrupt files
@@ -80,6 +101,14 @@ class OnnxRuntimeBackend(Backend):
                 f"ONNX Runtime cannot load {self.path}: {first} (is it a complete ONNX file? "
                 "re-export it with 'higherhrnet-trt export')"
             ) from e
+        # ONNX Runtime falls back to the CPU with only a log line when a provider fails to start
+        # (CUDA libraries missing, no GPU): a run on the CPU the user did not ask for.
+        failed = [p for p in self.providers if p not in self._session.get_providers()]
+        if failed:
+            raise UserError(f"--providers {','.join(failed)} could not start on this machine (ONNX "
+                            f"Runtime would run on {', '.join(self._session.get_providers())}): check "
+                            "the GPU, driver and CUDA/TensorRT libraries, or leave --providers out for "
+                            "the CPU")
         props = self._session.get_modelmeta().custom_metadata_map
         self._meta = ModelMeta.from_props(props)
 
