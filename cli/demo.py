@@ -122,6 +122,9 @@ def demo(args) -> int:
     source = args.source or package_file(SAMPLE_IMAGE)
     if args.source is None and not os.path.isfile(source):
         raise UserError(f"the bundled sample {source} is missing: reinstall the package, or pass --source")
+    from higherhrnet_trt.core.files import check_writable
+
+    check_writable(args.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
     os.makedirs(args.save_dir, exist_ok=True)
     onnx_path = os.path.join(args.save_dir, "demo.onnx" if weights else "demo_random.onnx")
 

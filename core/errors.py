@@ -29,6 +29,11 @@ class BackendUnavailable(UserError):
     """A backend whose library or hardware is missing on this machine."""
 
 
+class CudaError(UserError, RuntimeError):
+    """A CUDA, NVRTC or kernel launch failure, in one line. Also a RuntimeError, what these calls
+    raised before, so existing ``except RuntimeError`` handlers still catch it."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM received. A KeyboardInterrupt, so every ``except KeyboardInterrupt`` that closes
     outputs on Ctrl-C does the same for it; :func:`interrupt_exit_code` tells the two apart."""
@@ -45,6 +50,41 @@ def interrupt_exit_code(exc: BaseException) -> int:
 def interrupt_word(exc: BaseException) -> str:
     """'terminated (SIGTERM)' or 'interrupted' (Ctrl-C), for the summary line."""
     return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+
+
+@contextmanager
+def deferred_interrupts(what: str, say=None) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while native code runs that an exception must not cut through
+    (torch.onnx.export: a KeyboardInterrupt raised inside its C++ callbacks ended the process with
+    a native abort, exit status 134); the interrupt is raised when the block ends.
+
+    what: the step, for the message printed at the first signal. say: where that message goes
+    (default: stderr). A third Ctrl-C restores the default handler: the next one ends the process
+    at once. Main thread only, as signal handlers are (elsewhere nothing is installed).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import sys
+
+    received: list[int] = []
+
+    def handler(signum: int, frame) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            (say or (lambda m: print(m, file=sys.stderr, flush=True)))(
+                f"stopping after {what} (it cannot be interrupted safely half-way)...")
+        if received.count(signal.SIGINT) >= 3:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+    if received:
+        raise Terminated() if received[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
 @contextmanager

@@ -104,8 +104,41 @@ def _identities(path: str) -> list[tuple]:
     return keys
 
 
+def check_writable(path: str, what: str, fix: str, folder: bool = False,
+                   probed: set[str] | None = None) -> None:
+    """Refuse (UserError, one line, before any expensive work) an output that cannot be written.
+
+    path: a file to write (``folder=False``) or a folder to write into. Missing folders are fine
+    (the writers create them) as long as the nearest existing one is a writable folder: that is
+    probed by creating and removing a hidden file, which also catches read-only mounts and holds
+    for root, whom permission bits do not stop. probed: folders already probed (skipped).
+    """
+    target = os.path.abspath(path)
+    if not folder and os.path.isdir(target):
+        raise UserError(f"{what} {path} is a folder, not a file: {fix}")
+    if folder and os.path.exists(target) and not os.path.isdir(target):
+        raise UserError(f"{what} {path} is a file, not a folder: {fix}")
+    parent = target if folder else os.path.dirname(target)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if probed is not None and parent in probed:
+        return
+    if not os.path.isdir(parent):
+        raise UserError(f"{what} {path} cannot be written: {parent} is a file, not a folder; {fix}")
+    probe = os.path.join(parent, f".{os.getpid()}-{secrets.token_hex(3)}.write-probe")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be written: {parent} is not writable ({e.strerror}); "
+                        f"{fix}") from None
+    if probed is not None:
+        probed.add(parent)
+
+
 def check_outputs(outputs: Iterable[Output], inputs: Iterable[tuple[str, str]]) -> None:
-    """Refuse (UserError, one line) an output that is an input or another output.
+    """Refuse (UserError, one line) an output that is an input or another output, or that
+    cannot be written (:func:`check_writable`).
 
     outputs: the files the command will write (None paths are skipped).
     inputs: (what, path) of everything it reads: ("the model", "m.onnx"), ("the input image", ...).
@@ -116,9 +149,11 @@ def check_outputs(outputs: Iterable[Output], inputs: Iterable[tuple[str, str]]) 
         if path:
             for key in _identities(path):
                 seen.setdefault(key, (what, path, False))
+    probed: set[str] = set()
     for out in outputs:
         if not out.path:
             continue
+        check_writable(out.path, out.what, out.fix, probed=probed)
         keys = _identities(out.path)
         for key in keys:
             if key not in seen:
@@ -139,5 +174,5 @@ def require_suffix(path: str, suffixes: Sequence[str], what: str, fix: str) -> N
         raise UserError(f"{what} {path} must end in {' or '.join(suffixes)}: {fix}")
 
 
-__all__ = ["Output", "atomic_open", "atomic_path", "check_outputs", "discard", "require_suffix",
-           "temp_path"]
+__all__ = ["Output", "atomic_open", "atomic_path", "check_outputs", "check_writable", "discard",
+           "require_suffix", "temp_path"]

@@ -117,7 +117,7 @@ class ModelMeta:
         if not ours:
             raise ValueError(
                 "this ONNX file has no higherhrnet_trt metadata: export it with "
-                "'higherhrnet-trt export' (or pass the model settings explicitly)"
+                "'higherhrnet-trt export', or state its config (run/eval --config NAME)"
             )
         known = {f.name for f in fields(cls)}
         values = {k: json.loads(v) for k, v in ours.items() if k in known}

@@ -23,6 +23,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from higherhrnet_trt.core.errors import CudaError
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
 
 
@@ -92,7 +93,7 @@ def preload_nvrtc(major: int) -> str:
     """Load libnvrtc.so.<major> into this process so cuda-python uses it. Returns its path."""
     path = nvrtc_library_path(major)
     if path is None:
-        raise RuntimeError(f"NVRTC {major} not found: pip install "
+        raise CudaError(f"NVRTC {major} not found: pip install "
                            + ("nvidia-cuda-nvrtc-cu12" if major == 12 else "nvidia-cuda-nvrtc"))
     # RTLD_LOCAL: cuda-python finds it as already loaded, and its symbols stay out of the global
     # namespace other libraries resolve against.
@@ -107,14 +108,14 @@ def _nvrtc():
         try:
             from cuda import nvrtc  # cuda-python < 12.6
         except ImportError:
-            raise RuntimeError(NO_NVRTC) from None
+            raise CudaError(NO_NVRTC) from None
     return nvrtc
 
 
 def _check(nvrtc, result, what: str):
     err, *values = result
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise RuntimeError(f"NVRTC {what} failed: {err}")
+        raise CudaError(f"NVRTC {what} failed: {err}")
     return values[0] if len(values) == 1 else tuple(values)
 
 
@@ -124,7 +125,7 @@ def nvrtc_version() -> tuple[int, int]:
         return tuple(_check(nvrtc, nvrtc.nvrtcVersion(), "version"))
     except Exception as e:  # DynamicLibNotFoundError when no libnvrtc is installed
         if type(e).__name__ == "DynamicLibNotFoundError":
-            raise RuntimeError(NO_NVRTC) from None
+            raise CudaError(NO_NVRTC) from None
         raise
 
 
@@ -190,7 +191,7 @@ def compile_kernel(kernel: str, arch: str, defines: dict[str, int] | None = None
         nvrtc.nvrtcGetProgramLog(prog, log)
         log_text = bytes(log).decode(errors="replace").rstrip("\0 \n")
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            raise RuntimeError(f"{kernel} does not compile for {arch} with NVRTC "
+            raise CudaError(f"{kernel} does not compile for {arch} with NVRTC "
                                f"{version[0]}.{version[1]}:\n{log_text}")
         ptx_buf = bytearray(_check(nvrtc, nvrtc.nvrtcGetPTXSize(prog), "PTX size"))
         _check(nvrtc, nvrtc.nvrtcGetPTX(prog, ptx_buf), "PTX")
@@ -217,7 +218,7 @@ def compile_nvcc(arch: str, out_dir: str, nvcc: str | None = None) -> list[str]:
     """Ahead-of-time build with nvcc: ``<kernel>_<arch>.cubin`` (and .ptx) per kernel in out_dir."""
     nvcc = nvcc or shutil.which("nvcc")
     if not nvcc:
-        raise RuntimeError("nvcc not found: install the CUDA toolkit, or use the NVRTC path (default)")
+        raise CudaError("nvcc not found: install the CUDA toolkit, or use the NVRTC path (default)")
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for kernel in KERNELS:

@@ -29,6 +29,7 @@ import numpy as np
 
 from higherhrnet_trt.core.cuda import NO_DRIVER
 from higherhrnet_trt.core.cuda import check as _check
+from higherhrnet_trt.core.errors import CudaError
 from higherhrnet_trt.decode import DecodeConfig, parse
 
 log = logging.getLogger("higherhrnet_trt")
@@ -60,7 +61,7 @@ def _driver():
         try:
             from cuda import cuda as driver  # cuda-python < 12.6
         except ImportError:
-            raise RuntimeError("the GPU decode needs cuda-python: pip install cuda-python") from None
+            raise CudaError("the GPU decode needs cuda-python: pip install cuda-python") from None
     return driver
 
 
@@ -111,7 +112,7 @@ def choose_target(compute_capability: str, supported: list[str]) -> tuple[str, s
 
     lower = [a for a in supported if cc(a) <= major * 10 + minor and a[3:].isdigit()]
     if not lower:
-        raise RuntimeError(f"this NVRTC cannot compile for {own} (it supports {' '.join(supported)}): "
+        raise CudaError(f"this NVRTC cannot compile for {own} (it supports {' '.join(supported)}): "
                            "install the NVRTC of your CUDA, e.g. pip install nvidia-cuda-nvrtc-cu12 on "
                            "JetPack 5/6, and select it with kernels.compile.preload_nvrtc(12)")
     return max(lower, key=cc), "ptx"
@@ -131,7 +132,7 @@ def load_module(drv, kernel: str, compute_capability: str):
     if int(err) != 0:
         driver_version = drv.cuDriverGetVersion()[1]
         major, minor = nvrtc_version()
-        raise RuntimeError(f"cannot load {kernel} ({kind} for {arch}, NVRTC {major}.{minor}) on this driver "
+        raise CudaError(f"cannot load {kernel} ({kind} for {arch}, NVRTC {major}.{minor}) on this driver "
                            f"(CUDA {driver_version // 1000}.{driver_version % 1000 // 10}): {err}; "
                            "use the NVRTC of the driver's CUDA version (kernels.compile --nvrtc 12)")
     return module
@@ -160,7 +161,7 @@ class GpuDecoder:
             raise ValueError(f"kernels handle top-k <= {MAX_N}, tag_dim <= {MAX_T}, J <= 32")
         gpu = query_gpu(device)
         if gpu is None:
-            raise RuntimeError(NO_DRIVER)
+            raise CudaError(NO_DRIVER)
         drv = self.drv = _driver()
         _check(drv.cuInit(0), "cuInit")
         dev = _check(drv.cuDeviceGet(device), "cuDeviceGet")

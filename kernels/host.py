@@ -17,6 +17,7 @@ import subprocess
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import CudaError
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
 
 
@@ -33,7 +34,7 @@ def build_host_library(cxx: str | None = None) -> str:
     """Compile host_harness.cpp (cached by source hash); returns the shared library's path."""
     cxx = cxx or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not cxx:
-        raise RuntimeError("no C++ compiler (g++) found to build the kernels' host harness")
+        raise CudaError("no C++ compiler (g++) found to build the kernels' host harness")
     digest = hashlib.sha256()
     for name in SOURCES:
         with open(os.path.join(KERNEL_DIR, name), "rb") as f:
@@ -96,7 +97,7 @@ def decode_host(heatmaps: np.ndarray, tags: np.ndarray, cfg=None) -> tuple[np.nd
                                cfg.tag_threshold, int(cfg.use_detection_val), int(cfg.ignore_too_much),
                                cfg.nms_padding, order, flags, people, scores)
     if n < 0:
-        raise RuntimeError(f"kernel decode failed with status {-n}")
+        raise CudaError(f"kernel decode failed with status {-n}")
     return people[:n].copy(), scores[:n].copy()
 
 

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import CudaError
+
 from .decode_gpu import NO_DRIVER, _check, _driver, device_array, load_module, stream_handle
 
 
@@ -66,7 +68,7 @@ class _KernelModule:
 
         gpu = query_gpu(device)
         if gpu is None:
-            raise RuntimeError(NO_DRIVER)
+            raise CudaError(NO_DRIVER)
         drv = self.drv = _driver()
         _check(drv.cuInit(0), "cuInit")
         self._device = _check(drv.cuDeviceGet(device), "cuDeviceGet")

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.errors import CudaError, UserError
 from higherhrnet_trt.decode.config import DecodeConfig
 
 from .poses import Poses, cap_people, decode_config_for, is_bgr, people_from_grouped
@@ -304,7 +304,7 @@ class _TensorRTNetwork:
             context.set_input_shape(self.backend.input_name, shape)
             self._shape = shape
         if not context.execute_async_v3(stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+            raise CudaError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
 
 
 class _TorchNetwork:

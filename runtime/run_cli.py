@@ -53,8 +53,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "point (default: OpenVINO's, bf16 on CPUs with AMX / AVX512-BF16, else f32); "
                         "f32 gives onnxruntime's fp32 results")
     p.add_argument("--config", default=None,
-                   help="torch only: the checkpoint's config (w32_512, w48_640, ...; default: the one "
-                        "that fits its shapes)")
+                   help="torch: the checkpoint's config (w32_512, w48_640, ...; default: the one "
+                        "that fits its shapes); onnxruntime: the config of an ONNX exported by other "
+                        "tools, without higherhrnet_trt metadata (files from 'export' describe "
+                        "themselves)")
     p.add_argument("--device", default=None,
                    help="torch only: cuda, cuda:N or cpu (default: cuda when a GPU is visible; FP16 there)")
     p.add_argument("--heatmap-resolution", action="store_true",
@@ -96,9 +98,12 @@ def backend_options(args) -> dict:
             opts["config"] = config
         if device:
             opts["device"] = device
+    elif name == "onnxruntime" and config and not device:
+        opts["config"] = config  # for ONNX files without our metadata (backends/foreign.py)
     elif config or device:
-        raise UserError(f"--config / --device are torch-backend options (for .pth checkpoints); the "
-                        f"{name} backend reads them from the model file")
+        raise UserError(f"--config / --device are torch-backend options (for .pth checkpoints; "
+                        f"--config also onnxruntime's, for ONNX files without metadata); the {name} "
+                        "backend reads them from the model file")
     return opts
 
 
@@ -176,7 +181,7 @@ def _check_outputs(args, source) -> None:
     model, an image or the video read) or on another output. One line naming the fix."""
     import os
 
-    from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
+    from higherhrnet_trt.core.files import Output, check_outputs, check_writable, require_suffix
 
     inputs = [("the model", args.model)]
     paths = getattr(source, "paths", None)
@@ -189,6 +194,8 @@ def _check_outputs(args, source) -> None:
         require_suffix(args.json, (".json",), "--json", "the results are a JSON list (e.g. "
                        "--json people.json)")
         outputs.append(Output("--json", args.json, "give --json another file name"))
+    if args.save_dir:
+        check_writable(args.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
     if args.save_dir and paths:
         fix = f"choose another --save-dir than {args.save_dir}"
         outputs += [Output("the annotated copy", os.path.join(args.save_dir, name), fix)

@@ -302,6 +302,11 @@ def _gstreamer_hint(cv2) -> str:
     return "test the pipeline with gst-launch-1.0 first; it must end in 'appsink'"
 
 
+#: Largest camera index taken as one (V4L2 numbers devices from 0; OpenCV adds API offsets of
+#: 100s to indices, so anything above this is a typo or a file name that does not exist).
+MAX_CAMERA_INDEX = 9999
+
+
 def open_source(
     spec: str | int,
     max_reconnects: int = 5,
@@ -326,6 +331,9 @@ def open_source(
     if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()
                                                 and not os.path.exists(spec)):
         index = int(spec)
+        if index > MAX_CAMERA_INDEX:  # OpenCV's overload error otherwise (a C long overflows)
+            raise UserError(f"--source {spec}: no such camera; cameras are numbered from 0 (list them "
+                            "with: ls /dev/video*), files need a path that exists")
         cv2 = import_cv2() if opener is None else None
         return CaptureSource(
             opener or (lambda: cv2.VideoCapture(index)), kind="camera", description=f"camera {index}",

@@ -11,11 +11,22 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from higherhrnet_trt.cli import main
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.metadata import ModelMeta
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """A folder with one readable image."""
+    cv2 = pytest.importorskip("cv2")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000000000001.jpg"), np.zeros((96, 128, 3), np.uint8))
+    return folder
 
 
 def run_cli(capsys, *argv):
@@ -303,3 +314,142 @@ def test_info_json_sidecar_garbage_is_one_line(tmp_path, capsys):
     rc, _, err = run_cli(capsys, "info", engine)
     assert rc == 1
     one_error_line(err, "not a valid engine sidecar")
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. Every error is one line that names the fix
+# ------------------------------------------------------------------------------------------------
+
+#: Each command with an output under a regular file (a path no one can write, root included),
+#: given before the expensive work: an export, a model load, a calibration pass, a build.
+UNWRITABLE = [
+    ("export", ["export", "--config", "tiny", "--input-size", "128", "-o", "{bad}/x.onnx"]),
+    ("convert", ["convert", "{onnx}", "-o", "{bad}/x.fp16.onnx"]),
+    ("calibrate", ["calibrate", "{onnx}", "--images", "{imgs}", "-o", "{bad}/x.int8.onnx"]),
+    ("build", ["build", "{onnx}", "-o", "{bad}/x.engine"]),
+    ("run --json", ["run", "{onnx}", "--source", "{imgs}", "--json", "{bad}/p.json"]),
+    ("run --save-dir", ["run", "{onnx}", "--source", "{imgs}", "--save-dir", "{bad}"]),
+    ("eval --json", ["eval", "{onnx}", "--ann", "{bad}", "--images", "{imgs}", "--json", "{bad}/r.json"]),
+    ("bench --json", ["bench", "{onnx}", "--json", "{bad}/b.json"]),
+    ("bench --plot", ["bench", "{onnx}", "--plot", "{bad}/b.png"]),
+    ("demo --save-dir", ["demo", "--save-dir", "{bad}"]),
+]
+
+
+@pytest.mark.parametrize("name, argv", UNWRITABLE, ids=[u[0] for u in UNWRITABLE])
+def test_unwritable_outputs_are_refused_before_any_work(tiny_onnx, tmp_path, capsys, monkeypatch, name, argv):
+    import higherhrnet_trt.runtime.pipeline as pipeline
+
+    cv2 = pytest.importorskip("cv2")
+    bad = tmp_path / "a_file.txt"
+    bad.write_text("x")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / "000000000001.jpg"), np.zeros((64, 64, 3), np.uint8))
+    monkeypatch.setattr(pipeline.Pipeline, "activate", lambda self: pytest.fail("the model loaded"))
+    argv = [a.format(bad=bad, onnx=tiny_onnx, imgs=imgs) for a in argv]
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 1
+    one_error_line(err, str(bad))
+
+
+def test_check_writable_probes_the_folder(tmp_path):
+    from higherhrnet_trt.core.files import check_writable
+
+    check_writable(str(tmp_path / "new" / "sub" / "x.json"), "--json", "fix")  # folders made later
+    assert os.listdir(tmp_path) == []  # the probe left nothing
+    with pytest.raises(UserError, match="is a folder, not a file"):
+        check_writable(str(tmp_path), "--json", "fix")
+
+
+@pytest.fixture(scope="module")
+def bare_onnx(tiny_onnx, tmp_path_factory):
+    """The tiny ONNX with its higherhrnet_trt metadata removed: as another tool would export it."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    path = tmp_path_factory.mktemp("bare") / "bare.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_without_metadata_names_config_and_runs_with_it(tiny_onnx, bare_onnx, tmp_path, capsys):
+    pytest.importorskip("cv2")
+    import cv2
+
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "f.png"), frame)
+    rc, _, err = run_cli(capsys, "run", bare_onnx, "--source", tmp_path / "f.png")
+    assert rc == 1
+    one_error_line(err, "no higherhrnet_trt metadata", "--config NAME", "tiny", "w32_512")
+    results = []
+    for model, extra in ((tiny_onnx, []), (bare_onnx, ["--config", "tiny"])):
+        out = tmp_path / f"{len(results)}.json"
+        rc, _, _ = run_cli(capsys, "run", model, "--source", tmp_path / "f.png", "--json", out, *extra)
+        assert rc == 0
+        results.append(json.loads(out.read_text()))
+    assert results[1] == results[0]  # the stated config gives the self-describing file's people
+
+
+def test_config_that_contradicts_the_file_is_refused(tiny_onnx, capsys, image_dir):
+    rc, _, err = run_cli(capsys, "run", tiny_onnx, "--source", image_dir, "--config", "w32_512")
+    assert rc == 1
+    one_error_line(err, "says it is config 'tiny'")
+
+
+def test_huge_camera_index_is_one_line(tiny_onnx, capsys):
+    rc, _, err = run_cli(capsys, "run", tiny_onnx, "--source", "99999999999999999999")
+    assert rc == 1
+    one_error_line(err, "no such camera", "ls /dev/video")
+
+
+def test_interrupt_during_native_export_waits_for_the_step(capsys):
+    import signal
+
+    from higherhrnet_trt.core.errors import Terminated, deferred_interrupts
+
+    done = []
+    with pytest.raises(KeyboardInterrupt) as e:
+        with deferred_interrupts("the step"):
+            os.kill(os.getpid(), signal.SIGINT)  # handled at once, in this thread
+            done.append("the step finished")  # not cut through
+    assert done and not isinstance(e.value, Terminated)
+    assert "stopping after the step" in capsys.readouterr().err
+    with pytest.raises(Terminated):
+        with deferred_interrupts("the step"):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_tensorrt_backend_on_an_onnx_gives_the_build_command(tiny_onnx, capsys, image_dir):
+    rc, _, err = run_cli(capsys, "run", tiny_onnx, "--backend", "tensorrt", "--source", image_dir)
+    assert rc == 1
+    line = one_error_line(err, "is an ONNX file", ".engine", "--backend onnxruntime")
+    assert f"-o {tiny_onnx}" not in line
+
+
+def test_engine_without_gpu_points_at_its_onnx(tmp_path, capsys, monkeypatch, image_dir):
+    monkeypatch.setattr("higherhrnet_trt.core.gpu.query_gpu", lambda *a: None)
+    engine = _fake_engine(tmp_path)
+    rc, _, err = run_cli(capsys, "run", engine, "--source", image_dir)
+    assert rc == 1
+    one_error_line(err, "no NVIDIA driver or GPU", "run m.onnx with --backend onnxruntime")
+
+
+def test_cuda_errors_are_the_projects_error_type():
+    from higherhrnet_trt.core.cuda import check
+    from higherhrnet_trt.core.errors import CudaError
+
+    with pytest.raises(UserError, match="CUDA error in cuLaunchKernel"):
+        check((700,), "cuLaunchKernel")
+    assert issubclass(CudaError, RuntimeError)  # callers that caught RuntimeError still do
+
+
+@pytest.mark.parametrize("module", ["kernels/compile.py", "kernels/decode_gpu.py",
+                                    "kernels/preprocess_gpu.py", "kernels/host.py",
+                                    "runtime/gpu_pipeline.py"])
+def test_kernel_launchers_raise_no_bare_runtime_error(module):
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / module).read_text()
+    assert "raise RuntimeError(" not in source

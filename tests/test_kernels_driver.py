@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.gpu import query_gpu
 from higherhrnet_trt.kernels import decode_gpu as dg
 
@@ -20,10 +21,10 @@ class FakeDeviceArray:
 def test_no_driver_is_one_clear_line():
     if query_gpu() is not None:
         pytest.skip("this machine has a GPU and driver")
-    with pytest.raises(RuntimeError) as e:
+    with pytest.raises(UserError) as e:  # the project's error type: one line, no traceback
         dg.GpuDecoder(17, 64, 64, 2)
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith("no NVIDIA driver found; use --backend onnxruntime")
+    assert "\n" not in msg and msg.startswith("no NVIDIA driver or GPU found")
 
 
 def test_device_array_accepts_contiguous_float32():
@@ -105,7 +106,7 @@ def test_preprocessor_without_driver_is_one_line():
     from higherhrnet_trt.kernels.preprocess_gpu import GpuPreprocessor, GpuResizer
 
     for make in (lambda: GpuPreprocessor(512), lambda: GpuResizer((128, 128), (256, 256))):
-        with pytest.raises(RuntimeError, match=r"^no NVIDIA driver found; use --backend onnxruntime[^\n]*$"):
+        with pytest.raises(UserError, match=r"^no NVIDIA driver or GPU found: [^\n]*--backend onnxruntime$"):
             make()
 
 

@@ -54,6 +54,8 @@ class OnnxRuntimeBackend(Backend):
     threads: intra-op threads (0 = ONNX Runtime's default, one per core).
     graph_optimization: "all" (default), "extended", "basic" or "disable". Disable it to check a
         Q/DQ model's accuracy: ORT's CPU fusions of modelopt INT8 graphs can change results.
+    config: for an ONNX without higherhrnet_trt metadata (exported by other tools): its config
+        name (export/configs.py); see backends/foreign.py.
     """
 
     name = "onnxruntime"
@@ -64,8 +66,10 @@ class OnnxRuntimeBackend(Backend):
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int = 0,
         graph_optimization: str = "all",
+        config: str | None = None,
     ) -> None:
         super().__init__(path)
+        self.config = config
         self.providers = list(providers)
         self.threads = threads
         self.graph_optimization = graph_optimization
@@ -109,8 +113,11 @@ class OnnxRuntimeBackend(Backend):
                             f"Runtime would run on {', '.join(self._session.get_providers())}): check "
                             "the GPU, driver and CUDA/TensorRT libraries, or leave --providers out for "
                             "the CPU")
+        from .foreign import model_meta
+
         props = self._session.get_modelmeta().custom_metadata_map
-        self._meta = ModelMeta.from_props(props)
+        ranks = [len(o.shape) for o in self._session.get_outputs()]
+        self._meta = model_meta(props, self.config, self.path, ranks)
 
     def deactivate_impl(self) -> None:
         self._session = None

@@ -26,9 +26,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from higherhrnet_trt.core.cuda import NO_DRIVER
 from higherhrnet_trt.core.cuda import check as _check
-from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.errors import BackendUnavailable, CudaError, UserError
 from higherhrnet_trt.core.lazy import import_cudart
 from higherhrnet_trt.core.metadata import ModelMeta
 
@@ -94,14 +93,22 @@ class TensorRTBackend(Backend):
 
         from ...engine.sidecar import check_compatible, check_engine_file, read_sidecar
 
+        if self.path.lower().endswith(".onnx"):  # not "rebuild with build -o model.onnx"
+            stem = os.path.splitext(self.path)[0]
+            raise UserError(f"{self.path} is an ONNX file and the {self.name} backend runs engines: build "
+                            f"one with 'higherhrnet-trt build {self.path} -o {stem}.engine' and run "
+                            "that, or run the ONNX with --backend onnxruntime")
         if not os.path.isfile(self.path):
             raise UserError(f"engine file not found: {self.path}")
         sidecar = read_sidecar(self.path)
         check_engine_file(self.path, sidecar)
         flavor = sidecar.flavor if self.flavor == "auto" else self.flavor
         gpu = query_gpu(self.device)
-        if gpu is None:
-            raise BackendUnavailable(NO_DRIVER)
+        if gpu is None:  # an engine cannot run on the CPU: point at the ONNX it was built from
+            onnx_path = sidecar.onnx.get("path") or "the ONNX it was built from"
+            raise BackendUnavailable(f"{self.path} is a TensorRT engine and this machine has no NVIDIA "
+                                     f"driver or GPU: run it where the GPU is, or run {onnx_path} "
+                                     "with --backend onnxruntime here")
         trt = _runtime_module(flavor, sidecar.version_compatible)
         version = str(getattr(trt, "__version__", "unknown"))
         self.warnings = check_compatible(sidecar, flavor, version, gpu, self.path)
@@ -198,7 +205,7 @@ class TensorRTBackend(Backend):
         if self._graph_exec is not None:
             _check(self._cudart.cudaGraphLaunch(self._graph_exec, self._stream), "cudaGraphLaunch")
         elif not self._context.execute_async_v3(self._stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+            raise CudaError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
 
     def copy_outputs_async(self) -> None:
         """Device -> pinned host copies of the outputs (their current shapes) on the stream."""
@@ -226,7 +233,7 @@ class TensorRTBackend(Backend):
         per-launch CPU cost of TensorRT's enqueue. Shapes must not change afterwards."""
         cudart = self._cudart
         if not self._context.execute_async_v3(self._stream):  # TensorRT needs one run before capture
-            raise RuntimeError("TensorRT execute_async_v3 failed before graph capture")
+            raise CudaError("TensorRT execute_async_v3 failed before graph capture")
         self.synchronize()
         mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
         _check(cudart.cudaStreamBeginCapture(self._stream, mode), "cudaStreamBeginCapture")
