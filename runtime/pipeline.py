@@ -35,6 +35,7 @@ import numpy as np
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.geometry import SIZE_MULTIPLE, FrameGeometry
 from higherhrnet_trt.core.keypoints import KeypointSet
+from higherhrnet_trt.core.limits import check_frame_size, check_scales
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.preprocess import letterbox, preprocess
 from higherhrnet_trt.decode import DecodeConfig
@@ -94,6 +95,7 @@ def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
         raise UserError(f"scales must be numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}") from None
     if not values or min(values) <= 0:
         raise UserError(f"scales must be positive numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}")
+    check_scales(values)  # count and range: each scale runs the network once (core/limits.py)
     if len(values) > 1:
         if 1.0 not in values:
             raise UserError(f"a multi-scale set must contain 1 (tags come from scale 1): {values}")
@@ -328,6 +330,8 @@ class Pipeline:
                 )
                 x, geometry = letterbox(frame, (in_w, in_h), meta.mean, meta.std, bgr=self.bgr)
                 return [(scale, x)], geometry
+        # Before any work: an elongated frame or a large scale would exhaust memory (core/limits.py).
+        check_frame_size(image_wh, meta.input_size, self.scales)
         inputs, geometry = preprocess(frame, meta.input_size, self.scales, meta.mean, meta.std,
                                       bgr=self.bgr)
         return inputs, geometry

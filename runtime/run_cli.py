@@ -28,6 +28,13 @@ def _scales(text: str) -> tuple[float, ...]:
         values = ()
     if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError(f"expected positive numbers such as 1 or 2,1,0.5, got {text!r}")
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.core.limits import check_scales
+
+    try:  # count and range, before the model loads (core/limits.py)
+        check_scales(sorted(set(values)))
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return values
 
 
@@ -152,7 +159,11 @@ def register(sub) -> None:
                         "[x, y, v] in pixels, score (image_id = the number of COCO-style names when "
                         "every image has a distinct one, else the frame index)")
     p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
-                   help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model)")
+                   help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model); at "
+                        "most 4, each 0.25..4. Memory: each scale's network input may have at most 3 "
+                        "Mpx and a side ratio of 8:1 (frames beyond are skipped and counted); the "
+                        "demo network takes about 1.8 KB of memory per input pixel (0.5 GB for a "
+                        "512x512 input, 5.5 GB at the 3 Mpx limit), wider networks more")
     p.add_argument("--kpt-thr", type=_fraction, default=0.1,
                    help="joints scored above this are drawn and span the person's box")
     p.add_argument("--person-thr", type=_fraction, default=0.15,
@@ -344,6 +355,7 @@ def run(args) -> int:
     import time
 
     from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word
+    from higherhrnet_trt.core.limits import FrameTooLarge
 
     from .draw import draw_fps, draw_poses
     from .pipeline import Pipeline
@@ -371,6 +383,7 @@ def run(args) -> int:
         source.close()
         raise
     numeric = isinstance(source, ImageFiles) and _numeric_ids(source.paths)
+    too_large: list[str] = []  # frames refused by core/limits.py
     outputs = writer = bar = None
     frames = people = 0
     t_start = time.perf_counter()
@@ -399,7 +412,13 @@ def run(args) -> int:
         for frame in source:
             if args.max_frames and frames >= args.max_frames:
                 break
-            poses = pipe.predict(frame.image)
+            try:
+                poses = pipe.predict(frame.image)
+            except FrameTooLarge as e:  # one odd image must not end a folder's run: skip, count
+                too_large.append(frame.name)
+                if len(too_large) == 1:
+                    print(f"warning: {frame.name}: {e}; skipping such frames (counted)", file=sys.stderr)
+                continue
             frames += 1
             people += len(poses)
             if writer is not None:
@@ -434,9 +453,15 @@ def run(args) -> int:
         pipe.deactivate()
         if args.show:
             cv2.destroyAllWindows()
+        if too_large:
+            print(f"skipped {len(too_large)} frames too large for the network input limits (first: "
+                  f"{too_large[0]})", file=sys.stderr)
         if frames or status != "error":
             _summary(status, frames, people, time.perf_counter() - t_start, pipe, source, outputs,
                      writer, args.max_people)
+    if status == "done" and frames == 0 and too_large:
+        raise UserError(f"every frame of {source.description} was too large for the network input "
+                        "limits (see the warning above): crop or resize them, or use smaller --scales")
     if status == "done" and frames == 0:  # every input unreadable, or an empty video: not a success
         raise UserError(f"no frame could be read from {source.description}"
                         + (f" ({len(source.skipped)} unreadable, first: {source.skipped[0]})"

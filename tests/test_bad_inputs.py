@@ -453,3 +453,62 @@ def test_kernel_launchers_raise_no_bare_runtime_error(module):
 
     source = (Path(__file__).resolve().parents[1] / module).read_text()
     assert "raise RuntimeError(" not in source
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Bounded resources
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scales, message", [
+    ("100", "outside 0.25..4"),
+    ("0.1", "outside 0.25..4"),
+    ("4,2,1,0.5,0.25", "at most 4"),
+])
+def test_scales_are_bounded_before_any_work(tiny_onnx, capsys, scales, message):
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(tiny_onnx), "--source", "x.jpg", "--scales", scales])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_pipeline_bounds_scales_too(tiny_onnx_dynamic):
+    from higherhrnet_trt.runtime.pipeline import Pipeline
+
+    with pytest.raises(UserError, match="outside 0.25..4"):
+        Pipeline(str(tiny_onnx_dynamic), scales=(100,))
+
+
+def test_an_elongated_frame_is_refused_before_any_work(tiny_onnx_dynamic, monkeypatch):
+    """A 20x2000 strip took 8 GB and 42 s: its 128 px short side makes a 128x12800 input."""
+    from higherhrnet_trt.core.limits import FrameTooLarge
+    from higherhrnet_trt.runtime import pipeline
+
+    monkeypatch.setattr(pipeline, "preprocess", lambda *a, **k: pytest.fail("pre-processing ran"))
+    with pipeline.Pipeline(str(tiny_onnx_dynamic)) as pipe:
+        with pytest.raises(FrameTooLarge, match="2000x20 pixels is 100 times longer"):
+            pipe.predict(np.zeros((20, 2000, 3), np.uint8))
+
+
+def test_input_pixels_are_bounded():
+    from higherhrnet_trt.core.limits import MAX_INPUT_PIXELS, FrameTooLarge, check_frame_size, input_sizes
+
+    # The official multi-scale test of w32_640 on a 16:9 frame stays allowed...
+    check_frame_size((1920, 1080), 640, (2, 1, 0.5))
+    assert max(w * h for w, h in input_sizes((1920, 1080), 640, (2, 1, 0.5))) <= MAX_INPUT_PIXELS
+    # ... scale 4 of it does not (640 x 4 by ceil64(640 * 16/9) x 4): one line with the fix.
+    with pytest.raises(FrameTooLarge, match=r"2560x4608 network input at scale 4 .*smaller --scales"):
+        check_frame_size((1080, 1920), 640, (4, 1))
+
+
+def test_run_skips_and_counts_frames_beyond_the_limits(tiny_onnx_dynamic, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.zeros((96, 128, 3), np.uint8))
+    cv2.imwrite(str(src / "b.png"), np.zeros((20, 2000, 3), np.uint8))
+    rc, _, err = run_cli(capsys, "run", tiny_onnx_dynamic, "--source", src, "--json", tmp_path / "p.json")
+    assert rc == 0 and "done: 1 frames" in err
+    assert "skipped 1 frames too large for the network input limits (first: b.png)" in err
+    rc, _, err = run_cli(capsys, "run", tiny_onnx_dynamic, "--source", src / "b.png")
+    assert rc == 1
+    one_error_line(err, "too large for the network input limits")

@@ -1,0 +1,76 @@
+"""Bounds on what one frame may cost: the network input's size and the test scales.
+
+HigherHRNet's official sizing keeps a frame's aspect ratio: its short side goes to the network's
+input size (times the test scale) and its long side follows. Host memory grows with the input's
+pixels: measured with the demo network on ONNX Runtime's CPU provider (flip test on, maps decoded
+at input resolution), about 1.8 KB per input pixel: 0.43 GB at 0.26 Mpx, 1.6 GB at 1.05 Mpx,
+7.4 GB (and 44 s on 2 cores) at 4.2 Mpx; wider networks (W32, W48) take more. An odd frame (a
+20x2000 strip becomes a 256x25600 input) or a typo (``--scales 100``) would otherwise exhaust the
+machine with no message, so both are refused before any work, in one line that names the fix:
+
+- at most :data:`MAX_SCALES` test scales, each within :data:`SCALE_RANGE`;
+- each scale's network input at most :data:`MAX_INPUT_PIXELS` pixels (about 5.5 GB with the demo
+  network; the official multi-scale test of w32_640 on a 16:9 frame needs 2.95 Mpx) and at most
+  :data:`MAX_ASPECT` : 1 between its sides.
+
+Only the standard library and geometry are imported (the Jetson runtime imports this first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import UserError
+from .geometry import get_multi_scale_size
+
+#: Most test scales at once (the official multi-scale set has 3: 2, 1, 0.5).
+MAX_SCALES = 4
+#: Smallest and largest test scale (the official ones lie in 0.5..2).
+SCALE_RANGE = (0.25, 4.0)
+#: Most pixels of one network input (one scale of one frame): 3 Mpx = 3 * 2**20.
+MAX_INPUT_PIXELS = 3 * 2**20
+#: Largest ratio of the network input's long side to its short side.
+MAX_ASPECT = 8.0
+
+
+class FrameTooLarge(UserError):
+    """A frame whose network input would exceed the documented bounds (see the module docstring)."""
+
+
+def check_scales(scales: Sequence[float]) -> None:
+    """UserError unless there are 1..MAX_SCALES scales within SCALE_RANGE."""
+    lo, hi = SCALE_RANGE
+    if len(scales) > MAX_SCALES:
+        raise UserError(f"{len(scales)} test scales: at most {MAX_SCALES} (each runs the network "
+                        "once per frame); the official multi-scale set is 2,1,0.5")
+    bad = [s for s in scales if not lo <= float(s) <= hi]
+    if bad:
+        raise UserError(f"test scale {bad[0]:g} is outside {lo:g}..{hi:g} (the network input grows "
+                        "with the square of the scale); the official ones are 2, 1 and 0.5")
+
+
+def input_sizes(image_wh: tuple[int, int], input_size: int, scales: Sequence[float]) -> list[tuple[int, int]]:
+    """Network input (W, H) of each scale under the official sizing, largest scale first."""
+    smallest = float(min(scales))
+    return [tuple(int(v) for v in get_multi_scale_size(image_wh, input_size, float(s), smallest)[0])
+            for s in sorted(scales, reverse=True)]
+
+
+def check_frame_size(image_wh: tuple[int, int], input_size: int, scales: Sequence[float]) -> None:
+    """FrameTooLarge unless every scale's network input is within MAX_INPUT_PIXELS and MAX_ASPECT.
+
+    image_wh: (W, H) of the frame, pixels; input_size: the network's training size (512, 640).
+    """
+    w, h = int(image_wh[0]), int(image_wh[1])
+    aspect = max(w, h) / max(min(w, h), 1)
+    if aspect > MAX_ASPECT:
+        raise FrameTooLarge(f"frame of {w}x{h} pixels is {aspect:.0f} times longer than wide: at most "
+                            f"{MAX_ASPECT:g}:1 (its network input would be as elongated); crop it "
+                            "into pieces or pad it to a squarer shape")
+    for (in_w, in_h), s in zip(input_sizes(image_wh, input_size, scales), sorted(scales, reverse=True)):
+        if in_w * in_h > MAX_INPUT_PIXELS:
+            raise FrameTooLarge(
+                f"frame of {w}x{h} pixels needs a {in_w}x{in_h} network input at scale {s:g} "
+                f"({in_w * in_h / 2**20:.1f} Mpx, about {in_w * in_h * 1.8e3 / 1e9:.0f} GB or more); "
+                f"the limit is {MAX_INPUT_PIXELS / 2**20:.0f} Mpx: use smaller --scales, or a model "
+                "with a fixed --input-size (frames are letterboxed into it)")
