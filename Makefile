@@ -25,7 +25,25 @@ OUT ?= outputs/demo
 ROS_VENV ?= .venv-ros
 ROS_STAMP := $(ROS_VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: setup triton-setup ros-setup demo test lint clean
+# The runtime tests that need no torch also run under Python 3.10 with NumPy 1.x and OpenCV 4.10,
+# what JetPack 6 gives a Jetson (make test-py310; pyenv provides 3.10 on our machines).
+PY310 ?= $(shell for p in $(HOME)/.pyenv/versions/3.10*/bin/python python3.10; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { command -v $$p; break; }; done)
+VENV310 ?= .venv310
+PY310_DEPS := "numpy>=1.22,<2" "onnxruntime>=1.16" "tqdm>=4.60" "opencv-python-headless>=4.5,<4.11" \
+	"pytest>=7" "hypothesis>=6.100"
+STAMP310 := $(VENV310)/.installed-$(shell echo '$(PY310_DEPS)' | cat - setup.py | cksum | cut -d' ' -f1)
+RUNTIME_TESTS := tests/test_decode_*.py tests/test_aggregate.py tests/test_pipeline_vectors.py \
+	tests/test_preprocess.py tests/test_transforms.py tests/test_metadata.py tests/test_results.py \
+	tests/test_draw.py tests/test_engine_sidecar.py tests/test_sources.py tests/test_pipeline.py \
+	tests/test_backend_onnxruntime.py tests/test_fuzz.py tests/test_bad_inputs.py
+# OpenCV 4.10's warpAffine differs from the official reference pixels by up to 4 grey levels (the
+# reference matches OpenCV 5.0, what the main suite runs): these two bit-exactness tests are left
+# to the main suite until that difference is understood (issue 15 report).
+PY310_DESELECT := --deselect tests/test_preprocess.py::test_resize_align_bit_exact \
+	--deselect tests/test_preprocess.py::test_preprocess_inputs_and_geometry
+
+.PHONY: setup triton-setup ros-setup demo test lint clean test-py310
 
 setup: $(STAMP)
 
@@ -57,11 +75,25 @@ demo: setup
 
 # tests/test_ros2.py runs the node and its peers with the ROS venv's Python; the Triton tests
 # run serve from the Triton venv.
-test: setup triton-setup ros-setup
+test: setup lint test-py310 triton-setup ros-setup
 	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q
+
+$(STAMP310): setup.py Makefile
+	test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install -q $(PY310_DEPS)
+	$(VENV310)/bin/python -m pip install -q --no-deps -e .
+	rm -f $(VENV310)/.installed-* && touch $@
+
+ifeq ($(PY310),)
+test-py310:
+	@echo "test-py310 SKIPPED: no Python 3.10 here (pyenv install 3.10 to run the runtime tests on JetPack 6's Python)"
+else
+test-py310: $(STAMP310)
+	$(VENV310)/bin/python -m pytest -q -p no:cacheprovider $(PY310_DESELECT) $(RUNTIME_TESTS)
+endif
 
 lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(ROS_VENV) outputs build *.egg-info
+	rm -rf $(VENV) $(TRITON_VENV) $(ROS_VENV) $(VENV310) outputs build *.egg-info

@@ -64,7 +64,7 @@ def check_frame_size(image_wh: tuple[int, int], input_size: int, scales: Sequenc
     w, h = int(image_wh[0]), int(image_wh[1])
     aspect = max(w, h) / max(min(w, h), 1)
     if aspect > MAX_ASPECT:
-        raise FrameTooLarge(f"frame of {w}x{h} pixels is {aspect:.0f} times longer than wide: at most "
+        raise FrameTooLarge(f"frame of {w}x{h} pixels is {aspect:.1f} times longer than wide: at most "
                             f"{MAX_ASPECT:g}:1 (its network input would be as elongated); crop it "
                             "into pieces or pad it to a squarer shape")
     for (in_w, in_h), s in zip(input_sizes(image_wh, input_size, scales), sorted(scales, reverse=True)):

@@ -485,7 +485,7 @@ def test_an_elongated_frame_is_refused_before_any_work(tiny_onnx_dynamic, monkey
 
     monkeypatch.setattr(pipeline, "preprocess", lambda *a, **k: pytest.fail("pre-processing ran"))
     with pipeline.Pipeline(str(tiny_onnx_dynamic)) as pipe:
-        with pytest.raises(FrameTooLarge, match="2000x20 pixels is 100 times longer"):
+        with pytest.raises(FrameTooLarge, match="2000x20 pixels is 100.0 times longer"):
             pipe.predict(np.zeros((20, 2000, 3), np.uint8))
 
 
