@@ -88,7 +88,8 @@ setup(
                 "ros-visualization-msgs", "opencv-python-headless>=4.5"],
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],
-        "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2", "opencv-python-headless>=4.5",
+        "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2",
+                "opencv-python-headless>=4.5",
                 "pycocotools>=2.0", "matplotlib>=3.5", "psutil>=5.9"],
     },
     entry_points={"console_scripts": ["higherhrnet-trt = higherhrnet_trt.cli:main"]},
