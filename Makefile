@@ -36,7 +36,7 @@ STAMP310 := $(VENV310)/.installed-$(shell echo '$(PY310_DEPS)' | cat - setup.py 
 RUNTIME_TESTS := tests/test_decode_*.py tests/test_aggregate.py tests/test_pipeline_vectors.py \
 	tests/test_preprocess.py tests/test_transforms.py tests/test_metadata.py tests/test_results.py \
 	tests/test_draw.py tests/test_engine_sidecar.py tests/test_sources.py tests/test_pipeline.py \
-	tests/test_backend_onnxruntime.py tests/test_fuzz.py tests/test_bad_inputs.py
+	tests/test_backend_onnxruntime.py tests/test_fuzz.py tests/test_bad_inputs.py tests/test_gpu_plan.py
 # OpenCV 4.10's warpAffine differs from the official reference pixels by up to 4 grey levels (the
 # reference matches OpenCV 5.0, what the main suite runs): these two bit-exactness tests are left
 # to the main suite until that difference is understood (issue 15 report).

@@ -149,11 +149,13 @@ class GpuPreprocessor(_KernelModule):
     """
 
     def __init__(self, input_size: int, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, bgr: bool = True, device: int = 0) -> None:
+                 std: Sequence[float] | None = None, bgr: bool = True, device: int = 0,
+                 input_wh: tuple[int, int] | None = None) -> None:
         from higherhrnet_trt.core import preprocess as pp
 
         super().__init__("preprocess.cu", ("hhr_warp_normalize",), device)
         self.input_size = int(input_size)
+        self.input_wh = input_wh  # a fixed-size engine's (W, H): frames are letterboxed into it
         mean = tuple(float(v) for v in (pp.IMAGENET_MEAN if mean is None else mean))
         std = tuple(float(v) for v in (pp.IMAGENET_STD if std is None else std))
         self._lut = self.upload(pp.normalize_lut(mean, std, bool(bgr)).reshape(256, 3))
@@ -164,14 +166,12 @@ class GpuPreprocessor(_KernelModule):
 
     def plan(self, image_wh: tuple[int, int]):
         """(input size (w, h), forward (2, 3) float64 matrix, FrameGeometry) for frames of image_wh,
-        exactly as core.preprocess computes them (cached per frame size)."""
+        exactly as the CPU Pipeline plans them (runtime/gpu_plan.py; cached per frame size)."""
         key = (int(image_wh[0]), int(image_wh[1]))
         if key not in self._geometry:
-            from higherhrnet_trt.core.geometry import FrameGeometry
+            from higherhrnet_trt.runtime.gpu_plan import plan_frame
 
-            geometry = FrameGeometry.official(key, self.input_size)
-            matrix, size = geometry.warp(1.0)
-            self._geometry[key] = (size, matrix, geometry)
+            self._geometry[key] = plan_frame(key, self.input_size, self.input_wh)
         return self._geometry[key]
 
     def __call__(self, frame, out=None, stream=None, frame_shape: tuple[int, int] | None = None,

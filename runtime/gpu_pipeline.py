@@ -24,8 +24,9 @@ captures, so they are not part of ours.) Results are the NumPy pipeline's
 
 Needs an NVIDIA driver, cuda-python, and TensorRT or TensorRT-RTX (the engine's sidecar says which)
 or, for a .pth checkpoint, PyTorch with CUDA.
-The engine's input must accept the frame's official input size (a dynamic-shape engine, or one
-built for that camera resolution): a mismatch is one error line that names the fix.
+Frames and engines follow the CPU Pipeline's contract (runtime/gpu_plan.py): grey and BGRA host
+frames are converted, float frames refused; a fixed-size engine letterboxes frames whose official
+size differs from its input; engines with fp16 I/O are refused (the kernels read float32).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 from higherhrnet_trt.core.errors import CudaError, UserError
 from higherhrnet_trt.decode.config import DecodeConfig
 
+from .gpu_plan import check_io_dtypes, device_frame_shape, engine_input_wh, host_frame
 from .poses import Poses, cap_people, decode_config_for, is_bgr, people_from_grouped
 
 #: Files the torch backend runs (everything else is taken for a TensorRT engine).
@@ -94,8 +96,12 @@ class GpuPipeline:
             raise UserError(f"{self.backend.path}: the GPU pipeline needs an engine with aggregated outputs "
                             "(the default export); re-export without --outputs raw")
         self.cfg = decode_config_for(meta, self._decode_arg, self.backend.path)
-        self._pre = GpuPreprocessor(meta.input_size, meta.mean, meta.std, bgr=self.bgr, device=self.device)
         torch_net = self.backend.name == "torch"
+        fixed_wh = engine_input_wh(self.backend.inputs[0].shape)
+        if not torch_net:  # the torch network casts; an engine's buffers are read as they are
+            check_io_dtypes(self.backend.inputs, self.backend.outputs, self.backend.path)
+        self._pre = GpuPreprocessor(meta.input_size, meta.mean, meta.std, bgr=self.bgr, device=self.device,
+                                    input_wh=None if torch_net else fixed_wh)
         self._network = _TorchNetwork(self.backend) if torch_net else _TensorRTNetwork(self.backend)
         return self
 
@@ -119,17 +125,16 @@ class GpuPipeline:
     def predict(self, frame: Any) -> Poses:
         """People in one frame, best first, in frame pixels (as Pipeline.predict).
 
-        frame: (H, W, 3) uint8, a NumPy array or a device array (``__cuda_array_interface__``).
+        frame: (H, W, 3) uint8, a NumPy array (grey and BGRA converted, other dtypes refused, as
+            Pipeline.predict does) or an (H, W, 3) uint8 device array (``__cuda_array_interface__``).
         """
         self.activate()
         on_device = hasattr(frame, "__cuda_array_interface__")
         if on_device:
-            shape = tuple(int(v) for v in frame.__cuda_array_interface__["shape"])
+            shape = device_frame_shape(frame.__cuda_array_interface__)
         else:
-            frame = np.asarray(frame)
+            frame = host_frame(frame)  # never truncate floats to uint8 (they were read as zeros)
             shape = frame.shape
-        if len(shape) != 3 or shape[2] != 3:
-            raise UserError(f"expected an (H, W, 3) uint8 frame, got shape {shape}")
         key = (int(shape[1]), int(shape[0]))
         state = self._per_size.get(key)
         if state is None:
@@ -211,7 +216,7 @@ class _SizeState:
                     self._check(drv.cuMemcpy2DAsync(self._copy2d(frame_ptr, pitch), s), "D2D frame")
                     frame_ptr, pitch = self.frame_dev, W * 3
             else:
-                np.copyto(self.frame_host, np.asarray(frame, np.uint8))
+                np.copyto(self.frame_host, frame)  # host_frame(): (H, W, 3) uint8 already
                 self._check(drv.cuMemcpyHtoDAsync(self.frame_dev, self.frame_host_ptr, self.frame_nbytes, s),
                             "H2D frame")
                 frame_ptr, pitch = self.frame_dev, W * 3

@@ -105,3 +105,25 @@ def test_gpu_pipeline_takes_device_frames(rtx_engine):
         host = gpu.predict(frame)
         dev = gpu.predict(cupy.asarray(frame))
     np.testing.assert_array_equal(dev.keypoints, host.keypoints)
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt_rtx
+def test_gpu_pipeline_keeps_the_cpu_contract(rtx_engine):
+    """Grey and BGRA frames as Pipeline converts them, float frames refused (not read as zeros),
+    and a frame of another aspect letterboxed into the fixed 128x128 engine like Pipeline does."""
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.runtime.gpu_pipeline import GpuPipeline
+    from higherhrnet_trt.runtime.pipeline import Pipeline
+
+    rng = np.random.default_rng(3)
+    wide = rng.integers(0, 255, (96, 160, 3), np.uint8)  # official size 128x192 != 128x128: letterbox
+    grey = rng.integers(0, 255, (128, 128), np.uint8)
+    bgra = rng.integers(0, 255, (128, 128, 4), np.uint8)
+    with Pipeline(str(rtx_engine)) as ref, GpuPipeline(str(rtx_engine)) as gpu:
+        for frame in (wide, grey, bgra):
+            a, b = ref.predict(frame), gpu.predict(frame)
+            assert len(a) == len(b)
+            np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-2)
+        with pytest.raises(UserError, match="uint8"):
+            gpu.predict(wide.astype(np.float32) / 255)
