@@ -13,15 +13,18 @@ machine with no message, so both are refused before any work, in one line that n
   network; the official multi-scale test of w32_640 on a 16:9 frame needs 2.95 Mpx) and at most
   :data:`MAX_ASPECT` : 1 between its sides.
 
-Only the standard library and geometry are imported (the Jetson runtime imports this first).
+:func:`plan_frame` plans one frame for the GPU pipeline as the CPU Pipeline does (here, in core, so
+the kernels can use it). Only NumPy and geometry are imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from .errors import UserError
-from .geometry import get_multi_scale_size
+from .geometry import FrameGeometry, get_multi_scale_size
 
 #: Most test scales at once (the official multi-scale set has 3: 2, 1, 0.5).
 MAX_SCALES = 4
@@ -74,3 +77,22 @@ def check_frame_size(image_wh: tuple[int, int], input_size: int, scales: Sequenc
                 f"({in_w * in_h / 2**20:.1f} Mpx, about {in_w * in_h * 1.8e3 / 1e9:.0f} GB or more); "
                 f"the limit is {MAX_INPUT_PIXELS / 2**20:.0f} Mpx: use smaller --scales, or a model "
                 "with a fixed --input-size (frames are letterboxed into it)")
+
+
+def plan_frame(image_wh: tuple[int, int], input_size: int, fixed_wh: tuple[int, int] | None = None
+               ) -> tuple[tuple[int, int], np.ndarray, FrameGeometry]:
+    """(input (W, H), forward (2, 3) float64 warp, FrameGeometry) of one frame, as Pipeline.prepare
+    plans it: the official sizing for a dynamic engine (bounded by core/limits.py), the official
+    sizing when it equals a fixed engine's input, else a letterbox into that input."""
+    wh = (int(image_wh[0]), int(image_wh[1]))
+    geometry = None
+    if fixed_wh is None:
+        check_frame_size(wh, input_size, (1.0,))
+    else:
+        official = FrameGeometry.official(wh, input_size)
+        if tuple(official.base_size_wh) != tuple(fixed_wh):
+            geometry = FrameGeometry.letterbox(wh, tuple(fixed_wh))
+    if geometry is None:
+        geometry = FrameGeometry.official(wh, input_size)
+    matrix, size = geometry.warp(1.0)
+    return tuple(size), matrix, geometry

@@ -169,7 +169,7 @@ class GpuPreprocessor(_KernelModule):
         exactly as the CPU Pipeline plans them (runtime/gpu_plan.py; cached per frame size)."""
         key = (int(image_wh[0]), int(image_wh[1]))
         if key not in self._geometry:
-            from higherhrnet_trt.runtime.gpu_plan import plan_frame
+            from higherhrnet_trt.core.limits import plan_frame
 
             self._geometry[key] = plan_frame(key, self.input_size, self.input_wh)
         return self._geometry[key]

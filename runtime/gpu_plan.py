@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
-from higherhrnet_trt.core.geometry import FrameGeometry
-from higherhrnet_trt.core.limits import check_frame_size
+from higherhrnet_trt.core.limits import plan_frame  # noqa: F401 (part of this module's contract)
 
 from .poses import check_frame
 
@@ -53,25 +52,6 @@ def engine_input_wh(shape: Sequence[int]) -> tuple[int, int] | None:
         raise UserError(f"only one of height / width is dynamic ({tuple(shape)}): re-export with "
                         "--dynamic (both) or a fixed --input-size")
     return None if h < 0 else (w, h)
-
-
-def plan_frame(image_wh: tuple[int, int], input_size: int, fixed_wh: tuple[int, int] | None = None
-               ) -> tuple[tuple[int, int], np.ndarray, FrameGeometry]:
-    """(input (W, H), forward (2, 3) float64 warp, FrameGeometry) of one frame, as Pipeline.prepare
-    plans it: the official sizing for a dynamic engine (bounded by core/limits.py), the official
-    sizing when it equals a fixed engine's input, else a letterbox into that input."""
-    wh = (int(image_wh[0]), int(image_wh[1]))
-    geometry = None
-    if fixed_wh is None:
-        check_frame_size(wh, input_size, (1.0,))
-    else:
-        official = FrameGeometry.official(wh, input_size)
-        if tuple(official.base_size_wh) != tuple(fixed_wh):
-            geometry = FrameGeometry.letterbox(wh, tuple(fixed_wh))
-    if geometry is None:
-        geometry = FrameGeometry.official(wh, input_size)
-    matrix, size = geometry.warp(1.0)
-    return tuple(size), matrix, geometry
 
 
 def check_io_dtypes(inputs: Sequence, outputs: Sequence, path: str) -> None:
