@@ -157,7 +157,7 @@ def _write_build_sidecar(engine_path: str, plan: BuildPlan, opts: BuildOptions, 
         engine_sha256=sha256_file(engine_path),
         build_seconds=round(seconds, 3),
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        notes=plan.notes, runs_on=runs_on(plan.flavor, gpu, targets),
+        notes=plan.notes,
     )
     return sidecar, write_sidecar(engine_path, sidecar)
 
