@@ -76,6 +76,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """argparse type: a duration in seconds, more than 0 (timeouts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def add_global_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     """Options every command accepts before or after its name (``--verbose``).
 

@@ -16,8 +16,10 @@ import argparse
 from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, setup_logging
 from higherhrnet_trt.core.cli_args import fraction as _fraction
 from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+from higherhrnet_trt.core.cli_args import seconds as _seconds
 
 WINDOW = "higherhrnet-trt"
+DEFAULT_TIMEOUT_S = 10.0  # runtime.streams.DEFAULT_TIMEOUT_S (not imported: --help stays instant)
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -126,7 +128,12 @@ def register(sub) -> None:
             "Detect people and their keypoints with a HigherHRNet model. Draws skeletons (a colour "
             "per person), writes annotated images or video (--save-dir), COCO keypoint results "
             "(--json), shows a live window with FPS (--show). Unreadable images are skipped and "
-            "counted; live streams that drop are reopened with exponential backoff.",
+            "counted.",
+            "Live sources: every open and read of a network stream is bounded by --stream-timeout "
+            "(10 s). A stream that does not open is an error at once (--wait-for-source retries "
+            "it). Once frames came, a drop is reopened --reconnect times with exponential backoff "
+            "(0.5, 1, 2, 4, 8 s); then the run stops with one error line and its outputs hold "
+            "every frame processed.",
             "Ctrl-C, SIGTERM (systemd, docker stop, timeout) and q in the window stop the run "
             "cleanly: the JSON and the video hold every frame processed so far (exit status 130 "
             "for Ctrl-C, 143 for SIGTERM). Each output is written under a temporary name and "
@@ -145,9 +152,13 @@ def register(sub) -> None:
         ),
     )
     add_model_options(p)
-    p.add_argument("--source", "-s", required=True, metavar="SRC",
+    p.add_argument("--source", "-s", required=True, metavar="SRC", action="append",
                    help="image, folder of images, glob ('a/*.png'), video file, camera index (0) or "
-                        "/dev/videoN, rtsp:// or http:// URL, or a GStreamer pipeline ending in appsink")
+                        "/dev/videoN, rtsp:// or http:// URL, or a GStreamer pipeline ending in "
+                        "appsink ('gst:' prefix optional). Repeat for several sources: each round "
+                        "takes one frame of every source and predicts them as one batch (one engine "
+                        "call with a --dynamic-batch model); outputs go to DIR/source0, "
+                        "DIR/source1, ... and JSON records carry 'source' (its index)")
     p.add_argument("--save-dir", metavar="DIR",
                    help="write annotated images or video (<source>.mp4) here. Images keep their "
                         "names; a glob spanning folders keeps each image's sub-folder below the "
@@ -173,10 +184,18 @@ def register(sub) -> None:
                    help="decoder: heatmap peaks above this become joint candidates")
     p.add_argument("--max-people", type=_positive_int, default=30,
                    help="most people kept per frame (best scores)")
-    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N",
+                   help="stop after N frames (of each source)")
     p.add_argument("--reconnect", type=int, default=5, metavar="N",
-                   help="live sources: reopen attempts (0.5 s, 1 s, 2 s ... up to 8 s apart) before "
-                        "giving up")
+                   help="live sources: after frames stop, reopen attempts (0.5 s, 1 s, 2 s ... up to "
+                        "8 s apart; the count restarts after every good frame) before the run stops "
+                        "with an error, its outputs kept")
+    p.add_argument("--stream-timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help="network streams and GStreamer pipelines: the longest one open or one read "
+                        "may take before it counts as failed")
+    p.add_argument("--wait-for-source", action="store_true",
+                   help="network streams: retry the first open like a reconnect (a camera still "
+                        "booting); without it a stream that does not open is an error at once")
     p.add_argument("--boxes", action="store_true", help="also draw each person's box and score")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -187,19 +206,21 @@ def register(sub) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_outputs(args, source) -> None:
+def _check_outputs(args, sources, save_dirs) -> None:
     """Before the model loads: --json names a .json file, and no output lands on an input (the
-    model, an image or the video read) or on another output. One line naming the fix."""
+    model, an image or the video read, of any source) or on another output. One line naming the
+    fix. sources: the opened sources; save_dirs: the --save-dir folder of each (or Nones)."""
     import os
 
     from higherhrnet_trt.core.files import Output, check_outputs, check_writable, require_suffix
 
     inputs = [("the model", args.model)]
-    paths = getattr(source, "paths", None)
-    if paths:
-        inputs += [("the input image", p) for p in paths]
-    elif getattr(source, "path", None):
-        inputs.append(("the input video", source.path))
+    for source in sources:
+        paths = getattr(source, "paths", None)
+        if paths:
+            inputs += [("the input image", p) for p in paths]
+        elif getattr(source, "path", None):
+            inputs.append(("the input video", source.path))
     outputs = []
     if args.json:
         require_suffix(args.json, (".json",), "--json", "the results are a JSON list (e.g. "
@@ -207,11 +228,25 @@ def _check_outputs(args, source) -> None:
         outputs.append(Output("--json", args.json, "give --json another file name"))
     if args.save_dir:
         check_writable(args.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
-    if args.save_dir and paths:
-        fix = f"choose another --save-dir than {args.save_dir}"
-        outputs += [Output("the annotated copy", os.path.join(args.save_dir, name), fix)
-                    for name in source.names]
+    for source, save_dir in zip(sources, save_dirs):
+        if save_dir and getattr(source, "paths", None):
+            fix = f"choose another --save-dir than {args.save_dir}"
+            outputs += [Output("the annotated copy", os.path.join(save_dir, name), fix)
+                        for name in source.names]
     check_outputs(outputs, inputs)
+
+
+def _save_dirs(save_dir: str | None, count: int) -> list[str | None]:
+    """Where each source's annotated images / video go: --save-dir itself for one source,
+    DIR/source0, DIR/source1, ... for several (two cameras both named 'stream', or two folders
+    with an img_001.jpg each, never share a file)."""
+    import os
+
+    if not save_dir:
+        return [None] * count
+    if count == 1:
+        return [save_dir]
+    return [os.path.join(save_dir, f"source{k}") for k in range(count)]
 
 
 def _write_image(cv2, path: str, image) -> bool:
@@ -333,13 +368,13 @@ def _open_window(cv2) -> None:
                         "opencv-python or use the system OpenCV, or use --save-dir instead") from None
 
 
-def _window_closed(cv2) -> bool:
-    """True when the user pressed q / Esc or closed the window."""
+def _window_closed(cv2, name: str = WINDOW) -> bool:
+    """True when the user pressed q / Esc or closed the window ``name``."""
     key = cv2.waitKey(1) & 0xFF
     if key in (ord("q"), 27):
         return True
     try:
-        return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+        return cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1
     except cv2.error:
         return True
 
@@ -355,18 +390,21 @@ def run(args) -> int:
     import time
 
     from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word
-    from higherhrnet_trt.core.limits import FrameTooLarge
 
-    from .draw import draw_fps, draw_poses
+    from .multi_source import open_sources
     from .pipeline import Pipeline
-    from .results import CocoResultsWriter, image_id_from_name
-    from .sources import ImageFiles, import_cv2, open_source
+    from .results import CocoResultsWriter
+    from .run_loop import Progress, frame_loop, progress_bar
+    from .sources import ImageFiles, import_cv2
+    from .streams import StreamPolicy
 
     setup_logging()
     if args.reconnect < 0:
         raise UserError(f"--reconnect must be 0 or more, got {args.reconnect}")
     if not os.path.isfile(args.model) and not _served(args):
         raise UserError(f"model file not found: {args.model}")
+    policy = StreamPolicy(timeout_s=args.stream_timeout, max_reconnects=args.reconnect,
+                          retry_first_open=args.wait_for_source)
     cv2 = import_cv2()
     pipe = Pipeline(
         args.model, backend=args.backend, scales=args.scales,
@@ -376,93 +414,54 @@ def run(args) -> int:
     )
     if args.show:
         _open_window(cv2)  # before loading anything: fail fast without a display
-    source = open_source(args.source, max_reconnects=args.reconnect)
+    source = open_sources(args.source, **policy.source_options())
+    save_dirs = _save_dirs(args.save_dir, len(source))
     try:
-        _check_outputs(args, source)
+        _check_outputs(args, source.sources, save_dirs)
     except UserError:
         source.close()
         raise
-    numeric = isinstance(source, ImageFiles) and _numeric_ids(source.paths)
-    too_large: list[str] = []  # frames refused by core/limits.py
-    outputs = writer = bar = None
-    frames = people = 0
+    first = source.sources[0]
+    numeric = len(source) == 1 and isinstance(first, ImageFiles) and _numeric_ids(first.paths)
+    outputs, writer, bar = [], None, None
+    done = Progress()
     t_start = time.perf_counter()
-    status = "error"  # until the loop ends by itself or by the user
     code = 0  # exit status: 130 after Ctrl-C, 143 after SIGTERM
     try:
-        outputs = _Outputs(args.save_dir, source, cv2)
+        outputs = [_Outputs(d, s, cv2) for d, s in zip(save_dirs, source.sources)]
         pipe.activate()
         meta = pipe.meta
         print(f"model: {os.path.basename(args.model)} ({meta.dataset}, {meta.config_name or '?'}, "
               f"input {meta.input_size}, flip test {'on' if meta.flip else 'off'}, "
               f"{pipe.backend.name}); source: {source.description}", file=sys.stderr)
         writer = CocoResultsWriter(args.json) if args.json else None
-        kp = pipe.keypoints
         if not (args.save_dir or args.json or args.show):
             print("note: nothing is saved or shown; add --save-dir, --json or --show", file=sys.stderr)
-        total = source.length
-        if args.max_frames:
-            total = min(total, args.max_frames) if total else (None if source.is_live else args.max_frames)
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="frame", desc="run", dynamic_ncols=True,
-                   disable=args.no_progress, file=sys.stderr)
-        fps = 0.0
-        t_start = t_prev = time.perf_counter()  # FPS counts frames, not model loading
-        for frame in source:
-            if args.max_frames and frames >= args.max_frames:
-                break
-            try:
-                poses = pipe.predict(frame.image)
-            except FrameTooLarge as e:  # one odd image must not end a folder's run: skip, count
-                too_large.append(frame.name)
-                if len(too_large) == 1:
-                    print(f"warning: {frame.name}: {e}; skipping such frames (counted)", file=sys.stderr)
-                continue
-            frames += 1
-            people += len(poses)
-            if writer is not None:
-                image_id = image_id_from_name(frame.name, frame.index) if numeric else frame.index
-                writer.add(poses, image_id, file_name=frame.name)
-            if args.save_dir or args.show:
-                vis = draw_poses(frame.image, poses, kp, args.kpt_thr, boxes=args.boxes, inplace=True,
-                                 person_thr=args.person_thr)
-                outputs.write(frame, vis)
-            now = time.perf_counter()
-            rate = 1.0 / max(now - t_prev, 1e-9)
-            fps = rate if fps == 0.0 else 0.9 * fps + 0.1 * rate  # smoothed, for display
-            t_prev = now
-            if args.show:
-                cv2.imshow(WINDOW, draw_fps(vis, fps, f"{len(poses)} people"))
-                if _window_closed(cv2):
-                    status = "stopped from the window"
-                    break
-            bar.update(1)
-            bar.set_postfix(people=len(poses), fps=f"{fps:.1f}", refresh=False)
-        if status == "error":  # the source ended, or --max-frames
-            status = "done"
+        bar = progress_bar(args, source)
+        t_start = time.perf_counter()  # FPS counts frames, not model loading
+        frame_loop(args, pipe, source, outputs, writer, bar, numeric, done, cv2)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (runtime.errors.sigterm_as_interrupt)
-        status = interrupt_word(e)
+        done.status = interrupt_word(e)
         code = interrupt_exit_code(e)
     finally:
         if bar is not None:
             bar.close()
-        for closer in (writer, outputs, source):
+        for closer in (writer, *outputs, source):
             if closer is not None:
                 closer.close()
         pipe.deactivate()
         if args.show:
             cv2.destroyAllWindows()
-        if too_large:
-            print(f"skipped {len(too_large)} frames too large for the network input limits (first: "
-                  f"{too_large[0]})", file=sys.stderr)
-        if frames or status != "error":
-            _summary(status, frames, people, time.perf_counter() - t_start, pipe, source, outputs,
-                     writer, args.max_people)
-    if status == "done" and frames == 0 and too_large:
+        if done.too_large:
+            print(f"skipped {len(done.too_large)} frames too large for the network input limits "
+                  f"(first: {done.too_large[0]})", file=sys.stderr)
+        if done.frames or done.status != "error":
+            _summary(done, time.perf_counter() - t_start, pipe, source, outputs, writer,
+                     args.max_people)
+    if done.status == "done" and done.frames == 0 and done.too_large:
         raise UserError(f"every frame of {source.description} was too large for the network input "
                         "limits (see the warning above): crop or resize them, or use smaller --scales")
-    if status == "done" and frames == 0:  # every input unreadable, or an empty video: not a success
+    if done.status == "done" and done.frames == 0:  # every input unreadable, or an empty video
         raise UserError(f"no frame could be read from {source.description}"
                         + (f" ({len(source.skipped)} unreadable, first: {source.skipped[0]})"
                            if source.skipped else "") + ": check the --source files")
@@ -487,16 +486,16 @@ def _numeric_ids(paths) -> bool:
     return True
 
 
-def _summary(status, frames, people, seconds, pipe, source, outputs, writer, max_people) -> None:
+def _summary(done, seconds, pipe, source, outputs, writer, max_people) -> None:
     import sys
 
     lines = []
     st = pipe.stats
     per = max(st.frames, 1)
     ms = ", ".join(f"{k} {1000 * v / per:.0f} ms" for k, v in st.seconds.items())
-    status = "stopped by the error below" if status == "error" else status
-    lines.append(f"{status}: {frames} frames, {people} people, {frames / max(seconds, 1e-9):.1f} FPS "
-                 f"overall ({ms} per frame)")
+    status = "stopped by the error below" if done.status == "error" else done.status
+    lines.append(f"{status}: {done.frames} frames, {done.people} people, "
+                 f"{done.frames / max(seconds, 1e-9):.1f} FPS overall ({ms} per frame)")
     if source.skipped:
         lines.append(f"skipped {len(source.skipped)} unreadable images (first: {source.skipped[0]})")
     if st.skipped_nonfinite:
@@ -506,11 +505,13 @@ def _summary(status, frames, people, seconds, pipe, source, outputs, writer, max
                      "best were kept (--max-people)")
     if getattr(source, "reconnects", 0):
         lines.append(f"the source reconnected {source.reconnects} times")
-    if outputs is not None and outputs.failed:
-        lines.append(f"could not write {len(outputs.failed)} images (first: {outputs.failed[0]})")
-    if outputs is not None and outputs.dir:
-        what = outputs.video_path or f"{outputs.images} images in {outputs.dir}"
-        lines.append(f"wrote {what}")
+    for k, out in enumerate(outputs):
+        tag = f"[{k}] " if len(outputs) > 1 else ""
+        if out.failed:
+            lines.append(f"{tag}could not write {len(out.failed)} images (first: {out.failed[0]})")
+        if out.dir:
+            what = out.video_path or f"{out.images} images in {out.dir}"
+            lines.append(f"{tag}wrote {what}")
     if writer is not None:
         lines.append(f"wrote {writer.count} people to {writer.path}")
     print("\n".join(lines), file=sys.stderr)

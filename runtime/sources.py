@@ -6,7 +6,8 @@ What can go wrong ends in one clear line or is counted, never a traceback in the
 - an empty folder, a missing file, a camera that will not open: :class:`UserError` at open time;
 - a video file ends: iteration ends;
 - a live stream (camera, rtsp://, GStreamer) stops delivering frames: it is reopened with
-  exponential backoff, a bounded number of times; then :class:`UserError`.
+  exponential backoff, a bounded number of times; then :class:`UserError`. Network streams bound
+  every open and read by a timeout (runtime/streams.py holds the policy).
 
 OpenCV is imported when a source opens (:func:`import_cv2`): on a Jetson it is JetPack's system
 build, never a pip wheel, and it may be missing altogether.
@@ -27,6 +28,8 @@ import numpy as np
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
 from higherhrnet_trt.core.lazy import import_cv2
+
+from .streams import DEFAULT_TIMEOUT_S, open_network_capture
 
 log = logging.getLogger("higherhrnet_trt.runtime")
 
@@ -170,6 +173,7 @@ class CaptureSource(Source):
         self._sleep = sleep
         self._cap = None
         self.reconnects = 0  # total successful reopen count, for the run summary
+        self.opens = 0  # open attempts, first and reopens (each bounded by the stream timeout)
         # Open now: errors (no such camera, bad URL) belong at open time, not at the first frame,
         # and length / fps are known before the loop starts.
         self._cap = self._open_first()
@@ -177,6 +181,7 @@ class CaptureSource(Source):
 
     # -- opening ------------------------------------------------------------------------------------
     def _try_open(self):
+        self.opens += 1
         cap = self._opener()
         if cap is not None and cap.isOpened():
             return cap
@@ -293,15 +298,6 @@ def _images_in(folder: str) -> list[str]:
             and os.path.isfile(os.path.join(folder, n))]
 
 
-def _gstreamer_hint(cv2) -> str:
-    info = cv2.getBuildInformation()
-    m = re.search(r"GStreamer:\s*(\S+)", info)
-    if not m or m.group(1).upper() != "YES":
-        return ("this OpenCV was built without GStreamer (pip wheels are): use JetPack's system "
-                "OpenCV (python3-opencv) or an rtsp:// URL")
-    return "test the pipeline with gst-launch-1.0 first; it must end in 'appsink'"
-
-
 #: Largest camera index taken as one (V4L2 numbers devices from 0; OpenCV adds API offsets of
 #: 100s to indices, so anything above this is a typo or a file name that does not exist).
 MAX_CAMERA_INDEX = 9999
@@ -314,6 +310,8 @@ def open_source(
     max_backoff_s: float = 8.0,
     opener: Callable[[], object] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry_first_open: bool = False,
 ) -> Source:
     """Open what ``--source`` names.
 
@@ -322,6 +320,9 @@ def open_source(
         (``/dev/video0``); a URL (``rtsp://``, ``http://``, ...); or a GStreamer pipeline ending in
         ``appsink`` (``gst:`` prefix optional).
     max_reconnects, backoff_s, max_backoff_s: reconnect policy of live sources (see CaptureSource).
+    timeout_s: network streams and GStreamer pipelines: bound of each open and read, seconds.
+    retry_first_open: network streams: retry the first open like a reconnect (a camera still
+        booting); by default a first open that fails is one error line (runtime/streams.py).
     opener: for tests: a zero-argument factory of capture objects, used instead of
         cv2.VideoCapture for video / camera / stream specs.
     Raises UserError when the spec names nothing usable (one line, with what was expected).
@@ -349,20 +350,23 @@ def open_source(
     if _is_stream_url(spec):
         cv2 = import_cv2() if opener is None else None
         return CaptureSource(
-            opener or (lambda: cv2.VideoCapture(spec)), kind="stream", description=f"stream {shown}",
-            name="stream", is_live=True, retry_first_open=True,
-            open_error=(f"cannot open stream {shown}: check the URL, credentials and that the "
-                        "camera is reachable (try it with ffplay or VLC)"),
+            opener or (lambda: open_network_capture(cv2, spec, timeout_s)), kind="stream",
+            description=f"stream {shown}", name="stream", is_live=True,
+            retry_first_open=retry_first_open,
+            open_error=(f"cannot open stream {shown} (waited up to {timeout_s:g} s): check the URL, "
+                        "port, credentials and that the camera is reachable (try it with ffplay or "
+                        "VLC); --stream-timeout waits longer, --wait-for-source retries"),
             **live,
         )
     if _is_gstreamer(spec):
+        from .gst_source import gstreamer_opener
+
         pipeline = spec[4:] if spec.startswith("gst:") else spec
-        cv2 = import_cv2()
+        open_pipeline, hint = (opener, "") if opener is not None else gstreamer_opener(pipeline,
+                                                                                   timeout_s)
         return CaptureSource(
-            opener or (lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)), kind="stream",
-            description="GStreamer pipeline", name="gstreamer", is_live=True,
-            open_error=f"cannot start the GStreamer pipeline: {_gstreamer_hint(cv2)}",
-            **live,
+            open_pipeline, kind="stream", description="GStreamer pipeline", name="gstreamer",
+            is_live=True, open_error=f"cannot start the GStreamer pipeline{hint}", **live,
         )
     if os.path.isdir(spec):
         paths = _images_in(spec)

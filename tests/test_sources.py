@@ -163,13 +163,23 @@ def test_stream_reconnects_with_exponential_backoff(caplog):
     assert "user:***@cam" in src.description
 
 
-def test_backoff_is_capped_and_first_open_of_a_stream_is_retried():
+def test_backoff_is_capped_and_first_open_of_a_stream_is_retried_on_request():
     op = Opener(FakeCapture(0, opened=False), FakeCapture(0, opened=False), FakeCapture(1))
     src = open_source("http://cam/video.mjpg", backoff_s=3.0, max_backoff_s=4.0, opener=op,
-                      sleep=op.sleep)
-    assert op.sleeps == [3.0, 4.0] and src.kind == "stream"
+                      sleep=op.sleep, retry_first_open=True)
+    assert op.sleeps == [3.0, 4.0] and src.kind == "stream" and src.opens == 3
     with pytest.raises(UserError, match="cannot open stream"):
-        open_source("rtsp://cam", max_reconnects=2, opener=Opener(), sleep=lambda s: None)
+        open_source("rtsp://cam", max_reconnects=2, opener=Opener(), sleep=lambda s: None,
+                    retry_first_open=True)
+
+
+def test_first_open_of_a_stream_is_one_attempt_by_default():
+    """The policy (runtime/streams.py): a stream that does not open is one error line at once,
+    not five retries (a closed port took 16 s, a silent server 3.3 minutes)."""
+    op = Opener(FakeCapture(0, opened=False), FakeCapture(1))
+    with pytest.raises(UserError, match=r"cannot open stream rtsp://cam/x \(waited up to 2\.5 s\)"):
+        open_source("rtsp://cam/x", opener=op, sleep=op.sleep, timeout_s=2.5)
+    assert len(op.opened) == 1 and op.sleeps == []
 
 
 def test_capture_source_converts_odd_frames():
