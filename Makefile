@@ -24,6 +24,9 @@ OUT ?= outputs/demo
 # every Python started from their environment (to set LD_LIBRARY_PATH); .venv stays free of that.
 ROS_VENV ?= .venv-ros
 ROS_STAMP := $(ROS_VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
+# GStreamer 1.22 with its RTSP server, for the real-stream tests (tests/test_rtsp.py, test_gst_source.py).
+GST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 
 # The runtime tests that need no torch also run under Python 3.10 with NumPy 1.x and OpenCV 4.10,
 # what JetPack 6 gives a Jetson (make test-py310; pyenv provides 3.10 on our machines).
@@ -43,7 +46,7 @@ RUNTIME_TESTS := tests/test_decode_*.py tests/test_aggregate.py tests/test_pipel
 PY310_DESELECT := --deselect tests/test_preprocess.py::test_resize_align_bit_exact \
 	--deselect tests/test_preprocess.py::test_preprocess_inputs_and_geometry
 
-.PHONY: setup triton-setup ros-setup demo test lint clean test-py310
+.PHONY: setup triton-setup ros-setup demo test lint clean test-py310 gstreamer
 
 setup: $(STAMP)
 
@@ -75,7 +78,7 @@ demo: setup
 
 # tests/test_ros2.py runs the node and its peers with the ROS venv's Python; the Triton tests
 # run serve from the Triton venv.
-test: setup lint test-py310 triton-setup ros-setup
+test: setup lint test-py310 triton-setup ros-setup gstreamer
 	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q
 
 $(STAMP310): setup.py Makefile
@@ -91,6 +94,21 @@ else
 test-py310: $(STAMP310)
 	$(VENV310)/bin/python -m pytest -q -p no:cacheprovider $(PY310_DESELECT) $(RUNTIME_TESTS)
 endif
+
+# Debian's GStreamer and PyGObject, installed when missing (root and apt-get needed; elsewhere the
+# stream tests skip and say why). PyGObject has no wheels on PyPI: the venv gets Debian's gi package
+# by a link, when the venv's Python has /usr/bin/python3's minor version (same C ABI).
+gstreamer: setup
+	@if ! dpkg -s $(GST_DEBS) >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(GST_DEBS) >/dev/null; \
+	  else echo "note: GStreamer packages missing and apt-get (as root) unavailable: stream tests will skip"; fi; \
+	fi
+	@gi=/usr/lib/python3/dist-packages/gi; site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	if [ -d $$gi ] && ! $(BIN)/python -c 'import gi' 2>/dev/null && \
+	   [ "$$(/usr/bin/python3 -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" = "$$($(BIN)/python -c 'import sys; print(sys.version_info[:2])')" ]; then \
+	  ln -sfn $$gi $$site/gi; fi
 
 lint: setup
 	$(BIN)/ruff check .

@@ -127,3 +127,20 @@ def demo_onnx(tmp_path_factory) -> Path:
     export(weights if os.path.isfile(weights) else None, config="demo", output=str(path), dynamic=True,
            flip=True, check=False, log=lambda *a, **k: None)
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_onnx_dynamic_batch(tmp_path_factory) -> Path:
+    """The bundled trained demo network with dynamic batch, height and width and flip test: the
+    several-sources tests check that a round's frames go through one network call."""
+    pytest.importorskip("torch")
+    from higherhrnet_trt.cli.demo import DEMO_WEIGHTS, package_file
+    from higherhrnet_trt.export.api import export
+
+    weights = package_file(DEMO_WEIGHTS)
+    if not os.path.isfile(weights):
+        pytest.skip(f"demo weights {weights} missing")
+    path = tmp_path_factory.mktemp("demo") / "demo_dynamic_batch.onnx"
+    export(weights, config="demo", output=str(path), dynamic=True, dynamic_batch=True, flip=True,
+           check=False, log=lambda *a, **k: None)
+    return path
