@@ -83,7 +83,10 @@ class GiCapture:
 
     Builds and starts the pipeline; ``read()`` pulls one sample from its appsink (waiting at most
     ``timeout_s``) and returns ``(True, (H, W, C) uint8 BGR/BGRA/grey)`` or ``(False, None)`` at
-    the end of the stream, on a pipeline error or a timeout. A pipeline that does not parse is a
+    the end of the stream, on a pipeline error or a timeout. ``ended`` tells the CaptureSource that
+    a pipeline which is not live (files, test sources: GStreamer prerolls them) reached its end,
+    which ends the source instead of reopening it; a live pipeline (cameras, rtspsrc) that stops
+    is reopened by the reconnect policy like any live source. A pipeline that does not parse is a
     UserError (retrying cannot fix it); one that parses but cannot start (a refused connection)
     gives ``isOpened() == False`` and a warning with GStreamer's message.
     """
@@ -95,6 +98,8 @@ class GiCapture:
         self._Gst = Gst
         self._timeout_ns = int(timeout_s * 1e9)
         self._fps = 0.0
+        self.live = False  # set by _start: the pipeline did not preroll (a live source)
+        self.ended = False  # a pipeline that is not live reached its end
         try:
             self._pipe = Gst.parse_launch(pipeline)
         except Exception as e:  # GLib.Error: no such element, bad syntax
@@ -116,6 +121,7 @@ class GiCapture:
         if ret != Gst.StateChangeReturn.FAILURE:
             ret, _, _ = self._pipe.get_state(self._timeout_ns)  # wait for preroll, bounded
         if ret in (Gst.StateChangeReturn.SUCCESS, Gst.StateChangeReturn.NO_PREROLL):
+            self.live = ret == Gst.StateChangeReturn.NO_PREROLL
             return True
         error = self._bus_error() or ("did not start within the timeout" if
                                       ret == Gst.StateChangeReturn.ASYNC else "failed to start")
@@ -141,6 +147,7 @@ class GiCapture:
             error = self._bus_error()
             if error:
                 log.warning("GStreamer: %s", error)
+            self.ended = not error and not self.live and self._sink.get_property("eos")
             return False, None
         return True, self._to_array(sample)
 

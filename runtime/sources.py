@@ -235,8 +235,10 @@ class CaptureSource(Source):
                             timestamp=stamp)
                 index += 1
                 continue
-            if not self.is_live:
-                return  # a video file ends (or stops at a broken frame: nothing more to read)
+            if not self.is_live or getattr(self._cap, "ended", False):
+                # A video file ends (or stops at a broken frame: nothing more to read); so does a
+                # GStreamer pipeline that is not live (runtime/gst_source.GiCapture.ended).
+                return
             # A live source went quiet: drop the capture, wait, reopen, bounded.
             if self._cap is not None:
                 self._cap.release()

@@ -20,8 +20,8 @@ def launch_line(image: str, fps: int, frames: int = 0) -> str:
     end of the stream; 0: endless) -> raw I420 -> lossless H.264 -> RTP (pay0)."""
     count = f" num-buffers={frames}" if frames > 0 else ""
     return (
-        f"( filesrc location={image} ! jpegdec ! imagefreeze{count} ! "
-        f"video/x-raw,framerate={fps}/1 ! videoconvert ! video/x-raw,format=I420 ! "
+        f"( multifilesrc location={image} loop=true{count} caps=image/jpeg,framerate={fps}/1 ! "
+        "jpegdec ! videoconvert ! video/x-raw,format=I420 ! "
         f"x264enc tune=zerolatency speed-preset=ultrafast quantizer=0 pass=qual key-int-max={fps} ! "
         "rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
