@@ -47,7 +47,8 @@ class MultiSource:
         lengths = [s.length for s in self.sources]
         self.length = None if None in lengths else sum(lengths)
         self.is_live = any(s.is_live for s in self.sources)
-        self.description = "; ".join(f"[{k}] {s.description}" for k, s in enumerate(self.sources))
+        self.description = (self.sources[0].description if len(self.sources) == 1 else
+                            "; ".join(f"[{k}] {s.description}" for k, s in enumerate(self.sources)))
 
     def __len__(self) -> int:
         return len(self.sources)

@@ -29,11 +29,11 @@ def write_folder(folder, images):
     return folder
 
 
-def test_one_network_call_per_round_and_the_people_of_predict(demo_onnx, tmp_path):
+def test_one_network_call_per_round_and_the_people_of_predict(demo_onnx_dynamic_batch, tmp_path):
     image = _sample()
     views = [image, np.ascontiguousarray(image[:, ::-1]), np.clip(image * 0.8, 0, 255).astype(np.uint8)]
     folders = [write_folder(tmp_path / f"cam{k}", [v, v]) for k, v in enumerate(views)]
-    with Pipeline(str(demo_onnx)) as pipe:
+    with Pipeline(str(demo_onnx_dynamic_batch)) as pipe:
         calls = []
         infer = pipe.backend.infer
         pipe.backend.infer = lambda feed: calls.append(next(iter(feed.values())).shape) or infer(feed)
