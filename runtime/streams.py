@@ -82,7 +82,7 @@ class StreamPolicy:
 
 def timeout_params(cv2, timeout_s: float) -> list[int]:
     """``[CAP_PROP_OPEN_TIMEOUT_MSEC, ms, CAP_PROP_READ_TIMEOUT_MSEC, ms]`` for VideoCapture's
-    ``params`` (the constants' numbers differ between OpenCV 4 and 5: looked up by name).
+    ``params`` (the constants are looked up by name, never hard-coded numbers).
     Empty for OpenCV < 4.6, which has no such properties (a warning says the 30 s default holds)."""
     open_prop = getattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC", None)
     read_prop = getattr(cv2, "CAP_PROP_READ_TIMEOUT_MSEC", None)
