@@ -17,6 +17,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     paragraphs whose lines start with two spaces (examples), which print as written.
     """
 
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Option help: never break inside an option name such as --stream-timeout.
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         out = []
         for para in text.split("\n\n"):
@@ -24,7 +28,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
                 out.append("\n".join(indent + line for line in para.split("\n")))
             else:
                 out.append(textwrap.fill(" ".join(para.split()), width, initial_indent=indent,
-                                         subsequent_indent=indent))
+                                         subsequent_indent=indent, break_on_hyphens=False))
         return "\n\n".join(out)
 
     def _get_help_string(self, action):
@@ -41,7 +45,7 @@ def paragraphs(*texts: str, width: int = 88) -> str:
         if text.startswith("  ") or "\n  " in text:
             out.append(text)
         else:
-            out.append(textwrap.fill(text, width))
+            out.append(textwrap.fill(text, width, break_on_hyphens=False))
     return "\n\n".join(out)
 
 

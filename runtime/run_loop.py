@@ -43,7 +43,7 @@ def frame_loop(args, pipe, source, outputs, writer, bar, numeric, done: Progress
 
     from .draw import draw_fps, draw_poses
     from .results import image_id_from_name
-    from .run_cli import WINDOW, _window_closed
+    from .run_outputs import WINDOW, _window_closed
 
     kp = pipe.keypoints
     several = len(source) > 1

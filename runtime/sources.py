@@ -333,43 +333,65 @@ def open_source(
                 sleep=sleep)
     if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()
                                                 and not os.path.exists(spec)):
-        index = int(spec)
-        if index > MAX_CAMERA_INDEX:  # OpenCV's overload error otherwise (a C long overflows)
-            raise UserError(f"--source {spec}: no such camera; cameras are numbered from 0 (list them "
-                            "with: ls /dev/video*), files need a path that exists")
-        cv2 = import_cv2() if opener is None else None
-        return CaptureSource(
-            opener or (lambda: cv2.VideoCapture(index)), kind="camera", description=f"camera {index}",
-            name=f"camera{index}", is_live=True,
-            open_error=(f"cannot open camera {index}: is it connected and not used by another "
-                        "program? (list devices with: ls /dev/video*)"),
-            **live,
-        )
+        return _open_camera_index(spec, opener, live)
     spec = str(spec)
     if not spec.strip():
         raise UserError("--source is empty: give an image, folder, video, camera index or URL")
-    shown = mask_credentials(spec)
     if _is_stream_url(spec):
-        cv2 = import_cv2() if opener is None else None
-        return CaptureSource(
-            opener or (lambda: open_network_capture(cv2, spec, timeout_s)), kind="stream",
-            description=f"stream {shown}", name="stream", is_live=True,
-            retry_first_open=retry_first_open,
-            open_error=(f"cannot open stream {shown} (waited up to {timeout_s:g} s): check the URL, "
-                        "port, credentials and that the camera is reachable (try it with ffplay or "
-                        "VLC); --stream-timeout waits longer, --wait-for-source retries"),
-            **live,
-        )
+        return _open_stream(spec, opener, live, timeout_s, retry_first_open)
     if _is_gstreamer(spec):
-        from .gst_source import gstreamer_opener
-
-        pipeline = spec[4:] if spec.startswith("gst:") else spec
-        open_pipeline, hint = (opener, "") if opener is not None else gstreamer_opener(pipeline,
-                                                                                   timeout_s)
-        return CaptureSource(
-            open_pipeline, kind="stream", description="GStreamer pipeline", name="gstreamer",
-            is_live=True, open_error=f"cannot start the GStreamer pipeline{hint}", **live,
+        return _open_gstreamer(spec, opener, live, timeout_s)
+    source = _open_path(spec, opener, live)
+    if source is None:
+        raise UserError(
+            f"--source {mask_credentials(spec)}: no such file or folder (expected an image, a folder "
+            "of images, a video, a camera index such as 0, an rtsp:// URL or a GStreamer pipeline)"
         )
+    return source
+
+
+def _open_camera_index(spec: str | int, opener, live: dict) -> Source:
+    index = int(spec)
+    if index > MAX_CAMERA_INDEX:  # OpenCV's overload error otherwise (a C long overflows)
+        raise UserError(f"--source {spec}: no such camera; cameras are numbered from 0 (list them "
+                        "with: ls /dev/video*), files need a path that exists")
+    cv2 = import_cv2() if opener is None else None
+    return CaptureSource(
+        opener or (lambda: cv2.VideoCapture(index)), kind="camera", description=f"camera {index}",
+        name=f"camera{index}", is_live=True,
+        open_error=(f"cannot open camera {index}: is it connected and not used by another "
+                    "program? (list devices with: ls /dev/video*)"),
+        **live,
+    )
+
+
+def _open_stream(spec: str, opener, live: dict, timeout_s: float, retry_first_open: bool) -> Source:
+    shown = mask_credentials(spec)
+    cv2 = import_cv2() if opener is None else None
+    return CaptureSource(
+        opener or (lambda: open_network_capture(cv2, spec, timeout_s)), kind="stream",
+        description=f"stream {shown}", name="stream", is_live=True,
+        retry_first_open=retry_first_open,
+        open_error=(f"cannot open stream {shown} (waited up to {timeout_s:g} s): check the URL, "
+                    "port, credentials and that the camera is reachable (try it with ffplay or "
+                    "VLC); --stream-timeout waits longer, --wait-for-source retries"),
+        **live,
+    )
+
+
+def _open_gstreamer(spec: str, opener, live: dict, timeout_s: float) -> Source:
+    from .gst_source import gstreamer_opener
+
+    pipeline = spec[4:] if spec.startswith("gst:") else spec
+    open_pipeline, hint = (opener, "") if opener is not None else gstreamer_opener(pipeline, timeout_s)
+    return CaptureSource(
+        open_pipeline, kind="stream", description="GStreamer pipeline", name="gstreamer",
+        is_live=True, open_error=f"cannot start the GStreamer pipeline{hint}", **live,
+    )
+
+
+def _open_path(spec: str, opener, live: dict) -> Source | None:
+    """A folder, image, video, /dev/video device or glob; None when ``spec`` names none."""
     if os.path.isdir(spec):
         paths = _images_in(spec)
         if not paths:
@@ -400,7 +422,4 @@ def open_source(
         if not paths:
             raise UserError(f"no images match {spec}")
         return ImageFiles(paths, description=f"{spec} ({len(paths)} images)")
-    raise UserError(
-        f"--source {shown}: no such file or folder (expected an image, a folder of images, a video, "
-        "a camera index such as 0, an rtsp:// URL or a GStreamer pipeline)"
-    )
+    return None
