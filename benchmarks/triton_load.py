@@ -33,7 +33,7 @@ import numpy as np
 DEFAULT_SERVER_PYTHON = os.path.join(".venv-triton", "bin", "python")
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -46,7 +46,7 @@ def _free_ports(n: int) -> list[int]:
 def start_server(model: str, python: str, max_batch: int, log_path: str,
                  timeout_s: float = 180.0) -> tuple[subprocess.Popen, list[int]]:
     """``higherhrnet-trt serve`` in its own process group; returns (process, [http, grpc, metrics])."""
-    ports = _free_ports(3)
+    ports = free_ports(3)
     exe = os.path.join(os.path.dirname(python), "higherhrnet-trt")
     cmd = [exe, "serve", model, "--name", "bench", "--max-batch", str(max_batch),
            "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2])]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,6 +27,7 @@ pytest.importorskip("tritonclient.http")
 pytest.importorskip("tritonclient.grpc")
 cv2 = pytest.importorskip("cv2")
 
+from higherhrnet_trt.benchmarks.triton_load import free_ports  # noqa: E402
 from higherhrnet_trt.cli import main  # noqa: E402
 from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file  # noqa: E402
 from higherhrnet_trt.core.errors import UserError  # noqa: E402
@@ -40,16 +40,6 @@ START_TIMEOUT_S = 180  # a cold start on a loaded 2-core CI machine; ~5-10 s whe
 
 pytestmark = pytest.mark.skipif(not TRITON_PY.is_file(), reason=(
     f"no PyTriton environment at {TRITON_PY}: 'make triton-setup' makes it ('make test' does)"))
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Server:
