@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
 from higherhrnet_trt.core.cli_args import positive_int as _positive_int
@@ -73,10 +74,23 @@ def register(sub) -> None:
         "convert",
         help="existing fp32 ONNX -> fp16 ONNX",
         description="Convert an exported fp32 ONNX to a strongly typed fp16 ONNX (I/O stay fp32); "
-                    "prints the ONNX Runtime error against fp32.",
+                    "layers whose values exceed fp16's safe range (512) on the check inputs stay "
+                    "fp32. Prints the ONNX Runtime error against fp32.",
+        formatter_class=_Formatter,
     )
     c.add_argument("onnx", help="fp32 ONNX written by 'higherhrnet-trt export'")
     c.add_argument("-o", "--output", required=True, help="output fp16 .onnx path")
+    c.add_argument("--method", choices=["ranges", "autocast"], default="ranges",
+                   help="ranges: measure every tensor's range in-graph (one inference's memory per "
+                        "check input; any network size); autocast: ModelOpt AutoCast's full "
+                        "classifier, which keeps every intermediate tensor of every check input in "
+                        "memory (small networks only: W32-512 grew past 23 GB)")
+    c.add_argument("--images", metavar="DIR",
+                   help="frames to measure ranges and the error on (default: random normal inputs)")
+    c.add_argument("--num-check", type=_positive_int, default=8, metavar="N",
+                   help="check inputs: N images from --images, or min(N, 4) random inputs")
+    c.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="hide the progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_convert)
 
 
@@ -97,9 +111,17 @@ def run_export(args) -> int:
 
 
 def run_convert(args) -> int:
+    import warnings
+
     from .quantize import convert_fp16
 
-    report = convert_fp16(args.onnx, args.output)
-    summary = getattr(report, "summary", None)
-    print(summary() if callable(summary) else f"wrote {args.output}")
+    with warnings.catch_warnings():  # the report carries them: printed as plain lines below
+        warnings.simplefilter("ignore", UserWarning)
+        report = convert_fp16(args.onnx, args.output, images=args.images, num_check=args.num_check,
+                              method=args.method, progress=args.progress)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(report.summary())
+    for note in report.notes:
+        print(f"note: {note}")
     return 0

@@ -1,9 +1,19 @@
 """fp32 ONNX -> strongly typed fp16 ONNX with NVIDIA ModelOpt AutoCast (:func:`convert_fp16`).
 
-AutoCast converts the graph to fp16, keeping fp32 where its rules demand (values beyond fp16 range
-measured on the check inputs) and, when the measured output error is above ``tolerance``, the
-nodes where a layer-by-layer comparison shows the error jump (a few rounds). Network inputs and
-outputs stay fp32 by default, so the runtime feeds and reads the same arrays as for the fp32 file.
+Two methods, both AutoCast's PrecisionConverter writing the graph, differing in how the nodes kept
+fp32 are chosen:
+
+- "ranges" (default, bounded): every tensor's max |x| is measured in-graph over the check inputs
+  (fp16_ranges.py: scalar reductions, one inference's memory), the nodes whose values exceed
+  fp16's safe range (512, AutoCast's default) stay fp32. Memory and time scale like one inference
+  per check input: HRNet-W48 at 640 px converts in about 2 GB.
+- "autocast": AutoCast's full NodeClassifier; its reference runner keeps every intermediate tensor
+  of every check input (past 23 GB on W32-512: small networks only). When the measured output
+  error is above ``tolerance``, the nodes where a layer-by-layer comparison shows the error jump
+  are kept fp32 too (a few rounds; that comparison also keeps every tensor).
+
+Network inputs and outputs stay fp32 by default, so the runtime feeds and reads the same arrays
+as for the fp32 file.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from .quant_common import (
     require_modelopt,
     save_onnx,
 )
+
+METHODS = ("ranges", "autocast")
 
 #: Ops that move or select values without arithmetic: running them in fp32 cannot reduce the error
 #: they show (it comes from their inputs), so the fp16 search never keeps them in fp32.
@@ -101,6 +113,32 @@ def _convert_rounds(onnx_in: str, src_model, feeds, work: str, data_dir: str, ke
     return errors, worst, auto
 
 
+def _convert_by_ranges(onnx_in: str, src_model, feeds, out: str, keep_io_fp32: bool,
+                       keep: list[str], tmp: str, progress: bool, report: QuantizeReport):
+    """Method "ranges": measure max |x| in-graph over ``feeds``, keep fp32 where beyond fp16's
+    safe range (and ``keep``), convert, write ``out``. Returns the nodes kept for their ranges."""
+    from tqdm import tqdm
+
+    from ..engine.onnx_info import copy_metadata
+    from .fp16_ranges import DATA_MAX, convert_measured, measure_absmax
+
+    with tqdm(total=len(feeds), desc="fp16: measuring ranges", unit="input",
+              disable=None if progress else True, leave=False) as bar:
+        absmax, _ = measure_absmax(onnx_in, feeds, tmp, bar)
+    model, rule = convert_measured(onnx_in, absmax, keep_io_fp32, keep)
+    copy_metadata(src_model, model, precision="fp16")
+    save_onnx(model, out)
+    del model
+    kept = list(dict.fromkeys(node for node, _, _ in rule.kept))
+    if rule.kept:
+        node, tensor, value = max(rule.kept, key=lambda k: k[2] if k[2] == k[2] else np.inf)
+        report.notes.append(f"{len(kept)} nodes kept fp32 for values beyond {DATA_MAX:g} (largest: "
+                            f"{tensor} of {node}, |x| = {value:.4g})")
+    report.notes.append(f"ranges measured on {len(feeds)} inputs; largest |x| anywhere "
+                        f"{max(absmax.values(), default=0.0):.4g}")
+    return kept
+
+
 def convert_fp16(
     onnx_in: str,
     onnx_out: str,
@@ -111,19 +149,24 @@ def convert_fp16(
     keep_fp32: Sequence[str] = (),
     max_rounds: int = 3,
     input_size: int | None = None,
+    method: str = "ranges",
+    progress: bool = False,
     log=None,
 ) -> QuantizeReport:
     """Write a strongly typed fp16 ONNX of ``onnx_in`` and report its error against fp32.
 
     keep_io_fp32: network inputs and outputs stay float32 (the runtime feeds the same arrays).
     images: frames to measure on (pre-processed as the runtime does); default: seeded random
-        normal inputs. The same inputs drive AutoCast's range rule (values beyond fp16 stay fp32).
-    tolerance: max |err| / max |fp32| allowed per output; above it, the nodes where the error
-        jumps (layer-by-layer comparison) are kept fp32 and the conversion redone, up to
-        ``max_rounds`` times. The report lists them and the final error either way.
+        normal inputs (at most 4). The same inputs drive the range rule (values beyond fp16 stay fp32).
+    tolerance: max |err| / max |fp32| allowed per output. Above it, method "autocast" keeps the
+        nodes where the error jumps (layer-by-layer comparison) fp32 and converts again, up to
+        ``max_rounds`` times; method "ranges" warns (run 'debug-precision', pass ``keep_fp32``).
     keep_fp32: node names (regular expressions) to keep fp32 from the start.
+    method: "ranges" (bounded memory, any network size) or "autocast" (see module docstring).
     """
     t0 = time.perf_counter()
+    if method not in METHODS:
+        raise UserError(f"fp16 method must be one of {', '.join(METHODS)}, not {method!r}")
     check_onnx_output(onnx_in, onnx_out, "fp16")
     require_modelopt("modelopt.onnx.autocast", "fp16 conversion")
     src_model, summary, meta = check_fp32_input(onnx_in)
@@ -132,25 +175,34 @@ def convert_fp16(
     feeds, checked_on = _check_feeds(maker, images, num_check, skipped)
 
     report = QuantizeReport(path=onnx_out, reference=onnx_in, precision="fp16",
-                            checked_on=checked_on, graph_optimization="disable")
+                            checked_on=checked_on, graph_optimization="disable", method=method)
     report.skipped_images = skipped
     keep = list(keep_fp32)  # user patterns (regular expressions)
     with tempfile.TemporaryDirectory(prefix="higherhrnet_trt_fp16_") as tmp:
-        data_dir = os.path.join(tmp, "data")
-        os.makedirs(data_dir)
-        for i, feed in enumerate(feeds):
-            np.savez(os.path.join(data_dir, f"{i:04d}.npz"), **feed)
         work = os.path.join(tmp, "candidate.onnx")
-        errors, worst, auto = _convert_rounds(onnx_in, src_model, feeds, work, data_dir, keep_io_fp32,
-                                              keep, tolerance, max_rounds, report)
+        if method == "ranges":
+            del src_model.graph.initializer[:]  # only its metadata is needed from here on
+            auto = _convert_by_ranges(onnx_in, src_model, feeds, work, keep_io_fp32, keep, tmp,
+                                      progress, report)
+            errors, _ = compare_outputs(onnx_in, work, feeds, "disable")
+            worst = max(e.rel for e in errors.values())
+        else:
+            data_dir = os.path.join(tmp, "data")
+            os.makedirs(data_dir)
+            for i, feed in enumerate(feeds):
+                np.savez(os.path.join(data_dir, f"{i:04d}.npz"), **feed)
+            errors, worst, auto = _convert_rounds(onnx_in, src_model, feeds, work, data_dir,
+                                                  keep_io_fp32, keep, tolerance, max_rounds, report)
         with atomic_path(onnx_out) as out_tmp:
             shutil.copyfile(work, out_tmp)
     report.errors = errors
     report.kept_fp32 = keep + auto
     if worst > tolerance:
-        report.warnings.append(f"fp16 output error {worst:.1e} still above {tolerance:g} after "
-                               f"keeping {len(auto)} nodes fp32: check with 'higherhrnet-trt "
-                               f"debug-precision {onnx_in} --variant {onnx_out}'")
+        report.warnings.append(f"fp16 output error {worst:.1e} still above {tolerance:g} with "
+                               f"{len(report.kept_fp32)} nodes kept fp32: check with "
+                               f"'higherhrnet-trt debug-precision {onnx_in} --variant {onnx_out}'"
+                               + (" and keep the layers it names with keep_fp32" if method == "ranges"
+                                  else ""))
         warnings.warn(report.warnings[-1], stacklevel=2)
     report.seconds = time.perf_counter() - t0
     if log:

@@ -52,7 +52,7 @@ class QuantizeReport:
     errors: dict[str, OutputError] = field(default_factory=dict)
     seconds: float = 0.0
     kept_fp32: list[str] = field(default_factory=list)  # fp16: nodes kept in fp32 for accuracy
-    method: str = ""  # int8: entropy | max | percentile
+    method: str = ""  # int8: entropy | max | percentile; fp16: ranges | autocast
     calibration_images: int = 0
     skipped_images: list[str] = field(default_factory=list)  # unreadable, with the reason
     cache_path: str = ""
@@ -72,6 +72,8 @@ class QuantizeReport:
                          + (" (cached ranges)" if self.cache_hit else "")
                          + (f", {len(self.skipped_images)} unreadable skipped" if self.skipped_images
                             else ""))
+        if self.precision == "fp16" and self.method:
+            parts.append(f"method {self.method}")
         if self.kept_fp32:
             parts.append(f"{len(self.kept_fp32)} nodes kept fp32")
         parts.append(f"vs fp32 on {self.checked_on} (ONNX Runtime CPU, variant graph optimisation "

@@ -158,7 +158,8 @@ def test_convert_fp16_fp16_io_and_images(tiny_onnx, tmp_path, calib_dir):
 def test_convert_fp16_keeps_layers_fp32_when_error_demands(tiny_onnx, tmp_path):
     out = tmp_path / "tiny.fp16.strict.onnx"
     with pytest.warns(UserWarning, match="still above"):
-        report = q.convert_fp16(str(tiny_onnx), str(out), tolerance=1e-7, max_rounds=1)
+        report = q.convert_fp16(str(tiny_onnx), str(out), tolerance=1e-7, max_rounds=1,
+                                  method="autocast")
     assert len(report.kept_fp32) >= 1 and report.notes and "keeping fp32" in report.notes[0]
     kept = set(report.kept_fp32)
     m = onnx.load(str(out))
