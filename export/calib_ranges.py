@@ -3,7 +3,8 @@
 Every activation tensor that got a Q/DQ pair is collected over the calibration images with ONNX
 Runtime (graph optimisation off, as ModelOpt calibrates, so every tensor is computed as written).
 Ranges: "max" = max |x|, "entropy" = ONNX Runtime's KL-divergence threshold (ModelOpt's settings:
-128 bins, signed histogram), "percentile" = ONNX Runtime's symmetric percentile (2048 bins).
+128 bins, signed histogram), "percentile" = ONNX Runtime's symmetric percentile (2048 bins), with
+ONNX Runtime's histograms and thresholds reproduced by vectorised code (calib_hist.py).
 Tensors of one concat group share one histogram, as ModelOpt groups them.
 
 The ranges are cached under a key of the ONNX, the image list (paths, sizes, mtimes) and every
@@ -24,7 +25,6 @@ from higherhrnet_trt.core.files import atomic_open
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
 
 from .qdq import Placement
-from .quant_common import quiet
 
 CACHE_FORMAT = 1
 
@@ -50,51 +50,52 @@ def _augmented_session(onnx_in: str, tensors: Sequence[str], tmpdir: str):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def _histogram_collector(method: str, percentile: float):
-    """ONNX Runtime's histogram collector for "entropy" / "percentile"; None for "max"."""
+def _histograms(method: str):
+    """Streaming histograms for "entropy" / "percentile" (ModelOpt's settings: 128 signed bins for
+    entropy, 2048 |x| bins for percentile); None for "max"."""
+    from .calib_hist import StreamingHistograms
+
     if method == "max":
         return None
-    from onnxruntime.quantization.calibrate import HistogramCollector
+    return StreamingHistograms(method, 128 if method == "entropy" else 2048)
 
-    if method == "entropy":  # ModelOpt's EntropyCalibrater settings
-        return HistogramCollector("entropy", symmetric=False, num_bins=128,
-                                  num_quantized_bins=128, percentile=99.999, scenario="same")
-    return HistogramCollector("percentile", symmetric=True, num_bins=2048,
-                              num_quantized_bins=128, percentile=percentile, scenario="same")
+
+def _absmax(x: np.ndarray) -> float:
+    """max |x| without the temporary |x| array."""
+    return float(max(x.max(initial=0.0), -x.min(initial=0.0)))
 
 
 def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: float,
                    feeds: Iterable[Mapping[str, np.ndarray]], tmpdir: str) -> tuple[dict[str, float], int]:
-    """max |x| threshold per activation tensor over ``feeds``. Returns (ranges, feeds seen)."""
+    """max |x| threshold per activation tensor over ``feeds``. Returns (ranges, feeds seen).
+
+    Streams: each feed's tensors are folded into a max or a small histogram per concat group
+    (calib_hist.py, ONNX Runtime's definitions, vectorised) and dropped, so memory is one
+    inference's outputs whatever the number of images."""
     tensors = sorted(placement.scales)
     session = _augmented_session(onnx_in, tensors, tmpdir)
     group_of = placement.group_of()
     keys = sorted({min(g) for g in group_of.values()})  # one histogram per group
     members = {min(g): sorted(g) for g in group_of.values()}
     absmax: dict[str, float] = dict.fromkeys(keys, 0.0)
-    collector = _histogram_collector(method, percentile)
+    hists = _histograms(method)
     count = 0
     for feed in feeds:
         values = dict(zip(tensors, session.run(tensors, dict(feed))))
         count += 1
-        if collector is None:
-            for k in keys:
-                absmax[k] = max(absmax[k], *(float(np.abs(values[t]).max(initial=0.0))
-                                             for t in members[k]))
-        else:
-            batch = {k: [np.concatenate([np.asarray(values[t], np.float32).ravel() for t in members[k]])]
-                     for k in keys}
-            with quiet():
-                collector.collect(batch)
+        for k in keys:
+            parts = [values.pop(t) for t in members[k]]
+            if hists is None:
+                absmax[k] = max(absmax[k], *(_absmax(p) for p in parts))
+            else:  # a group's tensors share one histogram (as ModelOpt), a single one is not copied
+                hists.add(k, parts[0] if len(parts) == 1 else
+                          np.concatenate([np.asarray(p, np.float32).ravel() for p in parts]))
+            del parts
         del values
     if count == 0:
         raise UserError("no calibration image could be read")
-    if collector is not None:
-        with quiet():
-            result = collector.compute_collection_result()
-        for k in keys:
-            lo, hi = result[k][0], result[k][1]
-            absmax[k] = float(max(abs(float(lo)), abs(float(hi))))
+    if hists is not None:
+        absmax.update(hists.thresholds(num_quantized_bins=128, percentile=percentile))
     return {t: absmax[min(group_of[t])] for t in tensors}, count
 
 

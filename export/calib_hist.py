@@ -1,0 +1,181 @@
+"""Streaming activation histograms and their thresholds, as ONNX Runtime computes them, fast.
+
+ONNX Runtime's ``HistogramCollector`` (onnxruntime.quantization.calibrate) defines the INT8
+"entropy" and "percentile" ranges this project uses. Its threshold search is pure Python (builtin
+``sum`` over NumPy arrays inside a loop over every candidate threshold and every quantized bin): on
+a histogram that grew to a few thousand bins it takes minutes per tensor. This module keeps its
+definitions bin for bin and value for value:
+
+- :class:`StreamingHistograms` folds one batch at a time into one small histogram per tensor
+  (memory: a few thousand int64 counts per tensor, whatever the number of images), with ORT's
+  rules for growing the range (``collect_value`` for entropy, ``collect_absolute_value`` for the
+  symmetric percentile) and ``np.histogram`` for the binning, so the counts are ORT's exactly;
+- :func:`entropy_threshold` is ORT's ``get_entropy_threshold`` with every inner loop vectorised
+  (cumulative sums for the outliers, a reshape for the merged bins), calling ORT's own
+  ``smooth_distribution`` and ``entropy`` for the divergence;
+- :func:`percentile_threshold` is ORT's ``compute_percentile`` (already vectorised there).
+
+tests/test_calib_hist.py checks histograms and thresholds against ORT's collector on the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class StreamingHistograms:
+    """One histogram per tensor, updated batch by batch (see module docstring).
+
+    method: "entropy" (signed values, range [-t, t] grown symmetrically, ORT's ``collect_value``)
+    or "percentile" (|x|, range [0, max|x|] grown by whole bins, ORT's ``collect_absolute_value``
+    for ``symmetric=True``). ``num_bins``: bins of the first batch (ModelOpt: 128 entropy, 2048
+    percentile).
+    """
+
+    def __init__(self, method: str, num_bins: int):
+        if method not in ("entropy", "percentile"):
+            raise ValueError(f"method must be entropy or percentile, not {method!r}")
+        self.method = method
+        self.num_bins = int(num_bins)
+        #: name -> [hist (int64), edges (float32), min, max, threshold]
+        self.state: dict[str, list] = {}
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        """Fold the float32 array ``values`` (any shape) into the histogram of ``name``."""
+        x = np.asarray(values).ravel()
+        if self.method == "entropy":
+            self._add_value(name, x)
+        else:
+            self._add_absolute(name, x)
+
+    def add_batch(self, batch: Mapping[str, np.ndarray]) -> None:
+        for name, values in batch.items():
+            self.add(name, values)
+
+    # -- ORT's collect_value / merge_histogram (entropy) -------------------------------------------
+    def _add_value(self, name: str, x: np.ndarray) -> None:
+        lo, hi = _min_max(x)
+        t = np.array(max(abs(lo), abs(hi)), dtype=x.dtype)
+        old = self.state.get(name)
+        if old is None:
+            hist, edges = np.histogram(x, self.num_bins, range=(-t, t))
+            self.state[name] = [hist, edges, lo, hi, t]
+            return
+        o_hist, o_edges, o_lo, o_hi, o_t = old
+        if t <= o_t:
+            hist, _ = np.histogram(x, len(o_hist), range=(-o_t, o_t))
+            self.state[name] = [hist + o_hist, o_edges, min(o_lo, lo), max(o_hi, hi), o_t]
+            return
+        if o_t == 0:
+            hist, edges = np.histogram(x, len(o_hist), range=(-t, t))
+            hist += o_hist
+        else:
+            stride = 2 * o_t / len(o_hist)
+            half = int((t - o_t) // stride + 1)
+            n = len(o_hist) + 2 * half
+            t = half * stride + o_t
+            hist, edges = np.histogram(x, n, range=(-t, t))
+            hist[half: n - half] += o_hist
+        self.state[name] = [hist, edges, min(o_lo, lo), max(o_hi, hi), t]
+
+    # -- ORT's collect_absolute_value (symmetric percentile) ---------------------------------------
+    def _add_absolute(self, name: str, x: np.ndarray) -> None:
+        lo, hi = _min_max(x)
+        a = np.abs(x)
+        old = self.state.get(name)
+        if old is None:
+            hist, edges = np.histogram(a, bins=self.num_bins)
+            self.state[name] = [hist, edges.astype(a.dtype), lo, hi, None]
+            return
+        o_hist, o_edges, o_lo, o_hi, _ = old
+        amax = np.nanmax(a) if a.size else np.array(0, a.dtype)
+        if amax > o_edges[-1]:
+            width = o_edges[1] - o_edges[0]
+            # as ORT: np.arange may add one bin past the one holding amax
+            o_edges = np.hstack((o_edges, np.arange(o_edges[-1] + width, amax + width, width)))
+        hist, edges = np.histogram(a, bins=o_edges)
+        hist[: len(o_hist)] += o_hist
+        self.state[name] = [hist, edges.astype(a.dtype), min(o_lo, lo), max(o_hi, hi), None]
+
+    # -- results -----------------------------------------------------------------------------------
+    def thresholds(self, num_quantized_bins: int = 128, percentile: float = 99.999) -> dict[str, float]:
+        """max(|low|, |high|) of each tensor's threshold pair, as calib_ranges uses them."""
+        out = {}
+        for name, (hist, edges, lo, hi, _) in self.state.items():
+            if self.method == "entropy":
+                a, b = entropy_threshold(hist, edges, lo, hi, num_quantized_bins)
+            else:
+                a, b = percentile_threshold(hist, edges, lo, hi, percentile)
+            out[name] = float(max(abs(float(a)), abs(float(b))))
+        return out
+
+    def nbytes(self) -> int:
+        """Memory held by the histograms, in bytes (bounded: independent of the image count)."""
+        return sum(s[0].nbytes + s[1].nbytes for s in self.state.values())
+
+
+def _min_max(x: np.ndarray):
+    """(nanmin, nanmax) as 0-d arrays of x's dtype; zeros for an empty array (as ORT)."""
+    if x.size == 0:
+        return np.array(0, x.dtype), np.array(0, x.dtype)
+    return np.nanmin(x), np.nanmax(x)
+
+
+def percentile_threshold(hist, edges, lo, hi, percentile: float):
+    """ORT's ``compute_percentile`` for a symmetric (|x|) histogram: (-t, t) clipped to [lo, hi]."""
+    cdf = np.cumsum(hist / hist.sum())
+    idx = np.searchsorted(cdf, percentile / 100.0)
+    low, high = -np.array(edges[idx], dtype=edges.dtype), np.array(edges[idx], dtype=edges.dtype)
+    if low < lo:
+        low = lo
+    if high > hi:
+        high = hi
+    return low, high
+
+
+def entropy_threshold(hist: np.ndarray, edges: np.ndarray, lo, hi, num_quantized_bins: int = 128):
+    """ORT's ``get_entropy_threshold`` (KL divergence between the clipped histogram p and its
+    ``num_quantized_bins``-level quantization q, for every symmetric window around the zero bin),
+    vectorised. Returns the (low, high) edges of the best window, clipped to [lo, hi]."""
+    from onnxruntime.quantization.calibrate import entropy
+    from onnxruntime.quantization.quant_utils import smooth_distribution
+
+    hist = np.asarray(hist)
+    n_bins = hist.size
+    zero = n_bins // 2
+    nq = int(num_quantized_bins)
+    half_q = nq // 2
+    csum = np.concatenate(([0], np.cumsum(hist, dtype=np.int64)))  # csum[k] = sum(hist[:k])
+    total = int(csum[-1])
+    best, best_div = None, None
+    for i in range(half_q, zero + 1):
+        start, end = zero - i, min(zero + i + 1, n_bins)
+        sliced = hist[start:end]
+        p = sliced.astype(np.int64, copy=True)
+        p[0] += csum[start]
+        p[-1] += total - csum[end]
+        nonzero = (p != 0).astype(np.int64)
+        m = sliced.size // nq  # bins merged into one quantized bin
+        body = nq * m
+        quantized = sliced[:body].reshape(nq, m).sum(1, dtype=np.int64)
+        quantized[-1] += sliced[body:].sum(dtype=np.int64)
+        norm = nonzero[:body].reshape(nq, m).sum(1)
+        q = np.zeros(p.size, dtype=np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.where(norm != 0, quantized / np.where(norm != 0, norm, 1), 0)
+        # ORT assigns quantized/norm into an int64 array: truncation, over the whole merged span
+        q[:body] = np.repeat(level.astype(np.int64), m)
+        ps, qs = smooth_distribution(p), smooth_distribution(q)
+        div = np.inf if ps is None or qs is None else float(np.float32(entropy(ps, qs)))
+        if best_div is None or div < best_div:  # first minimum wins, as np.argmin
+            best, best_div = (edges[start], edges[end]), div
+    if best is None:  # fewer bins than quantized bins: no window to search (ORT would fail)
+        return lo, hi
+    low, high = best
+    if low < lo:
+        low = lo
+    if high > hi:
+        high = hi
+    return low, high
