@@ -9,7 +9,8 @@ definitions bin for bin and value for value:
 - :class:`StreamingHistograms` folds one batch at a time into one small histogram per tensor
   (memory: a few thousand int64 counts per tensor, whatever the number of images), with ORT's
   rules for growing the range (``collect_value`` for entropy, ``collect_absolute_value`` for the
-  symmetric percentile) and ``np.histogram`` for the binning, so the counts are ORT's exactly;
+  symmetric percentile) and ``np.histogram``'s binning (reproduced in a few passes by
+  :func:`histogram`), so the counts are ORT's exactly;
 - :func:`entropy_threshold` is ORT's ``get_entropy_threshold`` with every inner loop vectorised
   (cumulative sums for the outliers, a reshape for the merged bins), calling ORT's own
   ``smooth_distribution`` and ``entropy`` for the divergence;
@@ -20,6 +21,7 @@ tests/test_calib_hist.py checks histograms and thresholds against ORT's collecto
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -50,9 +52,19 @@ class StreamingHistograms:
         else:
             self._add_absolute(name, x)
 
-    def add_batch(self, batch: Mapping[str, np.ndarray]) -> None:
-        for name, values in batch.items():
-            self.add(name, values)
+    def add_batch(self, batch: Mapping[str, np.ndarray], workers: int | None = None) -> None:
+        """:meth:`add` for every tensor of ``batch``, tensors spread over ``workers`` threads
+        (default: the CPU count; NumPy releases the GIL inside each pass). Tensors are
+        independent, so the result is the same as adding them one by one."""
+        workers = workers or os.cpu_count() or 1
+        if workers == 1 or len(batch) < 2:
+            for name, values in batch.items():
+                self.add(name, values)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda kv: self.add(*kv), batch.items()))
 
     # -- ORT's collect_value / merge_histogram (entropy) -------------------------------------------
     def _add_value(self, name: str, x: np.ndarray) -> None:
@@ -60,23 +72,23 @@ class StreamingHistograms:
         t = np.array(max(abs(lo), abs(hi)), dtype=x.dtype)
         old = self.state.get(name)
         if old is None:
-            hist, edges = np.histogram(x, self.num_bins, range=(-t, t))
+            hist, edges = histogram(x, self.num_bins, (-t, t))
             self.state[name] = [hist, edges, lo, hi, t]
             return
         o_hist, o_edges, o_lo, o_hi, o_t = old
         if t <= o_t:
-            hist, _ = np.histogram(x, len(o_hist), range=(-o_t, o_t))
+            hist, _ = histogram(x, len(o_hist), (-o_t, o_t), o_edges)
             self.state[name] = [hist + o_hist, o_edges, min(o_lo, lo), max(o_hi, hi), o_t]
             return
         if o_t == 0:
-            hist, edges = np.histogram(x, len(o_hist), range=(-t, t))
+            hist, edges = histogram(x, len(o_hist), (-t, t))
             hist += o_hist
         else:
             stride = 2 * o_t / len(o_hist)
             half = int((t - o_t) // stride + 1)
             n = len(o_hist) + 2 * half
             t = half * stride + o_t
-            hist, edges = np.histogram(x, n, range=(-t, t))
+            hist, edges = histogram(x, n, (-t, t))
             hist[half: n - half] += o_hist
         self.state[name] = [hist, edges, min(o_lo, lo), max(o_hi, hi), t]
 
@@ -86,7 +98,7 @@ class StreamingHistograms:
         a = np.abs(x)
         old = self.state.get(name)
         if old is None:
-            hist, edges = np.histogram(a, bins=self.num_bins)
+            hist, edges = histogram(a, self.num_bins)
             self.state[name] = [hist, edges.astype(a.dtype), lo, hi, None]
             return
         o_hist, o_edges, o_lo, o_hi, _ = old
@@ -95,7 +107,7 @@ class StreamingHistograms:
             width = o_edges[1] - o_edges[0]
             # as ORT: np.arange may add one bin past the one holding amax
             o_edges = np.hstack((o_edges, np.arange(o_edges[-1] + width, amax + width, width)))
-        hist, edges = np.histogram(a, bins=o_edges)
+        hist, edges = histogram(a, len(o_edges) - 1, edges=o_edges)
         hist[: len(o_hist)] += o_hist
         self.state[name] = [hist, edges.astype(a.dtype), min(o_lo, lo), max(o_hi, hi), None]
 
@@ -114,6 +126,55 @@ class StreamingHistograms:
     def nbytes(self) -> int:
         """Memory held by the histograms, in bytes (bounded: independent of the image count)."""
         return sum(s[0].nbytes + s[1].nbytes for s in self.state.values())
+
+
+def histogram(x: np.ndarray, bins: int, limits=None, edges=None):
+    """``np.histogram(x, bins, range=limits)`` (or ``np.histogram(x, bins=edges)``), same counts and
+    edges, for the nearly uniform float edges used here, in a few passes over ``x``.
+
+    np.histogram's explicit-edges path sorts every block of the data (ORT passes explicit edges
+    once a percentile histogram grew); its uniform path makes about ten passes. Here: a bin
+    estimate from the uniform spacing, then the same exact correction against the edges as
+    NumPy's uniform path (bin i holds edges[i] <= x < edges[i+1], the last bin also its right
+    edge), then one bincount. Values outside the edges are left out, as NumPy does.
+    """
+    # ``a=x[:0]`` keeps NumPy's choice of edge dtype and its handling of an empty range.
+    if edges is None:
+        edges = np.histogram_bin_edges(x if limits is None else x[:0], bins, range=limits)
+    n = len(edges) - 1
+    first, last = edges[0], edges[-1]
+    if x.size and (x.min() < first or x.max() > last):
+        x = x[(x >= first) & (x <= last)]
+    if x.size == 0:
+        return np.zeros(n, np.int64), edges
+    x = x.astype(edges.dtype, copy=False)
+    counts = np.zeros(n, np.int64)
+    scale = n / (float(last) - float(first))
+    upper = edges[1:].copy()
+    upper[-1] = np.inf  # the last bin also holds its right edge: never moved past it
+    # Blocks with reused buffers, as NumPy's uniform path: fresh arrays as large as a tensor
+    # cost more in page faults than the arithmetic (measured 40 vs 9 ns per value).
+    block = min(x.size, 1 << 16)
+    f, low_edge, mask = np.empty(block, edges.dtype), np.empty(block, edges.dtype), np.empty(block, bool)
+    idx_buf = np.empty(block, np.intp)
+    for s in range(0, x.size, block):
+        xb = x[s: s + block]
+        k = xb.size
+        fb, gb, mb, idx = f[:k], low_edge[:k], mask[:k], idx_buf[:k]
+        np.subtract(xb, first, out=fb)
+        fb *= scale
+        np.copyto(idx, fb, casting="unsafe")  # truncation, as astype(intp)
+        np.minimum(idx, n - 1, out=idx)
+        np.take(edges, idx, out=gb)  # NumPy's exact correction against the edges, one bin
+        np.less(xb, gb, out=mb)
+        if mb.any():
+            idx[mb] -= 1
+        np.take(upper, idx, out=gb)
+        np.greater_equal(xb, gb, out=mb)
+        if mb.any():
+            idx[mb] += 1
+        counts += np.bincount(idx, minlength=n)
+    return counts, edges
 
 
 def _min_max(x: np.ndarray):

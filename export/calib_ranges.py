@@ -83,14 +83,13 @@ def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: 
     for feed in feeds:
         values = dict(zip(tensors, session.run(tensors, dict(feed))))
         count += 1
-        for k in keys:
-            parts = [values.pop(t) for t in members[k]]
-            if hists is None:
-                absmax[k] = max(absmax[k], *(_absmax(p) for p in parts))
-            else:  # a group's tensors share one histogram (as ModelOpt), a single one is not copied
-                hists.add(k, parts[0] if len(parts) == 1 else
-                          np.concatenate([np.asarray(p, np.float32).ravel() for p in parts]))
-            del parts
+        if hists is None:
+            for k in keys:
+                absmax[k] = max(absmax[k], *(_absmax(values[t]) for t in members[k]))
+        else:  # a group's tensors share one histogram (as ModelOpt); a single one is not copied
+            hists.add_batch({k: values[members[k][0]] if len(members[k]) == 1 else
+                             np.concatenate([np.asarray(values[t], np.float32).ravel()
+                                             for t in members[k]]) for k in keys})
         del values
     if count == 0:
         raise UserError("no calibration image could be read")

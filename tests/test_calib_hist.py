@@ -16,7 +16,11 @@ import pytest
 pytest.importorskip("onnxruntime")
 from onnxruntime.quantization.calibrate import HistogramCollector  # noqa: E402
 
-from higherhrnet_trt.export.calib_hist import StreamingHistograms, entropy_threshold  # noqa: E402
+from higherhrnet_trt.export.calib_hist import (  # noqa: E402
+    StreamingHistograms,
+    entropy_threshold,
+    histogram,
+)
 
 
 def _batches(seed: int = 0):
@@ -46,9 +50,8 @@ def _ort(method: str, data, percentile=99.999):
 def test_histograms_and_thresholds_equal_onnxruntime(method):
     data = _batches()
     ours = StreamingHistograms(method, 128 if method == "entropy" else 2048)
-    for i in range(5):
-        for k, v in data.items():
-            ours.add(k, v[i])
+    for i in range(5):  # three tensors per batch, over two threads
+        ours.add_batch({k: v[i] for k, v in data.items()}, workers=2)
     ref_hists, ref_thresholds = _ort(method, data, percentile=99.9)
     for k, ref in ref_hists.items():
         hist, edges, lo, hi, _ = ours.state[k]
@@ -81,3 +84,23 @@ def test_memory_is_independent_of_the_number_of_batches():
     for _ in range(50):
         h.add("t", rng.standard_normal(1000).astype(np.float32) * 0.5)
     assert h.nbytes() == size
+
+
+@pytest.mark.parametrize("bins", [1, 7, 128, 2048])
+def test_histogram_equals_numpy_at_the_edges(bins):
+    """Values exactly on every edge, just beside them, outside them, and a zero range."""
+    rng = np.random.default_rng(bins)
+    x = (rng.standard_normal(50000) * 3).astype(np.float32)
+    edges = np.histogram_bin_edges(x, bins)
+    on_edges = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
+    x = np.concatenate([x, on_edges.astype(np.float32)])
+    for args in [dict(bins=bins), dict(bins=bins, range=(np.float32(-2), np.float32(2)))]:
+        want = np.histogram(x, **args)
+        got = histogram(x, bins, args.get("range"))
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    grown = np.hstack((edges, np.arange(edges[-1] + (edges[1] - edges[0]), 20, edges[1] - edges[0])))
+    grown = grown.astype(np.float32)
+    assert np.array_equal(histogram(x * 2, len(grown) - 1, edges=grown)[0], np.histogram(x * 2, grown)[0])
+    zeros = np.zeros(10, np.float32)
+    assert np.array_equal(histogram(zeros, bins, (zeros[0], zeros[0]))[1],
+                          np.histogram(zeros, bins, range=(zeros[0], zeros[0]))[1])

@@ -1,0 +1,104 @@
+"""INT8 calibration pass vs plain fp32 inference: time ratio and peak memory, one run.
+
+Times, on the same images: N plain fp32 inferences (ONNX Runtime CPU, default graph optimisation,
+pre-processed inputs) and the calibration pass of ``calibrate`` for each method (reading and
+pre-processing the images, the augmented ONNX Runtime session, the streaming histograms and the
+thresholds). Prints seconds per image and the ratio calibration / inference per method, and the
+process's peak resident memory (``ru_maxrss``: the whole run, placement by ModelOpt included).
+
+    python -m higherhrnet_trt.benchmarks.calib_speed w32_512.onnx --num-images 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+
+def _synthetic_images(folder: str, count: int, seed: int = 0) -> str:
+    """``count`` 640x480 frames of blurred shapes and noise (no dataset on this machine)."""
+    import cv2
+    import numpy as np
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        img = np.empty((480, 640, 3), np.uint8)
+        img[:] = rng.integers(0, 255, 3)
+        for _ in range(12):
+            color = tuple(int(v) for v in rng.integers(0, 255, 3))
+            cv2.circle(img, (int(rng.integers(0, 640)), int(rng.integers(0, 480))),
+                       int(rng.integers(10, 80)), color, -1)
+        img = cv2.GaussianBlur(img, (5, 5), 0)
+        cv2.imwrite(os.path.join(folder, f"frame_{i:04d}.jpg"), img)
+    return folder
+
+
+def _plain_seconds(onnx: str, feeds) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
+    session.run(None, feeds[0])  # warm-up, not timed
+    t0 = time.perf_counter()
+    for feed in feeds:
+        session.run(None, feed)
+    return time.perf_counter() - t0
+
+
+def run(onnx: str, images: str, num_images: int, methods: list[str], log=print) -> dict:
+    from higherhrnet_trt.export import quantize as q
+    from higherhrnet_trt.export.quant_common import QuantizeReport, check_fp32_input
+
+    src_model, summary, meta = check_fp32_input(onnx)
+    maker = q.InputMaker(summary, meta)
+    paths = q.list_images(images)[:num_images]
+    feeds = list(maker.feeds(paths, []))
+    plain = _plain_seconds(onnx, feeds)
+    log(f"plain fp32 inference (ORT CPU, default optimisation): {len(feeds)} inputs in {plain:.1f}s "
+        f"({plain / len(feeds):.2f} s/input)")
+    result = {"images": len(paths), "plain_s": plain, "methods": {}}
+    with tempfile.TemporaryDirectory(prefix="calib_speed_") as tmp:
+        work = os.path.join(tmp, "model.onnx")  # ModelOpt writes files next to its input
+        shutil.copyfile(onnx, work)
+        t0 = time.perf_counter()
+        _, placement = q._placement(work, maker, paths, "fp16", tmp, src_model, onnx)
+        log(f"placement (ModelOpt, one image, once per model): {time.perf_counter() - t0:.1f}s; "
+            f"{len(placement.scales)} activation quantizers")
+        for method in methods:
+            report = QuantizeReport(path="", reference=onnx, precision="int8", checked_on="",
+                                    graph_optimization="disable")
+            t0 = time.perf_counter()
+            q._calibrate(work, placement, maker, paths, method, 99.999, num_images, True, tmp,
+                         report, [])
+            s = time.perf_counter() - t0
+            result["methods"][method] = s
+            log(f"calibration {method:<10}: {report.calibration_images} images in {s:.1f}s "
+                f"({s / report.calibration_images:.2f} s/image), ratio to plain inference "
+                f"{s / plain:.2f}x")
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    log(f"peak resident memory of this process: {result['peak_rss_gb']:.2f} GB")
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("onnx", help="fp32 ONNX written by 'higherhrnet-trt export'")
+    p.add_argument("--images", help="calibration images (default: synthetic frames)")
+    p.add_argument("--num-images", type=int, default=100)
+    p.add_argument("--methods", default="entropy,max,percentile")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="calib_images_") as tmp:
+        images = args.images or _synthetic_images(tmp, args.num_images)
+        run(args.onnx, images, args.num_images, args.methods.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
