@@ -3,8 +3,11 @@
 Times, on the same images: N plain fp32 inferences (ONNX Runtime CPU, default graph optimisation,
 pre-processed inputs) and the calibration pass of ``calibrate`` for each method (reading and
 pre-processing the images, the augmented ONNX Runtime session, the streaming histograms and the
-thresholds). Prints seconds per image and the ratio calibration / inference per method, and the
-process's peak resident memory (``ru_maxrss``: the whole run, placement by ModelOpt included).
+thresholds; the ONNX Runtime session's creation included). The plain inferences are timed right
+before each method's pass, as the load of a shared machine drifts. Prints wall and CPU seconds
+(this process, all threads: less sensitive to other people's jobs) and both ratios calibration /
+inference per method, and the process's peak resident memory (``ru_maxrss``: the whole run,
+placement by ModelOpt included).
 
     python -m higherhrnet_trt.benchmarks.calib_speed w32_512.onnx --num-images 100
 """
@@ -39,17 +42,24 @@ def _synthetic_images(folder: str, count: int, seed: int = 0) -> str:
     return folder
 
 
-def _plain_seconds(onnx: str, feeds) -> float:
+def _clock() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def _plain_seconds(onnx: str, feeds) -> tuple[float, float]:
+    """(wall, CPU) seconds of one plain fp32 inference per feed (session creation not timed)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
     session.run(None, feeds[0])  # warm-up, not timed
-    t0 = time.perf_counter()
+    w0, c0 = _clock()
     for feed in feeds:
         session.run(None, feed)
-    return time.perf_counter() - t0
+    w1, c1 = _clock()
+    return w1 - w0, c1 - c0
 
 
 def run(onnx: str, images: str, num_images: int, methods: list[str], log=print) -> dict:
@@ -60,10 +70,7 @@ def run(onnx: str, images: str, num_images: int, methods: list[str], log=print) 
     maker = q.InputMaker(summary, meta)
     paths = q.list_images(images)[:num_images]
     feeds = list(maker.feeds(paths, []))
-    plain = _plain_seconds(onnx, feeds)
-    log(f"plain fp32 inference (ORT CPU, default optimisation): {len(feeds)} inputs in {plain:.1f}s "
-        f"({plain / len(feeds):.2f} s/input)")
-    result = {"images": len(paths), "plain_s": plain, "methods": {}}
+    result = {"images": len(paths), "methods": {}}
     with tempfile.TemporaryDirectory(prefix="calib_speed_") as tmp:
         work = os.path.join(tmp, "model.onnx")  # ModelOpt writes files next to its input
         shutil.copyfile(onnx, work)
@@ -72,16 +79,21 @@ def run(onnx: str, images: str, num_images: int, methods: list[str], log=print) 
         log(f"placement (ModelOpt, one image, once per model): {time.perf_counter() - t0:.1f}s; "
             f"{len(placement.scales)} activation quantizers")
         for method in methods:
+            # Plain inference right before each calibration: the machine's load drifts.
+            plain_w, plain_c = _plain_seconds(onnx, feeds)
             report = QuantizeReport(path="", reference=onnx, precision="int8", checked_on="",
                                     graph_optimization="disable")
-            t0 = time.perf_counter()
+            w0, c0 = _clock()
             q._calibrate(work, placement, maker, paths, method, 99.999, num_images, True, tmp,
                          report, [])
-            s = time.perf_counter() - t0
-            result["methods"][method] = s
-            log(f"calibration {method:<10}: {report.calibration_images} images in {s:.1f}s "
-                f"({s / report.calibration_images:.2f} s/image), ratio to plain inference "
-                f"{s / plain:.2f}x")
+            w1, c1 = _clock()
+            n = report.calibration_images
+            result["methods"][method] = {"wall": w1 - w0, "cpu": c1 - c0, "plain_wall": plain_w,
+                                         "plain_cpu": plain_c}
+            log(f"{method:<10}: {n} images: calibration {w1 - w0:.1f}s wall / {c1 - c0:.1f}s CPU, "
+                f"{len(feeds)} plain fp32 inferences (ORT default optimisation) {plain_w:.1f}s / "
+                f"{plain_c:.1f}s; ratio calibration / inference: wall {(w1 - w0) / plain_w:.2f}x, "
+                f"CPU {(c1 - c0) / plain_c:.2f}x")
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     log(f"peak resident memory of this process: {result['peak_rss_gb']:.2f} GB")
     return result
