@@ -147,19 +147,7 @@ def test_latest_slot_keeps_the_newest_and_counts_the_rest():
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_onnx(tmp_path_factory) -> Path:
-    """The bundled demo network, exported once (dynamic input, flip test; no torch check)."""
-    pytest.importorskip("torch")
-    from higherhrnet_trt.export.api import export
-
-    weights = demo_cli.package_file(demo_cli.DEMO_WEIGHTS)
-    if not os.path.isfile(weights):
-        pytest.skip("no trained demo weights bundled")
-    path = tmp_path_factory.mktemp("ros") / "demo.onnx"
-    export(weights, config="demo", output=str(path), dynamic=True, flip=True, check=False,
-           log=lambda *a: None)
-    return path
+# demo_onnx: the session fixture of conftest.py (one export shared with the Triton tests).
 
 
 @pytest.fixture(scope="module")
