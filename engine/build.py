@@ -49,6 +49,7 @@ from .build_steps import check_dla, create_config, engine_bytes, io_specs, make_
 # Looked up here, at call time, under this name: tests wrap it to watch the build's phases.
 from .build_steps import make_progress_monitor as _make_progress_monitor
 from .flavors import runs_on
+from .layers import layers_path
 from .onnx_info import sha256_file
 from .sidecar import AHEAD_OF_TIME, Sidecar, build_command, write_sidecar
 
@@ -113,6 +114,7 @@ def _run_tensorrt(plan: BuildPlan, opts: BuildOptions, engine_path: str, trt_obj
         o.config.progress_monitor = o.monitor
     o.serialized = engine_bytes(o.builder, o.network, o.config, o.monitor, o.logger, plan, engine_path)
     save_engine(o.serialized, engine_path)
+    save_layer_info(o.logger.layer_info, engine_path)
     if o.timing_cache is not None:
         save_timing_cache(o.config, opts.timing_cache)
     return io_specs(trt, o.network)
@@ -123,6 +125,18 @@ def save_engine(serialized, engine_path: str) -> None:
     """Write the serialized engine under a temporary name, then rename: never a torn engine."""
     with atomic_open(engine_path, "wb") as f:
         f.write(memoryview(serialized))
+
+
+def save_layer_info(text: str | None, engine_path: str) -> None:
+    """The builder's layer information next to the engine (ENGINE.layers.txt, for 'info --layers'
+    without a GPU); a stale one from an earlier build of the same path is removed."""
+    path = layers_path(engine_path)
+    if text is None:
+        if os.path.isfile(path):
+            os.remove(path)
+        return
+    with atomic_open(path, "w") as f:
+        f.write(text)
 
 
 def save_timing_cache(config, path: str) -> None:

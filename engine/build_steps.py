@@ -25,8 +25,13 @@ def make_logger(trt, verbose: bool):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
+            # The engine inspector's report of the built engine, which the builder logs (VERBOSE,
+            # detailed profiling verbosity): layer precisions without deserializing (no GPU needed).
+            self.layer_info: str | None = None
 
         def log(self, severity, msg):
+            if severity == trt.ILogger.Severity.VERBOSE and str(msg).startswith("Layers:"):
+                self.layer_info = str(msg)
             if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
                 self.errors.append(str(msg))
                 print(f"[{trt.__name__}] error: {msg}", file=sys.stderr)

@@ -10,9 +10,7 @@ never called "compatible".
 
 from __future__ import annotations
 
-import json
 import os
-from collections import Counter
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.formats import ENGINE_SUFFIXES
@@ -50,17 +48,40 @@ def info_onnx(path: str) -> None:
 
 
 def _layer_summary(sidecar, engine_path: str, show_all: bool) -> list[str]:
-    """Engine inspector summary; needs the engine's TensorRT flavour and a GPU to deserialize."""
+    """Engine inspector summary: from the engine (its TensorRT flavour and a GPU deserialize it),
+    else from the report the builder logged at build time (ENGINE.layers.txt, layers.py)."""
     from higherhrnet_trt.core.gpu import query_gpu
 
     from .flavors import load_flavor
+    from .layers import layers_path, parse_json, read_builder_layers, summarize
 
-    if query_gpu() is None:
-        return ["layers: no CUDA GPU here; deserializing an engine (engine inspector) needs one"]
-    try:
-        flavor = load_flavor(sidecar.flavor)
-    except UserError as e:
-        return [f"layers: {e}"]
+    layers, source = None, ""
+    if query_gpu() is not None:
+        try:
+            flavor = load_flavor(sidecar.flavor)
+        except UserError as e:
+            return [f"layers: {e}"]
+        layers, source = parse_json(_inspector_json(flavor, sidecar, engine_path)), "engine inspector"
+    else:
+        layers = read_builder_layers(engine_path)
+        source = f"the builder's report in {layers_path(engine_path)} (no CUDA GPU here)"
+    if layers is None:
+        return ["layers: no CUDA GPU here (deserializing an engine for the engine inspector needs one) "
+                f"and no {layers_path(engine_path)} from the build; rebuild to get one"]
+    if layers and layers[0]["type"] == "?":
+        return [f"layers: {len(layers)} (built without detailed profiling verbosity)"]
+    stats = summarize(layers)
+    lines = stats.lines()
+    lines[0] += f" (from {source})"
+    if show_all:
+        lines += [f"    {x['name']} [{x['type']}] in {'/'.join(x['inputs']) or '-'} weights "
+                  f"{'/'.join(sorted(set(x['constants']))) or '-'} -> {'/'.join(x['outputs']) or '-'}"
+                  for x in layers]
+    return lines
+
+
+def _inspector_json(flavor, sidecar, engine_path: str) -> str:
+    """get_engine_information(JSON) of the deserialized engine (needs a GPU)."""
     trt = flavor.trt
     runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
     if sidecar.version_compatible and hasattr(runtime, "engine_host_code_allowed"):
@@ -71,26 +92,7 @@ def _layer_summary(sidecar, engine_path: str, show_all: bool) -> list[str]:
         raise UserError(f"{engine_path}: {flavor.label} could not deserialize the engine; rebuild it: "
                         f"{sidecar.rebuild_command(engine_path=engine_path)}")
     inspector = engine.create_engine_inspector()
-    info_json = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-    layers = info_json.get("Layers", []) if isinstance(info_json, dict) else []
-    if layers and isinstance(layers[0], str):  # LAYER_NAMES_ONLY engines list names
-        return [f"layers: {len(layers)} (built without detailed profiling verbosity)"]
-    by_type: Counter = Counter()
-    by_prec: Counter = Counter()
-    lines = []
-    for layer in layers:
-        kind = str(layer.get("LayerType", "?"))
-        text = json.dumps(layer.get("Outputs", []))
-        prec = ("int8" if "Int8" in text or "INT8" in text else
-                "fp16" if "Half" in text or "FP16" in text else
-                "fp32" if "Float" in text or "FP32" in text else "other")
-        by_type[kind] += 1
-        by_prec[prec] += 1
-        if show_all:
-            lines.append(f"    {layer.get('Name', '?')} [{kind}] -> {prec}")
-    head = [f"layers: {len(layers)}; by type: " + ", ".join(f"{k} {v}" for k, v in by_type.most_common()),
-            "  output precision: " + ", ".join(f"{k} {v}" for k, v in by_prec.most_common())]
-    return head + lines
+    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
 
 
 def _print_engine(path: str, s) -> None:
@@ -146,6 +148,9 @@ def info_engine(path: str, show_layers: bool) -> None:
         need = (", ".join(s.target_compute_capabilities) if s.ahead_of_time else s.compute_capability)
         print(f"  this machine: {s.flavor} {s.version} matches, but there is no CUDA GPU here: the "
               f"engine runs only on a GPU of compute capability {need}")
+        if show_layers:
+            for line in _layer_summary(s, path, show_layers):
+                print(f"  {line}")
         return
     print("  this machine: compatible" + "".join(f"; {w}" for w in warns))
     for line in _layer_summary(s, path, show_layers):
