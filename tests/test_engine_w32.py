@@ -99,3 +99,12 @@ def test_engine_sizes_and_precisions(w32):
     # (measured 62 and 67 MB: kernels too); fp32 weights would put it over 100 MB.
     for report in (fp16, int8):
         assert 40e6 < report.engine_bytes < 100e6
+
+
+def test_info_layers_counts_the_int8_convolutions(w32, capsys):
+    from higherhrnet_trt.engine.info import info
+
+    ref = quantized_convs(w32["dir"] / "w32.int8.onnx")
+    assert info(w32["int8"].engine_path, show_layers=True) == 0
+    out = capsys.readouterr().out
+    assert f"Int8 inputs {ref['Conv']}, Int8 weights {ref['Conv']}" in out
