@@ -148,6 +148,8 @@ class StageRunner:
         from higherhrnet_trt.runtime.pipeline import Pipeline
 
         self.s = s
+        self.last_outputs: Mapping[str, np.ndarray] | None = None  # of the latest iteration()
+        self.last_poses: list | None = None
         self.pipe = Pipeline(s.model, backend=s.backend, project2image=s.project2image,
                              max_batch=max(1, s.batch), **s.backend_options)
         self.pipe.activate()
@@ -240,7 +242,9 @@ class StageRunner:
             t2 = pc()
             times["inference"] = (t2 - t1) * 1e3
             times["host_latency"] = times["inference"]
-        self.decode(outputs, geometries)
+        # Kept for callers that also look at what the iteration produced (compare, w32_table).
+        self.last_outputs = outputs
+        self.last_poses = self.decode(outputs, geometries)
         t3 = pc()
         times["decode"] = (t3 - t2) * 1e3
         times["end_to_end"] = (t3 - t0) * 1e3

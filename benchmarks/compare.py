@@ -180,17 +180,9 @@ class Ours:
 
     def run(self, image_bgr: np.ndarray) -> tuple[dict[str, float], int]:
         self.runner.frames = [image_bgr]
-        pc = time.perf_counter
-        r = self.runner
-        t0 = pc()
-        batch, geometries = r.preprocess()
-        t1 = pc()
-        outputs = r.backend.infer({r.spec.name: batch})
-        t2 = pc()
-        poses = r.decode(outputs, geometries)
-        t3 = pc()
-        return ({"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3,
-                 "end_to_end": (t3 - t0) * 1e3}, len(poses[0]))
+        t = self.runner.iteration()
+        return ({"preprocess": t["preprocess"], "network": t["inference"], "decode": t["decode"],
+                 "end_to_end": t["end_to_end"]}, len(self.runner.last_poses[0]))
 
     def close(self) -> None:
         self.runner.close()

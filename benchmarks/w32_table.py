@@ -116,24 +116,17 @@ def _time_ours(path: str, backend: str, options: dict[str, Any], frames: list[np
     if hasattr(runner.backend, "runtime_precisions"):  # OpenVINO: what its convolutions really ran in
         convs = runner.backend.runtime_precisions().get("Convolution", {})
         cell.note = "convolutions " + ", ".join(f"{k}: {v}" for k, v in sorted(convs.items()))
-    pc = time.perf_counter
     try:
         for frame in frames[:1] * warmup:
             runner.frames = [frame]
             runner.iteration()
         for frame in frames:
             runner.frames = [frame]
-            t0 = pc()
-            batch, geometries = runner.preprocess()
-            t1 = pc()
-            outputs = runner.backend.infer({runner.spec.name: batch})
-            t2 = pc()
-            poses = runner.decode(outputs, geometries)
-            t3 = pc()
-            for k, v in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
-                cell.times[k].append(v * 1e3)
-            cell.people.append(len(poses[0]))
-            maps.append(np.array(runner.pipe.model_maps(outputs)[0], copy=True))
+            t = runner.iteration()
+            for k, key in zip(STAGES, ("preprocess", "inference", "decode", "end_to_end")):
+                cell.times[k].append(t[key])
+            cell.people.append(len(runner.last_poses[0]))
+            maps.append(np.array(runner.pipe.model_maps(runner.last_outputs)[0], copy=True))
     finally:
         runner.close()
     return cell, maps
