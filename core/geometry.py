@@ -268,18 +268,26 @@ class FrameGeometry:
         return cls((w, h), (in_w, in_h), center, np.array([scale_w, scale_h], dtype=np.float64),
                    letterboxed=True)
 
+    def _scaled(self, scale: float) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+        """(input (W, H) pixels, center, scale in 200 px) of test scale ``scale``."""
+        if self.letterboxed or not self.input_size:
+            return tuple(int(v) for v in self.base_size_wh), self.center, self.scale
+        size, center, scale_200 = get_multi_scale_size(self.image_wh, self.input_size, float(scale),
+                                                       self.min_scale)
+        return (int(size[0]), int(size[1])), center, scale_200
+
+    def input_size_wh(self, scale: float = 1.0) -> tuple[int, int]:
+        """(W, H) pixels of the network input at test scale ``scale`` (no matrix is solved)."""
+        return self._scaled(scale)[0]
+
     def warp(self, scale: float = 1.0) -> tuple[np.ndarray, tuple[int, int]]:
         """(forward (2, 3) float64 matrix frame -> input, input (W, H) pixels) at test scale ``scale``.
 
         The official resize_align_multi_scale recomputes center and scale per test scale; so does
         this, so every scale's warp is bit-identical to the official one.
         """
-        if self.letterboxed or not self.input_size:
-            size = tuple(int(v) for v in self.base_size_wh)
-            return warp_matrix(self.center, self.scale, size), size
-        size, center, scale_200 = get_multi_scale_size(self.image_wh, self.input_size, float(scale),
-                                                       self.min_scale)
-        return warp_matrix(center, scale_200, size), tuple(int(v) for v in size)
+        size, center, scale_200 = self._scaled(scale)
+        return warp_matrix(center, scale_200, size), size
 
     def map_to_image(self, coords: np.ndarray, heatmap_size_wh: Sequence[int] | None = None) -> np.ndarray:
         """Columns 0, 1 (x, y) of ``coords`` (..., >=2) from map pixels to frame pixels.

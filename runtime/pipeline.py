@@ -320,7 +320,7 @@ class Pipeline:
         if self._static_hw is not None:
             in_h, in_w = self._static_hw
             scale = self.scales[0]  # static models run one scale (checked in _configure)
-            official = FrameGeometry.official(image_wh, meta.input_size, scale).warp(scale)[1]
+            official = FrameGeometry.official(image_wh, meta.input_size, scale).input_size_wh(scale)
             if tuple(official) != (in_w, in_h):
                 self._warn_once(
                     "letterbox",
