@@ -1,15 +1,17 @@
 """INT8 calibration pass vs plain fp32 inference: time ratio and peak memory, one run.
 
 Times, on the same images: N plain fp32 inferences (ONNX Runtime CPU, default graph optimisation,
-pre-processed inputs) and the calibration pass of ``calibrate`` for each method (reading and
-pre-processing the images, the augmented ONNX Runtime session, the streaming histograms and the
-thresholds; the ONNX Runtime session's creation included). The plain inferences are timed right
-before each method's pass, as the load of a shared machine drifts. Prints wall and CPU seconds
+pre-processed inputs) and the calibration pass of ``calibrate`` for each method and each
+``--samples`` setting (reading and pre-processing the images, the ONNX Runtime session with its
+taps or extra outputs, the streaming histograms and the thresholds; the session's creation
+included). ``--samples 65536,0`` times the default in-graph pass and the exact one (every value).
+The plain inferences are timed right before each method's pass, as the load of a shared machine
+drifts. Prints wall and CPU seconds
 (this process, all threads: less sensitive to other people's jobs) and both ratios calibration /
 inference per method, and the process's peak resident memory (``ru_maxrss``: the whole run,
 placement by ModelOpt included).
 
-    python -m higherhrnet_trt.benchmarks.calib_speed w32_512.onnx --num-images 100
+    python -m higherhrnet_trt.benchmarks.calib_speed w32_512.onnx --num-images 100 --samples 65536,0
 """
 
 from __future__ import annotations
@@ -62,9 +64,34 @@ def _plain_seconds(onnx: str, feeds) -> tuple[float, float]:
     return w1 - w0, c1 - c0
 
 
-def run(onnx: str, images: str, num_images: int, methods: list[str], log=print) -> dict:
+def _time_method(onnx: str, work: str, feeds, placement, maker, paths, method: str, sample: int,
+                 tmp: str, log) -> dict:
+    """One method's calibration pass, timed right after the plain inferences (the machine's load
+    drifts); prints and returns both times and both ratios."""
     from higherhrnet_trt.export import quantize as q
-    from higherhrnet_trt.export.quant_common import QuantizeReport, check_fp32_input
+    from higherhrnet_trt.export.quant_common import QuantizeReport
+
+    plain_w, plain_c = _plain_seconds(onnx, feeds)
+    report = QuantizeReport(path="", reference=onnx, precision="int8", checked_on="",
+                            graph_optimization="disable")
+    w0, c0 = _clock()
+    q._calibrate(work, placement, maker, paths, method, 99.999, len(paths), True, tmp, report, [],
+                 sample)
+    w1, c1 = _clock()
+    log(f"{method:<10} sample={sample:<6}: {report.calibration_images} images: calibration "
+        f"{w1 - w0:.1f}s wall / {c1 - c0:.1f}s CPU, {len(feeds)} plain fp32 inferences (ORT default "
+        f"optimisation) {plain_w:.1f}s / {plain_c:.1f}s; ratio calibration / inference: wall "
+        f"{(w1 - w0) / plain_w:.2f}x, CPU {(c1 - c0) / plain_c:.2f}x")
+    return {"wall": w1 - w0, "cpu": c1 - c0, "plain_wall": plain_w, "plain_cpu": plain_c}
+
+
+def run(onnx: str, images: str, num_images: int, methods: list[str], samples: list[int] | None = None,
+        log=print) -> dict:
+    from higherhrnet_trt.export import quantize as q
+    from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
+    from higherhrnet_trt.export.quant_common import check_fp32_input
+
+    samples = samples if samples is not None else [DEFAULT_SAMPLE]
 
     src_model, summary, meta = check_fp32_input(onnx)
     maker = q.InputMaker(summary, meta)
@@ -78,22 +105,11 @@ def run(onnx: str, images: str, num_images: int, methods: list[str], log=print) 
         _, placement = q._placement(work, maker, paths, "fp16", tmp, src_model, onnx)
         log(f"placement (ModelOpt, one image, once per model): {time.perf_counter() - t0:.1f}s; "
             f"{len(placement.scales)} activation quantizers")
-        for method in methods:
-            # Plain inference right before each calibration: the machine's load drifts.
-            plain_w, plain_c = _plain_seconds(onnx, feeds)
-            report = QuantizeReport(path="", reference=onnx, precision="int8", checked_on="",
-                                    graph_optimization="disable")
-            w0, c0 = _clock()
-            q._calibrate(work, placement, maker, paths, method, 99.999, num_images, True, tmp,
-                         report, [])
-            w1, c1 = _clock()
-            n = report.calibration_images
-            result["methods"][method] = {"wall": w1 - w0, "cpu": c1 - c0, "plain_wall": plain_w,
-                                         "plain_cpu": plain_c}
-            log(f"{method:<10}: {n} images: calibration {w1 - w0:.1f}s wall / {c1 - c0:.1f}s CPU, "
-                f"{len(feeds)} plain fp32 inferences (ORT default optimisation) {plain_w:.1f}s / "
-                f"{plain_c:.1f}s; ratio calibration / inference: wall {(w1 - w0) / plain_w:.2f}x, "
-                f"CPU {(c1 - c0) / plain_c:.2f}x")
+        for sample in samples:
+            for method in methods:
+                key = f"{method} sample={sample}"
+                result["methods"][key] = _time_method(onnx, work, feeds, placement, maker, paths,
+                                                      method, sample, tmp, log)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     log(f"peak resident memory of this process: {result['peak_rss_gb']:.2f} GB")
     return result
@@ -105,10 +121,14 @@ def main(argv=None) -> int:
     p.add_argument("--images", help="calibration images (default: synthetic frames)")
     p.add_argument("--num-images", type=int, default=100)
     p.add_argument("--methods", default="entropy,max,percentile")
+    p.add_argument("--samples", default=None,
+                   help="comma-separated 'calibrate --sample' values to time (default: the default; "
+                        "0: every value, as ModelOpt)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="calib_images_") as tmp:
         images = args.images or _synthetic_images(tmp, args.num_images)
-        run(args.onnx, images, args.num_images, args.methods.split(","))
+        samples = [int(v) for v in args.samples.split(",")] if args.samples else None
+        run(args.onnx, images, args.num_images, args.methods.split(","), samples)
     return 0
 
 

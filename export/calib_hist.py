@@ -44,31 +44,44 @@ class StreamingHistograms:
         #: name -> [hist (int64), edges (float32), min, max, threshold]
         self.state: dict[str, list] = {}
 
-    def add(self, name: str, values: np.ndarray) -> None:
-        """Fold the float32 array ``values`` (any shape) into the histogram of ``name``."""
-        x = np.asarray(values).ravel()
-        if self.method == "entropy":
-            self._add_value(name, x)
-        else:
-            self._add_absolute(name, x)
+    def add(self, name: str, values: np.ndarray, low: float | None = None,
+            high: float | None = None) -> None:
+        """Fold the float32 array ``values`` (any shape) into the histogram of ``name``.
 
-    def add_batch(self, batch: Mapping[str, np.ndarray], workers: int | None = None) -> None:
-        """:meth:`add` for every tensor of ``batch``, tensors spread over ``workers`` threads
-        (default: the CPU count; NumPy releases the GIL inside each pass). Tensors are
-        independent, so the result is the same as adding them one by one."""
+        low / high: min and max of the tensor ``values`` were sampled from (calib_taps), which
+        then set the range as the whole tensor's would; default: those of ``values``."""
+        x = np.asarray(values).ravel()
+        if low is None or high is None:
+            lo, hi = _min_max(x)
+        else:
+            lo, hi = np.array(low, x.dtype), np.array(high, x.dtype)
+        if self.method == "entropy":
+            self._add_value(name, x, lo, hi)
+        else:
+            self._add_absolute(name, x, lo, hi)
+
+    def add_batch(self, batch: Mapping[str, np.ndarray], workers: int | None = None,
+                  limits: Mapping[str, tuple[float, float]] | None = None) -> None:
+        """:meth:`add` for every tensor of ``batch`` (with ``limits[name]`` as (low, high) when
+        given), tensors spread over ``workers`` threads (default: the CPU count; NumPy releases
+        the GIL inside each pass). Tensors are independent: same result as one by one."""
         workers = workers or os.cpu_count() or 1
+        limits = limits or {}
+
+        def add(name: str) -> None:
+            self.add(name, batch[name], *limits.get(name, (None, None)))
+
         if workers == 1 or len(batch) < 2:
-            for name, values in batch.items():
-                self.add(name, values)
+            for name in batch:
+                add(name)
             return
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda kv: self.add(*kv), batch.items()))
+            list(pool.map(add, batch))
 
     # -- ORT's collect_value / merge_histogram (entropy) -------------------------------------------
-    def _add_value(self, name: str, x: np.ndarray) -> None:
-        lo, hi = _min_max(x)
+    def _add_value(self, name: str, x: np.ndarray, lo, hi) -> None:
         t = np.array(max(abs(lo), abs(hi)), dtype=x.dtype)
         old = self.state.get(name)
         if old is None:
@@ -93,16 +106,18 @@ class StreamingHistograms:
         self.state[name] = [hist, edges, min(o_lo, lo), max(o_hi, hi), t]
 
     # -- ORT's collect_absolute_value (symmetric percentile) ---------------------------------------
-    def _add_absolute(self, name: str, x: np.ndarray) -> None:
-        lo, hi = _min_max(x)
+    def _add_absolute(self, name: str, x: np.ndarray, lo, hi) -> None:
         a = np.abs(x)
+        # max |x| of the tensor: of a sample's source, from its exact min and max
+        amax = np.maximum(np.abs(lo), np.abs(hi))
         old = self.state.get(name)
         if old is None:
-            hist, edges = histogram(a, self.num_bins)
+            # ORT: np.histogram(|x|, num_bins), i.e. over [min |x|, max |x|]
+            limits = (np.nanmin(a), amax) if a.size else None
+            hist, edges = histogram(a, self.num_bins, limits)
             self.state[name] = [hist, edges.astype(a.dtype), lo, hi, None]
             return
         o_hist, o_edges, o_lo, o_hi, _ = old
-        amax = np.nanmax(a) if a.size else np.array(0, a.dtype)
         if amax > o_edges[-1]:
             width = o_edges[1] - o_edges[0]
             # as ORT: np.arange may add one bin past the one holding amax

@@ -45,31 +45,26 @@ def _float_tensors(model) -> list[str]:
 
 def add_range_outputs(model, tensors: list[str]) -> dict[str, tuple[str, str]]:
     """Add ReduceMax / ReduceMin (all axes, scalar) of each of ``tensors`` as graph outputs of
-    ``model`` (in place), each placed right after the node making its tensor: ONNX Runtime runs
-    nodes in this order, so every tensor is reduced (and can be freed) as soon as it exists.
-    Returns {tensor: (max output, min output)}."""
+    ``model`` (in place), each placed right after the node making its tensor (taps.py): ONNX
+    Runtime runs nodes in this order, so every tensor is reduced (and can be freed) as soon as it
+    exists. Returns {tensor: (max output, min output)}."""
     import onnx
     from onnx import helper
 
-    index = {t: i for i, t in enumerate(tensors)}
-    outs, nodes = {}, []
-    for node in model.graph.node:
-        nodes.append(node)
-        for t in node.output:
-            if t not in index or t in outs:
-                continue
-            i = index[t]
-            hi, lo = f"__range_max_{i}", f"__range_min_{i}"
-            nodes.append(helper.make_node("ReduceMax", [t], [hi], name=f"__range_max_n{i}",
-                                          keepdims=0))
-            nodes.append(helper.make_node("ReduceMin", [t], [lo], name=f"__range_min_n{i}",
-                                          keepdims=0))
-            for name in (hi, lo):
-                model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
-                                                                        []))
-            outs[t] = (hi, lo)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    from .taps import insert_after_producers
+
+    produced = {out for node in model.graph.node for out in node.output}
+    outs, taps = {}, {}
+    for i, t in enumerate(dict.fromkeys(tensors)):
+        if t not in produced:
+            continue
+        hi, lo = f"__range_max_{i}", f"__range_min_{i}"
+        taps[t] = [helper.make_node("ReduceMax", [t], [hi], name=f"__range_max_n{i}", keepdims=0),
+                   helper.make_node("ReduceMin", [t], [lo], name=f"__range_min_n{i}", keepdims=0)]
+        for name in (hi, lo):
+            model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, []))
+        outs[t] = (hi, lo)
+    insert_after_producers(model, taps)
     return outs
 
 
