@@ -12,7 +12,7 @@
 #   2. GPU tests (issue 5): kernels against the NumPy decode on the official vectors and fuzz cases
 #      (with decode time per frame against NumPy), device-array interop, no device-memory growth,
 #      torch backend FP16 + CUDA graph, the all-GPU pipeline on a checkpoint (torch network) against
-#      the NumPy pipeline. Engine tests skip: the GPU image has no TensorRT, and TensorRT-RTX (95 MB
+#      the NumPy pipeline, the Triton pipeline model decoding with the kernels (issue 17) against it. Engine tests skip: the GPU image has no TensorRT, and TensorRT-RTX (95 MB
 #      wheel, over the 64 MiB carry) runs engines only on compute capability 7.5 / 8.6 / 8.9 / 12.x,
 #      not on an H100/H200 (9.0).
 #   3. the training scenes, rendered on every core
@@ -72,9 +72,17 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
         .whl/*.whl && export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}" || say "carried wheels did not install"
 fi
-# This checkout as the namespace package higherhrnet_trt (what setup.py's package_dir maps), no install.
+# This checkout as the namespace package higherhrnet_trt (what setup.py's package_dir maps: every part
+# of its PARTS), no install.
 mkdir -p "$WORK/pkg/higherhrnet_trt"
-for part in benchmarks engine export kernels runtime; do ln -sfn "$ROOT/$part" "$WORK/pkg/higherhrnet_trt/$part"; done
+parts=$($PY - <<'EOF'
+import ast
+tree = ast.parse(open("setup.py").read())
+print(" ".join(next(ast.literal_eval(n.value) for n in tree.body
+                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PARTS")))
+EOF
+)
+for part in $parts; do ln -sfn "$ROOT/$part" "$WORK/pkg/higherhrnet_trt/$part"; done
 export PYTHONPATH="$WORK/pkg${PYTHONPATH:+:$PYTHONPATH}"
 [ -d .reference ] && export HIGHERHRNET_TRT_REFERENCE="$ROOT/.reference"
 say "$($PY - <<'EOF' 2>&1
@@ -92,6 +100,7 @@ EOF
 # 2. GPU tests (before anything else shares the GPU: their timings are clean) ----------------------
 timeout 200 $PY -m pytest -p no:cacheprovider -m gpu -v -s -rs tests/test_kernels_gpu.py \
     tests/test_backend_torch.py tests/test_gpu_pipeline.py tests/test_backend_tensorrt.py tests/test_bench_soak.py \
+    tests/test_triton_decode_device.py \
     > "$OUT/gpu_tests.log" 2>&1
 say "GPU tests (rc $?): $(tail -n 1 "$OUT/gpu_tests.log")"
 

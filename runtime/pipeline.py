@@ -38,7 +38,7 @@ from higherhrnet_trt.core.keypoints import KeypointSet
 from higherhrnet_trt.core.limits import check_frame_size, check_scales
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.preprocess import letterbox, preprocess
-from higherhrnet_trt.decode import DecodeConfig
+from higherhrnet_trt.decode import DecodeConfig, parse
 from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear
 
 from .backends import Backend, create_backend
@@ -50,6 +50,7 @@ from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     decode_config_for,
     is_bgr,
     maps_to_poses,
+    people_from_grouped,
 )
 
 log = logging.getLogger("higherhrnet_trt.runtime")
@@ -385,6 +386,12 @@ class Pipeline:
                             f"its metadata ({j} joints, {self._meta.outputs}); re-export the model")
         return heatmaps, tags
 
+    def decode_maps(self, heatmaps: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 3's decode: one frame's aggregated heatmaps (J, H, W) and tags (J, H, W, T) float32
+        -> grouped people (P, J, 3 + T) in map pixels and their scores (P,), as decode.parse.
+        The NumPy decoder here; the Triton pipeline model (serving) swaps in the CUDA kernels."""
+        return parse(heatmaps, tags, self._cfg)
+
     def postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
         """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->
         (heatmaps (1, J, h, w), tags (1, J, h', w', T)) from :meth:`model_maps`; scales aggregated,
@@ -406,8 +413,9 @@ class Pipeline:
         for s, (h, t) in zip(scales, maps):
             agg.add(s, h, t)
         heatmaps, tags = agg.result()
-        poses = maps_to_poses(
-            heatmaps[0], tags[0], geometry, self._cfg, self.kpt_thr,
+        grouped, scores = self.decode_maps(heatmaps[0], tags[0])
+        poses = people_from_grouped(  # as maps_to_poses, with the decode step swappable
+            grouped, scores, geometry, num_joints, self.kpt_thr,
             heatmap_size_wh=None if self.project2image else agg.output_size_wh,
         )
         limit = self._cfg.max_people

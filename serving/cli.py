@@ -32,6 +32,11 @@ def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -
                    help="most people per frame: the fixed size of the people tensors")
     p.add_argument("--heatmap-resolution", action="store_true",
                    help="decode maps at half the input resolution: faster, not the official results")
+    p.add_argument("--decode-device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the pipeline model decodes: auto = the CUDA decode kernels when an NVIDIA "
+                        "GPU, cuda-python and NVRTC work in Triton's Python backend, else NumPy; cpu = "
+                        "NumPy; cuda = the kernels or fail in one line. Same people either way; each "
+                        "instance logs its choice and why in Triton's log")
 
 
 def register(sub) -> None:
@@ -46,10 +51,11 @@ def register(sub) -> None:
             "onnxruntime_onnx from an .onnx, tensorrt_plan from an engine built on the serving GPU, "
             "with dynamic batching and an instance group) and NAME (Triton's Python backend: uint8 "
             "frames in, fixed-shape people out: keypoints, scores, count, valid; pre-processing, the "
-            "network through BLS, NumPy decode). Clients use Pipeline('triton://HOST:PORT/NAME') or "
-            "'higherhrnet-trt run triton://HOST:PORT/NAME'.",
+            "network through BLS, decode in NumPy or with the CUDA kernels: --decode-device). Clients "
+            "use Pipeline('triton://HOST:PORT/NAME') or 'higherhrnet-trt run triton://HOST:PORT/NAME'.",
             "The Python backend's environment needs higherhrnet-trt: pip install "
-            "'higherhrnet-trt[cv]' in the Triton container. See docs/triton.md.",
+            "'higherhrnet-trt[cv]' in the Triton container ('higherhrnet-trt[cv,cuda]' and NVRTC for "
+            "the CUDA decode). See docs/triton.md.",
         ),
         formatter_class=HelpFormatter,
         epilog=("examples:\n"
@@ -116,11 +122,13 @@ def triton_repo(args) -> int:
         args.model, args.output, name=args.name or "", max_batch=args.max_batch, instances=args.instances,
         pipeline_instances=args.pipeline_instances, gpu=args.kind == "gpu",
         queue_delay_us=args.queue_delay_us, scales=args.scales,
-        project2image=not args.heatmap_resolution, decode=_decode(args), force=args.force)
+        project2image=not args.heatmap_resolution, decode=_decode(args), decode_device=args.decode_device,
+        force=args.force)
     name = os.path.basename(folders[1])
     print(f"wrote {', '.join(folders)}\n"
           f"serve: tritonserver --model-repository={os.path.abspath(args.output)} (needs "
-          f"higherhrnet-trt[cv] in the Python backend's environment)\n"
+          f"higherhrnet-trt[cv] in the Python backend's environment; [cv,cuda] and NVRTC for the "
+          f"CUDA decode)\n"
           f"client: higherhrnet-trt run triton://HOST:8000/{name} --source ...", file=sys.stderr)
     return 0
 
@@ -134,5 +142,6 @@ def serve(args) -> int:
                grpc_port=args.grpc_port, metrics_port=args.metrics_port, max_batch=args.max_batch,
                queue_delay_us=args.queue_delay_us, pipeline_instances=args.pipeline_instances,
                scales=args.scales, project2image=not args.heatmap_resolution, decode=_decode(args),
-               backend=args.backend, log_file=args.log_file, on_ready=print_ready, **options)
+               decode_device=args.decode_device, backend=args.backend, log_file=args.log_file,
+               on_ready=print_ready, **options)
     return 0

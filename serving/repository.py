@@ -8,11 +8,13 @@
         1/model.onnx | model.plan
       NAME/                    the pipeline, Triton's Python backend: uint8 frames in, people out
         config.pbtxt             (serving.python_model: pre-processing, the network through BLS,
-        1/model.py               multi-scale aggregation, NumPy decode; see triton_protocol)
+        1/model.py               multi-scale aggregation, decode in NumPy or with the CUDA
+                                 kernels (serving.decode_device); see triton_protocol)
 
 A client talks to NAME only (``Pipeline("triton://HOST:PORT/NAME")``). The pipeline model's
-parameters carry the model metadata, the decode settings and the network's tensors, so it needs no
-file of its own beside model.py; its Python environment needs ``pip install higherhrnet-trt[cv]``.
+parameters carry the model metadata, the decode settings and device and the network's tensors, so
+it needs no file of its own beside model.py; its Python environment needs
+``pip install higherhrnet-trt[cv]`` (plus ``[cuda]`` and NVRTC for the CUDA decode).
 
 The same config texts serve ``higherhrnet-trt serve`` (serving.server), where PyTriton provides
 the network model instead of NAME_network/.
@@ -31,6 +33,7 @@ import numpy as np
 from ..core.errors import UserError
 from ..core.metadata import ModelMeta
 from ..runtime.backends import triton_protocol as proto
+from .decode_device import DEFAULT_DECODE_DEVICE, PARAM_DECODE_DEVICE, check_decode_device, tag_dim_of
 from .python_model import PARAM_NETWORK_IO
 
 #: the network's model name beside the pipeline's
@@ -153,8 +156,11 @@ def network_io(inputs: Sequence[Tensor], outputs: Sequence[Tensor]) -> dict:
 
 def pipeline_config(name: str, network: str, meta: ModelMeta, settings: proto.ServerSettings,
                     network_tensors: dict, max_batch: int, instances: int,
-                    queue_delay_us: int) -> str:
-    """config.pbtxt of the Python-backend pipeline model: frames in, fixed-shape people out."""
+                    queue_delay_us: int, decode_device: str = DEFAULT_DECODE_DEVICE) -> str:
+    """config.pbtxt of the Python-backend pipeline model: frames in, fixed-shape people out.
+    decode_device: where it decodes (serving.decode_device: auto, cpu or cuda), checked here."""
+    decode_device = check_decode_device(decode_device, settings.max_people, meta.num_joints,
+                                        tag_dim_of(network_tensors["outputs"][1]["shape"]))
     j, m = meta.num_joints, settings.max_people
     frames = Tensor(proto.FRAMES, (-1, -1, -1, 3), np.dtype(np.uint8))
     outputs = [Tensor(proto.KEYPOINTS, (-1, m, j, 3), np.dtype(np.float32)),
@@ -166,6 +172,7 @@ def pipeline_config(name: str, network: str, meta: ModelMeta, settings: proto.Se
         proto.PARAM_SETTINGS: settings.to_json(),
         proto.PARAM_NETWORK: network,
         PARAM_NETWORK_IO: json.dumps(network_tensors),
+        PARAM_DECODE_DEVICE: decode_device,
     }
     text = f'name: "{name}"\nbackend: "python"\nmax_batch_size: {max_batch}\n'
     text += _tensors_text("input", [frames], True)
@@ -222,7 +229,8 @@ def write_pipeline_model(repo: str, name: str, config_text: str) -> str:
 def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, instances: int = 1,
                      pipeline_instances: int = 2, gpu: bool = True, queue_delay_us: int = 2000,
                      scales: Sequence[float] = (1.0,), project2image: bool = True,
-                     decode: dict | None = None, force: bool = False) -> list[str]:
+                     decode: dict | None = None, decode_device: str = DEFAULT_DECODE_DEVICE,
+                     force: bool = False) -> list[str]:
     """Write the network and pipeline models of ``model`` into ``repo`` (see module docstring).
 
     name: the pipeline model's name (default: the model file's stem); the network is NAME_network.
@@ -230,6 +238,8 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
     instances / pipeline_instances: instance counts (network on the GPU unless gpu=False).
     queue_delay_us: the dynamic batchers' max queue delay, microseconds.
     scales / project2image / decode: what the pipeline decodes with (as Pipeline's arguments).
+    decode_device: where it decodes: auto (the CUDA kernels where the server's Python backend can
+        run them, else NumPy), cpu (NumPy) or cuda (the kernels, else the model fails to load).
     force: replace existing model folders of these names. Returns the folders written.
     """
     info = inspect_model(model)
@@ -246,7 +256,7 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
     settings = resolve_settings(info.meta, scales, project2image, decode)
     net_text = network_config(network, info, max_batch, instances, gpu, queue_delay_us)
     pipe_text = pipeline_config(name, network, info.meta, settings, network_io(info.inputs, info.outputs),
-                                max_batch, pipeline_instances, queue_delay_us)
+                                max_batch, pipeline_instances, queue_delay_us, decode_device)
     for t in existing:
         shutil.rmtree(t)
     os.makedirs(os.path.join(targets[0], "1"), exist_ok=True)

@@ -20,12 +20,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..core.errors import BackendUnavailable, UserError
 from ..runtime.backends import triton_protocol as proto
+from .decode_device import (
+    DECODE_DEVICES,
+    DEFAULT_DECODE_DEVICE,
+    choose_decoder,
+    decode_config_of,
+    tag_dim_of,
+)
+from .python_model import LOG_PREFIX
 from .repository import (
     NETWORK_SUFFIX,
     Tensor,
@@ -47,6 +55,8 @@ class Endpoints:
     http_port: int
     grpc_port: int
     metrics_port: int
+    #: each pipeline instance's decode line from Triton's log (DecodeChoice.describe)
+    decode: tuple[str, ...] = ()
 
     @property
     def http_url(self) -> str:
@@ -99,7 +109,7 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
           grpc_port: int = proto.DEFAULT_GRPC_PORT, metrics_port: int = proto.DEFAULT_METRICS_PORT,
           max_batch: int = 8, queue_delay_us: int = 2000, pipeline_instances: int = 1,
           scales: Sequence[float] = (1.0,), project2image: bool = True, decode: dict | None = None,
-          backend: str = "auto", log_file: str | None = None,
+          decode_device: str = DEFAULT_DECODE_DEVICE, backend: str = "auto", log_file: str | None = None,
           on_ready: Callable[[Endpoints], None] | None = None, **backend_options) -> None:
     """Serve ``model`` until Ctrl-C / SIGTERM (a KeyboardInterrupt, re-raised after the server
     stopped) or until the Triton server dies (UserError naming its log).
@@ -108,9 +118,12 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
     max_batch / queue_delay_us: Triton's dynamic batching of both models (microseconds).
     pipeline_instances: Python-backend instances of the pipeline (processes decoding in parallel).
     scales / project2image / decode: what the pipeline decodes with, as Pipeline's arguments.
+    decode_device: where the pipeline decodes (serving.decode_device): auto, cpu or cuda (checked
+        in this process before Triton starts: same machine, same Python as the Python backend).
     backend / backend_options: the local backend that runs the network (as Pipeline's).
     log_file: Triton's log (default: a file in the temporary repository, named on failure).
-    on_ready: called once both models are loaded and the endpoints answer.
+    on_ready: called once both models are loaded and the endpoints answer (Endpoints.decode: what
+        each pipeline instance decodes with, from Triton's log).
     """
     from ..runtime.backends import create_backend
 
@@ -118,6 +131,8 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
     _check_name(name)
     if max_batch < 1 or pipeline_instances < 1 or queue_delay_us < 0:
         raise UserError("--max-batch and --pipeline-instances must be 1 or more, --queue-delay-us 0 or more")
+    if str(decode_device).strip().lower() not in DECODE_DEVICES:
+        raise UserError(f"--decode-device {decode_device!r}: choose one of {', '.join(DECODE_DEVICES)}")
     try:
         from pytriton.model_config import DynamicBatcher, ModelConfig
         from pytriton.model_config import Tensor as PyTritonTensor
@@ -137,6 +152,10 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
         network = name + NETWORK_SUFFIX
         ins = [Tensor(s.name, (-1, *s.shape[1:]), np.dtype(np.float32)) for s in net.inputs]
         outs = [Tensor(s.name, (-1, *s.shape[1:]), np.dtype(s.dtype)) for s in net.outputs]
+        if str(decode_device).strip().lower() == "cuda":  # one line now, not a model that never loads
+            choice = choose_decoder("cuda", decode_config_of(settings), meta.num_joints,
+                                    tag_dim_of(outs[1].shape))
+            choice.decoder.close()
         # Everything the server writes (repository, PyTriton's workspace with its copy of the Triton
         # binary, the log) goes to one folder, removed on exit and named on stderr, so whoever
         # SIGKILLs a server can remove what it left (remove_leftovers).
@@ -145,8 +164,9 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
             repo = os.path.join(work, "repo")
             write_pipeline_model(repo, name, pipeline_config(
                 name, network, meta, settings, network_io(ins, outs), max_batch, pipeline_instances,
-                queue_delay_us))
+                queue_delay_us, decode_device))
             log_file = log_file or os.path.join(work, "triton.log")
+            log_start = os.path.getsize(log_file) if os.path.isfile(log_file) else 0  # a --log-file reused
             _libpython_on_library_path()
             config = TritonConfig(
                 model_repository=repo, http_address=host, grpc_address=host, metrics_address=host,
@@ -170,6 +190,7 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
                         "free? choose others with --http-port / --grpc-port / --metrics-port): "
                         f"{_first_line(e)}; log: {_tail(log_file)}") from e
                 _wait_until_ready(endpoints, log_file)
+                endpoints = replace(endpoints, decode=decode_lines(log_file, log_start))
                 if on_ready:
                     on_ready(endpoints)
                 while triton.is_alive():
@@ -221,6 +242,19 @@ def _wait_until_ready(endpoints: Endpoints, log_file: str, timeout_s: float = 60
                     f"(is higherhrnet-trt installed in this Python?); Triton's log: {_tail(log_file)}")
 
 
+def decode_lines(log_file: str, start: int = 0) -> tuple[str, ...]:
+    """What each pipeline instance decodes with: the text after ``LOG_PREFIX`` of the instances'
+    start-up lines in Triton's log (serving.python_model.log_info), from byte ``start`` on."""
+    try:
+        with open(log_file, "rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", errors="replace")
+            lines = [ln for ln in text.splitlines() if LOG_PREFIX in ln]
+    except OSError:
+        return ()
+    return tuple(ln.split(LOG_PREFIX, 1)[1].strip().strip('"').strip() for ln in lines)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:300] if text else type(e).__name__
@@ -237,6 +271,9 @@ def _tail(path: str, lines: int = 5) -> str:
 
 
 def print_ready(endpoints: Endpoints, file=sys.stderr) -> None:
-    """The lines ``serve`` prints once it answers (tests wait for the first)."""
+    """The lines ``serve`` prints once it answers: what each pipeline instance decodes with, then
+    the endpoints (tests wait for the 'serving NAME:' line)."""
+    for line in endpoints.decode or ("decode: not reported (see Triton's log)",):
+        print(f"pipeline instance {line}", file=file, flush=True)
     print(f"serving {endpoints.name}: {endpoints.http_url} (HTTP), {endpoints.grpc_url} (gRPC), "
           f"metrics {endpoints.metrics_url}; Ctrl-C stops", file=file, flush=True)

@@ -74,6 +74,29 @@ def test_repository_from_onnx_matches_the_graph_and_metadata(demo_onnx, tmp_path
     assert {t["name"]: t["shape"] for t in io["inputs"] + io["outputs"]} == {
         k: v[0] for k, v in {**graph_tensors(model.graph.input), **graph_tensors(model.graph.output)}.items()}
     assert "higherhrnet_trt.serving.python_model" in (repo / "pose" / "1" / "model.py").read_text()
+    assert params["higherhrnet_trt.decode_device"] == "auto"  # the default: kernels where a GPU works
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
+def test_the_decode_device_is_carried_in_the_pipeline_config(demo_onnx, tmp_path, device):
+    """--decode-device as the pipeline model reads it back (cuda is written anywhere: the GPU is the
+    serving machine's to have); the network's config does not depend on it."""
+    repo = tmp_path / "repo"
+    assert main(["triton-repo", str(demo_onnx), "-o", str(repo), "--decode-device", device]) == 0
+    params = {k: v.string_value for k, v in parse(repo / "demo" / "config.pbtxt").parameters.items()}
+    assert params["higherhrnet_trt.decode_device"] == device
+    assert "higherhrnet_trt.decode_device" not in proto.ServerSettings.from_json(
+        params[proto.PARAM_SETTINGS]).decode  # not a setting clients must match: same people
+
+
+def test_cuda_decode_with_settings_the_kernels_do_not_take_is_one_line(demo_onnx, tmp_path, capsys):
+    out = tmp_path / "repo"
+    assert main(["triton-repo", str(demo_onnx), "-o", str(out), "--decode-device", "cuda",
+                 "--max-people", "40"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --decode-device cuda: the CUDA decode kernels take --max-people up to 32")
+    assert err.count("\n") == 1 and "--decode-device auto or cpu" in err
+    assert not out.exists()
 
 
 def test_dynamic_batch_onnx_gets_the_dynamic_batcher(demo_onnx, tmp_path):

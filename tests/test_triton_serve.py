@@ -164,6 +164,20 @@ def test_served_people_equal_a_local_pipeline(server, reference, protocol):
         assert sum(len(s) for _, s, _ in reference) > 0  # the check compared people, not nothing
 
 
+def test_serve_says_where_the_pipeline_decodes(server):
+    """The Python backend's instance chose its decoder (auto: no GPU in CI, so NumPy, and why) and
+    said so in Triton's log, which serve repeats before its 'serving' line."""
+    from higherhrnet_trt.core.gpu import query_gpu
+
+    lines = [ln for ln in server.log.read_text().splitlines() if ln.startswith("pipeline instance ")]
+    assert len(lines) == 1, lines  # one instance (serve's default --pipeline-instances 1)
+    if query_gpu() is None:
+        assert lines[0] == ("pipeline instance demo_0_0: decode: NumPy (--decode-device auto: the CUDA "
+                            "kernels cannot run here: no NVIDIA driver or CUDA GPU visible to this process)")
+    else:  # cuda-python and NVRTC in .venv-triton decide between the two
+        assert lines[0].startswith("pipeline instance demo_0_0: decode: "), lines
+
+
 def test_rgb_client_frames_are_converted(server, reference):
     rgb = [np.ascontiguousarray(f[:, :, ::-1]) for f in frames()]
     with Pipeline(server.url, color_order="rgb") as pipe:
