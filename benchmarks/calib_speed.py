@@ -5,8 +5,8 @@ pre-processed inputs) and the calibration pass of ``calibrate`` for each method 
 ``--samples`` setting (reading and pre-processing the images, the ONNX Runtime session with its
 taps or extra outputs, the streaming histograms and the thresholds; the session's creation
 included). ``--samples 65536,0`` times the default in-graph pass and the exact one (every value).
-The plain inferences are timed right before each method's pass, as the load of a shared machine
-drifts. Prints wall and CPU seconds
+Each image's plain inference runs right before the pass reads it, timed apart and subtracted from
+the pass's time, so both see the same load on a shared machine. Prints wall and CPU seconds
 (this process, all threads: less sensitive to other people's jobs) and both ratios calibration /
 inference per method, and the process's peak resident memory (``ru_maxrss``: the whole run,
 placement by ModelOpt included).
@@ -49,40 +49,62 @@ def _clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def _plain_seconds(onnx: str, feeds) -> tuple[float, float]:
-    """(wall, CPU) seconds of one plain fp32 inference per feed (session creation not timed)."""
-    import onnxruntime as ort
+class _Interleaved:
+    """The pass's InputMaker, except that each feed it yields is first run through a plain fp32
+    session, timed apart: plain inference and calibration alternate image by image, so both see
+    the same load on a shared machine (timing them one after the other, the load drifted by 1.7x
+    between the two halves of a run)."""
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
-    session.run(None, feeds[0])  # warm-up, not timed
-    w0, c0 = _clock()
-    for feed in feeds:
-        session.run(None, feed)
-    w1, c1 = _clock()
-    return w1 - w0, c1 - c0
+    def __init__(self, maker, onnx: str):
+        import onnxruntime as ort
+
+        self._maker = maker
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        # Idle while the pass runs: its threads must not spin on the cores the pass uses.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
+        self.wall = self.cpu = 0.0
+        self.count = 0
+
+    def __getattr__(self, name):
+        return getattr(self._maker, name)
+
+    def warm_up(self, feed) -> None:
+        self._session.run(None, feed)
+
+    def feeds(self, *args, **kwargs):
+        for feed in self._maker.feeds(*args, **kwargs):
+            w0, c0 = _clock()
+            self._session.run(None, feed)
+            w1, c1 = _clock()
+            self.wall += w1 - w0
+            self.cpu += c1 - c0
+            self.count += 1
+            yield feed
 
 
 def _time_method(onnx: str, work: str, feeds, placement, maker, paths, method: str, sample: int,
                  tmp: str, log) -> dict:
-    """One method's calibration pass, timed right after the plain inferences (the machine's load
-    drifts); prints and returns both times and both ratios."""
+    """One method's calibration pass with a plain inference of each image interleaved (timed
+    apart and subtracted); prints and returns both times and both ratios."""
     from higherhrnet_trt.export import quantize as q
     from higherhrnet_trt.export.quant_common import QuantizeReport
 
-    plain_w, plain_c = _plain_seconds(onnx, feeds)
+    plain = _Interleaved(maker, onnx)
+    plain.warm_up(feeds[0])  # not timed, as the pass's own session creation is
     report = QuantizeReport(path="", reference=onnx, precision="int8", checked_on="",
                             graph_optimization="disable")
     w0, c0 = _clock()
-    q._calibrate(work, placement, maker, paths, method, 99.999, len(paths), True, tmp, report, [],
+    q._calibrate(work, placement, plain, paths, method, 99.999, len(paths), True, tmp, report, [],
                  sample)
     w1, c1 = _clock()
+    wall, cpu = w1 - w0 - plain.wall, c1 - c0 - plain.cpu
     log(f"{method:<10} sample={sample:<6}: {report.calibration_images} images: calibration "
-        f"{w1 - w0:.1f}s wall / {c1 - c0:.1f}s CPU, {len(feeds)} plain fp32 inferences (ORT default "
-        f"optimisation) {plain_w:.1f}s / {plain_c:.1f}s; ratio calibration / inference: wall "
-        f"{(w1 - w0) / plain_w:.2f}x, CPU {(c1 - c0) / plain_c:.2f}x")
-    return {"wall": w1 - w0, "cpu": c1 - c0, "plain_wall": plain_w, "plain_cpu": plain_c}
+        f"{wall:.1f}s wall / {cpu:.1f}s CPU, {plain.count} plain fp32 inferences (ORT default "
+        f"optimisation, interleaved) {plain.wall:.1f}s / {plain.cpu:.1f}s; ratio calibration / "
+        f"inference: wall {wall / plain.wall:.2f}x, CPU {cpu / plain.cpu:.2f}x")
+    return {"wall": wall, "cpu": cpu, "plain_wall": plain.wall, "plain_cpu": plain.cpu}
 
 
 def run(onnx: str, images: str, num_images: int, methods: list[str], samples: list[int] | None = None,
@@ -96,7 +118,7 @@ def run(onnx: str, images: str, num_images: int, methods: list[str], samples: li
     src_model, summary, meta = check_fp32_input(onnx)
     maker = q.InputMaker(summary, meta)
     paths = q.list_images(images)[:num_images]
-    feeds = list(maker.feeds(paths, []))
+    first = list(maker.feeds(paths[:1], []))  # warms each plain session up
     result = {"images": len(paths), "methods": {}}
     with tempfile.TemporaryDirectory(prefix="calib_speed_") as tmp:
         work = os.path.join(tmp, "model.onnx")  # ModelOpt writes files next to its input
@@ -108,7 +130,7 @@ def run(onnx: str, images: str, num_images: int, methods: list[str], samples: li
         for sample in samples:
             for method in methods:
                 key = f"{method} sample={sample}"
-                result["methods"][key] = _time_method(onnx, work, feeds, placement, maker, paths,
+                result["methods"][key] = _time_method(onnx, work, first, placement, maker, paths,
                                                       method, sample, tmp, log)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     log(f"peak resident memory of this process: {result['peak_rss_gb']:.2f} GB")
