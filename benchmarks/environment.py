@@ -210,6 +210,8 @@ def collect(backend_name: str | None = None, backend: Any = None) -> dict[str, A
             info["library"] = "onnxruntime " + str(env["onnxruntime"])
             info["providers"] = list(getattr(backend, "providers", []) or [])
             info["threads"] = getattr(backend, "threads", None) or "default (one per core)"
+            # the level the session ran at ("auto" disables it for INT8 files)
+            info["graph_optimization"] = getattr(backend, "graph_optimization_used", None)
         elif backend_name == "openvino":
             info["library"] = "openvino " + str(dist_version("openvino"))
             info["device"] = getattr(backend, "device", None)

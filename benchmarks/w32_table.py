@@ -212,7 +212,7 @@ def run_table(files: dict[str, str], config: str, checkpoint: str | None, backen
             say(f"{name} ...")
             cell_options = dict(options)
             if backend == "onnxruntime" and prec == "int8":
-                # calibrate's advice for its fp16 Q/DQ files: ORT's CPU fusions can miscompute them
+                # as the backend's "auto" picks for INT8 files (needed_level), stated in the cell's options
                 cell_options["graph_optimization"] = "disable"
             t0 = time.perf_counter()
             with OtherLoad() as other:

@@ -104,7 +104,7 @@ def _add_debug_precision(sub, fmt) -> None:
     d.add_argument("--graph-optimization", choices=["disable", "basic", "extended", "all"],
                    default="disable",
                    help="ONNX Runtime optimisation for both models; keep 'disable' for Q/DQ models "
-                        "(ORT's CPU fusions can miscompute fp16 Q/DQ graphs)")
+                        "(ORT's bias quantization pass, basic and above, miscomputes fp16 Q/DQ graphs)")
     d.add_argument("--all", dest="show_all", action="store_true",
                    help="print every compared tensor")
     d.set_defaults(func=run_debug_precision)

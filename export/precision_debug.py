@@ -130,8 +130,8 @@ def compare_layers(
     """Run both files on every feed and compare the tensors they share.
 
     graph_optimization: ONNX Runtime level for both. "disable" by default: with every tensor
-    marked as output most fusions cannot apply anyway, and ORT's CPU fusions are known to
-    miscompute modelopt's fp16 Q/DQ graphs (the results would blame the wrong layers).
+    marked as output most fusions cannot apply anyway, and ORT's bias quantization pass (basic and
+    above) miscomputes modelopt's fp16 Q/DQ graphs (the results would blame the wrong layers).
     """
     import onnx
     from polygraphy.logger import G_LOGGER

@@ -2,9 +2,11 @@
 against fp32 under ONNX Runtime, and the checks and file handling around ModelOpt.
 
 Accuracy is reported against the fp32 ONNX under ONNX Runtime (CPU): fp32 with default graph
-optimisation, the variant with graph optimisation *disabled*, because ORT's CPU fusions are known
-to miscompute ModelOpt INT8 graphs with fp16 high precision (cosine 0.89 measured on W32; TensorRT
-is unaffected). The report says which.
+optimisation, the variant with graph optimisation *disabled*, because ORT's bias quantization pass
+(level basic and above) miscomputes ModelOpt INT8 graphs with fp16 high precision: it rounds each
+int32 bias through fp16, which overflows (cosine 0.89 measured on W32 when this was written; the
+demo's tags error doubles, see runtime/backends/onnxruntime_backend.needed_level, which makes the
+runtime run INT8 files that way too; TensorRT is unaffected). The report says which.
 """
 
 from __future__ import annotations

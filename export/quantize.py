@@ -37,9 +37,11 @@ exactly the official transform whenever the official size equals H x W. Dynamic 
 official pre-processing (``core.preprocess.preprocess``) unchanged.
 
 Accuracy is reported against the fp32 ONNX under ONNX Runtime (CPU): fp32 with default graph
-optimisation, the variant with graph optimisation *disabled*, because ORT's CPU fusions are known
-to miscompute ModelOpt INT8 graphs with fp16 high precision (cosine 0.89 measured on W32; TensorRT
-is unaffected). The report says which.
+optimisation, the variant with graph optimisation *disabled*, because ORT's bias quantization pass
+(level basic and above) miscomputes ModelOpt INT8 graphs with fp16 high precision: it rounds each
+int32 bias through fp16, which overflows (cosine 0.89 measured on W32 when this was written; the
+demo's tags error doubles, see runtime/backends/onnxruntime_backend.needed_level, which makes the
+runtime run INT8 files that way too; TensorRT is unaffected). The report says which.
 
 This module keeps the public names of all of it (``from higherhrnet_trt.export.quantize import
 ...``); the work is in the modules named above and in quant_common.py.
@@ -149,8 +151,9 @@ def _int8_notes(report: QuantizeReport, placement: Placement, maker: InputMaker,
         report.notes.append(f"static input {maker.fixed_hw[0]}x{maker.fixed_hw[1]}: frames "
                             "letterboxed into it (see fixed_size_input)")
     if high_precision == "fp16":
-        report.notes.append("fp16 Q/DQ graph: under ONNX Runtime CPU run it with graph optimisation "
-                            "disabled (its fusions can miscompute it); TensorRT is unaffected")
+        report.notes.append("fp16 Q/DQ graph: ONNX Runtime's bias quantization pass miscomputes it, so "
+                            "run / eval / bench / Pipeline run INT8 files with ONNX Runtime graph "
+                            "optimisation disabled (--graph-optimization auto); TensorRT is unaffected")
 
 
 def _check_int8(report: QuantizeReport, maker: InputMaker, onnx_in: str, onnx_out: str,

@@ -58,6 +58,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
     p.add_argument("--threads", type=int, default=0,
                    help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
+    p.add_argument("--graph-optimization", choices=("auto", "all", "extended", "basic", "disable"),
+                   default=None,
+                   help="onnxruntime only: its graph optimisation level (default auto: 'disable' for "
+                        "INT8 files from 'calibrate', whose fp16 layers ONNX Runtime's bias "
+                        "quantization pass miscomputes; 'all' otherwise)")
     p.add_argument("--inference-precision", choices=("f32", "bf16", "f16"), default=None,
                    help="openvino only: its precision hint for the layers the file keeps in floating "
                         "point (default: OpenVINO's, bf16 on CPUs with AMX / AVX512-BF16, else f32); "
@@ -81,8 +86,9 @@ def _served(args) -> bool:
 
 
 def backend_options(args) -> dict:
-    """Backend constructor options from --providers / --threads / --inference-precision (ONNX Runtime's
-    and OpenVINO's; the torch backend's --config / --device; others take none)."""
+    """Backend constructor options from --providers / --threads / --graph-optimization /
+    --inference-precision (ONNX Runtime's and OpenVINO's; the torch backend's --config / --device;
+    others take none)."""
     from higherhrnet_trt.core.errors import UserError
 
     from .backends import default_backend_for
@@ -90,16 +96,21 @@ def backend_options(args) -> dict:
     name = default_backend_for(args.model) if args.backend == "auto" else args.backend
     opts: dict = {}
     given = {"--providers": args.providers, "--threads": args.threads,
+             "--graph-optimization": getattr(args, "graph_optimization", None),
              "--inference-precision": getattr(args, "inference_precision", None)}
-    takes = {"onnxruntime": ("--providers", "--threads"), "openvino": ("--threads", "--inference-precision")}
+    takes = {"onnxruntime": ("--providers", "--threads", "--graph-optimization"),
+             "openvino": ("--threads", "--inference-precision")}
     wrong = [flag for flag, value in given.items() if value and flag not in takes.get(name, ())]
     if wrong:
         raise UserError(f"{' / '.join(wrong)}: not an option of the {name} backend (onnxruntime options: "
-                        "--providers, --threads; openvino options: --threads, --inference-precision)")
+                        "--providers, --threads, --graph-optimization; openvino options: --threads, "
+                        "--inference-precision)")
     if args.providers:
         opts["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     if args.threads:
         opts["threads"] = args.threads
+    if given["--graph-optimization"]:
+        opts["graph_optimization"] = given["--graph-optimization"]
     if given["--inference-precision"]:
         opts["inference_precision"] = given["--inference-precision"]
     config, device = getattr(args, "config", None), getattr(args, "device", None)

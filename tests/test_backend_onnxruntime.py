@@ -53,3 +53,23 @@ def test_foreign_onnx_without_metadata(tmp_path):
     # One line naming the option that exists (--config) and its values, not a ValueError.
     with pytest.raises(UserError, match="no higherhrnet_trt metadata.*--config NAME.*tiny"):
         create_backend(str(path)).activate()
+
+
+def test_graph_optimization_option(tiny_onnx):
+    """--graph-optimization reaches the backend; its session runs at the level asked for, and
+    "auto" runs an fp32 file at "all" (INT8 files: tests/test_backend_onnxruntime_int8.py)."""
+    import argparse
+
+    from higherhrnet_trt.runtime.run_cli import add_model_options, backend_options
+
+    p = argparse.ArgumentParser()
+    add_model_options(p)
+    assert backend_options(p.parse_args([str(tiny_onnx)])) == {}
+    opts = backend_options(p.parse_args([str(tiny_onnx), "--graph-optimization", "basic"]))
+    assert opts == {"graph_optimization": "basic"}
+    with create_backend(str(tiny_onnx), **opts) as backend:
+        assert backend.graph_optimization_used == "basic"
+    with create_backend(str(tiny_onnx)) as backend:
+        assert backend.graph_optimization_used == "all"
+    with pytest.raises(UserError, match="expected one of auto, all"):
+        create_backend(str(tiny_onnx), graph_optimization="none")

@@ -104,6 +104,8 @@ def test_stream_that_never_comes_back_keeps_its_results(tiny_onnx, tmp_path, cap
     (["--source", "{src}", "--scales", "1,2"], "fixed input size"),
     (["--source", "{src}", "--show"], "--show needs a display"),
     (["--source", "{src}", "--threads", "2", "--backend", "tensorrt"], "onnxruntime options"),
+    (["--source", "{src}", "--graph-optimization", "all", "--backend", "openvino"],
+     "--graph-optimization: not an option of the openvino backend"),
 ])
 def test_one_line_errors(tiny_onnx, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.delenv("DISPLAY", raising=False)

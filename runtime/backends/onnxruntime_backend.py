@@ -12,6 +12,10 @@ from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
 
+#: --graph-optimization values: "auto" (the level the file needs, see :func:`needed_level`) or
+#: one of ONNX Runtime's levels.
+GRAPH_OPTIMIZATION_LEVELS = ("auto", "all", "extended", "basic", "disable")
+
 _ORT_DTYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -47,13 +51,31 @@ def _check_providers(ort, providers: Sequence[str]) -> None:
                         "pip install onnxruntime-gpu for CUDAExecutionProvider, or use those listed")
 
 
+def needed_level(meta: ModelMeta | None) -> str:
+    """The graph optimisation level "auto" picks from a file's metadata: "disable" for INT8 Q/DQ
+    files (precision "int8"), "all" otherwise.
+
+    Why: ONNX Runtime's level-1 WeightBiasQuantization pass (basic and above) turns each quantized
+    Conv's float bias into int32 (bias / (input scale x weight scale)) and rounds it through the
+    graph's float type; in a Q/DQ graph whose unquantized layers are fp16 (calibrate's default)
+    values above fp16's 65504 become infinite. Measured on the demo INT8 file (ORT 1.32, 40
+    scenes): 123 of its 6003 biases overflow, and the tags' mean |error| against fp32 doubles
+    (0.051 -> 0.102, cosine 0.99903 -> 0.99684); the heatmaps' barely moves (3.06e-3 -> 3.05e-3).
+    tests/test_backend_onnxruntime_int8.py checks it. INT8 files
+    with fp32 layers (--high-precision fp32) give the same results at "all" (about 5 % faster on
+    the demo); "auto" cannot tell them apart from the metadata and disables for both.
+    """
+    return "disable" if meta is not None and meta.precision == "int8" else "all"
+
+
 class OnnxRuntimeBackend(Backend):
     """Runs an ONNX file with ONNX Runtime.
 
     providers: ONNX Runtime execution providers in priority order (default: CPU only).
     threads: intra-op threads (0 = ONNX Runtime's default, one per core).
-    graph_optimization: "all" (default), "extended", "basic" or "disable". Disable it to check a
-        Q/DQ model's accuracy: ORT's CPU fusions of modelopt INT8 graphs can change results.
+    graph_optimization: "auto" (default: :func:`needed_level`, "disable" for INT8 Q/DQ files,
+        "all" otherwise), "all", "extended", "basic" or "disable". After activate(),
+        ``graph_optimization_used`` is the level the session runs at.
     config: for an ONNX without higherhrnet_trt metadata (exported by other tools): its config
         name (export/configs.py); see backends/foreign.py.
     """
@@ -65,14 +87,18 @@ class OnnxRuntimeBackend(Backend):
         path: str,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int = 0,
-        graph_optimization: str = "all",
+        graph_optimization: str = "auto",
         config: str | None = None,
     ) -> None:
         super().__init__(path)
         self.config = config
         self.providers = list(providers)
         self.threads = threads
+        if graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
+            raise UserError(f"--graph-optimization {graph_optimization}: expected one of "
+                            f"{', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
         self.graph_optimization = graph_optimization
+        self.graph_optimization_used: str | None = None
         self._session = None
         self._meta: ModelMeta | None = None
 
@@ -85,26 +111,9 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(
                 "onnxruntime is not installed: pip install onnxruntime"
             ) from e
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        levels = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }
-        opts.graph_optimization_level = levels[self.graph_optimization]
         _check_providers(ort, self.providers)
-        try:
-            self._session = ort.InferenceSession(self.path, opts, providers=self.providers)
-        except Exception as e:  # ORT raises its own exception types for corrupt files
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(
-                f"ONNX Runtime cannot load {self.path}: {first} (is it a complete ONNX file? "
-                "re-export it with 'higherhrnet-trt export')"
-            ) from e
+        level = "all" if self.graph_optimization == "auto" else self.graph_optimization
+        self._session = self._open(ort, level)
         # ONNX Runtime falls back to the CPU with only a log line when a provider fails to start
         # (CUDA libraries missing, no GPU): a run on the CPU the user did not ask for.
         failed = [p for p in self.providers if p not in self._session.get_providers()]
@@ -118,6 +127,36 @@ class OnnxRuntimeBackend(Backend):
         props = self._session.get_modelmeta().custom_metadata_map
         ranks = [len(o.shape) for o in self._session.get_outputs()]
         self._meta = model_meta(props, self.config, self.path, ranks)
+        if self.graph_optimization == "auto" and needed_level(self._meta) != level:
+            # The metadata comes from a session: open the file again at the level it needs (INT8
+            # files only; 0.4 s for W32-512's, measured on this project's 2-core CI machine).
+            level = needed_level(self._meta)
+            self._session = None  # one session in memory at a time
+            self._session = self._open(ort, level)
+        self.graph_optimization_used = level
+
+    def _open(self, ort, level: str):
+        """An InferenceSession of the file at graph optimisation ``level``; one-line UserError for
+        a file ONNX Runtime cannot load."""
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        levels = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }
+        opts.graph_optimization_level = levels[level]
+        try:
+            return ort.InferenceSession(self.path, opts, providers=self.providers)
+        except Exception as e:  # ORT raises its own exception types for corrupt files
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(
+                f"ONNX Runtime cannot load {self.path}: {first} (is it a complete ONNX file? "
+                "re-export it with 'higherhrnet-trt export')"
+            ) from e
 
     def deactivate_impl(self) -> None:
         self._session = None
