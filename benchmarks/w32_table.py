@@ -5,9 +5,9 @@ official-style pipeline (1.00x), end to end and per stage, people per frame, err
         [--int8 W.int8.onnx] [--config w32_512] [--frames 3] [--warmup 0] [--threads 2]
         [--backends onnxruntime,openvino] [--json out.json]
 
-Make the files first: the fp32 file with this script's ``--export`` (``export`` without a checkpoint
-draws unseeded random weights; ``--export`` writes the seeded ones the official-style pipeline is
-built from, so both run the same network), then fp16 / INT8 with the CLI:
+Make the files first: the fp32 file with this script's ``--export`` (the seeded random weights the
+official-style pipeline is built from, so both run the same network; ``higherhrnet-trt export``
+without a checkpoint draws the same ones at its default ``--seed 0``), then fp16 / INT8 with the CLI:
 
     python -m higherhrnet_trt.benchmarks.w32_table --export w32.onnx [--config w32_512]
     higherhrnet-trt convert w32.onnx -o w32.fp16.onnx

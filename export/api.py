@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from higherhrnet_trt.core.errors import UserError
 
 RANDOM_WEIGHTS_BANNER = (
-    "WARNING: no --checkpoint given: exporting RANDOM weights. The file is fine for testing "
-    "pipelines and timing, but its results mean nothing."
+    "WARNING: no --checkpoint given: exporting RANDOM weights (seed {seed}). The file is fine for "
+    "testing pipelines and timing, but its results mean nothing."
 )
 
 
@@ -56,6 +56,7 @@ def export(
     num_calib_images: int = 512,
     calib_method: str = "entropy",
     check: bool = True,
+    seed: int = 0,
     log=print,
 ) -> ExportResult:
     """Checkpoint -> ONNX (fp32, then fp16 or INT8 Q/DQ if asked) -> optionally a TensorRT engine.
@@ -66,6 +67,8 @@ def export(
     input_size: traced H or (H, W), multiples of 64; default the config's input size.
     half / int8: precision of the written ONNX (precision lives in the ONNX: strongly typed builds).
     data: folder of calibration images for int8 (pre-processed exactly as the runtime does).
+    seed: without a checkpoint, the seed of the random weights: the same seed and config give the
+        same weights (pipeline tests only; a checkpoint's weights replace them).
     """
     from .configs import get_config
     from .onnx_export import export_onnx
@@ -74,7 +77,7 @@ def export(
     cfg = get_config(config)
     output = _output_path(output, config, precision, dynamic, input_size, checkpoint)
     result = ExportResult(onnx=output, fp32_onnx=output)
-    model = _load_model(cfg, checkpoint, result, log)
+    model = _load_model(cfg, checkpoint, result, log, seed)
 
     fp32_path = output if precision == "fp32" else output[: -len(".onnx")] + ".fp32.onnx"
     result.fp32_onnx = fp32_path
@@ -121,20 +124,27 @@ def _output_path(output: str | None, config: str, precision: str, dynamic: bool,
     return output
 
 
-def _load_model(cfg, checkpoint: str | None, result: ExportResult, log):
-    """The network of ``cfg`` with the checkpoint's weights, or random ones (with the banner)."""
+def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: int = 0):
+    """The network of ``cfg`` with the checkpoint's weights, or random ones drawn from ``seed``
+    (with the banner)."""
+    import torch
+
     from .checkpoint import load_checkpoint
     from .model import build_model
 
     t0 = time.perf_counter()
-    model = build_model(cfg)
+    # Its own generator state, so the same seed gives the same random weights and the caller's
+    # torch RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_model(cfg)
     if checkpoint:
         info = load_checkpoint(model, checkpoint)
         log(f"loaded {checkpoint} (W{info.get('width')}, {info.get('num_joints')} joints) "
             f"in {time.perf_counter() - t0:.1f}s")
     else:
         result.random_weights = True
-        print(RANDOM_WEIGHTS_BANNER, file=sys.stderr)
+        print(RANDOM_WEIGHTS_BANNER.format(seed=seed), file=sys.stderr)
     result.timings["load"] = time.perf_counter() - t0
     return model
 

@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", "-c", metavar="PTH",
                    help="official .pth/.pth.tar (plain, 'state_dict', 'module.'/'1.' prefixes, fp16) "
                         "or MMPose 0.x checkpoint; omit to export RANDOM weights (pipeline tests only)")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="without --checkpoint: seed of the RANDOM weights, so two exports of a config "
+                        "are the same file (pipeline tests only) (default: 0)")
     p.add_argument("--config", default="w32_512",
                    help=_config_help())
     p.add_argument("-o", "--output", metavar="ONNX",
@@ -95,8 +98,12 @@ def register(sub) -> None:
 
 
 def run_export(args) -> int:
+    from higherhrnet_trt.core.errors import UserError
+
     from .api import export
 
+    if args.seed is not None and args.checkpoint:
+        raise UserError("--seed sets RANDOM weights, which --checkpoint replaces: leave --seed out")
     res = export(
         checkpoint=args.checkpoint, config=args.config, output=args.output,
         format="engine" if args.engine else "onnx", input_size=args.input_size, batch=args.batch,
@@ -104,6 +111,7 @@ def run_export(args) -> int:
         outputs="raw" if args.raw_outputs else "aggregated", half=args.precision == "fp16",
         int8=args.precision == "int8", data=args.data, num_calib_images=args.num_calib_images,
         calib_method=args.calib_method, check=args.check,
+        seed=0 if args.seed is None else args.seed,
     )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())
     print(f"done: {res.engine or res.onnx} ({times})")
