@@ -2,16 +2,20 @@
 
 HigherHRNet's official sizing keeps a frame's aspect ratio: its short side goes to the network's
 input size (times the test scale) and its long side follows. Host memory grows with the input's
-pixels: measured with the demo network on ONNX Runtime's CPU provider (flip test on, maps decoded
-at input resolution), about 1.8 KB per input pixel: 0.43 GB at 0.26 Mpx, 1.6 GB at 1.05 Mpx,
-7.4 GB (and 44 s on 2 cores) at 4.2 Mpx; wider networks (W32, W48) take more. An odd frame (a
-20x2000 strip becomes a 256x25600 input) or a typo (``--scales 100``) would otherwise exhaust the
-machine with no message, so both are refused before any work, in one line that names the fix:
+pixels: one ``Pipeline.predict`` on ONNX Runtime's CPU provider (flip test on, maps decoded at
+input resolution) took at most :data:`BYTES_PER_INPUT_PIXEL` (1.5 KB) per input pixel above the
+loaded model, measured with ``python -m higherhrnet_trt.benchmarks.frame_memory MODEL --frames
+sample,1024x1024,1536x512,2048x256 --scales ...`` (commands in benchmarks/RESULTS.md section 12): the
+demo network 0.42-1.17 KB (1.5 GB peak at 3 Mpx, 3:1 or 8:1), random-weight W32-512 0.70-1.45 KB
+(2.7 GB peak at 3 Mpx 4:3, 3.7 GB at 2.65 Mpx 8:1); the most per pixel at small inputs (fixed
+costs) and elongated ones; W48 not measured. An odd frame (a 20x2000 strip becomes a 256x25600
+input) or a typo (``--scales 100``) would otherwise exhaust the machine with no message, so both
+are refused before any work, in one line that names the fix:
 
 - at most :data:`MAX_SCALES` test scales, each within :data:`SCALE_RANGE`;
-- each scale's network input at most :data:`MAX_INPUT_PIXELS` pixels (about 5.5 GB with the demo
-  network; the official multi-scale test of w32_640 on a 16:9 frame needs 2.95 Mpx) and at most
-  :data:`MAX_ASPECT` : 1 between its sides.
+- each scale's network input at most :data:`MAX_INPUT_PIXELS` pixels (the official multi-scale
+  test of w32_640 on a 16:9 frame needs 2.95 Mpx) and at most :data:`MAX_ASPECT` : 1 between its
+  sides.
 
 :func:`plan_frame` plans one frame for the GPU pipeline as the CPU Pipeline does (here, in core, so
 the kernels can use it). Only NumPy and geometry are imported.
@@ -34,6 +38,9 @@ SCALE_RANGE = (0.25, 4.0)
 MAX_INPUT_PIXELS = 3 * 2**20
 #: Largest ratio of the network input's long side to its short side.
 MAX_ASPECT = 8.0
+#: Host memory of one frame per network input pixel, bytes: the worst case measured (W32-512,
+#: 512x1536 input; see the module docstring). For the estimate in FrameTooLarge's message.
+BYTES_PER_INPUT_PIXEL = 1.5 * 1024
 
 
 class FrameTooLarge(UserError):
@@ -74,9 +81,10 @@ def check_frame_size(image_wh: tuple[int, int], input_size: int, scales: Sequenc
         if in_w * in_h > MAX_INPUT_PIXELS:
             raise FrameTooLarge(
                 f"frame of {w}x{h} pixels needs a {in_w}x{in_h} network input at scale {s:g} "
-                f"({in_w * in_h / 2**20:.1f} Mpx, about {in_w * in_h * 1.8e3 / 1e9:.0f} GB or more); "
-                f"the limit is {MAX_INPUT_PIXELS / 2**20:.0f} Mpx: use smaller --scales, or a model "
-                "with a fixed --input-size (frames are letterboxed into it)")
+                f"({in_w * in_h / 2**20:.1f} Mpx: up to about "
+                f"{in_w * in_h * BYTES_PER_INPUT_PIXEL / 2**30:.0f} GB of memory); the limit is "
+                f"{MAX_INPUT_PIXELS / 2**20:.0f} Mpx: use smaller --scales, or a model with a fixed "
+                "--input-size (frames are letterboxed into it)")
 
 
 def plan_frame(image_wh: tuple[int, int], input_size: int, fixed_wh: tuple[int, int] | None = None

@@ -184,9 +184,10 @@ def register(sub) -> None:
     p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
                    help="test scales, e.g. 2,1,0.5 (official multi-scale; needs a --dynamic model); at "
                         "most 4, each 0.25..4. Memory: each scale's network input may have at most 3 "
-                        "Mpx and a side ratio of 8:1 (frames beyond are skipped and counted); the "
-                        "demo network takes about 1.8 KB of memory per input pixel (0.5 GB for a "
-                        "512x512 input, 5.5 GB at the 3 Mpx limit), wider networks more")
+                        "Mpx and a side ratio of 8:1 (frames beyond are skipped and counted); a frame "
+                        "took at most 1.5 KB of memory per input pixel, near the limits up to 1.5 GB "
+                        "with the demo network and 3.7 GB with W32-512 (benchmarks/frame_memory; W48 "
+                        "not measured)")
     p.add_argument("--kpt-thr", type=_fraction, default=0.1,
                    help="joints scored above this are drawn and span the person's box")
     p.add_argument("--person-thr", type=_fraction, default=0.15,
