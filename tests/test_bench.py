@@ -56,6 +56,7 @@ def test_bench_cpu_json_schema(tiny_onnx, tmp_path, capsys):
     env = r["environment"]
     assert env["cpu"]["model"] and env["cpu"]["logical_cores"] >= 1
     assert env["backend"]["name"] == "onnxruntime" and env["onnxruntime"]
+    assert env["backend"]["graph_optimization"] == "all"  # what "auto" picks for an fp32 file
     assert "jetson" in env and "tensorrt" in env
     assert len(r["samples_ms"]["end_to_end"]) == 3
     assert png.stat().st_size > 1000
