@@ -41,21 +41,17 @@ CACHE_FORMAT = 1
 def _augmented_session(onnx_in: str, tensors: Sequence[str], tmpdir: str):
     """An ONNX Runtime session of ``onnx_in`` with ``tensors`` added as outputs."""
     import onnx
-    import onnxruntime as ort
+
+    from .taps import tapped_session
 
     model = onnx.load_model(onnx_in)
     outputs = {o.name for o in model.graph.output}
     for t in tensors:
         if t not in outputs:
             model.graph.output.append(onnx.ValueInfoProto(name=t))
-    path = os.path.join(tmpdir, "augmented.onnx")
-    onnx.save_model(model, path)
-    del model
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
     # As ModelOpt calibrates: no graph optimisation, so every tensor is computed as written.
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return tapped_session(model, os.path.join(tmpdir, "augmented.onnx"), optimise=False,
+                          priority_order=False)
 
 
 def _histograms(method: str):

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .taps import add_outputs, insert_after_producers, producer_ops, tensor_shapes
+from .taps import add_outputs, insert_after_producers, producer_ops, tapped_session, tensor_shapes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,7 +94,6 @@ class CalibrationTaps:
     def __init__(self, onnx_in: str, tensors: Sequence[str], sample: int,
                  first_feed: Mapping[str, np.ndarray], tmpdir: str):
         import onnx
-        import onnxruntime as ort
 
         model = onnx.load_model(onnx_in)
         shapes = tensor_shapes(model, {k: v.shape for k, v in first_feed.items()})
@@ -108,14 +107,10 @@ class CalibrationTaps:
         insert_after_producers(model, taps)
         self.fetch = sorted({name for out in self.outputs.values() for name in out.values()})
         add_outputs(model, self.fetch)
-        path = os.path.join(tmpdir, "calibration_taps.onnx")
-        onnx.save_model(model, path)
+        # Full optimisation: the taps are ops ONNX Runtime runs in its NCHWc layout (see above).
+        self.session = tapped_session(model, os.path.join(tmpdir, "calibration_taps.onnx"),
+                                      optimise=True, priority_order=True)
         del model
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        # Each tap runs right after its tensor's producer, so activations are freed as usual.
-        opts.execution_order = ort.ExecutionOrder.PRIORITY_BASED
-        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, TapValues]:
         """Statistics of every tensor on one feed."""

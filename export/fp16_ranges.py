@@ -76,22 +76,16 @@ def measure_absmax(onnx_path: str, feeds: Iterable[Mapping[str, np.ndarray]], tm
     one inference's whatever the network. Returns ({tensor: max |x|}, number of feeds).
     """
     import onnx
-    import onnxruntime as ort
+
+    from .taps import tapped_session
 
     model = onnx.load_model(onnx_path)
     tensors = _float_tensors(model)
     outs = add_range_outputs(model, tensors)
-    path = os.path.join(tmpdir, "ranges.onnx")
-    onnx.save_model(model, path)
-    del model
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
     # No graph optimisation: every tensor is computed as written (as AutoCast's reference runner).
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    # Priority-based order runs each reduction right after its tensor's producer: with the
-    # default order all tensors stayed alive until the end (5.7 GB instead of 0.7 GB on W32-512).
-    opts.execution_order = ort.ExecutionOrder.PRIORITY_BASED
-    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    session = tapped_session(model, os.path.join(tmpdir, "ranges.onnx"), optimise=False,
+                             priority_order=True)
+    del model
     fetch = [n for t in tensors for n in outs[t]]
     absmax: dict[str, float] = dict.fromkeys(tensors, 0.0)
     count = 0
