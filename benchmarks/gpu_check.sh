@@ -12,9 +12,10 @@
 #   2. GPU tests (issue 5): kernels against the NumPy decode on the official vectors and fuzz cases
 #      (with decode time per frame against NumPy), device-array interop, no device-memory growth,
 #      torch backend FP16 + CUDA graph, the all-GPU pipeline on a checkpoint (torch network) against
-#      the NumPy pipeline, the Triton pipeline model decoding with the kernels (issue 17) against it. Engine tests skip: the GPU image has no TensorRT, and TensorRT-RTX (95 MB
-#      wheel, over the 64 MiB carry) runs engines only on compute capability 7.5 / 8.6 / 8.9 / 12.x,
-#      not on an H100/H200 (9.0).
+#      the NumPy pipeline, the Triton pipeline model decoding with the kernels (issue 17) against
+#      it. Engine tests skip: the GPU image has no TensorRT, and TensorRT-RTX (95 MB wheel, over
+#      the 64 MiB carry) runs engines only on compute capability 7.5 / 8.6 / 8.9 / 12.x, not on an
+#      H100/H200 (9.0).
 #   3. the training scenes, rendered on every core
 #   4. in parallel until the deadline: demo-model training (issue 7) on the GPU with DataLoader
 #      workers, fp16 weights + log + diagnostics to $OUT (INIT_FROM=path starts from CPU-trained
