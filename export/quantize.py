@@ -143,10 +143,13 @@ def _calibrate(work_in: str, placement: Placement, maker: InputMaker, calib_path
 
 
 def _int8_notes(report: QuantizeReport, placement: Placement, maker: InputMaker,
-                high_precision: str) -> None:
+                high_precision: str, method: str = "entropy", sample: int = DEFAULT_SAMPLE) -> None:
     report.notes.append(f"{len(placement.scales)} activation quantizers, "
                         f"{len(placement.groups)} concat groups sharing a scale; "
                         f"unquantized layers in {high_precision}")
+    if sample and method != "max":
+        report.notes.append(f"{method} histograms from a grid sample of about {sample} values per "
+                            "tensor and image (exact min / max); --sample 0 reads every value")
     if maker.fixed_hw:
         report.notes.append(f"static input {maker.fixed_hw[0]}x{maker.fixed_hw[1]}: frames "
                             "letterboxed into it (see fixed_size_input)")
@@ -266,7 +269,7 @@ def quantize_int8(
         apply_scales(placed, placement, ranges)
         copy_metadata(src_model, placed, precision="int8", derived_from=derived_from_record(onnx_in))
         save_onnx(placed, onnx_out)
-    _int8_notes(report, placement, maker, high_precision)
+    _int8_notes(report, placement, maker, high_precision, method, sample)
     check_skips = _check_int8(report, maker, onnx_in, onnx_out, hold_paths, calib_paths)
     report.skipped_images = skipped + [s for s in check_skips if s not in skipped]
     _int8_warnings(report, num_images, n_hold, len(pool))

@@ -297,6 +297,8 @@ def test_int8_percentile_clips_below_max(tiny_onnx, tmp_path, calib_dir):
                                 cache_dir=str(tmp_path / "cache"), progress=False)
         with open(r.cache_path) as f:
             ranges[method] = json.load(f)["ranges"]
+        # the report says when histograms came from a sample (percentile) and not for "max"
+        assert any("grid sample" in n for n in r.notes) == (method == "percentile"), r.notes
     assert ranges["max"].keys() == ranges["percentile"].keys()
     assert all(ranges["percentile"][t] <= ranges["max"][t] * (1 + 1e-6) for t in ranges["max"])
     assert sum(ranges["percentile"][t] < 0.9 * ranges["max"][t] for t in ranges["max"]) > 10
