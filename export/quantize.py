@@ -142,6 +142,24 @@ def _calibrate(work_in: str, placement: Placement, maker: InputMaker, calib_path
     return ranges
 
 
+def _cached_ranges(cache: tuple[dict, str, str], use_cache: bool, onnx_in: str, placement: Placement,
+                   report: QuantizeReport, calibrate) -> tuple[dict[str, float], list[str]]:
+    """Step 2: (ranges, unreadable images) from the cache entry ``cache`` (settings, key, path), or
+    from ``calibrate(skipped)`` (the pass over the images), which is then written to the cache."""
+    settings, key, cache_path = cache
+    cached = read_cache(cache_path, key, placement) if use_cache else None
+    if cached:
+        report.cache_hit = True
+        report.calibration_images = int(cached.get("images", 0))
+        return ({t: float(cached["ranges"][t]) for t in placement.scales},
+                list(cached.get("skipped", [])))
+    skipped: list[str] = []
+    ranges = calibrate(skipped)
+    write_cache(cache_path, {"key": key, "settings": settings, "onnx": os.path.abspath(onnx_in),
+                             "images": report.calibration_images, "skipped": skipped, "ranges": ranges})
+    return ranges, skipped
+
+
 def _int8_notes(report: QuantizeReport, placement: Placement, maker: InputMaker,
                 high_precision: str, method: str = "entropy", sample: int = DEFAULT_SAMPLE) -> None:
     report.notes.append(f"{len(placement.scales)} activation quantizers, "
@@ -245,26 +263,16 @@ def quantize_int8(
         cache_dir)
     report = QuantizeReport(path=onnx_out, reference=onnx_in, precision="int8", checked_on="",
                             graph_optimization="disable", method=method, cache_path=cache_path)
-    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="higherhrnet_trt_int8_") as tmp:
         # ModelOpt writes intermediate files next to its input: give it a private copy.
         work_in = os.path.join(tmp, "model.onnx")
         shutil.copyfile(onnx_in, work_in)
         placed, placement = _placement(work_in, maker, calib_paths, high_precision, tmp, src_model,
                                        onnx_in)
-        # 2. Ranges: from the cache, or one pass over the calibration images.
-        cached = read_cache(cache_path, key, placement) if use_cache else None
-        if cached:
-            ranges = {t: float(cached["ranges"][t]) for t in placement.scales}
-            report.cache_hit = True
-            report.calibration_images = int(cached.get("images", 0))
-            skipped = list(cached.get("skipped", []))
-        else:
-            ranges = _calibrate(work_in, placement, maker, calib_paths, method, percentile,
-                                num_images, progress, tmp, report, skipped, sample)
-            write_cache(cache_path, {"key": key, "settings": settings, "onnx": os.path.abspath(onnx_in),
-                                     "images": report.calibration_images, "skipped": skipped,
-                                     "ranges": ranges})
+        ranges, skipped = _cached_ranges(
+            (settings, key, cache_path), use_cache, onnx_in, placement, report,
+            lambda skipped: _calibrate(work_in, placement, maker, calib_paths, method, percentile,
+                                       num_images, progress, tmp, report, skipped, sample))
         # 3. Scales into the placed graph, metadata back (ModelOpt drops it).
         apply_scales(placed, placement, ranges)
         copy_metadata(src_model, placed, precision="int8", derived_from=derived_from_record(onnx_in))

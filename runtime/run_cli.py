@@ -328,14 +328,23 @@ def run(args) -> int:
         if done.frames or done.status != "error":
             _summary(done, time.perf_counter() - t_start, pipe, source, outputs, writer,
                      args.max_people)
-    if done.status == "done" and done.frames == 0 and done.too_large:
+    _check_frames_ran(done, source)
+    return code
+
+
+def _check_frames_ran(done, source) -> None:
+    """A run that ended normally without one frame is an error (exit 1), with the reason."""
+    from higherhrnet_trt.core.errors import UserError
+
+    if done.status != "done" or done.frames:
+        return
+    if done.too_large:
         raise UserError(f"every frame of {source.description} was too large for the network input "
                         "limits (see the warning above): crop or resize them, or use smaller --scales")
-    if done.status == "done" and done.frames == 0:  # every input unreadable, or an empty video
-        raise UserError(f"no frame could be read from {source.description}"
-                        + (f" ({len(source.skipped)} unreadable, first: {source.skipped[0]})"
-                           if source.skipped else "") + ": check the --source files")
-    return code
+    # every input unreadable, or an empty video
+    raise UserError(f"no frame could be read from {source.description}"
+                    + (f" ({len(source.skipped)} unreadable, first: {source.skipped[0]})"
+                       if source.skipped else "") + ": check the --source files")
 
 
 def _numeric_ids(paths) -> bool:
