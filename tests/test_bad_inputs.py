@@ -408,6 +408,8 @@ def test_interrupt_during_native_export_waits_for_the_step(capsys):
 
     from higherhrnet_trt.core.errors import Terminated, deferred_interrupts
 
+    # what the handlers were (SIG_IGN for SIGINT when started in the background): put back after
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     done = []
     with pytest.raises(KeyboardInterrupt) as e:
         with deferred_interrupts("the step"):
@@ -418,7 +420,7 @@ def test_interrupt_during_native_export_waits_for_the_step(capsys):
     with pytest.raises(Terminated):
         with deferred_interrupts("the step"):
             os.kill(os.getpid(), signal.SIGTERM)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_tensorrt_backend_on_an_onnx_gives_the_build_command(tiny_onnx, capsys, image_dir):
