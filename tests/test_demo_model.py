@@ -27,11 +27,10 @@ MARGIN = 0.03
 #: fp16 AP must stay within this of fp32 (a cast of weights and activations: rounding only).
 FP16_DELTA = 0.01
 #: INT8 AP (entropy calibration, calibrate's defaults, on generated scenes that are not test scenes)
-#: within this of fp32. Measured on the CI set with the first 120-minute weights: -0.024 reading
-#: every value (``--sample 0``), -0.033 with the default grid sample; calibrating on 48 instead of
-#: 54 scenes moved them by 0.005 and 0.006 (to -0.028 / -0.027): INT8 AP here moves by about 0.01
-#: with any change of the ranges, and the budget is the measured loss plus that spread. The
-#: continued weights bundled now: -0.018 with the default.
+#: within this of fp32. Measured on the CI set with the bundled weights: -0.024 reading every value
+#: (``--sample 0``), -0.033 with the default grid sample; calibrating on 48 instead of 54 scenes
+#: moved them by 0.005 and 0.006 (to -0.028 / -0.027): INT8 AP here moves by about 0.01 with any
+#: change of the ranges, and the budget is the measured loss plus that spread.
 INT8_DELTA = 0.04
 
 
