@@ -156,6 +156,12 @@ class OfficialStyle:
         return geometry.map_to_image(np.ascontiguousarray(grouped[:, :, :3]))
 
     def run(self, image_bgr: np.ndarray) -> tuple[dict[str, float], int]:
+        """({stage: milliseconds}, people found) for one frame."""
+        times, people, _ = self.run_with_maps(image_bgr)
+        return times, people
+
+    def run_with_maps(self, image_bgr: np.ndarray):
+        """:meth:`run`, plus the network's outputs (as ``network`` returns them)."""
         pc = time.perf_counter
         t0 = pc()
         x, geometry = self.preprocess(image_bgr)
@@ -165,7 +171,7 @@ class OfficialStyle:
         people = self.decode(maps, geometry)
         t3 = pc()
         return ({"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3,
-                 "end_to_end": (t3 - t0) * 1e3}, int(people.shape[0]))
+                 "end_to_end": (t3 - t0) * 1e3}, int(people.shape[0]), maps)
 
 
 class Ours:

@@ -146,18 +146,11 @@ def _time_official(config: str, checkpoint: str | None, frames: list[np.ndarray]
     for frame in frames[:1] * warmup:
         off.run(frame)
     cell, maps = Cell(OFFICIAL), []
-    pc = time.perf_counter
     for frame in frames:
-        t0 = pc()
-        x, geometry = off.preprocess(frame)
-        t1 = pc()
-        out = off.network(x)
-        t2 = pc()
-        people = off.decode(out, geometry)
-        t3 = pc()
-        for k, v in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
-            cell.times[k].append(v * 1e3)
-        cell.people.append(int(people.shape[0]))
+        times, people, out = off.run_with_maps(frame)
+        for k, name in zip(STAGES, ("preprocess", "network", "decode", "end_to_end")):
+            cell.times[k].append(times[name])
+        cell.people.append(people)
         maps.append(((out[0][0] + out[0][1]) / 2.0).numpy())
     return cell, maps
 
