@@ -24,9 +24,9 @@ def test_calib_speed_reports_each_method_and_sample(tiny_onnx, frames):
         warnings.simplefilter("ignore")
         res = calib_speed.run(str(tiny_onnx), frames, 3, ["entropy"], [65536, 0], log=lines.append)
     assert set(res["methods"]) == {"entropy sample=65536", "entropy sample=0"}
-    for row in res["methods"].values():
-        assert row["wall"] > 0 and row["plain_wall"] > 0
-    assert res["images"] == 3 and res["peak_rss_gb"] > 0
+    for row in res["methods"].values():  # the numbers themselves go to RESULTS.md, not asserted
+        assert set(row) == {"wall", "cpu", "plain_wall", "plain_cpu"}
+    assert res["images"] == 3
     assert any("ratio calibration / inference" in line for line in lines)
 
 
