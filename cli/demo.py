@@ -54,8 +54,13 @@ def register(sub) -> None:
                    help="where demo.onnx, the annotated image(s) and people.json are written")
     p.add_argument("--source", metavar="SRC",
                    help="image, folder, video or camera instead of the bundled sample (as 'run')")
-    p.add_argument("--weights", metavar="PTH",
-                   help="demo-config checkpoint to use instead of the bundled one")
+    p.add_argument("--weights", metavar="PTH|NAME",
+                   help="demo-config checkpoint to use instead of the bundled one, or a released "
+                        "weights name such as mmpose_w32_512 (downloaded to the cache and sha256-checked "
+                        "first, exported with its own config: 'higherhrnet-trt weights list')")
+    from higherhrnet_trt.export.weights import add_cli_options
+
+    add_cli_options(p)
     p.add_argument("--force-export", action="store_true",
                    help="export again even if DIR/demo.onnx was exported from the same weights "
                         "(compared by sha256, recorded in DIR/demo.onnx.source.json)")
@@ -108,14 +113,26 @@ def _write_record(onnx_path: str, weights: str | None) -> None:
         json.dump(_source_record(onnx_path, weights), f, indent=1)
 
 
+def _weights_and_config(args) -> tuple[str | None, str]:
+    """--weights as a file and the config to export it with: a released name becomes its verified
+    cached file and brings its config; a file is a demo-config checkpoint."""
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export import weights as registry
+
+    if args.weights is None:
+        return None, "demo"
+    path, entry = registry.resolve(args.weights, args.cache_dir, args.weights_url)
+    if entry is None and not os.path.isfile(path):
+        raise UserError(f"--weights {args.weights}: file not found")
+    return path, entry.config if entry else "demo"
+
+
 def demo(args) -> int:
     import sys
 
     from higherhrnet_trt.core.errors import CheckpointError, UserError
 
-    weights = args.weights
-    if weights is not None and not os.path.isfile(weights):
-        raise UserError(f"--weights {weights}: file not found")
+    weights, config = _weights_and_config(args)
     if weights is None:
         bundled = package_file(DEMO_WEIGHTS)
         weights = bundled if os.path.isfile(bundled) else None
@@ -138,7 +155,7 @@ def demo(args) -> int:
             print(f"note: no demo weights at {package_file(DEMO_WEIGHTS)}; see export/assets/MODEL_CARD.md "
                   "to train them", file=sys.stderr)
         try:
-            export(weights, config="demo", output=onnx_path, dynamic=True, flip=True)
+            export(weights, config=config, output=onnx_path, dynamic=True, flip=True)
         except CheckpointError as e:  # its advice names export's --config, which demo does not have
             cause = getattr(e, "cause", None) or str(e)
             fits = getattr(e, "matching_configs", None) or ["NAME"]

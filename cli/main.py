@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "higherhrnet_trt.export.precision_cli",  # calibrate, debug-precision
     "higherhrnet_trt.engine.cli",  # build, info
     "higherhrnet_trt.cli.demo",  # demo
+    "higherhrnet_trt.cli.weights",  # weights list, weights download
     "higherhrnet_trt.runtime.run_cli",  # run
     "higherhrnet_trt.runtime.eval_cli",  # eval
     "higherhrnet_trt.benchmarks.cli",  # bench

@@ -4,6 +4,7 @@
     export("pose_higher_hrnet_w32_512.pth", config="w32_512", half=True)          # fp16 ONNX
     export("w32.pth", config="w32_512", int8=True, data="calib_images/")          # INT8 Q/DQ ONNX
     export("w32.pth", config="w32_512", format="engine", half=True)               # + TensorRT engine
+    export("mmpose_w32_512", half=True)   # a released name: downloaded, verified, its config (export.weights)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def default_output(config: str, precision: str, dynamic: bool, input_size) -> st
 
 def export(
     checkpoint: str | None = None,
-    config: str = "w32_512",
+    config: str | None = None,
     output: str | None = None,
     format: str = "onnx",
     input_size: int | tuple[int, int] | None = None,
@@ -57,23 +58,32 @@ def export(
     calib_method: str = "entropy",
     check: bool = True,
     seed: int = 0,
+    cache_dir: str | None = None,
+    weights_url: str | None = None,
     log=print,
 ) -> ExportResult:
     """Checkpoint -> ONNX (fp32, then fp16 or INT8 Q/DQ if asked) -> optionally a TensorRT engine.
 
-    checkpoint: official .pth/.pth.tar (or MMPose 0.x); None exports random weights (loud warning).
-    config: a name from export.configs.CONFIGS (w32_512, w32_640, w48_640, crowdpose_w32_512, tiny).
+    checkpoint: official .pth/.pth.tar (or MMPose 0.x), or a released weights name
+        ('higherhrnet-trt weights list': downloaded to the cache and sha256-checked first); None
+        exports random weights (loud warning).
+    config: a name from export.configs.CONFIGS (w32_512, w32_640, w48_640, w48_512, crowdpose_w32_512,
+        tiny); default: the weights name's config, else w32_512.
     format: "onnx" or "engine" (builds with engine.build_engine after the ONNX).
     input_size: traced H or (H, W), multiples of 64; default the config's input size.
     half / int8: precision of the written ONNX (precision lives in the ONNX: strongly typed builds).
     data: folder of calibration images for int8 (pre-processed exactly as the runtime does).
     seed: without a checkpoint, the seed of the random weights: the same seed and config give the
         same weights (pipeline tests only; a checkpoint's weights replace them).
+    cache_dir / weights_url: where names are cached and an optional mirror to fetch them from
+        (export.weights; defaults from $HIGHERHRNET_TRT_WEIGHTS_DIR / $HIGHERHRNET_TRT_WEIGHTS_URL).
     """
     from .configs import get_config
     from .onnx_export import export_onnx
 
     precision = _check_request(format, half, int8, data, batch)
+    checkpoint, entry = _resolve_checkpoint(checkpoint, cache_dir, weights_url)
+    config = config or (entry.config if entry else "w32_512")
     cfg = get_config(config)
     output = _output_path(output, config, precision, dynamic, input_size, checkpoint)
     result = ExportResult(onnx=output, fp32_onnx=output)
@@ -94,6 +104,15 @@ def export(
     if format == "engine":
         _build(output, result, log)
     return result
+
+
+def _resolve_checkpoint(checkpoint: str | None, cache_dir: str | None, weights_url: str | None):
+    """(file path, weights entry or None): a released name becomes its verified cached file."""
+    if not checkpoint:
+        return checkpoint, None
+    from .weights import resolve
+
+    return resolve(checkpoint, cache_dir=cache_dir, weights_url=weights_url)
 
 
 def _check_request(format: str, half: bool, int8: bool, data: str | None, batch: int = 1) -> str:

@@ -37,14 +37,16 @@ def register(sub) -> None:
         ),
         formatter_class=_Formatter,
     )
-    p.add_argument("--checkpoint", "-c", metavar="PTH",
+    p.add_argument("--checkpoint", "-c", metavar="PTH|NAME",
                    help="official .pth/.pth.tar (plain, 'state_dict', 'module.'/'1.' prefixes, fp16) "
-                        "or MMPose 0.x checkpoint; omit to export RANDOM weights (pipeline tests only)")
+                        "or MMPose 0.x checkpoint, or a released weights name such as mmpose_w32_512 "
+                        "(downloaded to the cache and sha256-checked first: 'higherhrnet-trt weights "
+                        "list'); omit to export RANDOM weights (pipeline tests only)")
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="without --checkpoint: seed of the RANDOM weights, so two exports of a config "
                         "are the same file (pipeline tests only) (default: 0)")
-    p.add_argument("--config", default="w32_512",
-                   help=_config_help())
+    p.add_argument("--config", default=None,
+                   help=_config_help() + " (default: the weights name's config, else w32_512)")
     p.add_argument("-o", "--output", metavar="ONNX",
                    help="output .onnx path (default: higherhrnet_<config>[_size][_precision].onnx)")
     p.add_argument("--input-size", type=_size, metavar="N|HxW",
@@ -71,6 +73,9 @@ def register(sub) -> None:
                    help="also build a TensorRT engine from the written ONNX (default builder)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the ONNX Runtime vs PyTorch check (not recommended)")
+    from .weights import add_cli_options
+
+    add_cli_options(p)
     p.set_defaults(func=run_export)
 
     c = sub.add_parser(
@@ -111,7 +116,7 @@ def run_export(args) -> int:
         outputs="raw" if args.raw_outputs else "aggregated", half=args.precision == "fp16",
         int8=args.precision == "int8", data=args.data, num_calib_images=args.num_calib_images,
         calib_method=args.calib_method, check=args.check,
-        seed=0 if args.seed is None else args.seed,
+        seed=0 if args.seed is None else args.seed, cache_dir=args.cache_dir, weights_url=args.weights_url,
     )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())
     print(f"done: {res.engine or res.onnx} ({times})")

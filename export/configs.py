@@ -96,6 +96,12 @@ CONFIGS: dict[str, ModelConfig] = {
     "w48_640": ModelConfig(
         "w48_640", input_size=640, description="COCO, HRNet-W48, input 640 (69.9 AP val2017)", **_w(48)
     ),
+    # MMPose's W48 release (higher_hrnet48_coco_512x512): the official W48 architecture, trained
+    # and tested at 512 (the official W48 release is 640).
+    "w48_512": ModelConfig(
+        "w48_512", input_size=512, description="COCO, HRNet-W48, input 512 (MMPose's W48; 68.6 AP val2017)",
+        **_w(48),
+    ),
     "crowdpose_w32_512": ModelConfig(
         "crowdpose_w32_512", dataset="crowdpose", num_joints=14, input_size=512,
         description="CrowdPose, HRNet-W32, input 512", **_w(32),

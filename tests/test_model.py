@@ -16,6 +16,7 @@ MANIFESTS = {
     "w32_512": "state_dict_w32_512.json",
     "w32_640": "state_dict_w32_512.json",  # same keys and shapes as W32-512 (reference README)
     "w48_640": "state_dict_w48_640.json",
+    "w48_512": "state_dict_w48_640.json",  # MMPose's W48 at 512: the official W48 architecture
     "crowdpose_w32_512": "state_dict_crowdpose_w32_512.json",
 }
 
