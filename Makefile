@@ -69,7 +69,7 @@ $(TRITON_STAMP): setup.py Makefile
 	rm -f $(TRITON_VENV)/.installed-* && touch $@
 
 # Only the runtime's needs and the ROS wheels (~500 MB, 45 s from PyPI on an empty cache): no torch.
-# Then the people message (higherhrnet_trt_msgs) is generated and compiled into it (~30 s).
+# Then the people message (higherhrnet_trt_msgs) is generated and compiled into it (~25 CPU-seconds).
 $(ROS_STAMP): setup.py Makefile $(ROS_MSGS)
 	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
 	$(ROS_VENV)/bin/python -m pip install -q -e ".[ros]"

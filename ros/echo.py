@@ -62,6 +62,20 @@ def format_people(msg, kpt_thr: float = 0.1, joints: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _why_nothing(node, topic: str) -> str:
+    """What the graph says about a topic that delivered nothing: its publishers' types, or the
+    topics that do have publishers (a wrong name or namespace shows there)."""
+    types = {info.topic_type for info in node.get_publishers_info_by_topic(topic)}
+    if types - {"higherhrnet_trt_msgs/msg/People"}:
+        return f"its publishers send {', '.join(sorted(types))}"
+    if types:
+        return "it has a People publisher, but nothing arrived: is the node getting images?"
+    published = sorted(name for name, _ in node.get_topic_names_and_types()
+                       if name != topic and node.count_publishers(name) > 0)
+    return (f"nothing publishes it; published topics: {', '.join(published) or 'none'}; check the "
+            f"node's namespace and ROS_DOMAIN_ID")
+
+
 def echo(topic: str, count: int, timeout: float, as_json: bool, kpt_thr: float, joints: bool,
          ros_args: list[str]) -> int:
     """Subscribe to ``topic`` (People, reliable, depth 10) and print until ``count`` messages (0: no
@@ -89,7 +103,13 @@ def echo(topic: str, count: int, timeout: float, as_json: bool, kpt_thr: float, 
         text = json.dumps(people_to_dict(msg)) if as_json else format_people(msg, kpt_thr, joints)
         print(text, flush=True)
 
-    sub = node.create_subscription(People, topic, on_people, 10)
+    try:
+        sub = node.create_subscription(People, topic, on_people, 10)
+    except Exception as e:  # rclpy's RCLError: a bad name, or a topic of another type in this process
+        node.destroy_node()
+        context.try_shutdown()
+        why = str(e).splitlines()[0].split(", at ")[0].rstrip(":")  # rcl appends source locations
+        raise UserError(f"cannot subscribe to {topic!r}: {why}") from None
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     start = time.monotonic()
@@ -97,12 +117,8 @@ def echo(topic: str, count: int, timeout: float, as_json: bool, kpt_thr: float, 
         while (not count or got < count) and (got or not timeout or time.monotonic() - start < timeout):
             executor.spin_once(timeout_sec=0.1)
         if not got and timeout:
-            seen = {name: types for name, types in node.get_topic_names_and_types()}
-            there = seen.get(sub.topic_name)
-            why = (f"it has type {', '.join(there)}" if there else
-                   f"topics seen: {', '.join(sorted(seen)) or 'none'}")
             raise UserError(f"no higherhrnet_trt_msgs/People on {sub.topic_name} within {timeout:g} s "
-                            f"({why}); check the node runs in this ROS_DOMAIN_ID and namespace")
+                            f"({_why_nothing(node, sub.topic_name)})")
     except KeyboardInterrupt:  # Ctrl-C is how an open-ended echo ends
         pass
     finally:

@@ -112,7 +112,7 @@ def people_message(keypoints: np.ndarray, scores: np.ndarray, header, joint_name
 
     keypoints: (P, J, 3) float32 [x, y, score] frame pixels; scores: (P,) person scores;
     joint_names: J names in keypoint order; image_wh: (width, height) pixels of the frame;
-    track_ids: (P,) ints, or None for -1 each (no tracking). ~1 ms for 30 people of 17 joints.
+    track_ids: (P,) ints, or None for -1 each (no tracking).
     """
     from higherhrnet_trt_msgs.msg import Keypoint, People, Person
 
