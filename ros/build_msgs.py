@@ -31,14 +31,17 @@ SOURCE = Path(__file__).resolve().parent / "interfaces" / "higherhrnet_trt_msgs"
 BUILD_HINT = "pip install 'higherhrnet-trt[ros]' (rosidl generators, ament_cmake, cmake)"
 
 
-def _check_tools() -> None:
-    """One-line errors for what CMake would otherwise report after a page of output."""
-    if shutil.which("cmake") is None:
+def _check_tools(path: str) -> str:
+    """cmake's path on ``path``; one-line errors for what CMake would otherwise report after a page
+    of output."""
+    cmake = shutil.which("cmake", path=path)
+    if cmake is None:
         raise UserError(f"cmake not found on PATH: {BUILD_HINT}")
     for compiler, debian in (("cc", "gcc"), ("c++", "g++")):
-        if shutil.which(compiler) is None and shutil.which(debian) is None:
+        if shutil.which(compiler, path=path) is None and shutil.which(debian, path=path) is None:
             raise UserError(f"no {compiler} compiler found: install one (Debian/Ubuntu: apt-get install "
                             f"{debian})")
+    return cmake
 
 
 def _run(cmd: list[str], log, env: dict[str, str]) -> None:
@@ -46,8 +49,9 @@ def _run(cmd: list[str], log, env: dict[str, str]) -> None:
     log.flush()
     done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
     if done.returncode != 0:
-        raise UserError(f"'{' '.join(cmd[:3])} ...' failed (exit status {done.returncode}); its output "
-                        f"is in {log.name} (missing ROS build packages: {BUILD_HINT})")
+        step = " ".join([Path(cmd[0]).name, *cmd[1:3]])
+        raise UserError(f"'{step} ...' failed (exit status {done.returncode}); its output is in "
+                        f"{log.name} (missing ROS build packages: {BUILD_HINT})")
 
 
 def build(prefix: str, jobs: int = 0, keep: str | None = None) -> Path:
@@ -55,21 +59,21 @@ def build(prefix: str, jobs: int = 0, keep: str | None = None) -> Path:
 
     ``keep``: build folder to use and keep (default: a temporary one, removed on success).
     """
-    _check_tools()
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # cmake, ament's Python scripts
+    cmake = _check_tools(env["PATH"])
     # A sourced ROS install's prefixes stay searchable after this environment's own.
     prefixes = [prefix, *[p for p in env.get("CMAKE_PREFIX_PATH", "").split(os.pathsep) if p]]
     build_dir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="higherhrnet_trt_msgs-"))
     build_dir.mkdir(parents=True, exist_ok=True)
     log_path = build_dir / "build.log"
     with open(log_path, "wb") as log:
-        _run(["cmake", "-S", str(SOURCE), "-B", str(build_dir), f"-DCMAKE_INSTALL_PREFIX={prefix}",
+        _run([cmake, "-S", str(SOURCE), "-B", str(build_dir), f"-DCMAKE_INSTALL_PREFIX={prefix}",
               f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}", f"-DPython3_EXECUTABLE={sys.executable}",
               "-DBUILD_TESTING=OFF", "-DCMAKE_BUILD_TYPE=Release"], log, env)
-        _run(["cmake", "--build", str(build_dir), "-j", str(jobs or os.cpu_count() or 1)], log, env)
-        _run(["cmake", "--install", str(build_dir)], log, env)
+        _run([cmake, "--build", str(build_dir), "-j", str(jobs or os.cpu_count() or 1)], log, env)
+        _run([cmake, "--install", str(build_dir)], log, env)
     if not keep:
         final = Path(tempfile.gettempdir()) / "higherhrnet_trt_msgs-build.log"
         shutil.copyfile(log_path, final)

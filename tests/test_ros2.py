@@ -158,7 +158,7 @@ def test_build_msgs_names_a_missing_tool(monkeypatch):
     from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.ros import build_msgs
 
-    monkeypatch.setattr(build_msgs.shutil, "which", lambda name: None)
+    monkeypatch.setattr(build_msgs.shutil, "which", lambda name, path=None: None)
     with pytest.raises(UserError, match=r"^cmake not found on PATH: pip install 'higherhrnet-trt\[ros\]'"):
         build_msgs.build("/nonexistent")
     assert (build_msgs.SOURCE / "msg" / "People.msg").is_file()
