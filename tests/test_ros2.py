@@ -69,6 +69,19 @@ def test_help_lists_ros2_and_missing_rclpy_is_one_line(capsys):
     assert len(err) == 1 and err[0].startswith("error: ROS 2 Python packages are missing (rclpy)")
 
 
+def test_unbuilt_message_package_is_one_line():
+    import importlib.util
+
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.ros import cli as ros_cli
+
+    if importlib.util.find_spec("higherhrnet_trt_msgs") is not None:
+        pytest.skip("higherhrnet_trt_msgs is importable here; the message for its absence cannot be checked")
+    with pytest.raises(UserError, match=r"^the people message package higherhrnet_trt_msgs is not built .*"
+                                        r"python -m higherhrnet_trt\.ros\.build_msgs"):
+        ros_cli._import_ros("higherhrnet_trt_msgs.msg")
+
+
 def _image_msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> SimpleNamespace:
     """A sensor_msgs/Image stand-in, rows padded with ``pad`` bytes of 0xEE."""
     h, w = pixels.shape[:2]
