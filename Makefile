@@ -23,7 +23,8 @@ OUT ?= outputs/demo
 # ROS 2 (extra "ros") lives in a venv of its own: the PyPI ROS wheels install a .pth that re-launches
 # every Python started from their environment (to set LD_LIBRARY_PATH); .venv stays free of that.
 ROS_VENV ?= .venv-ros
-ROS_STAMP := $(ROS_VENV)/.installed-$(shell cat setup.py Makefile | cksum | cut -d' ' -f1)
+ROS_MSGS := $(wildcard ros/interfaces/higherhrnet_trt_msgs/*.* ros/interfaces/higherhrnet_trt_msgs/msg/*.msg)
+ROS_STAMP := $(ROS_VENV)/.installed-$(shell cat setup.py Makefile $(ROS_MSGS) | cksum | cut -d' ' -f1)
 # GStreamer 1.22 with its RTSP server, for the real-stream tests (tests/test_rtsp.py, test_gst_source.py).
 GST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
@@ -68,9 +69,11 @@ $(TRITON_STAMP): setup.py Makefile
 	rm -f $(TRITON_VENV)/.installed-* && touch $@
 
 # Only the runtime's needs and the ROS wheels (~500 MB, 45 s from PyPI on an empty cache): no torch.
-$(ROS_STAMP): setup.py Makefile
+# Then the people message (higherhrnet_trt_msgs) is generated and compiled into it (~25 CPU-seconds).
+$(ROS_STAMP): setup.py Makefile $(ROS_MSGS)
 	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
 	$(ROS_VENV)/bin/python -m pip install -q -e ".[ros]"
+	$(ROS_VENV)/bin/python -m higherhrnet_trt.ros.build_msgs
 	rm -f $(ROS_VENV)/.installed-* && touch $@
 
 demo: setup

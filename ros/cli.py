@@ -1,4 +1,5 @@
-"""``higherhrnet-trt ros2 MODEL``: the pose node for ROS 2 (node.py).
+"""``higherhrnet-trt ros2 MODEL``: the pose node for ROS 2 (node.py); ``ros2-echo``: its people
+printed (echo.py; the PyPI ROS wheels have no ``ros2 topic echo``).
 
 Only argparse at module level: ``higherhrnet-trt --help`` works without rclpy, and ``ros2`` without
 it says in one line how to get it.
@@ -21,13 +22,14 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "ros2",
-        help="ROS 2 node: image topic in, people (PointCloud2 + RViz markers) out",
+        help="ROS 2 node: image topic in, people (higherhrnet_trt_msgs/People + RViz markers) out",
         description=paragraphs(
             "A ROS 2 node running the model on each newest frame of an image topic and publishing "
-            "the people with the frame's header (stamp, frame_id): 'people' (sensor_msgs/PointCloud2, "
-            "organized: one row per person, best first, one column per joint, fields x, y in pixels, "
-            "score, person_score), 'people/markers' (visualization_msgs/MarkerArray skeletons for "
-            "RViz) and, with --publish-image, 'people/image' (annotated sensor_msgs/Image).",
+            "the people with the frame's header (stamp, frame_id): 'people' "
+            "(higherhrnet_trt_msgs/People: per person, best first, a score, a track id and the joints "
+            "x, y in pixels with their scores; 'higherhrnet-trt ros2-echo' prints them), "
+            "'people/markers' (visualization_msgs/MarkerArray skeletons for RViz) and, with "
+            "--publish-image, 'people/image' (annotated sensor_msgs/Image).",
             "Subscribes to 'image' (sensor_msgs/Image: bgr8, rgb8, bgra8, rgba8, mono8, yuv422) or, "
             "with --image-transport compressed, to 'image/compressed' (JPEG / PNG), and to "
             "'camera_info' for the markers' placement. Rename topics with --ros-args -r "
@@ -35,8 +37,9 @@ def register(sub) -> None:
             "so answers stay about one inference old. Every option is also a node parameter "
             "(--ros-args -p score_threshold:=0.3, launch files, --params-file), which wins over "
             "the option. Ctrl-C / SIGTERM stop it cleanly with a summary line, exit status 0.",
-            "Needs rclpy and the common message packages: pip install 'higherhrnet-trt[ros]' (PyPI "
-            "ROS 2 wheels, their own virtual environment) or a sourced ROS 2 installation.",
+            "Needs rclpy, the common message packages and higherhrnet_trt_msgs built in the same "
+            "environment: make ros-setup (PyPI ROS 2 wheels in a virtual environment of their own, then "
+            "python -m higherhrnet_trt.ros.build_msgs) or a sourced ROS 2 installation.",
         ),
         formatter_class=HelpFormatter,
         epilog=(
@@ -62,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--max-people", type=positive_int, default=30, help="most people per frame (best scores)")
     p.add_argument("--kpt-threshold", type=fraction, default=0.1,
                    help="joints scored at or below this are left out of the markers and the image "
-                        "(the people cloud keeps every joint with its score)")
+                        "(the people message keeps every joint with its score)")
     p.add_argument("--qos-depth", type=positive_int, default=1,
                    help="history depth of the subscription (best effort) and the publishers (reliable); "
                         "the node answers the newest frame whatever the depth")
@@ -78,20 +81,72 @@ def register(sub) -> None:
                    help="everything after it goes to ROS: -r FROM:=TO remaps, -p NAME:=VALUE "
                         "parameters, --params-file FILE, --log-level LEVEL")
     p.set_defaults(func=run_ros2)
+    _register_echo(sub)
 
 
-def run_ros2(args) -> int:
+def _register_echo(sub) -> None:
+    from higherhrnet_trt.core.cli_args import HelpFormatter, fraction
+
+    p = sub.add_parser(
+        "ros2-echo",
+        help="print the people a ros2 node publishes (the ROS wheels have no 'ros2 topic echo')",
+        description="Subscribe to a higherhrnet_trt_msgs/People topic and print each message: stamp, "
+                    "frame_id, image size, and per person its score, track id and the pixel box of its "
+                    "joints above --kpt-threshold (--joints: every joint; --json: one JSON object a line). "
+                    "Run it with the node's environment (ROS_DOMAIN_ID, the ROS venv).",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n"
+               "  higherhrnet-trt ros2-echo\n"
+               "  higherhrnet-trt ros2-echo /front/people --count 1 --joints\n"
+               "  higherhrnet-trt ros2-echo --json --ros-args -r __ns:=/front > people.jsonl",
+    )
+    p.add_argument("topic", nargs="?", default="people", help="the People topic (relative names take "
+                                                               "--ros-args -r __ns:=...)")
+    p.add_argument("--count", type=int, default=0, help="stop after N messages (0: until Ctrl-C)")
+    p.add_argument("--timeout", type=float, default=0.0, metavar="S",
+                   help="fail if no message came within S seconds (0: wait for ever)")
+    p.add_argument("--json", action="store_true", help="one JSON object a message (pixels, scores)")
+    p.add_argument("--joints", action="store_true", help="also print every joint: name, x, y, score")
+    p.add_argument("--kpt-threshold", type=fraction, default=0.1,
+                   help="joints scored at or below this are left out of each person's box")
+    p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
+                   help="everything after it goes to ROS (remaps, e.g. -r __ns:=/front)")
+    p.set_defaults(func=run_echo)
+
+
+def _import_ros(name: str):
+    """Import module ``name`` (one that needs ROS), turning a missing ROS package into one line
+    that says how to get it."""
+    import importlib
+
     from higherhrnet_trt.core.errors import UserError
 
     try:
-        from . import node
+        return importlib.import_module(name)
     except ImportError as e:
         top = (e.name or "").split(".")[0]
+        if top == "higherhrnet_trt_msgs":
+            raise UserError("the people message package higherhrnet_trt_msgs is not built in this "
+                            "environment: python -m higherhrnet_trt.ros.build_msgs (make ros-setup "
+                            "does; with a ROS 2 install, colcon build ros/interfaces)") from None
         if top in _ROS_MODULES:
             raise UserError(f"ROS 2 Python packages are missing ({e.name}): {INSTALL_HINT}") from None
         if not e.name and "rclpy" in str(e):  # installed, but its libraries did not load
             raise UserError(f"rclpy did not load ({str(e).splitlines()[0]}): {INSTALL_HINT}") from None
         raise
+
+
+def run_echo(args) -> int:
+    from . import echo
+
+    for needed in ("rclpy", "higherhrnet_trt_msgs.msg"):  # echo imports them when it runs
+        _import_ros(needed)
+    return echo.echo(args.topic, args.count, args.timeout, args.json, args.kpt_threshold, args.joints,
+                     list(args.ros_args or []))
+
+
+def run_ros2(args) -> int:
+    node = _import_ros(f"{__package__}.node")
     from higherhrnet_trt.core.cli_args import setup_logging
 
     setup_logging()

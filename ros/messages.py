@@ -1,15 +1,18 @@
 """ROS 2 messages <-> NumPy, without cv_bridge (it has no wheel) and without rclpy at import time.
 
-Readers take any object with the message's fields (a real sensor_msgs message or a stand-in), so
-they are testable without ROS. Writers import the message classes when called.
+Readers take any object with the message's fields (a real message or a stand-in), so they are
+testable without ROS. Writers import the message classes when called.
 
 Output formats (see the README's ROS 2 section for why these):
 
-- ``people``: sensor_msgs/PointCloud2, *organized*: height = people (best person score first),
-  width = joints (the model's dataset order), one point per joint with float32 fields
-  ``x``, ``y`` (frame pixels, x right, y down, pixel centres at integer + 0.5 as in Poses),
-  ``score`` (the joint's heatmap value) and ``person_score`` (the person's, the same for a row).
-  :func:`read_people` turns it back into ``(keypoints (P, J, 3), scores (P,))``.
+- ``people``: higherhrnet_trt_msgs/People (ros/interfaces/higherhrnet_trt_msgs/msg, built into the
+  environment by ``python -m higherhrnet_trt.ros.build_msgs``): the input's header, the image size,
+  the model's ``joint_names`` and per person (best score first) ``score``, ``track_id`` (-1: not
+  tracked) and one Keypoint per joint with ``x``, ``y`` in *pixels* (x right, y down, pixel centres at
+  integer + 0.5 as in Poses) and the joint's ``score``. A message type of its own, so no generic
+  tool takes the pixels for metres (a PointCloud2 would be drawn and filtered as metres).
+  :func:`people_message` builds it, :func:`read_people` turns it back into
+  ``(keypoints (P, J, 3), scores (P,))``.
 - ``people/markers``: visualization_msgs/MarkerArray skeletons for RViz (see :func:`people_markers`).
 """
 
@@ -29,12 +32,6 @@ _ENCODINGS: dict[str, tuple[int, str | None]] = {
     "yuv422_yuy2": (2, "COLOR_YUV2BGR_YUY2"), "yuyv": (2, "COLOR_YUV2BGR_YUY2"),
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
-
-#: Field layout of the ``people`` PointCloud2: name, byte offset, numpy dtype. 16 bytes a joint.
-PEOPLE_FIELDS: tuple[tuple[str, int], ...] = (("x", 0), ("y", 4), ("score", 8), ("person_score", 12))
-PEOPLE_DTYPE = np.dtype({"names": [n for n, _ in PEOPLE_FIELDS], "formats": ["<f4"] * 4,
-                         "offsets": [o for _, o in PEOPLE_FIELDS], "itemsize": 16})
-
 
 class UnsupportedImage(ValueError):
     """An image message this node cannot decode (its encoding, or a broken payload)."""
@@ -109,45 +106,43 @@ def bgr_to_image(image: np.ndarray, header):
     return msg
 
 
-def people_cloud(keypoints: np.ndarray, scores: np.ndarray, header):
-    """People -> the organized ``people`` PointCloud2 (see module docstring).
+def people_message(keypoints: np.ndarray, scores: np.ndarray, header, joint_names: Sequence[str],
+                   image_wh: tuple[int, int], track_ids: np.ndarray | None = None):
+    """People -> higherhrnet_trt_msgs/People (see module docstring).
 
-    keypoints: (P, J, 3) float32 [x, y, score] frame pixels; scores: (P,) person scores.
-    P = 0 gives height 0 and no data (width stays J, so a reader still learns the joint count).
+    keypoints: (P, J, 3) float32 [x, y, score] frame pixels; scores: (P,) person scores;
+    joint_names: J names in keypoint order; image_wh: (width, height) pixels of the frame;
+    track_ids: (P,) ints, or None for -1 each (no tracking).
     """
-    from sensor_msgs.msg import PointCloud2, PointField
+    from higherhrnet_trt_msgs.msg import Keypoint, People, Person
 
     kpts = np.asarray(keypoints, dtype=np.float32)
-    p, j = int(kpts.shape[0]), int(kpts.shape[1])
-    points = np.zeros((p, j), dtype=PEOPLE_DTYPE)
-    points["x"], points["y"], points["score"] = kpts[:, :, 0], kpts[:, :, 1], kpts[:, :, 2]
-    points["person_score"] = np.asarray(scores, dtype=np.float32)[:, None]
-    msg = PointCloud2()
-    msg.header = header
-    msg.height, msg.width = p, j
-    msg.fields = [PointField(name=name, offset=offset, datatype=PointField.FLOAT32, count=1)
-                  for name, offset in PEOPLE_FIELDS]
-    msg.is_bigendian = False
-    msg.point_step = PEOPLE_DTYPE.itemsize
-    msg.row_step = PEOPLE_DTYPE.itemsize * j
-    msg.is_dense = bool(np.isfinite(kpts).all())
-    msg.data = points.tobytes()
+    if kpts.ndim != 3 or kpts.shape[2] != 3 or kpts.shape[1] != len(joint_names):
+        raise ValueError(f"keypoints of shape {kpts.shape} for {len(joint_names)} joint names")
+    ids = [-1] * len(kpts) if track_ids is None else [int(i) for i in track_ids]
+    msg = People(header=header, image_width=int(image_wh[0]), image_height=int(image_wh[1]),
+                 joint_names=[str(n) for n in joint_names])
+    msg.people = [Person(score=score, track_id=track,
+                         keypoints=[Keypoint(x=x, y=y, score=v) for x, y, v in row])
+                  for score, track, row in zip(np.asarray(scores, np.float32).tolist(), ids, kpts.tolist())]
     return msg
 
 
 def read_people(msg) -> tuple[np.ndarray, np.ndarray]:
-    """The ``people`` PointCloud2 -> (keypoints (P, J, 3) float32 [x, y, score], scores (P,) float32).
+    """higherhrnet_trt_msgs/People -> (keypoints (P, J, 3) float32 [x, y, score] pixels, scores (P,)
+    float32), J = len(msg.joint_names). What a program subscribing to ``people`` needs.
 
-    What a program subscribing to ``people`` needs; checks the field layout so a cloud of another
-    kind fails loudly instead of reading garbage.
+    Raises ValueError for a person whose keypoint count is not the joint count (a message of
+    another producer that breaks the layout), rather than returning a ragged array.
     """
-    layout = tuple((f.name, int(f.offset)) for f in msg.fields)
-    if layout != PEOPLE_FIELDS or int(msg.point_step) != PEOPLE_DTYPE.itemsize or msg.is_bigendian:
-        raise ValueError(f"not a people cloud: fields {layout}, point_step {msg.point_step}")
-    p, j = int(msg.height), int(msg.width)
-    points = np.frombuffer(msg.data, dtype=PEOPLE_DTYPE, count=p * j).reshape(p, j)
-    keypoints = np.stack([points["x"], points["y"], points["score"]], axis=2).astype(np.float32)
-    scores = points["person_score"][:, 0].copy() if j else np.zeros((p,), np.float32)
+    j = len(msg.joint_names)
+    rows = []
+    for i, person in enumerate(msg.people):
+        if len(person.keypoints) != j:
+            raise ValueError(f"person {i} has {len(person.keypoints)} keypoints for {j} joint names")
+        rows.append([(k.x, k.y, k.score) for k in person.keypoints])
+    keypoints = np.array(rows, dtype=np.float32).reshape(len(rows), j, 3)
+    scores = np.array([p.score for p in msg.people], dtype=np.float32)
     return keypoints, scores
 
 

@@ -4,7 +4,7 @@ Threads: an rclpy executor spins in a background thread; its callbacks only stor
 (:class:`~.latest.LatestSlot`) and camera intrinsics. The main thread takes the newest frame, runs
 ``Pipeline.predict`` and publishes, with the input's header, on
 
-- ``people`` (sensor_msgs/PointCloud2, organized people x joints, see messages.py),
+- ``people`` (higherhrnet_trt_msgs/People: joints in pixels, see messages.py),
 - ``people/markers`` (visualization_msgs/MarkerArray skeletons for RViz),
 - ``people/image`` (sensor_msgs/Image bgr8, annotated; only with ``publish_image:=true``).
 
@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import rclpy
+from higherhrnet_trt_msgs.msg import People
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from higherhrnet_trt.core.errors import UserError
@@ -104,7 +105,7 @@ class PoseNode(Node):
                                  decode={"max_people": s["max_people"]}, **opts).activate()
         joints = list(self.pipeline.keypoints.joint_names)
         self.declare_parameter("joint_names", joints, ParameterDescriptor(
-            description="the model's joints, in the order of the people cloud's columns (read only)",
+            description="the model's joints, in the order of each person's keypoints (read only)",
             read_only=True))
 
     def start(self) -> None:
@@ -123,11 +124,11 @@ class PoseNode(Node):
             self.image_sub = self.create_subscription(
                 Image, "image", lambda m: self._on_image(m, False), sub_qos)
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_info, sub_qos)
-        self.cloud_pub = self.create_publisher(PointCloud2, "people", depth)
+        self.people_pub = self.create_publisher(People, "people", depth)
         self.marker_pub = self.create_publisher(MarkerArray, "people/markers", depth)
         self.image_pub = self.create_publisher(Image, "people/image", depth) if s["publish_image"] else None
         meta = self.pipeline.meta
-        outs = [self.cloud_pub.topic_name, self.marker_pub.topic_name]
+        outs = [self.people_pub.topic_name, self.marker_pub.topic_name]
         if self.image_pub is not None:
             outs.append(self.image_pub.topic_name)
         self.get_logger().info(
@@ -176,7 +177,8 @@ class PoseNode(Node):
     def publish(self, poses, image: np.ndarray, header) -> None:
         """People of one frame on every output topic, with the frame's header."""
         s = self.settings
-        self.cloud_pub.publish(messages.people_cloud(poses.keypoints, poses.scores, header))
+        self.people_pub.publish(messages.people_message(
+            poses.keypoints, poses.scores, header, self.pipeline.keypoints.joint_names, poses.image_wh))
         # Markers and drawing cost milliseconds (~10 ms for 30 people, 2-core CPU): only when
         # someone listens.
         if self.marker_pub.get_subscription_count() > 0:

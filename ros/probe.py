@@ -6,8 +6,9 @@
 ``publish`` sends one image file again and again as sensor_msgs/Image (or CompressedImage on
 TOPIC/compressed), each message stamped with the wall clock at sending and frame_id --frame-id,
 best effort like a camera driver; ``--stamps FILE`` logs each stamp (ns), one a line.
-``listen`` subscribes to the node's ``people`` cloud and writes, per message, its stamp, frame_id,
-the wall-clock time it arrived, the people (read_people) and the latency (arrival - stamp), as JSON;
+``listen`` subscribes to the node's ``people`` (higherhrnet_trt_msgs/People) and writes, per
+message, its stamp, frame_id, the wall-clock time it arrived, the people (read_people), joint names,
+image size, track ids and the latency (arrival - stamp), as JSON;
 with --markers / --image also the headers of ``people/markers`` and ``people/image``.
 Both stop at their count / time limit or on Ctrl-C / SIGTERM, writing what they have.
 
@@ -145,9 +146,10 @@ def listen(args) -> int:
     """Collect ``people`` messages (and with --markers / --image the other outputs' headers) until
     ``--count`` of each or ``--timeout``; write them as JSON {"people": [...], "markers": [...],
     "images": [...]}."""
+    from higherhrnet_trt_msgs.msg import People
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from sensor_msgs.msg import Image, PointCloud2
+    from sensor_msgs.msg import Image
     from visualization_msgs.msg import MarkerArray
 
     from .messages import read_people
@@ -164,7 +166,10 @@ def listen(args) -> int:
 
     def on_people(msg) -> None:
         keypoints, scores = read_people(msg)
-        got["people"].append({**header(msg), "keypoints": keypoints.tolist(), "scores": scores.tolist()})
+        got["people"].append({**header(msg), "keypoints": keypoints.tolist(), "scores": scores.tolist(),
+                              "joint_names": list(msg.joint_names),
+                              "image_wh": [msg.image_width, msg.image_height],
+                              "track_ids": [p.track_id for p in msg.people]})
 
     def on_markers(msg) -> None:
         first = msg.markers[0] if msg.markers else None
@@ -177,7 +182,7 @@ def listen(args) -> int:
 
     wanted = {"people": args.count, "markers": args.count if args.markers else 0,
               "images": args.count if args.image else 0}
-    node.create_subscription(PointCloud2, args.topic, on_people, 10)
+    node.create_subscription(People, args.topic, on_people, 10)
     if args.markers:
         node.create_subscription(MarkerArray, args.topic + "/markers", on_markers, 10)
     if args.image:

@@ -2,9 +2,10 @@
 
 The end-to-end tests run three processes with the ROS venv's Python (.venv-ros, made by
 ``make ros-setup``; the PyPI ROS wheels stay out of .venv): a camera stand-in publishing the bundled
-sample, the node, and a listener of its ``people`` cloud, over UDP on 127.0.0.1 only (probe's
-Fast DDS profile). The people they report must be the ones ``Pipeline.predict`` finds in this
-process (.venv) on the same frame, with the publisher's stamp and frame_id.
+sample, the node, and listeners of its ``people`` (higherhrnet_trt_msgs/People: probe's and
+``ros2-echo``), over UDP on 127.0.0.1 only (probe's Fast DDS profile). The people they report must
+be the ones ``Pipeline.predict`` finds in this process (.venv) on the same frame, with the
+publisher's stamp and frame_id, COCO's joint names and the frame's size.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import uuid
@@ -30,6 +30,10 @@ cv2 = pytest.importorskip("cv2")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = demo_cli.package_file(demo_cli.SAMPLE_IMAGE)
+#: COCO's keypoint names in its annotation order (the person category of the COCO 2017 annotations).
+COCO_JOINTS = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+               "right_knee", "left_ankle", "right_ankle"]
 
 
 def _ros_python() -> Path | None:
@@ -50,7 +54,8 @@ needs_ros = pytest.mark.skipif(_ros_python() is None,
 def test_help_lists_ros2_and_missing_rclpy_is_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
-    assert e.value.code == 0 and "ros2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "ros2 " in out and "ros2-echo" in out
     import importlib.util
 
     if importlib.util.find_spec("rclpy") is not None:
@@ -59,6 +64,22 @@ def test_help_lists_ros2_and_missing_rclpy_is_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ROS 2 Python packages are missing (rclpy)")
     assert "higherhrnet-trt[ros]" in err[0]
+    assert main(["ros2-echo", "--count", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ROS 2 Python packages are missing (rclpy)")
+
+
+def test_unbuilt_message_package_is_one_line():
+    import importlib.util
+
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.ros import cli as ros_cli
+
+    if importlib.util.find_spec("higherhrnet_trt_msgs") is not None:
+        pytest.skip("higherhrnet_trt_msgs is importable here; the message for its absence cannot be checked")
+    with pytest.raises(UserError, match=r"^the people message package higherhrnet_trt_msgs is not built .*"
+                                        r"python -m higherhrnet_trt\.ros\.build_msgs"):
+        ros_cli._import_ros("higherhrnet_trt_msgs.msg")
 
 
 def _image_msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> SimpleNamespace:
@@ -103,21 +124,57 @@ def test_compressed_png_decodes_to_the_frame():
     np.testing.assert_array_equal(messages.compressed_to_bgr(msg), frame)
 
 
-def test_read_people_from_hand_packed_cloud():
-    """Two people x two joints packed with struct (x, y, score, person_score as <f4), as the cloud
-    layout documented in messages.py says."""
-    rows = [[(10.5, 20.5, 0.9, 0.7), (11.5, 21.5, 0.8, 0.7)],
-            [(30.0, 40.0, 0.2, 0.3), (31.0, 41.0, 0.1, 0.3)]]
-    data = b"".join(struct.pack("<4f", *p) for row in rows for p in row)
-    fields = [SimpleNamespace(name=n, offset=o) for n, o in
-              (("x", 0), ("y", 4), ("score", 8), ("person_score", 12))]
-    cloud = SimpleNamespace(fields=fields, point_step=16, is_bigendian=False, height=2, width=2, data=data)
-    keypoints, scores = messages.read_people(cloud)
-    np.testing.assert_allclose(keypoints, np.array(rows, np.float32)[:, :, :3])
+def _people_stand_in(rows, scores, tracks, names) -> SimpleNamespace:
+    """A higherhrnet_trt_msgs/People stand-in with the fields of msg/People.msg."""
+    header = SimpleNamespace(stamp=SimpleNamespace(sec=12, nanosec=5_000_000), frame_id="cam")
+    people = [SimpleNamespace(score=s, track_id=t,
+                              keypoints=[SimpleNamespace(x=x, y=y, score=v) for x, y, v in row])
+              for row, s, t in zip(rows, scores, tracks)]
+    return SimpleNamespace(header=header, image_width=640, image_height=480, joint_names=names, people=people)
+
+
+def test_read_people_from_a_stand_in():
+    """Two people x two joints as msg/People.msg lays them out."""
+    rows = [[(10.5, 20.5, 0.9), (11.5, 21.5, 0.8)], [(30.0, 40.0, 0.2), (31.0, 41.0, 0.1)]]
+    msg = _people_stand_in(rows, [0.7, 0.3], [-1, 4], ["nose", "left_eye"])
+    keypoints, scores = messages.read_people(msg)
+    assert keypoints.dtype == np.float32 and keypoints.shape == (2, 2, 3)
+    np.testing.assert_allclose(keypoints, np.array(rows, np.float32))
     np.testing.assert_allclose(scores, [0.7, 0.3])
-    cloud.fields = fields[:3]
-    with pytest.raises(ValueError, match="not a people cloud"):
-        messages.read_people(cloud)
+    empty = messages.read_people(_people_stand_in([], [], [], ["nose", "left_eye"]))
+    assert empty[0].shape == (0, 2, 3) and empty[1].shape == (0,)
+    msg.people[1].keypoints.pop()
+    with pytest.raises(ValueError, match="person 1 has 1 keypoints for 2 joint names"):
+        messages.read_people(msg)
+
+
+def test_echo_text_and_json_of_a_stand_in():
+    """The inspector's lines, worked out by hand: the box spans the joints above 0.1 only."""
+    from higherhrnet_trt.ros import echo
+
+    rows = [[(10.5, 20.5, 0.9), (11.5, 2.5, 0.05), (30.0, 40.0, 0.5)], [(1.0, 2.0, 0.1)] * 3]
+    msg = _people_stand_in(rows, [0.7, 0.3], [-1, 4], ["nose", "left_eye", "right_eye"])
+    assert echo.format_people(msg).splitlines() == [
+        "stamp 12.005000000 frame_id 'cam' image 640x480: 2 people",
+        "  #0 score 0.70 track -: 2/3 joints > 0.1 in 10.5,20.5 - 30.0,40.0 px",
+        "  #1 score 0.30 track 4: no joint > 0.1",
+    ]
+    lines = echo.format_people(msg, joints=True).splitlines()
+    assert lines[2] == "      nose                10.5    20.5  0.90" and len(lines) == 1 + 2 * 4
+    out = echo.people_to_dict(msg)
+    assert out["stamp_ns"] == 12_005_000_000 and out["image_wh"] == [640, 480]
+    assert [p["track_id"] for p in out["people"]] == [-1, 4]
+    assert out["people"][0]["keypoints"][2] == [30.0, 40.0, 0.5]
+
+
+def test_build_msgs_names_a_missing_tool(monkeypatch):
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.ros import build_msgs
+
+    monkeypatch.setattr(build_msgs.shutil, "which", lambda name, path=None: None)
+    with pytest.raises(UserError, match=r"^cmake not found on PATH: pip install 'higherhrnet-trt\[ros\]'"):
+        build_msgs.build("/nonexistent")
+    assert (build_msgs.SOURCE / "msg" / "People.msg").is_file()
 
 
 def test_markers_lie_on_the_pixel_rays():
@@ -201,6 +258,10 @@ def test_node_publishes_the_people_of_pipeline_predict(transport, stop, demo_onn
                            "--timeout", "120", "--out", str(people), *extra, "--ros-args", *ns],
                           env, tmp_path / "listen.log")
         procs.append(listener)
+        if transport == "raw":  # the inspector too, as a user would run it
+            echo = _start([ros_py, "-m", "higherhrnet_trt.cli", "ros2-echo", "--count", "1", "--json",
+                           "--timeout", "120", "--ros-args", *ns], env, tmp_path / "echo.log")
+            procs.append(echo)
         camera = _start([ros_py, "-m", "higherhrnet_trt.ros.probe", "publish", SAMPLE, "--rate", "5",
                          "--duration", "150", "--frame-id", "test_cam", "--stamps", str(stamps), *pub_opts,
                          "--ros-args", *ns], env, tmp_path / "camera.log")
@@ -210,6 +271,8 @@ def test_node_publishes_the_people_of_pipeline_predict(transport, stop, demo_onn
         except subprocess.TimeoutExpired:
             listened = None
         assert listened == 0, (tmp_path / "listen.log").read_text() + (tmp_path / "node.log").read_text()
+        if transport == "raw":
+            assert echo.wait(60) == 0, (tmp_path / "echo.log").read_text()
         assert _stop(node, stop) == 0
         assert _stop(camera, signal.SIGTERM) == 0
     finally:
@@ -233,9 +296,20 @@ def test_node_publishes_the_people_of_pipeline_predict(transport, stop, demo_onn
     assert len(out["images"]) == (3 if transport == "compressed" else 0)
     for msg in got:
         assert msg["frame_id"] == "test_cam" and msg["stamp_ns"] in sent
+        assert msg["joint_names"] == COCO_JOINTS and msg["image_wh"] == [640, 480]
+        assert msg["track_ids"] == [-1] * len(reference)
         scores, keypoints = np.array(msg["scores"], np.float32), np.array(msg["keypoints"], np.float32)
         np.testing.assert_allclose(scores, reference.scores, rtol=0, atol=1e-5)
         np.testing.assert_allclose(keypoints, reference.keypoints, rtol=0, atol=1e-3)
+    if transport == "raw":  # ros2-echo --json: the first line is the message, the last stderr's count
+        lines = (tmp_path / "echo.log").read_text().splitlines()
+        echoed = json.loads(lines[0])
+        assert echoed["frame_id"] == "test_cam" and echoed["stamp_ns"] in sent
+        assert echoed["joint_names"] == COCO_JOINTS and echoed["image_wh"] == [640, 480]
+        np.testing.assert_allclose([p["score"] for p in echoed["people"]], reference.scores, atol=1e-5)
+        np.testing.assert_allclose([p["keypoints"] for p in echoed["people"]], reference.keypoints,
+                                   atol=1e-3)
+        assert lines[-1] == "ros2-echo: 1 message on people"
 
 
 _MARKER_SCRIPT = """
@@ -248,18 +322,21 @@ kpts = np.array(json.loads(sys.argv[1]), np.float32)
 k = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
 header = Header(frame_id="cam")
 out = messages.people_markers(kpts, header, [(0, 1), (1, 2), (2, 3)], k, depth=2.0, kpt_thr=0.1)
-cloud = messages.people_cloud(kpts, np.array([0.9, 0.4], np.float32), header)
-back = messages.read_people(cloud)
+people = messages.people_message(kpts, np.array([0.9, 0.4], np.float32), header, ["a", "b", "c", "d"],
+                                  (640, 480), track_ids=[7, -1])
+back = messages.read_people(people)
 print(json.dumps({
     "markers": [[m.action, m.type, m.ns, m.id, m.header.frame_id,
                  [[p.x / p.z * 500 + 320, p.y / p.z * 500 + 240] for p in m.points]] for m in out.markers],
     "codes": [Marker.DELETEALL, Marker.LINE_LIST, Marker.SPHERE_LIST],
-    "cloud": [cloud.height, cloud.width, cloud.header.frame_id, back[0].tolist(), back[1].tolist()]}))
+    "people": [type(people).__module__, people.header.frame_id, people.image_width, people.image_height,
+               list(people.joint_names), [p.track_id for p in people.people], back[0].tolist(),
+               back[1].tolist()]}))
 """
 
 
 @needs_ros
-def test_marker_and_cloud_messages(tmp_path):
+def test_marker_and_people_messages(tmp_path):
     """Built with the real message classes (ROS venv): a person with joints 0, 1, 3 above 0.1 and
     joint 2 below gets limb (0, 1) only and spheres at 0, 1, 3; a person with none gets nothing."""
     kpts = [[[10, 20, 0.9], [30, 40, 0.8], [50, 60, 0.05], [70, 80, 0.5]],
@@ -275,8 +352,9 @@ def test_marker_and_cloud_messages(tmp_path):
                                                          (sphere_list, "joints", 0, "cam")]
     np.testing.assert_allclose(people[0][5], [[10, 20], [30, 40]], atol=1e-9)
     np.testing.assert_allclose(people[1][5], [[10, 20], [30, 40], [70, 80]], atol=1e-9)
-    height, width, frame_id, keypoints, scores = out["cloud"]
-    assert (height, width, frame_id) == (2, 4, "cam")
+    module, frame_id, width, height, names, tracks, keypoints, scores = out["people"]
+    assert module.startswith("higherhrnet_trt_msgs.msg") and (frame_id, width, height) == ("cam", 640, 480)
+    assert names == ["a", "b", "c", "d"] and tracks == [7, -1]
     np.testing.assert_allclose(keypoints, kpts, rtol=1e-6)
     np.testing.assert_allclose(scores, [0.9, 0.4], rtol=1e-6)
 
