@@ -113,7 +113,7 @@ def predict_sources(pipe, sources, max_rounds: int | None = None,
         for n, round_ in enumerate(multi):
             if max_rounds is not None and n >= max_rounds:
                 break
-            poses = pipe.predict_batch([t.frame.image for t in round_])
+            poses = pipe.predict_batch([t.frame.image for t in round_], [t.source for t in round_])
             yield [(t.source, t.frame, p) for t, p in zip(round_, poses)]
     finally:
         if multi is not sources:

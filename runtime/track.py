@@ -325,6 +325,10 @@ class Tracker:
         self._bound()
         return ids
 
+    def update_poses(self, poses):
+        """update() for a Poses: the same Poses with ``track_ids`` set."""
+        return poses.with_track_ids(self.update(poses))
+
     # -- steps ----------------------------------------------------------------------------------
     def _similarity(self, pred, area, xy, conf, tracked) -> np.ndarray:
         """(T, P) OKS of every track's prediction with every tracked person; 0 for pairs whose
