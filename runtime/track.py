@@ -56,9 +56,9 @@ class TrackerOptions:
     max_tracks: most tracks kept (seen, lost and tentative together).
     """
 
-    high_score: float = 0.3
+    high_score: float = 0.2
     low_score: float = 0.1
-    new_score: float = 0.3
+    new_score: float = 0.2
     min_oks: float = 0.1
     max_lost: int = 30
     min_hits: int = 2
