@@ -38,7 +38,13 @@ using namespace hhr;
 
 namespace {
 
-constexpr int kBlock = 16;       // side of refine's search blocks, output pixels
+#ifdef HHR_COUNT
+long g_scanned = 0, g_searches = 0;
+#endif
+#ifndef HHR_CPU_BLOCK
+#define HHR_CPU_BLOCK 8
+#endif
+constexpr int kBlock = HHR_CPU_BLOCK;       // side of refine's search blocks, output pixels
 constexpr int kNonFinite = 8;    // status: NaN / inf in the projected maps (the caller decodes in NumPy)
 constexpr int kMaxJ = 64;        // joints per image this build handles
 
@@ -49,7 +55,27 @@ struct Axis {
   const int* i1;
   const float* w0;
   const float* w1;
+  // Exact 2x upsampling (the projection of stride-2 maps at scale 1), when out = 2 * in and the
+  // taps of 0 < o < out - 1 are (o - 1) / 2 and the next: the weights of odd / even outputs
+  // de-interleaved (up_odd0[m] = w0[2m + 1], ...), so the row loop vectorises without gathers.
+  bool up2 = false;
+  std::vector<float> up_odd0, up_odd1, up_even0, up_even1;
 };
+
+// Sets up2 for an axis of `in` -> `out` values.
+void detect_up2(Axis& a, int in, int out) {
+  a.up2 = false;
+  if (!a.i0 || out != 2 * in || in < 2) return;
+  for (int o = 1; o < out - 1; ++o)
+    if (a.i0[o] != (o - 1) / 2 || a.i1[o] != a.i0[o] + 1) return;
+  const int n = in - 1;  // odd outputs 1, 3, .., out - 3 and even outputs 2, 4, .., out - 2
+  a.up_odd0.resize(n); a.up_odd1.resize(n); a.up_even0.resize(n); a.up_even1.resize(n);
+  for (int m = 0; m < n; ++m) {
+    a.up_odd0[m] = a.w0[2 * m + 1]; a.up_odd1[m] = a.w1[2 * m + 1];
+    a.up_even0[m] = a.w0[2 * m + 2]; a.up_even1[m] = a.w1[2 * m + 2];
+  }
+  a.up2 = true;
+}
 
 // One joint's map: (h, w, inner) float32, inner = 1 for heatmaps and T for channels-last tags.
 struct Plane {
@@ -79,6 +105,30 @@ void resize_row(const Plane& s, const Axis& ax, int row, int W, float* out) {
     memcpy(out, r, sizeof(float) * W * inner);
     return;
   }
+  if (ax.up2 && (inner == 1 || inner == 2)) {
+    // Output 0 and W - 1 by their taps, the rest from input pairs (m, m + 1): outputs 2m + 1, 2m + 2.
+    const int n = W / 2 - 1;
+    const float *a0 = ax.up_odd0.data(), *a1 = ax.up_odd1.data(), *b0 = ax.up_even0.data(), *b1 = ax.up_even1.data();
+    if (inner == 1) {
+      for (int m = 0; m < n; ++m) {
+        const float u = r[m], v = r[m + 1];
+        out[2 * m + 1] = u * a0[m] + v * a1[m];
+        out[2 * m + 2] = u * b0[m] + v * b1[m];
+      }
+    } else {
+      for (int m = 0; m < n; ++m) {
+        const float u0 = r[2 * m], u1 = r[2 * m + 1], v0 = r[2 * m + 2], v1 = r[2 * m + 3];
+        out[4 * m + 2] = u0 * a0[m] + v0 * a1[m];
+        out[4 * m + 3] = u1 * a0[m] + v1 * a1[m];
+        out[4 * m + 4] = u0 * b0[m] + v0 * b1[m];
+        out[4 * m + 5] = u1 * b0[m] + v1 * b1[m];
+      }
+    }
+    for (int x = 0; x < W; x += W - 1)
+      for (int t = 0; t < inner; ++t)
+        out[x * inner + t] = r[ax.i0[x] * inner + t] * ax.w0[x] + r[ax.i1[x] * inner + t] * ax.w1[x];
+    return;
+  }
   if (inner == 1) {
     for (int x = 0; x < W; ++x) out[x] = r[ax.i0[x]] * ax.w0[x] + r[ax.i1[x]] * ax.w1[x];
     return;
@@ -91,22 +141,42 @@ void resize_row(const Plane& s, const Axis& ax, int row, int W, float* out) {
 // Rows of the input resized along x, cached by input row (two slots: the rows the projection of
 // consecutive output rows reads are non-decreasing, and one output row reads two input rows).
 struct RowCache {
-  std::vector<float> buf[2];
+  float* buf[2];
   int id[2] = {-1, -1};
   int next = 0;
-  void init(size_t n) {
-    for (auto& b : buf) b.resize(n);
+  void init(float* a, float* b) {
+    buf[0] = a;
+    buf[1] = b;
     id[0] = id[1] = -1;
     next = 0;
   }
   const float* get(const Plane& s, const Axis& ax, int row, int W, int keep) {
     for (int k = 0; k < 2; ++k)
-      if (id[k] == row) return buf[k].data();
+      if (id[k] == row) return buf[k];
     int slot = id[next] == keep ? 1 - next : next;
-    resize_row(s, ax, row, W, buf[slot].data());
+    resize_row(s, ax, row, W, buf[slot]);
     id[slot] = row;
     next = 1 - slot;
-    return buf[slot].data();
+    return buf[slot];
+  }
+};
+
+// Scratch buffers carved from one allocation, each start shifted by a different multiple of
+// 64 bytes: buffers a multiple of 4 KiB apart make loads wait on unrelated stores (4K aliasing),
+// which cost a third of the streaming pass before.
+struct Arena {
+  std::vector<float> mem;
+  size_t used = 0;
+  int count = 0;
+  void reset(size_t total) {
+    if (mem.size() < total) mem.assign(total, 0.0f);
+    used = 0;
+    count = 0;
+  }
+  float* take(size_t n) {
+    float* p = mem.data() + used;
+    used += (n + 15) / 16 * 16 + 16 * (1 + count++ % 7);
+    return p;
   }
 };
 
@@ -162,7 +232,7 @@ struct Geometry {
 // Thread scratch of the streaming pass.
 struct Scratch {
   RowCache heat_cache, tag_cache;
-  std::vector<float> ring, ring_max, col_max, tag_row, nms_row, hacc, tlo_acc, thi_acc;
+  Arena arena;
 };
 
 inline float fmax2(float a, float b) { return a > b ? a : b; }
@@ -189,32 +259,37 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
                   const float* tags, JointResult& r, Scratch& s) {
   const int H = g.H, W = g.W, T = g.T, pad = p.nms_padding, R = 2 * pad + 1, nb = g.nb(), WT = W * T;
   const Plane hp = {heat, g.h, g.w, 1}, tp = {tags, g.h, g.w, T};
-  s.heat_cache.init(W);
-  s.tag_cache.init((size_t)WT);
-  s.ring.resize((size_t)R * W);
-  s.ring_max.resize((size_t)R * W);
-  s.col_max.resize(W);
-  s.tag_row.resize((size_t)WT);
-  s.nms_row.resize(W);
-  s.hacc.resize(W);
-  s.tlo_acc.resize(WT);
-  s.thi_acc.resize(WT);
+  const size_t Wp = (size_t)(W + 15) / 16 * 16 + 16;  // ring row stride (not a multiple of 4 KiB)
+  s.arena.reset(2 * Wp * R + 8 * (size_t)WT + 6 * (size_t)W + 4096);
+  float* ring = s.arena.take(Wp * R);
+  float* ring_max = s.arena.take(Wp * R);
+  float* cm = s.arena.take(W);
+  float* tag_row = s.arena.take(WT);
+  float* nv = s.arena.take(W);
+  float* hacc = s.arena.take(W);
+  float* tlo = s.arena.take(WT);
+  float* thi = s.arena.take(WT);
+  {
+    float* h0 = s.arena.take(W);
+    float* h1 = s.arena.take(W);
+    s.heat_cache.init(h0, h1);
+    float* t0 = s.arena.take(WT);
+    float* t1 = s.arena.take(WT);
+    s.tag_cache.init(t0, t1);
+  }
   r.count = 0;
   r.bmax.assign(nb, -INFINITY);
   r.tlo.assign((size_t)T * nb, INFINITY);
   r.thi.assign((size_t)T * nb, -INFINITY);
   int bad = 0;
   const int k = p.k;
-  float* hacc = s.hacc.data();
-  float* tlo = s.tlo_acc.data();
-  float* thi = s.thi_acc.data();
   for (int y = 0; y < H + pad; ++y) {
     if (y < H) {
-      float* row = &s.ring[(size_t)(y % R) * W];
+      float* row = ring + (y % R) * Wp;
       project_row(hp, g.ax, g.ay, y, W, s.heat_cache, row);
-      row_window_max(row, W, pad, &s.ring_max[(size_t)(y % R) * W]);
-      project_row(tp, g.ax, g.ay, y, W, s.tag_cache, s.tag_row.data());
-      const float* tr = s.tag_row.data();
+      row_window_max(row, W, pad, ring_max + (y % R) * Wp);
+      project_row(tp, g.ax, g.ay, y, W, s.tag_cache, tag_row);
+      const float* tr = tag_row;
       bad |= any_nonfinite(row, W) | any_nonfinite(tr, WT);
       // Block maxima and tag ranges (refine's bounds): elementwise over the block's rows, reduced
       // per block at its last row.
@@ -249,14 +324,12 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
     const int yc = y - pad;  // the row whose window is complete
     if (yc < 0) continue;
     const int y0 = yc - pad < 0 ? 0 : yc - pad, y1 = yc + pad >= H ? H - 1 : yc + pad;
-    float* cm = s.col_max.data();
-    memcpy(cm, &s.ring_max[(size_t)(y0 % R) * W], sizeof(float) * W);
+    memcpy(cm, ring_max + (y0 % R) * Wp, sizeof(float) * W);
     for (int yy = y0 + 1; yy <= y1; ++yy) {
-      const float* o = &s.ring_max[(size_t)(yy % R) * W];
+      const float* o = ring_max + (yy % R) * Wp;
       for (int x = 0; x < W; ++x) cm[x] = fmax2(o[x], cm[x]);
     }
-    const float* hrow = &s.ring[(size_t)(yc % R) * W];
-    float* nv = s.nms_row.data();
+    const float* hrow = ring + (yc % R) * Wp;
     // Official NMS value det * (maxpool(det) == det), then the strict float64 threshold, written
     // as v > thr_f (thr_f: the largest float32 <= the threshold).
     int any = 0;
@@ -338,30 +411,71 @@ void group_one(const Geometry& g, const DecodeParams& p, const JointResult* jr, 
   o.status |= status;
 }
 
-// Refine score of output pixel (y, x) of one joint: refine_score's expression.
-inline float score_at(const Plane& hp, const Plane& tp, const Geometry& g, int y, int x, const float* c) {
-  const float hv = sample(hp, g.ax, g.ay, y, x, 0);
-  float diff = sample(tp, g.ax, g.ay, y, x, 0) - c[0];
-  float sq = diff * diff;
-  for (int t = 1; t < g.T; ++t) {
-    diff = sample(tp, g.ax, g.ay, y, x, t) - c[t];
-    sq = sq + diff * diff;
+// Projected values of output rows [y0, y1) x columns [x0, x1) into out ((y1 - y0, x1 - x0, inner)),
+// by row_value and the vertical blend of project_row: the same bits. rows: scratch.
+void project_block(const Plane& s, const Axis& ax, const Axis& ay, int y0, int y1, int x0, int x1,
+                   std::vector<float>& rows, float* out) {
+  const int inner = s.inner, n = (x1 - x0) * inner;
+  auto hrow = [&](int row, float* dst) {
+    for (int x = x0; x < x1; ++x)
+      for (int t = 0; t < inner; ++t) dst[(x - x0) * inner + t] = row_value(s, ax, row, x, t);
+  };
+  if (!ay.i0) {
+    for (int y = y0; y < y1; ++y) hrow(y, out + (size_t)(y - y0) * n);
+    return;
   }
-  return hv - rintf(sqrtf(sq));
+  const int r0 = ay.i0[y0], r1 = ay.i1[y1 - 1];  // taps are non-decreasing: rows r0..r1
+  rows.resize((size_t)(r1 - r0 + 1) * n);
+  for (int r = r0; r <= r1; ++r) hrow(r, &rows[(size_t)(r - r0) * n]);
+  for (int y = y0; y < y1; ++y) {
+    const float* top = &rows[(size_t)(ay.i0[y] - r0) * n];
+    const float* bottom = &rows[(size_t)(ay.i1[y] - r0) * n];
+    const float a = ay.w0[y], b = ay.w1[y];
+    float* o = out + (size_t)(y - y0) * n;
+    for (int i = 0; i < n; ++i) o[i] = top[i] * a + bottom[i] * b;
+  }
 }
 
-// The best pixel of block b for centre c: argmax_better over its pixels in flat order.
+struct BlockScratch {
+  std::vector<float> rows, bound;
+  float heat[kBlock * kBlock], tag[kBlock * kBlock * HHR_MAX_T], score[kBlock * kBlock];
+};
+
+// The best pixel of block b for centre c, merged into (best, best_i) by argmax_better. Scores are
+// refine_score's expression; with finite maps and centre none is NaN, so the block's winner is the
+// first maximum in row-major order, which is flat index order.
 inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int b, const float* c,
-                       float* best, int* best_i) {
-  const int by = b / g.wb, bx = b % g.wb;
+                       BlockScratch& s, float* best, int* best_i) {
+  const int by = b / g.wb, bx = b % g.wb, T = g.T;
   const int y0 = by * kBlock, y1 = std::min(y0 + kBlock, g.H);
-  const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, g.W);
-  for (int y = y0; y < y1; ++y)
-    for (int x = x0; x < x1; ++x) {
-      const float s = score_at(hp, tp, g, y, x, c);
-      const int i = y * g.W + x;
-      if (argmax_better(s, i, *best, *best_i)) { *best = s; *best_i = i; }
+  const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, g.W), bw = x1 - x0, n = (y1 - y0) * bw;
+  project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
+  project_block(tp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.tag);
+  if (T == 2) {
+    const float c0 = c[0], c1 = c[1];
+    for (int i = 0; i < n; ++i) {
+      const float d0 = s.tag[2 * i] - c0, d1 = s.tag[2 * i + 1] - c1;
+      float sq = d0 * d0;
+      sq = sq + d1 * d1;
+      s.score[i] = s.heat[i] - rintf(sqrtf(sq));
     }
+  } else {
+    for (int i = 0; i < n; ++i) {
+      float d = s.tag[i * T] - c[0];
+      float sq = d * d;
+      for (int t = 1; t < T; ++t) {
+        d = s.tag[i * T + t] - c[t];
+        sq = sq + d * d;
+      }
+      s.score[i] = s.heat[i] - rintf(sqrtf(sq));
+    }
+  }
+  float m = s.score[0];
+  for (int i = 1; i < n; ++i) m = fmax2(m, s.score[i]);
+  int first = 0;
+  while (s.score[first] != m) ++first;
+  const int i = (y0 + first / bw) * g.W + x0 + first % bw;
+  if (argmax_better(m, i, *best, *best_i)) { *best = m; *best_i = i; }
 }
 
 // Refine's argmax for one (joint, finite centre), equal to the full-map np.argmax of
@@ -371,10 +485,10 @@ inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int 
 // order, and the bound is >= every score of the block, exactly (no slack). Blocks whose bound is
 // below a score already reached cannot hold the maximum nor a tie with it.
 int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const JointResult& r,
-                  const float* c, std::vector<float>& bound) {
+                  const float* c, BlockScratch& bs) {
   const int nb = g.nb(), T = g.T;
-  bound.resize(nb);
-  float* bd = bound.data();
+  bs.bound.resize(nb);
+  float* bd = bs.bound.data();
   const float* lo0 = r.tlo.data();
   const float* hi0 = r.thi.data();
   for (int b = 0; b < nb; ++b) {
@@ -396,9 +510,13 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const Joi
   }
   float best = 0.0f;
   int best_i = -1;
-  scan_block(hp, tp, g, top, c, &best, &best_i);
+  scan_block(hp, tp, g, top, c, bs, &best, &best_i);
+  int scanned = 1;
   for (int b = 0; b < nb; ++b)
-    if (b != top && !(bd[b] < best)) scan_block(hp, tp, g, b, c, &best, &best_i);
+    if (b != top && !(bd[b] < best)) { scan_block(hp, tp, g, b, c, bs, &best, &best_i); ++scanned; }
+#ifdef HHR_COUNT
+  g_scanned += scanned; g_searches += 1;
+#endif
   return best_i;
 }
 
@@ -406,7 +524,7 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const Joi
 // centres (count, T), has (count): finite mean tag (refine_people's `finite`).
 void refine_joint(const Geometry& g, const JointResult& r, const float* heat_j, const float* tags_j,
                   int j, const float* centres, const unsigned char* has, const unsigned char* missing,
-                  ImageOut& o, std::vector<float>& bound) {
+                  ImageOut& o, BlockScratch& bound) {
   const int J = g.J, T = g.T, R = 3 + T, W = g.W;
   const Plane hp = {heat_j, g.h, g.w, 1}, tp = {tags_j, g.h, g.w, T};
   for (int q = 0; q < o.count; ++q) {
@@ -476,6 +594,9 @@ void parallel_for(int n, int threads, F&& fn) {
 // a nonzero status means the image must be decoded by the NumPy decoder (non-finite maps,
 // unsolvable matching); its outputs are then meaningless.
 // flags: bit 0 adjust, bit 1 refine. threads: 0 = all hardware threads.
+#ifdef HHR_COUNT
+extern "C" long hhr_count(int which) { return which ? g_searches : g_scanned; }
+#endif
 extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, int J, int h, int w, int T,
                               int H, int W, const int* ix0, const int* ix1, const float* wx0,
                               const float* wx1, const int* iy0, const int* iy1, const float* wy0,
@@ -490,8 +611,9 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
   g.J = J; g.T = T; g.h = h; g.w = w; g.H = H; g.W = W;
   g.hb = (H + kBlock - 1) / kBlock;
   g.wb = (W + kBlock - 1) / kBlock;
-  g.ax = {ix0, ix1, wx0, wx1};
-  g.ay = {iy0, iy1, wy0, wy1};
+  g.ax.i0 = ix0; g.ax.i1 = ix1; g.ax.w0 = wx0; g.ax.w1 = wx1;
+  g.ay.i0 = iy0; g.ay.i1 = iy1; g.ay.w0 = wy0; g.ay.w1 = wy1;
+  detect_up2(g.ax, w, W);
   float thr_f = (float)det_thr;
   if ((double)thr_f > det_thr) thr_f = nextafterf(thr_f, -INFINITY);
   const size_t plane = (size_t)h * w, P = (size_t)J * k, R = 3 + T;
@@ -522,7 +644,7 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
         for (int j = 0; j < J; ++j)
           missing[((size_t)n * P + q) * J + j] = out[n].people[((size_t)q * J + j) * R + 2] == 0.0f;
     }
-    std::vector<std::vector<float>> bounds(threads);
+    std::vector<BlockScratch> bounds(threads);
     parallel_for(N * J, threads, [&](int t, int tid) {
       const int n = t / J, j = t % J;
       if (out[n].status) return;
