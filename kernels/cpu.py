@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -27,7 +28,7 @@ import numpy as np
 
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
 from higherhrnet_trt.decode import DecodeConfig, parse
-from higherhrnet_trt.decode.aggregate import _linear_taps
+from higherhrnet_trt.decode.aggregate import _linear_taps, resize_bilinear
 
 KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("cpu_decode.cpp", "common.cuh", "group.cuh", "munkres.cuh", "refine.cuh")
@@ -36,6 +37,9 @@ BASE_FLAGS = ("-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fPI
 #: Limits of the compiled decode (larger settings decode in NumPy).
 MAX_JOINTS, MAX_TAG_DIM, MAX_PEOPLE = 64, 2, 64
 
+#: One image's people: grouped (P, J, 3 + T) float32 and scores (P,) float32, as decode.parse.
+Decoded = tuple[np.ndarray, np.ndarray]
+log = logging.getLogger("higherhrnet_trt.kernels")
 _lock = threading.Lock()
 _state: dict = {}
 
@@ -54,7 +58,8 @@ def _arch_flags() -> tuple[str, ...]:
 def _cpu_signature() -> bytes:
     try:
         with open("/proc/cpuinfo", "rb") as f:
-            lines = [ln for ln in f.read().splitlines() if ln.startswith((b"flags", b"Features", b"model name"))]
+            keys = (b"flags", b"Features", b"model name")
+            lines = [ln for ln in f.read().splitlines() if ln.startswith(keys)]
         return b"\n".join(sorted(set(lines)))
     except OSError:
         return platform.processor().encode()
@@ -86,6 +91,7 @@ def build_library(cxx: str | None = None) -> str:
     os.makedirs(os.path.dirname(out), exist_ok=True)
     tmp = f"{out}.{os.getpid()}.tmp"
     src = os.path.join(KERNEL_DIR, "cpu_decode.cpp")
+    log.info("compiling the CPU decode (once, into %s)", os.path.dirname(out))
     err = b""
     for flags in ((*BASE_FLAGS, *arch), BASE_FLAGS) if arch else (BASE_FLAGS,):
         try:
@@ -110,11 +116,12 @@ def _load():
         except (RuntimeError, OSError) as exc:
             _state["error"] = str(exc).splitlines()[0]
             return None
-        f32, i32 = (np.ctypeslib.ndpointer(np.float32, flags="C"), np.ctypeslib.ndpointer(np.int32, flags="C"))
+        f32 = np.ctypeslib.ndpointer(np.float32, flags="C")
+        i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
         ci, f64, vp = ctypes.c_int, ctypes.c_double, ctypes.c_void_p
         lib.hhr_cpu_decode.restype = ci
-        lib.hhr_cpu_decode.argtypes = ([f32, f32] + [ci] * 7 + [vp] * 8 + [ci, ci, f64, f64, ci, ci, ci, i32, ci, ci]
-                                       + [f32, f32, i32, i32])
+        lib.hhr_cpu_decode.argtypes = ([f32, f32] + [ci] * 7 + [vp] * 8
+                                       + [ci, ci, f64, f64, ci, ci, ci, i32, ci, ci, f32, f32, i32, i32])
         _state["lib"] = lib
         return lib
 
@@ -138,6 +145,15 @@ def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, ...] | None:
             np.ascontiguousarray(w0, np.float32), np.ascontiguousarray(w1, np.float32))
 
 
+def reference_decode(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig,
+                     size_wh: Sequence[int]) -> Decoded:
+    """What the compiled decode computes, in NumPy: heatmaps (J, h, w) and tags (J, h, w, T)
+    resized to size_wh (W, H) by resize_bilinear(backend="numpy"), then decode.parse."""
+    h = resize_bilinear(heatmaps, size_wh, backend="numpy")
+    t = resize_bilinear(tags, size_wh, channels_last=True, backend="numpy")
+    return parse(h, t, cfg)
+
+
 def supports(cfg: DecodeConfig, num_joints: int, tag_dim: int) -> bool:
     """Whether the compiled decode handles these settings (else the NumPy decode does)."""
     return (num_joints <= MAX_JOINTS and 1 <= tag_dim <= MAX_TAG_DIM and cfg.max_people <= MAX_PEOPLE
@@ -145,7 +161,7 @@ def supports(cfg: DecodeConfig, num_joints: int, tag_dim: int) -> bool:
 
 
 def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | None = None,
-                 size_wh: Sequence[int] | None = None, threads: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+                 size_wh: Sequence[int] | None = None, threads: int = 0) -> list[Decoded]:
     """Project and decode N images: heatmaps (N, J, h, w) and tags (N, J, h, w, T) float32 (tags at
     the heatmaps' size; a 4-D array is T = 1) -> one (grouped (P, J, 3 + T), scores (P,)) per image,
     as ``decode.parse`` on the maps resized to ``size_wh`` (W, H) pixels (None: no resize) by
@@ -157,19 +173,16 @@ def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | Non
     tg = np.asarray(tags, dtype=np.float32)
     tg = np.ascontiguousarray(tg[..., None] if tg.ndim == 4 else tg)
     if hm.ndim != 4 or tg.ndim != 5 or tg.shape[:4] != hm.shape:
-        raise ValueError(f"expected heatmaps (N, J, h, w) and tags (N, J, h, w, T), got {hm.shape} and {tg.shape}")
+        raise ValueError(f"expected heatmaps (N, J, h, w) and tags (N, J, h, w, T), got {hm.shape} "
+                         f"and {tg.shape}")
     N, J, h, w = hm.shape
     T = tg.shape[-1]
     W, H = (w, h) if size_wh is None else (int(size_wh[0]), int(size_wh[1]))
     cfg.check(J)
     lib = _load()
 
-    def numpy_decode(n: int) -> tuple[np.ndarray, np.ndarray]:
-        from higherhrnet_trt.decode.aggregate import resize_bilinear
-
-        h_n = resize_bilinear(hm[n], (W, H), backend="numpy")
-        t_n = resize_bilinear(tg[n], (W, H), channels_last=True, backend="numpy")
-        return parse(h_n, t_n, cfg)
+    def numpy_decode(n: int) -> Decoded:
+        return reference_decode(hm[n], tg[n], cfg, (W, H))
 
     if lib is None or not supports(cfg, J, T) or N == 0:
         return [numpy_decode(n) for n in range(N)]
@@ -196,7 +209,7 @@ def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | Non
 
 
 def decode(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | None = None,
-           size_wh: Sequence[int] | None = None, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+           size_wh: Sequence[int] | None = None, threads: int = 0) -> Decoded:
     """:func:`decode_batch` for one image: heatmaps (J, h, w), tags (J, h, w, T) or (J, h, w)."""
     tg = np.asarray(tags, dtype=np.float32)
     tg = tg[..., None] if tg.ndim == 3 else tg
