@@ -121,7 +121,7 @@ def _load():
         ci, f64, vp = ctypes.c_int, ctypes.c_double, ctypes.c_void_p
         lib.hhr_cpu_decode.restype = ci
         lib.hhr_cpu_decode.argtypes = ([f32, f32] + [ci] * 7 + [vp] * 8
-                                       + [ci, ci, f64, f64, ci, ci, ci, i32, ci, ci, f32, f32, i32, i32])
+                                       + [ci, ci, f64, f64, ci, ci, ci, i32, ci, ci, f32, f32, i32, i32, vp])
         _state["lib"] = lib
         return lib
 
@@ -161,14 +161,19 @@ def supports(cfg: DecodeConfig, num_joints: int, tag_dim: int) -> bool:
 
 
 def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | None = None,
-                 size_wh: Sequence[int] | None = None, threads: int = 0) -> list[Decoded]:
+                 size_wh: Sequence[int] | None = None, threads: int = 0,
+                 stage_s: np.ndarray | None = None) -> list[Decoded]:
     """Project and decode N images: heatmaps (N, J, h, w) and tags (N, J, h, w, T) float32 (tags at
     the heatmaps' size; a 4-D array is T = 1) -> one (grouped (P, J, 3 + T), scores (P,)) per image,
     as ``decode.parse`` on the maps resized to ``size_wh`` (W, H) pixels (None: no resize) by
-    ``resize_bilinear(backend="numpy")``. threads: 0 = every hardware thread.
+    ``resize_bilinear(backend="numpy")``. threads: 0 = every hardware thread. stage_s: a (3,)
+    float64 array that gets the wall seconds of the compiled steps (projection + NMS + top-k,
+    grouping, refine), for benchmarks.
     Images the compiled code cannot decode (NaN / inf maps, an unsolvable matching, settings past
     its limits) go through the NumPy decode, so the result is the NumPy decode's in every case."""
     cfg = cfg or DecodeConfig()
+    if stage_s is not None and (stage_s.dtype != np.float64 or stage_s.size < 3 or not stage_s.flags.c_contiguous):
+        raise ValueError("stage_s must be a contiguous float64 array of 3 values")
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
     tg = np.asarray(tags, dtype=np.float32)
     tg = np.ascontiguousarray(tg[..., None] if tg.ndim == 4 else tg)
@@ -201,7 +206,8 @@ def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | Non
     flags = (1 if cfg.adjust else 0) | (2 if cfg.refine else 0)
     rc = lib.hhr_cpu_decode(hm, tg, N, J, h, w, T, H, W, *ptr, k, cfg.max_people, cfg.detection_threshold,
                             cfg.tag_threshold, int(cfg.use_detection_val), int(cfg.ignore_too_much),
-                            cfg.nms_padding, order, flags, int(threads), people, scores, count, status)
+                            cfg.nms_padding, order, flags, int(threads), people, scores, count, status,
+                            None if stage_s is None else stage_s.ctypes.data)
     if rc != 0:
         return [numpy_decode(n) for n in range(N)]
     return [numpy_decode(n) if status[n] else (people[n, :count[n]].copy(), scores[n, :count[n]].copy())

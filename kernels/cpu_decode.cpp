@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -205,6 +206,7 @@ struct JointResult {
   int idx[HHR_MAX_N];          // flat index y * W + x
   std::vector<float> bmax;     // (nb) heatmap maximum per block
   std::vector<float> tlo, thi; // (T, nb) tag range per block and channel
+  std::vector<unsigned char> exact;  // (nb) bmax is the block's exact maximum (refine_argmax)
   int nonfinite;
 };
 
@@ -226,8 +228,16 @@ inline void topk_push(JointResult& r, int k, float v, int i) {
 struct Geometry {
   int J, T, h, w, H, W, hb, wb;
   Axis ax, ay;
+  // Input columns [bcol0, bcol1] the projection of block column bx reads; rows likewise.
+  std::vector<int> bcol0, bcol1, brow0, brow1;
   int nb() const { return hb * wb; }
 };
+
+// Input index range [lo, hi] that outputs [o0, o1) of an axis read.
+inline void input_range(const Axis& a, int o0, int o1, int* lo, int* hi) {
+  *lo = a.i0 ? a.i0[o0] : o0;
+  *hi = a.i0 ? a.i1[o1 - 1] : o1 - 1;  // taps are non-decreasing
+}
 
 // Thread scratch of the streaming pass.
 struct Scratch {
@@ -247,6 +257,20 @@ void row_window_max(const float* row, int W, int pad, float* out) {
   }
 }
 
+// Maximum of v[0..n) (n >= 1), in 16 lanes so that it vectorises (max is exact in any order).
+inline float max_reduce(const float* v, int n) {
+  float lane[16];
+  const int m = n < 16 ? n : 16;
+  for (int l = 0; l < 16; ++l) lane[l] = v[l < m ? l : 0];
+  int i = 16;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) lane[l] = fmax2(lane[l], v[i + l]);
+  float r = lane[0];
+  for (int l = 1; l < 16; ++l) r = fmax2(r, lane[l]);
+  for (; i < n; ++i) r = fmax2(r, v[i]);
+  return r;
+}
+
 // NaN or inf anywhere in v[0..n) (an integer reduction: vectorises without reassociating floats).
 inline int any_nonfinite(const float* v, int n) {
   int bad = 0;
@@ -254,78 +278,113 @@ inline int any_nonfinite(const float* v, int n) {
   return bad;
 }
 
+// An upper bound of every projected value computed from inputs <= m (m: their maximum): a
+// projected value is sum_i a_i s_i with a_i >= 0 and sum_i a_i = (wx0 + wx1)(wy0 + wy1) within
+// 2^-23 of 1 (w0 = fl(1 - lambda), w1 = lambda), plus six float32 roundings (2^-24 each) of terms
+// <= max |s_i|; 2^-18 |m| covers both, and 1e-30 the subnormal range. Lower bounds likewise.
+inline float upper_of(float m) { return m + fabsf(m) * 0x1p-18f + 1e-30f; }
+inline float lower_of(float m) { return m - fabsf(m) * 0x1p-18f - 1e-30f; }
+
 // Step 1 for one (image, joint): heat (h, w), tags (h, w, T) of that joint.
+//   a. one pass over the input maps: finiteness (|v| <= 1e38, so that the projection cannot
+//      overflow either), each input row's heatmap maximum, and per (input row, block column) the
+//      heatmap maximum and tag range over the input columns the block's projection reads;
+//   b. refine's block bounds from those: heatmap maximum and tag range per output block, widened by
+//      upper_of / lower_of so that they enclose every projected value of the block;
+//   c. the NMS and top-k over the projected heatmap rows, skipping the rows that cannot hold a
+//      value above the threshold (their input rows' maximum says so): such a row cannot be a peak,
+//      nor change the window maximum at a peak (every value of it is below the peak's), so it
+//      counts as -inf in the window.
 void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const float* heat,
                   const float* tags, JointResult& r, Scratch& s) {
-  const int H = g.H, W = g.W, T = g.T, pad = p.nms_padding, R = 2 * pad + 1, nb = g.nb(), WT = W * T;
-  const Plane hp = {heat, g.h, g.w, 1}, tp = {tags, g.h, g.w, T};
+  const int H = g.H, W = g.W, T = g.T, pad = p.nms_padding, R = 2 * pad + 1, nb = g.nb(), wb = g.wb;
+  const int h = g.h, w = g.w;
+  const Plane hp = {heat, h, w, 1};
   const size_t Wp = (size_t)(W + 15) / 16 * 16 + 16;  // ring row stride (not a multiple of 4 KiB)
-  s.arena.reset(2 * Wp * R + 8 * (size_t)WT + 6 * (size_t)W + 4096);
+  s.arena.reset(2 * Wp * R + 6 * (size_t)W + (size_t)w * (1 + 2 * T) + h + 4096);
   float* ring = s.arena.take(Wp * R);
   float* ring_max = s.arena.take(Wp * R);
   float* cm = s.arena.take(W);
-  float* tag_row = s.arena.take(WT);
   float* nv = s.arena.take(W);
-  float* hacc = s.arena.take(W);
-  float* tlo = s.arena.take(WT);
-  float* thi = s.arena.take(WT);
+  float* row_max = s.arena.take(h);
+  float* blk_heat = s.arena.take((size_t)w);
+  float* blk_lo = s.arena.take((size_t)w * T);
+  float* blk_hi = s.arena.take((size_t)w * T);
   {
     float* h0 = s.arena.take(W);
     float* h1 = s.arena.take(W);
     s.heat_cache.init(h0, h1);
-    float* t0 = s.arena.take(WT);
-    float* t1 = s.arena.take(WT);
-    s.tag_cache.init(t0, t1);
   }
-  r.count = 0;
-  r.bmax.assign(nb, -INFINITY);
-  r.tlo.assign((size_t)T * nb, INFINITY);
-  r.thi.assign((size_t)T * nb, -INFINITY);
   int bad = 0;
+  // a. input rows: finiteness and row maxima.
+  for (int y = 0; y < h; ++y) {
+    const float* hr = heat + (size_t)y * w;
+    const float* tr = tags + (size_t)y * w * T;
+    for (int x = 0; x < w; ++x) bad |= !(fabsf(hr[x]) <= 1e38f);
+    for (int i = 0; i < w * T; ++i) bad |= !(fabsf(tr[i]) <= 1e38f);
+    row_max[y] = max_reduce(hr, w);
+  }
+  r.nonfinite = bad;
+  r.count = 0;
+  if (bad) return;
+  // b. block bounds: per block row, elementwise over its input rows, then per block column over its
+  // input columns.
+  r.bmax.resize(nb);
+  r.exact.assign(nb, 0);
+  r.tlo.resize((size_t)T * nb);
+  r.thi.resize((size_t)T * nb);
+  float* cmax = blk_heat;  // (w) column maxima of the block row's input rows
+  float* clo = blk_lo;     // (w * T) column tag minima / maxima
+  float* chi = blk_hi;
+  for (int by = 0; by < g.hb; ++by) {
+    const int y0 = g.brow0[by], y1 = g.brow1[by];
+    memcpy(cmax, heat + (size_t)y0 * w, sizeof(float) * w);
+    memcpy(clo, tags + (size_t)y0 * w * T, sizeof(float) * w * T);
+    memcpy(chi, tags + (size_t)y0 * w * T, sizeof(float) * w * T);
+    for (int y = y0 + 1; y <= y1; ++y) {
+      const float* hr = heat + (size_t)y * w;
+      const float* tr = tags + (size_t)y * w * T;
+      for (int x = 0; x < w; ++x) cmax[x] = fmax2(cmax[x], hr[x]);
+      for (int i = 0; i < w * T; ++i) clo[i] = fmin2(clo[i], tr[i]);
+      for (int i = 0; i < w * T; ++i) chi[i] = fmax2(chi[i], tr[i]);
+    }
+    for (int bx = 0; bx < wb; ++bx) {
+      const int c0 = g.bcol0[bx], c1 = g.bcol1[bx], b = by * wb + bx;
+      float m = cmax[c0];
+      for (int x = c0 + 1; x <= c1; ++x) m = fmax2(m, cmax[x]);
+      r.bmax[b] = upper_of(m);
+      for (int t = 0; t < T; ++t) {
+        float lo = clo[c0 * T + t], hi = chi[c0 * T + t];
+        for (int x = c0 + 1; x <= c1; ++x) {
+          lo = fmin2(lo, clo[x * T + t]);
+          hi = fmax2(hi, chi[x * T + t]);
+        }
+        r.tlo[(size_t)t * nb + b] = lower_of(lo);
+        r.thi[(size_t)t * nb + b] = upper_of(hi);
+      }
+    }
+  }
+  // c. NMS and top-k. live[y % R]: the ring slot holds row y (else the row is all "-inf").
+  unsigned char live[64];
   const int k = p.k;
+  // With a negative threshold a suppressed pixel (value 0) is a candidate: no row may be skipped.
+  const bool can_skip = thr_f >= 0.0f;
   for (int y = 0; y < H + pad; ++y) {
     if (y < H) {
-      float* row = ring + (y % R) * Wp;
-      project_row(hp, g.ax, g.ay, y, W, s.heat_cache, row);
-      row_window_max(row, W, pad, ring_max + (y % R) * Wp);
-      project_row(tp, g.ax, g.ay, y, W, s.tag_cache, tag_row);
-      const float* tr = tag_row;
-      bad |= any_nonfinite(row, W) | any_nonfinite(tr, WT);
-      // Block maxima and tag ranges (refine's bounds): elementwise over the block's rows, reduced
-      // per block at its last row.
-      if (y % kBlock == 0) {
-        memcpy(hacc, row, sizeof(float) * W);
-        memcpy(tlo, tr, sizeof(float) * WT);
-        memcpy(thi, tr, sizeof(float) * WT);
-      } else {
-        for (int x = 0; x < W; ++x) hacc[x] = fmax2(hacc[x], row[x]);
-        for (int i = 0; i < WT; ++i) tlo[i] = fmin2(tlo[i], tr[i]);
-        for (int i = 0; i < WT; ++i) thi[i] = fmax2(thi[i], tr[i]);
-      }
-      if (y % kBlock == kBlock - 1 || y == H - 1) {
-        const int by = y / kBlock;
-        for (int bx = 0; bx < g.wb; ++bx) {
-          const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, W), b = by * g.wb + bx;
-          float m = hacc[x0];
-          for (int x = x0 + 1; x < x1; ++x) m = fmax2(m, hacc[x]);
-          r.bmax[b] = m;
-          for (int c = 0; c < T; ++c) {
-            float lo = tlo[x0 * T + c], hi = thi[x0 * T + c];
-            for (int x = x0 + 1; x < x1; ++x) {
-              lo = fmin2(lo, tlo[x * T + c]);
-              hi = fmax2(hi, thi[x * T + c]);
-            }
-            r.tlo[(size_t)c * nb + b] = lo;
-            r.thi[(size_t)c * nb + b] = hi;
-          }
-        }
+      const float m = g.ay.i0 ? fmax2(row_max[g.ay.i0[y]], row_max[g.ay.i1[y]]) : row_max[y];
+      live[y % R] = !can_skip || upper_of(m) > thr_f;
+      if (live[y % R]) {
+        float* row = ring + (y % R) * Wp;
+        project_row(hp, g.ax, g.ay, y, W, s.heat_cache, row);
+        row_window_max(row, W, pad, ring_max + (y % R) * Wp);
       }
     }
     const int yc = y - pad;  // the row whose window is complete
-    if (yc < 0) continue;
+    if (yc < 0 || !live[yc % R]) continue;
     const int y0 = yc - pad < 0 ? 0 : yc - pad, y1 = yc + pad >= H ? H - 1 : yc + pad;
-    memcpy(cm, ring_max + (y0 % R) * Wp, sizeof(float) * W);
-    for (int yy = y0 + 1; yy <= y1; ++yy) {
+    memcpy(cm, ring_max + (yc % R) * Wp, sizeof(float) * W);
+    for (int yy = y0; yy <= y1; ++yy) {
+      if (yy == yc || !live[yy % R]) continue;
       const float* o = ring_max + (yy % R) * Wp;
       for (int x = 0; x < W; ++x) cm[x] = fmax2(o[x], cm[x]);
     }
@@ -342,7 +401,6 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
     for (int x = 0; x < W; ++x)
       if (nv[x] > thr_f) topk_push(r, k, nv[x], yc * W + x);
   }
-  r.nonfinite = bad;
 }
 
 // Per-image scratch and outputs of steps 2-3.
@@ -437,19 +495,32 @@ void project_block(const Plane& s, const Axis& ax, const Axis& ay, int y0, int y
 }
 
 struct BlockScratch {
-  std::vector<float> rows, bound;
+  std::vector<float> rows, bound, pen;
+  std::vector<int> order;
   float heat[kBlock * kBlock], tag[kBlock * kBlock * HHR_MAX_T], score[kBlock * kBlock];
 };
 
 // The best pixel of block b for centre c, merged into (best, best_i) by argmax_better. Scores are
 // refine_score's expression; with finite maps and centre none is NaN, so the block's winner is the
 // first maximum in row-major order, which is flat index order.
+// Projected heatmap of block b into s.heat; returns its maximum.
+inline float block_heat(const Plane& hp, const Geometry& g, int b, BlockScratch& s) {
+  const int by = b / g.wb, bx = b % g.wb;
+  const int y0 = by * kBlock, y1 = std::min(y0 + kBlock, g.H);
+  const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, g.W), n = (y1 - y0) * (x1 - x0);
+  project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
+  float m = s.heat[0];
+  for (int i = 1; i < n; ++i) m = fmax2(m, s.heat[i]);
+  return m;
+}
+
+// heat_ready: s.heat already holds the block's projected heatmap (block_heat).
 inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int b, const float* c,
-                       BlockScratch& s, float* best, int* best_i) {
+                       BlockScratch& s, float* best, int* best_i, bool heat_ready = false) {
   const int by = b / g.wb, bx = b % g.wb, T = g.T;
   const int y0 = by * kBlock, y1 = std::min(y0 + kBlock, g.H);
   const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, g.W), bw = x1 - x0, n = (y1 - y0) * bw;
-  project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
+  if (!heat_ready) project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
   project_block(tp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.tag);
   if (T == 2) {
     const float c0 = c[0], c1 = c[1];
@@ -484,7 +555,10 @@ inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int 
 // rounding is monotone, so |fl(tag - c)| >= gap, the squares, their sum, sqrt and rint keep that
 // order, and the bound is >= every score of the block, exactly (no slack). Blocks whose bound is
 // below a score already reached cannot hold the maximum nor a tie with it.
-int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const JointResult& r,
+// r.bmax starts as the input-based bound of each block's heatmap maximum (stream_joint) and becomes
+// the exact maximum the first time a search looks into the block (r.exact), for every later
+// search of the joint.
+int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, JointResult& r,
                   const float* c, BlockScratch& bs) {
   const int nb = g.nb(), T = g.T;
   bs.bound.resize(nb);
@@ -503,26 +577,59 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const Joi
       bd[b] = bd[b] + gp * gp;
     }
   }
-  int top = 0;
+  bs.pen.resize(nb);
+  float* pen = bs.pen.data();  // rint(distance bound) per block
+  const float* bmax = r.bmax.data();
   for (int b = 0; b < nb; ++b) {
-    bd[b] = r.bmax[b] - rintf(sqrtf(bd[b]));
-    if (bd[b] > bd[top]) top = b;
+    pen[b] = rintf(sqrtf(bd[b]));
+    bd[b] = bmax[b] - pen[b];
   }
+  const float top_bound = max_reduce(bd, nb);
+  int top = 0;
+  while (top < nb - 1 && bd[top] != top_bound) ++top;
   float best = 0.0f;
   int best_i = -1;
   scan_block(hp, tp, g, top, c, bs, &best, &best_i);
+
+  // The other blocks that may still win, highest bound first: once a bound is below the best score
+  // reached, so are all after it.
+  bs.order.resize(nb);
+  int* ord = bs.order.data();
+  int n_ord = 0;
+  for (int b = 0; b < nb; ++b) {
+    ord[n_ord] = b;
+    n_ord += b != top && !(bd[b] < best);
+  }
+  bs.order.resize(n_ord);
+  // A heap, not a sort: the search usually ends after a few blocks of many.
+  auto lower = [bd](int a, int b) { return bd[a] < bd[b]; };
+  std::make_heap(bs.order.begin(), bs.order.end(), lower);
   int scanned = 1;
-  for (int b = 0; b < nb; ++b)
-    if (b != top && !(bd[b] < best)) { scan_block(hp, tp, g, b, c, bs, &best, &best_i); ++scanned; }
+  for (auto end = bs.order.end(); end != bs.order.begin(); --end) {
+    std::pop_heap(bs.order.begin(), end, lower);
+    const int b = *(end - 1);
+    if (bd[b] < best) break;
+    bool ready = false;
+    if (!r.exact[b]) {  // tighten the bound with the block's exact maximum
+      r.bmax[b] = block_heat(hp, g, b, bs);
+      r.exact[b] = 1;
+      ready = true;
+      if (r.bmax[b] - bs.pen[b] < best) continue;
+    }
+    scan_block(hp, tp, g, b, c, bs, &best, &best_i, ready);
+    ++scanned;
+  }
 #ifdef HHR_COUNT
   g_scanned += scanned; g_searches += 1;
+#else
+  (void)scanned;
 #endif
   return best_i;
 }
 
 // Step 3 for one (image, joint): every person lacking joint j (value exactly 0).
 // centres (count, T), has (count): finite mean tag (refine_people's `finite`).
-void refine_joint(const Geometry& g, const JointResult& r, const float* heat_j, const float* tags_j,
+void refine_joint(const Geometry& g, JointResult& r, const float* heat_j, const float* tags_j,
                   int j, const float* centres, const unsigned char* has, const unsigned char* missing,
                   ImageOut& o, BlockScratch& bound) {
   const int J = g.J, T = g.T, R = 3 + T, W = g.W;
@@ -593,7 +700,8 @@ void parallel_for(int n, int threads, F&& fn) {
 // out_people (N, P, J, 3 + T) with P = J * k, out_scores (N, P), out_count (N), out_status (N):
 // a nonzero status means the image must be decoded by the NumPy decoder (non-finite maps,
 // unsolvable matching); its outputs are then meaningless.
-// flags: bit 0 adjust, bit 1 refine. threads: 0 = all hardware threads.
+// flags: bit 0 adjust, bit 1 refine. threads: 0 = all hardware threads. stage_s: null, or 3
+// doubles that get the wall seconds of steps 1 (projection, NMS, top-k), 2 (grouping) and 3 (refine).
 #ifdef HHR_COUNT
 extern "C" long hhr_count(int which) { return which ? g_searches : g_scanned; }
 #endif
@@ -603,8 +711,12 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
                               const float* wy1, int k, int max_people, double det_thr, double tag_thr,
                               int use_val, int ignore_too_much, int nms_padding, const int* joint_order,
                               int flags, int threads, float* out_people, float* out_scores, int* out_count,
-                              int* out_status) {
-  if (J > kMaxJ || T > HHR_MAX_T || T < 1 || k > HHR_MAX_N || max_people > HHR_MAX_N || k < 1) return -1;
+                              int* out_status, double* stage_s) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  if (J > kMaxJ || T > HHR_MAX_T || T < 1 || k > HHR_MAX_N || max_people > HHR_MAX_N || k < 1 ||
+      2 * nms_padding + 1 > 64)
+    return -1;
   if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
   DecodeParams p = {J, k, T, H, W, max_people, det_thr, tag_thr, use_val, ignore_too_much, nms_padding, J * k};
   Geometry g;
@@ -614,6 +726,9 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
   g.ax.i0 = ix0; g.ax.i1 = ix1; g.ax.w0 = wx0; g.ax.w1 = wx1;
   g.ay.i0 = iy0; g.ay.i1 = iy1; g.ay.w0 = wy0; g.ay.w1 = wy1;
   detect_up2(g.ax, w, W);
+  g.bcol0.resize(g.wb); g.bcol1.resize(g.wb); g.brow0.resize(g.hb); g.brow1.resize(g.hb);
+  for (int b = 0; b < g.wb; ++b) input_range(g.ax, b * kBlock, std::min((b + 1) * kBlock, W), &g.bcol0[b], &g.bcol1[b]);
+  for (int b = 0; b < g.hb; ++b) input_range(g.ay, b * kBlock, std::min((b + 1) * kBlock, H), &g.brow0[b], &g.brow1[b]);
   float thr_f = (float)det_thr;
   if ((double)thr_f > det_thr) thr_f = nextafterf(thr_f, -INFINITY);
   const size_t plane = (size_t)h * w, P = (size_t)J * k, R = 3 + T;
@@ -624,6 +739,7 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
     stream_joint(g, p, thr_f, heatmaps + ((size_t)n * J + j) * plane, tags + ((size_t)n * J + j) * plane * T,
                  jr[t], scratch[tid]);
   });
+  const auto t1 = clock::now();
   std::vector<ImageOut> out(N);
   for (int n = 0; n < N; ++n) {
     out[n] = {out_people + (size_t)n * P * J * R, out_scores + (size_t)n * P, 0, 0};
@@ -634,6 +750,7 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
     group_one(g, p, &jr[(size_t)n * J], heatmaps + (size_t)n * J * plane, tags + (size_t)n * J * plane * T,
               joint_order, flags & 1, out[n]);
   });
+  const auto t2 = clock::now();
   if (flags & 2) {
     std::vector<float> centres((size_t)N * P * T);
     std::vector<unsigned char> has((size_t)N * P), missing((size_t)N * P * J);
@@ -656,6 +773,12 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
   for (int n = 0; n < N; ++n) {
     out_count[n] = out[n].count;
     out_status[n] = out[n].status;
+  }
+  if (stage_s) {  // wall seconds of steps 1, 2 and 3
+    const auto t3 = clock::now();
+    stage_s[0] = std::chrono::duration<double>(t1 - t0).count();
+    stage_s[1] = std::chrono::duration<double>(t2 - t1).count();
+    stage_s[2] = std::chrono::duration<double>(t3 - t2).count();
   }
   return 0;
 }

@@ -115,8 +115,9 @@ def test_fuzz():
     @given(st.integers(1, 6), st.integers(1, 30), st.integers(1, 30), st.integers(1, 2),
            st.sampled_from(["random", "empty", "saturated", "peaks", "integer", "special"]),
            st.integers(0, 2**31), st.sampled_from([None, 1.0, 2.0, 1.5, 0.5, 0.7]),
-           st.integers(1, 40), st.booleans(), st.booleans(), st.integers(0, 3), special)
-    def check(j, h, w, t, kind, seed, ratio, max_people, adjust, refine, pad, value):
+           st.integers(1, 40), st.booleans(), st.booleans(), st.integers(0, 3), special,
+           st.sampled_from([0.1, 0.0, -0.5, 0.5]))
+    def check(j, h, w, t, kind, seed, ratio, max_people, adjust, refine, pad, value, threshold):
         rng = np.random.default_rng(seed)
         hm = (rng.random((j, h, w)) ** 3).astype(np.float32)
         tg = rng.normal(scale=2.0, size=(j, h, w, t)).astype(np.float32)
@@ -133,7 +134,8 @@ def test_fuzz():
             hm.flat[rng.integers(0, hm.size, max(1, hm.size // 7))] = value
         size = None if ratio is None else (max(1, round(w * ratio)), max(1, round(h * ratio)))
         cfg = DecodeConfig(joint_order=tuple(rng.permutation(j).tolist()), max_people=max_people,
-                           adjust=adjust, refine=refine, nms_padding=pad, nms_kernel=2 * pad + 1)
+                           adjust=adjust, refine=refine, nms_padding=pad, nms_kernel=2 * pad + 1,
+                           detection_threshold=threshold)
         with np.errstate(all="ignore"):
             try:
                 want = expected(hm, tg, cfg, size)
