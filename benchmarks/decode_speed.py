@@ -229,7 +229,8 @@ def _print_compiled(res: dict) -> None:
             continue
         st = r["stages_1thread_s"]
         print(f"  {key.split('_')[1]:>2} people ({r['people_found']} found), identical: {r['identical']}")
-        print(f"    numpy              {r['numpy_s'] * 1e3:8.1f} ms wall {r['numpy_cpu_s'] * 1e3:8.1f} ms cpu")
+        print(f"    numpy              {r['numpy_s'] * 1e3:8.1f} ms wall "
+              f"{r['numpy_cpu_s'] * 1e3:8.1f} ms cpu")
         print(f"    compiled 1 thread  {r['compiled_1thread_s'] * 1e3:8.1f} ms wall "
               f"{r['compiled_1thread_cpu_s'] * 1e3:8.1f} ms cpu   {r['speedup_1thread']:6.1f} x wall "
               f"{r['speedup_1thread_cpu']:6.1f} x cpu")
@@ -255,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "compiled":
         if args.json:
             args.json.write_text(json.dumps(res, indent=2))
-        return 0 if all(v.get("identical", True) for v in res["compiled"].values() if isinstance(v, dict)) else 1
+        same = [v.get("identical", True) for v in res["compiled"].values() if isinstance(v, dict)]
+        return 0 if all(same) else 1
     res.update(run(args.repeat, args.repeat_loop))
     for name in ("vectors", "realistic"):
         r = res[name]

@@ -172,7 +172,8 @@ def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | Non
     Images the compiled code cannot decode (NaN / inf maps, an unsolvable matching, settings past
     its limits) go through the NumPy decode, so the result is the NumPy decode's in every case."""
     cfg = cfg or DecodeConfig()
-    if stage_s is not None and (stage_s.dtype != np.float64 or stage_s.size < 3 or not stage_s.flags.c_contiguous):
+    if stage_s is not None and not (stage_s.dtype == np.float64 and stage_s.size >= 3
+                                    and stage_s.flags.c_contiguous):
         raise ValueError("stage_s must be a contiguous float64 array of 3 values")
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
     tg = np.asarray(tags, dtype=np.float32)
