@@ -308,6 +308,7 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
   float* nv = s.arena.take(W);
   float* row_max = s.arena.take(h);
   float* blk_heat = s.arena.take((size_t)w);
+  float* hacc = s.arena.take((size_t)W);
   float* blk_lo = s.arena.take((size_t)w * T);
   float* blk_hi = s.arena.take((size_t)w * T);
   {
@@ -369,6 +370,7 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
   const int k = p.k;
   // With a negative threshold a suppressed pixel (value 0) is a candidate: no row may be skipped.
   const bool can_skip = thr_f >= 0.0f;
+  bool all_live = false;  // every row of the current block row so far was projected
   for (int y = 0; y < H + pad; ++y) {
     if (y < H) {
       const float m = g.ay.i0 ? fmax2(row_max[g.ay.i0[y]], row_max[g.ay.i1[y]]) : row_max[y];
@@ -377,6 +379,26 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
         float* row = ring + (y % R) * Wp;
         project_row(hp, g.ax, g.ay, y, W, s.heat_cache, row);
         row_window_max(row, W, pad, ring_max + (y % R) * Wp);
+        // Exact block maxima where a whole block row is projected anyway (around the people);
+        // elsewhere refine_argmax computes them when a search first needs them.
+        if (y % kBlock == 0) {
+          memcpy(hacc, row, sizeof(float) * W);
+          all_live = true;
+        } else {
+          for (int x = 0; x < W; ++x) hacc[x] = fmax2(hacc[x], row[x]);
+        }
+      } else {
+        all_live = false;
+      }
+      if (all_live && (y % kBlock == kBlock - 1 || y == H - 1)) {
+        const int by = y / kBlock;
+        for (int bx = 0; bx < wb; ++bx) {
+          const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, W);
+          float bm = hacc[x0];
+          for (int x = x0 + 1; x < x1; ++x) bm = fmax2(bm, hacc[x]);
+          r.bmax[by * wb + bx] = bm;
+          r.exact[by * wb + bx] = 1;
+        }
       }
     }
     const int yc = y - pad;  // the row whose window is complete
