@@ -236,7 +236,7 @@ def _print_compiled(res: dict) -> None:
               f"{r['speedup_1thread_cpu']:6.1f} x cpu")
         print(f"    compiled all cores {r['compiled_all_s'] * 1e3:8.1f} ms wall "
               f"{r['compiled_all_cpu_s'] * 1e3:8.1f} ms cpu   {r['speedup_all']:6.1f} x wall")
-        print(f"    stages (1 thread)  project+nms+topk {st['project_nms_topk'] * 1e3:.1f} ms, group "
+        print(f"    stages (1 thread, cpu) project+nms+topk {st['project_nms_topk'] * 1e3:.1f} ms, group "
               f"{st['group'] * 1e3:.1f} ms, refine {st['refine'] * 1e3:.1f} ms")
     if "flatness_1thread_cpu" in res:
         print(f"  flatness: 30 people / 1 person, 1 thread cpu time: {res['flatness_1thread_cpu']:.2f}")

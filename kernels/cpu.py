@@ -167,8 +167,8 @@ def decode_batch(heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | Non
     the heatmaps' size; a 4-D array is T = 1) -> one (grouped (P, J, 3 + T), scores (P,)) per image,
     as ``decode.parse`` on the maps resized to ``size_wh`` (W, H) pixels (None: no resize) by
     ``resize_bilinear(backend="numpy")``. threads: 0 = every hardware thread. stage_s: a (3,)
-    float64 array that gets the wall seconds of the compiled steps (projection + NMS + top-k,
-    grouping, refine), for benchmarks.
+    float64 array that gets the calling thread's CPU seconds in the compiled steps (projection +
+    NMS + top-k, grouping, refine): the stages' CPU time with threads=1, for benchmarks.
     Images the compiled code cannot decode (NaN / inf maps, an unsolvable matching, settings past
     its limits) go through the NumPy decode, so the result is the NumPy decode's in every case."""
     cfg = cfg or DecodeConfig()
