@@ -4,15 +4,16 @@
 // tags, top-k order, argmax order and scores are the kernels' HD functions (common.cuh,
 // group.cuh, munkres.cuh); only the loops around them are the CPU's own:
 //
-//   1. per (image, joint), one streaming pass over the network's maps: bilinear projection to the
-//      output size (rows as the resize kernel computes them), separable window maximum for the NMS
-//      over a ring of rows, a one-pass top-k of the peaks above threshold, and per 16 x 16 block
-//      the heatmap maximum and the tag range (refine's search bounds). Nothing of output size is
-//      stored: a value needed later (tags of candidates, adjust's neighbours, refine's pixels) is
-//      recomputed by the same expression, which gives the same bits.
+//   1. per (image, joint), one streaming pass over the network's maps: bilinear projection of the
+//      heatmap to the output size (rows as the resize kernel computes them), separable window
+//      maximum for the NMS over a ring of rows, a one-pass top-k of the peaks above threshold, and
+//      per 8 x 8 block the heatmap maximum and an enclosure of the tags (refine's search bounds).
+//      Nothing of output size is stored: a value needed later (tags of candidates, adjust's
+//      neighbours, refine's pixels) is recomputed by the same expression, which gives the same bits.
 //   2. per image, the grouping, adjust and scores (serial, as on the GPU: group.cuh).
-//   3. per (image, joint), refine of every person lacking that joint: a bound per block, then the
-//      pixels of the blocks that can still hold the maximum.
+//   3. per (image, joint), refine of every person lacking that joint: the joint's candidates'
+//      scores, a bound per block, then the pixels of the blocks that can still hold the maximum,
+//      highest bound first.
 // Threads across images and joints in steps 1 and 3, across images in step 2.
 //
 // Build: g++ -O3 -ffp-contract=off (no FMA contraction, see common.cuh), -std=c++17, -pthread.
@@ -40,7 +41,7 @@ using namespace hhr;
 namespace {
 
 #ifdef HHR_COUNT
-long g_scanned = 0, g_searches = 0, g_ord = 0, g_tight = 0;
+long g_scanned = 0, g_searches = 0, g_ord = 0;
 #endif
 #ifndef HHR_CPU_BLOCK
 #define HHR_CPU_BLOCK 8
@@ -206,7 +207,6 @@ struct JointResult {
   int idx[HHR_MAX_N];          // flat index y * W + x
   std::vector<float> bmax;     // (nb) heatmap maximum per block
   std::vector<float> tlo, thi; // (T, nb) tag range per block and channel
-  std::vector<unsigned char> exact;  // (nb) bmax is the block's exact maximum (refine_argmax)
   int nonfinite;
 };
 
@@ -278,36 +278,37 @@ inline int any_nonfinite(const float* v, int n) {
   return bad;
 }
 
-// An upper bound of every projected value computed from inputs <= m (m: their maximum): a
-// projected value is sum_i a_i s_i with a_i >= 0 and sum_i a_i = (wx0 + wx1)(wy0 + wy1) within
-// 2^-23 of 1 (w0 = fl(1 - lambda), w1 = lambda), plus six float32 roundings (2^-24 each) of terms
-// <= max |s_i|; 2^-18 |m| covers both, and 1e-30 the subnormal range. Lower bounds likewise.
+// An upper bound of every projected value computed from inputs s_i <= m: a projected value is
+// sum_i a_i s_i (1 + d_i) with a_i >= 0, sum_i a_i = (wx0 + wx1)(wy0 + wy1) within 2^-22 of 1
+// (w0 = fl(1 - lambda), w1 = lambda) and |d_i| <= 4 * 2^-24 (each term passes two products and two
+// sums, each rounding multiplies it by 1 + e). Terms with s_i < 0 only lower the sum, so it is
+// <= m (1 + 2^-21) when m >= 0 and <= m (1 - 2^-21) when m < 0: m + 2^-18 |m| encloses both, and
+// 1e-30 the absolute error of subnormal products. lower_of: the same for inputs >= m.
 inline float upper_of(float m) { return m + fabsf(m) * 0x1p-18f + 1e-30f; }
 inline float lower_of(float m) { return m - fabsf(m) * 0x1p-18f - 1e-30f; }
 
 // Step 1 for one (image, joint): heat (h, w), tags (h, w, T) of that joint.
 //   a. one pass over the input maps: finiteness (|v| <= 1e38, so that the projection cannot
-//      overflow either), each input row's heatmap maximum, and per (input row, block column) the
-//      heatmap maximum and tag range over the input columns the block's projection reads;
-//   b. refine's block bounds from those: heatmap maximum and tag range per output block, widened by
-//      upper_of / lower_of so that they enclose every projected value of the block;
-//   c. the NMS and top-k over the projected heatmap rows, skipping the rows that cannot hold a
-//      value above the threshold (their input rows' maximum says so): such a row cannot be a peak,
-//      nor change the window maximum at a peak (every value of it is below the peak's), so it
-//      counts as -inf in the window.
+//      overflow either) and each input row's heatmap maximum;
+//   b. refine's tag bounds: per output block, the tag range of the input pixels its projection
+//      reads, widened by lower_of / upper_of so that it encloses every projected tag of the block
+//      (the projected tags themselves are never computed here);
+//   c. the projected heatmap rows: exact block maxima (refine's bounds), and the NMS and top-k,
+//      which skip the rows that cannot hold a value above the threshold (their input rows'
+//      maximum says so): such a row cannot be a peak, nor change the window maximum at a peak
+//      (every value of it is below the peak's), so it counts as -inf in the window.
 void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const float* heat,
                   const float* tags, JointResult& r, Scratch& s) {
   const int H = g.H, W = g.W, T = g.T, pad = p.nms_padding, R = 2 * pad + 1, nb = g.nb(), wb = g.wb;
   const int h = g.h, w = g.w;
   const Plane hp = {heat, h, w, 1};
   const size_t Wp = (size_t)(W + 15) / 16 * 16 + 16;  // ring row stride (not a multiple of 4 KiB)
-  s.arena.reset(2 * Wp * R + 6 * (size_t)W + (size_t)w * (1 + 2 * T) + h + 4096);
+  s.arena.reset(2 * Wp * R + 6 * (size_t)W + (size_t)w * 2 * T + h + 4096);
   float* ring = s.arena.take(Wp * R);
   float* ring_max = s.arena.take(Wp * R);
   float* cm = s.arena.take(W);
   float* nv = s.arena.take(W);
   float* row_max = s.arena.take(h);
-  float* blk_heat = s.arena.take((size_t)w);
   float* hacc = s.arena.take((size_t)W);
   float* blk_lo = s.arena.take((size_t)w * T);
   float* blk_hi = s.arena.take((size_t)w * T);
@@ -331,29 +332,21 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
   // b. block bounds: per block row, elementwise over its input rows, then per block column over its
   // input columns.
   r.bmax.resize(nb);
-  r.exact.assign(nb, 0);
   r.tlo.resize((size_t)T * nb);
   r.thi.resize((size_t)T * nb);
-  float* cmax = blk_heat;  // (w) column maxima of the block row's input rows
-  float* clo = blk_lo;     // (w * T) column tag minima / maxima
+  float* clo = blk_lo;  // (w * T) column tag minima / maxima of the block row's input rows
   float* chi = blk_hi;
   for (int by = 0; by < g.hb; ++by) {
     const int y0 = g.brow0[by], y1 = g.brow1[by];
-    memcpy(cmax, heat + (size_t)y0 * w, sizeof(float) * w);
     memcpy(clo, tags + (size_t)y0 * w * T, sizeof(float) * w * T);
     memcpy(chi, tags + (size_t)y0 * w * T, sizeof(float) * w * T);
     for (int y = y0 + 1; y <= y1; ++y) {
-      const float* hr = heat + (size_t)y * w;
       const float* tr = tags + (size_t)y * w * T;
-      for (int x = 0; x < w; ++x) cmax[x] = fmax2(cmax[x], hr[x]);
       for (int i = 0; i < w * T; ++i) clo[i] = fmin2(clo[i], tr[i]);
       for (int i = 0; i < w * T; ++i) chi[i] = fmax2(chi[i], tr[i]);
     }
     for (int bx = 0; bx < wb; ++bx) {
       const int c0 = g.bcol0[bx], c1 = g.bcol1[bx], b = by * wb + bx;
-      float m = cmax[c0];
-      for (int x = c0 + 1; x <= c1; ++x) m = fmax2(m, cmax[x]);
-      r.bmax[b] = upper_of(m);
       for (int t = 0; t < T; ++t) {
         float lo = clo[c0 * T + t], hi = chi[c0 * T + t];
         for (int x = c0 + 1; x <= c1; ++x) {
@@ -370,34 +363,27 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
   const int k = p.k;
   // With a negative threshold a suppressed pixel (value 0) is a candidate: no row may be skipped.
   const bool can_skip = thr_f >= 0.0f;
-  bool all_live = false;  // every row of the current block row so far was projected
   for (int y = 0; y < H + pad; ++y) {
     if (y < H) {
       const float m = g.ay.i0 ? fmax2(row_max[g.ay.i0[y]], row_max[g.ay.i1[y]]) : row_max[y];
       live[y % R] = !can_skip || upper_of(m) > thr_f;
-      if (live[y % R]) {
-        float* row = ring + (y % R) * Wp;
-        project_row(hp, g.ax, g.ay, y, W, s.heat_cache, row);
-        row_window_max(row, W, pad, ring_max + (y % R) * Wp);
-        // Exact block maxima where a whole block row is projected anyway (around the people);
-        // elsewhere refine_argmax computes them when a search first needs them.
-        if (y % kBlock == 0) {
-          memcpy(hacc, row, sizeof(float) * W);
-          all_live = true;
-        } else {
-          for (int x = 0; x < W; ++x) hacc[x] = fmax2(hacc[x], row[x]);
-        }
+      // Every row is projected for the exact block maxima of refine's bounds (cheaper than
+      // computing them block by block when a search needs them); the NMS needs only live rows.
+      float* row = ring + (y % R) * Wp;
+      project_row(hp, g.ax, g.ay, y, W, s.heat_cache, row);
+      if (live[y % R]) row_window_max(row, W, pad, ring_max + (y % R) * Wp);
+      if (y % kBlock == 0) {
+        memcpy(hacc, row, sizeof(float) * W);
       } else {
-        all_live = false;
+        for (int x = 0; x < W; ++x) hacc[x] = fmax2(hacc[x], row[x]);
       }
-      if (all_live && (y % kBlock == kBlock - 1 || y == H - 1)) {
+      if (y % kBlock == kBlock - 1 || y == H - 1) {
         const int by = y / kBlock;
         for (int bx = 0; bx < wb; ++bx) {
           const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, W);
           float bm = hacc[x0];
           for (int x = x0 + 1; x < x1; ++x) bm = fmax2(bm, hacc[x]);
           r.bmax[by * wb + bx] = bm;
-          r.exact[by * wb + bx] = 1;
         }
       }
     }
@@ -517,7 +503,7 @@ void project_block(const Plane& s, const Axis& ax, const Axis& ay, int y0, int y
 }
 
 struct BlockScratch {
-  std::vector<float> rows, bound, pen;
+  std::vector<float> rows, bound;
   std::vector<int> order;
   float heat[kBlock * kBlock], tag[kBlock * kBlock * HHR_MAX_T], score[kBlock * kBlock];
 };
@@ -525,24 +511,12 @@ struct BlockScratch {
 // The best pixel of block b for centre c, merged into (best, best_i) by argmax_better. Scores are
 // refine_score's expression; with finite maps and centre none is NaN, so the block's winner is the
 // first maximum in row-major order, which is flat index order.
-// Projected heatmap of block b into s.heat; returns its maximum.
-inline float block_heat(const Plane& hp, const Geometry& g, int b, BlockScratch& s) {
-  const int by = b / g.wb, bx = b % g.wb;
-  const int y0 = by * kBlock, y1 = std::min(y0 + kBlock, g.H);
-  const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, g.W), n = (y1 - y0) * (x1 - x0);
-  project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
-  float m = s.heat[0];
-  for (int i = 1; i < n; ++i) m = fmax2(m, s.heat[i]);
-  return m;
-}
-
-// heat_ready: s.heat already holds the block's projected heatmap (block_heat).
 inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int b, const float* c,
-                       BlockScratch& s, float* best, int* best_i, bool heat_ready = false) {
+                       BlockScratch& s, float* best, int* best_i) {
   const int by = b / g.wb, bx = b % g.wb, T = g.T;
   const int y0 = by * kBlock, y1 = std::min(y0 + kBlock, g.H);
   const int x0 = bx * kBlock, x1 = std::min(x0 + kBlock, g.W), bw = x1 - x0, n = (y1 - y0) * bw;
-  if (!heat_ready) project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
+  project_block(hp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.heat);
   project_block(tp, g.ax, g.ay, y0, y1, x0, x1, s.rows, s.tag);
   if (T == 2) {
     const float c0 = c[0], c1 = c[1];
@@ -573,14 +547,12 @@ inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int 
 
 // Refine's argmax for one (joint, finite centre), equal to the full-map np.argmax of
 // heatmap - rint(|tag - centre|) (finite maps). Block bound: bmax - rint(sqrt(sum gap^2)) with
+// bmax the block's heatmap maximum, [lo_t, hi_t] an enclosure of its tags and
 // gap_t = max(lo_t - c_t, c_t - hi_t, 0), in float32 by the same operations as the score: IEEE
 // rounding is monotone, so |fl(tag - c)| >= gap, the squares, their sum, sqrt and rint keep that
 // order, and the bound is >= every score of the block, exactly (no slack). Blocks whose bound is
 // below a score already reached cannot hold the maximum nor a tie with it.
-// r.bmax starts as the input-based bound of each block's heatmap maximum (stream_joint) and becomes
-// the exact maximum the first time a search looks into the block (r.exact), for every later
-// search of the joint.
-int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, JointResult& r,
+int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const JointResult& r,
                   const float* c, BlockScratch& bs) {
   const int nb = g.nb(), T = g.T;
   bs.bound.resize(nb);
@@ -599,13 +571,8 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, JointResu
       bd[b] = bd[b] + gp * gp;
     }
   }
-  bs.pen.resize(nb);
-  float* pen = bs.pen.data();  // rint(distance bound) per block
   const float* bmax = r.bmax.data();
-  for (int b = 0; b < nb; ++b) {
-    pen[b] = rintf(sqrtf(bd[b]));
-    bd[b] = bmax[b] - pen[b];
-  }
+  for (int b = 0; b < nb; ++b) bd[b] = bmax[b] - rintf(sqrtf(bd[b]));
   const float top_bound = max_reduce(bd, nb);
   int top = 0;
   while (top < nb - 1 && bd[top] != top_bound) ++top;
@@ -647,17 +614,7 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, JointResu
     std::pop_heap(bs.order.begin(), end, lower);
     const int b = *(end - 1);
     if (bd[b] < best) break;
-    bool ready = false;
-    if (!r.exact[b]) {  // tighten the bound with the block's exact maximum
-      r.bmax[b] = block_heat(hp, g, b, bs);
-      r.exact[b] = 1;
-      ready = true;
-#ifdef HHR_COUNT
-      ++g_tight;
-#endif
-      if (r.bmax[b] - bs.pen[b] < best) continue;
-    }
-    scan_block(hp, tp, g, b, c, bs, &best, &best_i, ready);
+    scan_block(hp, tp, g, b, c, bs, &best, &best_i);
     ++scanned;
   }
 #ifdef HHR_COUNT
@@ -670,7 +627,7 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, JointResu
 
 // Step 3 for one (image, joint): every person lacking joint j (value exactly 0).
 // centres (count, T), has (count): finite mean tag (refine_people's `finite`).
-void refine_joint(const Geometry& g, JointResult& r, const float* heat_j, const float* tags_j,
+void refine_joint(const Geometry& g, const JointResult& r, const float* heat_j, const float* tags_j,
                   int j, const float* centres, const unsigned char* has, const unsigned char* missing,
                   ImageOut& o, BlockScratch& bound) {
   const int J = g.J, T = g.T, R = 3 + T, W = g.W;
@@ -753,7 +710,7 @@ void parallel_for(int n, int threads, F&& fn) {
 // doubles that get the calling thread's CPU seconds in steps 1 (projection, NMS, top-k), 2 (grouping,
 // adjust, scores) and 3 (refine): the stages' CPU time when threads is 1.
 #ifdef HHR_COUNT
-extern "C" long hhr_count(int which) { return which == 1 ? g_searches : which == 2 ? g_ord : which == 3 ? g_tight : g_scanned; }
+extern "C" long hhr_count(int which) { return which == 1 ? g_searches : which == 2 ? g_ord : g_scanned; }
 #endif
 extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, int J, int h, int w, int T,
                               int H, int W, const int* ix0, const int* ix1, const float* wx0,
