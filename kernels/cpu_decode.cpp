@@ -46,7 +46,8 @@ long g_scanned = 0, g_searches = 0, g_ord = 0;
 #ifndef HHR_CPU_BLOCK
 #define HHR_CPU_BLOCK 8
 #endif
-constexpr int kBlock = HHR_CPU_BLOCK;       // side of refine's search blocks, output pixels
+constexpr int kBlock = HHR_CPU_BLOCK;
+constexpr int kSuper = 4;  // blocks per side of refine's super-blocks       // side of refine's search blocks, output pixels
 constexpr int kNonFinite = 8;    // status: NaN / inf in the projected maps (the caller decodes in NumPy)
 constexpr int kMaxJ = 64;        // joints per image this build handles
 
@@ -207,6 +208,7 @@ struct JointResult {
   int idx[HHR_MAX_N];          // flat index y * W + x
   std::vector<float> bmax;     // (nb) heatmap maximum per block
   std::vector<float> tlo, thi; // (T, nb) tag range per block and channel
+  std::vector<float> sbmax, stlo, sthi;  // the same per super-block: (nsb), (T, nsb)
   int nonfinite;
 };
 
@@ -230,7 +232,9 @@ struct Geometry {
   Axis ax, ay;
   // Input columns [bcol0, bcol1] the projection of block column bx reads; rows likewise.
   std::vector<int> bcol0, bcol1, brow0, brow1;
+  int hsb, wsb;  // super-blocks of kSuper x kSuper blocks
   int nb() const { return hb * wb; }
+  int nsb() const { return hsb * wsb; }
 };
 
 // Input index range [lo, hi] that outputs [o0, o1) of an axis read.
@@ -409,6 +413,20 @@ void stream_joint(const Geometry& g, const DecodeParams& p, float thr_f, const f
     for (int x = 0; x < W; ++x)
       if (nv[x] > thr_f) topk_push(r, k, nv[x], yc * W + x);
   }
+  // d. super-block bounds from the block bounds.
+  const int nsb = g.nsb();
+  r.sbmax.assign(nsb, -INFINITY);
+  r.stlo.assign((size_t)T * nsb, INFINITY);
+  r.sthi.assign((size_t)T * nsb, -INFINITY);
+  for (int by = 0; by < g.hb; ++by)
+    for (int bx = 0; bx < wb; ++bx) {
+      const int b = by * wb + bx, sb = (by / kSuper) * g.wsb + bx / kSuper;
+      r.sbmax[sb] = fmax2(r.sbmax[sb], r.bmax[b]);
+      for (int t = 0; t < T; ++t) {
+        r.stlo[(size_t)t * nsb + sb] = fmin2(r.stlo[(size_t)t * nsb + sb], r.tlo[(size_t)t * nb + b]);
+        r.sthi[(size_t)t * nsb + sb] = fmax2(r.sthi[(size_t)t * nsb + sb], r.thi[(size_t)t * nb + b]);
+      }
+    }
 }
 
 // Per-image scratch and outputs of steps 2-3.
@@ -545,37 +563,51 @@ inline void scan_block(const Plane& hp, const Plane& tp, const Geometry& g, int 
   if (argmax_better(m, i, *best, *best_i)) { *best = m; *best_i = i; }
 }
 
+// Bounds of n blocks (or super-blocks): out[b] = mx[b] - rint(sqrt(sum_t gap_t^2)), see below.
+// lo0 / hi0: (T, n) tag enclosures.
+void block_bounds(const float* mx, const float* lo0, const float* hi0, int n, int T, const float* c,
+                  float* out) {
+  for (int b = 0; b < n; ++b) {
+    float gp = std::max(std::max(lo0[b] - c[0], c[0] - hi0[b]), 0.0f);
+    out[b] = gp * gp;
+  }
+  for (int t = 1; t < T; ++t) {
+    const float* lo = lo0 + (size_t)t * n;
+    const float* hi = hi0 + (size_t)t * n;
+    for (int b = 0; b < n; ++b) {
+      float gp = std::max(std::max(lo[b] - c[t], c[t] - hi[b]), 0.0f);
+      out[b] = out[b] + gp * gp;
+    }
+  }
+  for (int b = 0; b < n; ++b) out[b] = mx[b] - rintf(sqrtf(out[b]));
+}
+
+// The same bound for the one block b of a JointResult.
+inline float one_bound(const JointResult& r, int nb, int b, int T, const float* c) {
+  float gp = std::max(std::max(r.tlo[b] - c[0], c[0] - r.thi[b]), 0.0f);
+  float sq = gp * gp;
+  for (int t = 1; t < T; ++t) {
+    gp = std::max(std::max(r.tlo[(size_t)t * nb + b] - c[t], c[t] - r.thi[(size_t)t * nb + b]), 0.0f);
+    sq = sq + gp * gp;
+  }
+  return r.bmax[b] - rintf(sqrtf(sq));
+}
+
 // Refine's argmax for one (joint, finite centre), equal to the full-map np.argmax of
 // heatmap - rint(|tag - centre|) (finite maps). Block bound: bmax - rint(sqrt(sum gap^2)) with
 // bmax the block's heatmap maximum, [lo_t, hi_t] an enclosure of its tags and
 // gap_t = max(lo_t - c_t, c_t - hi_t, 0), in float32 by the same operations as the score: IEEE
 // rounding is monotone, so |fl(tag - c)| >= gap, the squares, their sum, sqrt and rint keep that
-// order, and the bound is >= every score of the block, exactly (no slack). Blocks whose bound is
-// below a score already reached cannot hold the maximum nor a tie with it.
+// order, and the bound is >= every score of the block, exactly (no slack). A super-block (4 x 4
+// blocks, the maximum of their maxima, the union of their enclosures) bounds its blocks the same
+// way. Blocks whose bound is below a score already reached cannot hold the maximum nor a tie.
 int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const JointResult& r,
                   const float* c, BlockScratch& bs) {
-  const int nb = g.nb(), T = g.T;
-  bs.bound.resize(nb);
-  float* bd = bs.bound.data();
-  const float* lo0 = r.tlo.data();
-  const float* hi0 = r.thi.data();
-  for (int b = 0; b < nb; ++b) {
-    float gp = std::max(std::max(lo0[b] - c[0], c[0] - hi0[b]), 0.0f);
-    bd[b] = gp * gp;
-  }
-  for (int t = 1; t < T; ++t) {
-    const float* lo = lo0 + (size_t)t * nb;
-    const float* hi = hi0 + (size_t)t * nb;
-    for (int b = 0; b < nb; ++b) {
-      float gp = std::max(std::max(lo[b] - c[t], c[t] - hi[b]), 0.0f);
-      bd[b] = bd[b] + gp * gp;
-    }
-  }
-  const float* bmax = r.bmax.data();
-  for (int b = 0; b < nb; ++b) bd[b] = bmax[b] - rintf(sqrtf(bd[b]));
-  const float top_bound = max_reduce(bd, nb);
-  int top = 0;
-  while (top < nb - 1 && bd[top] != top_bound) ++top;
+  const int nb = g.nb(), nsb = g.nsb(), T = g.T;
+  bs.bound.resize((size_t)nb + nsb);
+  float* bd = bs.bound.data();  // bounds of the blocks looked at
+  float* sbd = bd + nb;         // bounds of the super-blocks
+  block_bounds(r.sbmax.data(), r.stlo.data(), r.sthi.data(), nsb, T, c, sbd);
   float best = 0.0f;
   int best_i = -1;
   // The joint's NMS candidates are pixels too, and often the winner: their exact scores start the
@@ -591,20 +623,37 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const Joi
     const float sc = sample(hp, g.ax, g.ay, y, x, 0) - rintf(sqrtf(sq));
     if (argmax_better(sc, i, best, best_i)) { best = sc; best_i = i; }
   }
-  scan_block(hp, tp, g, top, c, bs, &best, &best_i);
-
-  // The other blocks that may still win, highest bound first: once a bound is below the best score
-  // reached, so are all after it.
-  bs.order.resize(nb);
-  int* ord = bs.order.data();
-  int n_ord = 0;
-  for (int b = 0; b < nb; ++b) {
-    ord[n_ord] = b;
-    n_ord += b != top && !(bd[b] < best);
+  // Then the block of highest bound in the super-block of highest bound.
+  const float top_super = max_reduce(sbd, nsb);
+  int ts = 0;
+  while (ts < nsb - 1 && sbd[ts] != top_super) ++ts;
+  int top = -1;
+  {
+    const int sy = ts / g.wsb, sx = ts % g.wsb;
+    for (int by = sy * kSuper; by < std::min((sy + 1) * kSuper, g.hb); ++by)
+      for (int bx = sx * kSuper; bx < std::min((sx + 1) * kSuper, g.wb); ++bx) {
+        const int b = by * g.wb + bx;
+        bd[b] = one_bound(r, nb, b, T, c);
+        if (top < 0 || bd[b] > bd[top]) top = b;
+      }
   }
-  bs.order.resize(n_ord);
+  scan_block(hp, tp, g, top, c, bs, &best, &best_i);
+  // The other blocks that may still win (of the super-blocks that may), highest bound first: once
+  // a bound is below the best score reached, so are all after it.
+  bs.order.clear();
+  for (int sb = 0; sb < nsb; ++sb) {
+    if (sbd[sb] < best) continue;
+    const int sy = sb / g.wsb, sx = sb % g.wsb;
+    for (int by = sy * kSuper; by < std::min((sy + 1) * kSuper, g.hb); ++by)
+      for (int bx = sx * kSuper; bx < std::min((sx + 1) * kSuper, g.wb); ++bx) {
+        const int b = by * g.wb + bx;
+        if (b == top) continue;
+        bd[b] = one_bound(r, nb, b, T, c);
+        if (!(bd[b] < best)) bs.order.push_back(b);
+      }
+  }
 #ifdef HHR_COUNT
-  g_ord += n_ord;
+  g_ord += (long)bs.order.size();
 #endif
   // A heap, not a sort: the search usually ends after a few blocks of many.
   auto lower = [bd](int a, int b) { return bd[a] < bd[b]; };
@@ -729,6 +778,8 @@ extern "C" int hhr_cpu_decode(const float* heatmaps, const float* tags, int N, i
   g.J = J; g.T = T; g.h = h; g.w = w; g.H = H; g.W = W;
   g.hb = (H + kBlock - 1) / kBlock;
   g.wb = (W + kBlock - 1) / kBlock;
+  g.hsb = (g.hb + kSuper - 1) / kSuper;
+  g.wsb = (g.wb + kSuper - 1) / kSuper;
   g.ax.i0 = ix0; g.ax.i1 = ix1; g.ax.w0 = wx0; g.ax.w1 = wx1;
   g.ay.i0 = iy0; g.ay.i1 = iy1; g.ay.w0 = wy0; g.ay.w1 = wy1;
   detect_up2(g.ax, w, W);
