@@ -601,8 +601,9 @@ inline float one_bound(const JointResult& r, int nb, int b, int T, const float* 
 // order, and the bound is >= every score of the block, exactly (no slack). A super-block (4 x 4
 // blocks, the maximum of their maxima, the union of their enclosures) bounds its blocks the same
 // way. Blocks whose bound is below a score already reached cannot hold the maximum nor a tie.
+// cand_heat (count), cand_tag (count, T): the projected values at the joint's candidates.
 int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const JointResult& r,
-                  const float* c, BlockScratch& bs) {
+                  const float* cand_heat, const float* cand_tag, const float* c, BlockScratch& bs) {
   const int nb = g.nb(), nsb = g.nsb(), T = g.T;
   bs.bound.resize((size_t)nb + nsb);
   float* bd = bs.bound.data();  // bounds of the blocks looked at
@@ -613,14 +614,14 @@ int refine_argmax(const Plane& hp, const Plane& tp, const Geometry& g, const Joi
   // The joint's NMS candidates are pixels too, and often the winner: their exact scores start the
   // search high, so fewer blocks pass the bound.
   for (int q = 0; q < r.count; ++q) {
-    const int i = r.idx[q], y = i / g.W, x = i % g.W;
-    float diff = sample(tp, g.ax, g.ay, y, x, 0) - c[0];
+    const int i = r.idx[q];
+    float diff = cand_tag[q * T] - c[0];
     float sq = diff * diff;
     for (int t = 1; t < T; ++t) {
-      diff = sample(tp, g.ax, g.ay, y, x, t) - c[t];
+      diff = cand_tag[q * T + t] - c[t];
       sq = sq + diff * diff;
     }
-    const float sc = sample(hp, g.ax, g.ay, y, x, 0) - rintf(sqrtf(sq));
+    const float sc = cand_heat[q] - rintf(sqrtf(sq));
     if (argmax_better(sc, i, best, best_i)) { best = sc; best_i = i; }
   }
   // Then the block of highest bound in the super-block of highest bound.
@@ -681,10 +682,17 @@ void refine_joint(const Geometry& g, const JointResult& r, const float* heat_j, 
                   ImageOut& o, BlockScratch& bound) {
   const int J = g.J, T = g.T, R = 3 + T, W = g.W;
   const Plane hp = {heat_j, g.h, g.w, 1}, tp = {tags_j, g.h, g.w, T};
+  // The candidates' projected values, shared by every person's search of this joint.
+  float cand_heat[HHR_MAX_N], cand_tag[HHR_MAX_N * HHR_MAX_T];
+  for (int c = 0; c < r.count; ++c) {
+    const int y = r.idx[c] / W, x = r.idx[c] % W;
+    cand_heat[c] = sample(hp, g.ax, g.ay, y, x, 0);
+    for (int t = 0; t < T; ++t) cand_tag[c * T + t] = sample(tp, g.ax, g.ay, y, x, t);
+  }
   for (int q = 0; q < o.count; ++q) {
     if (!missing[q * J + j]) continue;
     // Official argmax over all-NaN scores (a person without a finite tag): pixel 0.
-    const int i = has[q] ? refine_argmax(hp, tp, g, r, centres + q * T, bound) : 0;
+    const int i = has[q] ? refine_argmax(hp, tp, g, r, cand_heat, cand_tag, centres + q * T, bound) : 0;
     const int y = i / W, x = i % W;
     const float v = sample(hp, g.ax, g.ay, y, x, 0);
     if (!(v > 0.0f)) continue;
