@@ -500,9 +500,27 @@ void group_one(const Geometry& g, const DecodeParams& p, const JointResult* jr, 
 void project_block(const Plane& s, const Axis& ax, const Axis& ay, int y0, int y1, int x0, int x1,
                    std::vector<float>& rows, float* out) {
   const int inner = s.inner, n = (x1 - x0) * inner;
-  auto hrow = [&](int row, float* dst) {
-    for (int x = x0; x < x1; ++x)
-      for (int t = 0; t < inner; ++t) dst[(x - x0) * inner + t] = row_value(s, ax, row, x, t);
+  auto hrow = [&](int row, float* dst) {  // row_value over x0..x1, its branches hoisted
+    const float* r = s.base + (size_t)row * s.w * inner;
+    if (!ax.i0) {
+      memcpy(dst, r + (size_t)x0 * inner, sizeof(float) * n);
+      return;
+    }
+    const int *i0 = ax.i0, *i1 = ax.i1;
+    const float *w0 = ax.w0, *w1 = ax.w1;
+    if (inner == 1) {
+      for (int x = x0; x < x1; ++x) dst[x - x0] = r[i0[x]] * w0[x] + r[i1[x]] * w1[x];
+    } else if (inner == 2) {
+      for (int x = x0; x < x1; ++x) {
+        const float* a = r + 2 * i0[x];
+        const float* b = r + 2 * i1[x];
+        dst[2 * (x - x0)] = a[0] * w0[x] + b[0] * w1[x];
+        dst[2 * (x - x0) + 1] = a[1] * w0[x] + b[1] * w1[x];
+      }
+    } else {
+      for (int x = x0; x < x1; ++x)
+        for (int t = 0; t < inner; ++t) dst[(x - x0) * inner + t] = row_value(s, ax, row, x, t);
+    }
   };
   if (!ay.i0) {
     for (int y = y0; y < y1; ++y) hrow(y, out + (size_t)(y - y0) * n);
