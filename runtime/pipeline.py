@@ -39,7 +39,8 @@ from higherhrnet_trt.core.limits import check_frame_size, check_scales
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.preprocess import letterbox, preprocess
 from higherhrnet_trt.decode import DecodeConfig, parse
-from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear
+from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear, resize_tags
+from higherhrnet_trt.kernels import cpu as cpu_decode
 
 from .backends import Backend, create_backend
 from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
@@ -58,6 +59,9 @@ log = logging.getLogger("higherhrnet_trt.runtime")
 
 #: Largest batch a dynamic-batch model is given at once by predict_batch.
 DEFAULT_MAX_BATCH = 8
+#: Decoders of the maps: "cpu" the compiled one (kernels/cpu_decode.cpp), "numpy" the reference,
+#: "auto" the compiled one where it builds, else NumPy (saying so once).
+DECODERS = ("auto", "cpu", "numpy")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,6 +133,11 @@ class Pipeline:
     track: person IDs across frames (runtime/track.py): True, or a TrackerOptions for other
         settings; then every Poses has ``track_ids``. Frames of each source (``predict(frame,
         source=k)``) are tracked by a tracker of their own (``trackers[k]``).
+    decoder: "auto" (the compiled CPU decode where a C++ compiler builds it, else NumPy), "cpu"
+        (the compiled one, or a one-line error), "numpy" (decode/, the reference). Both give the
+        same people from the same maps; the compiled one projects the maps to the input size as
+        resize_bilinear(backend="numpy") does, the NumPy one with OpenCV where that is exact to
+        float32 rounding.
     backend_options: passed to the backend (ONNX Runtime: providers=..., threads=...).
 
     The backend is loaded on first use or by ``activate()`` / ``with Pipeline(...) as pipe:``;
@@ -146,8 +155,12 @@ class Pipeline:
         color_order: str = "bgr",
         max_batch: int = DEFAULT_MAX_BATCH,
         track: bool | TrackerOptions = False,
+        decoder: str = "auto",
         **backend_options: Any,
     ) -> None:
+        if decoder not in DECODERS:
+            raise UserError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.decoder = decoder
         self.bgr = is_bgr(color_order)
         self.model_path = str(model)
         self.scales = _check_scales(scales)
@@ -221,6 +234,25 @@ class Pipeline:
             )
         self._batch = spec.shape[0]  # -1 = dynamic
         self._meta, self._cfg = meta, cfg
+        self._cpu_decode = self._resolve_decoder(meta, cfg)
+
+    def _resolve_decoder(self, meta: ModelMeta, cfg: DecodeConfig) -> bool:
+        """True when frames decode with the compiled CPU decode (the decoder option resolved)."""
+        if self.decoder == "numpy":
+            return False
+        if not cpu_decode.available():
+            reason = cpu_decode.unavailable_reason()
+            if self.decoder == "cpu":
+                raise UserError(f"decoder 'cpu': {reason}; install a C++ compiler (g++) or use decoder "
+                                "'numpy' (--decoder numpy)")
+            log.warning("compiled CPU decode unavailable (%s): decoding in NumPy", reason)
+            return False
+        tag_dim = 2 if meta.flip and meta.outputs == "aggregated" else 1
+        if not cpu_decode.supports(cfg, meta.keypoints.num_joints, tag_dim):
+            log.warning("decode settings past the compiled CPU decode's limits (max_people <= %d): "
+                        "decoding in NumPy", cpu_decode.MAX_PEOPLE)
+            return False
+        return True
 
     @property
     def meta(self) -> ModelMeta:
@@ -415,8 +447,18 @@ class Pipeline:
     def decode_maps(self, heatmaps: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stage 3's decode: one frame's aggregated heatmaps (J, H, W) and tags (J, H, W, T) float32
         -> grouped people (P, J, 3 + T) in map pixels and their scores (P,), as decode.parse.
-        The NumPy decoder here; the Triton pipeline model (serving) swaps in the CUDA kernels."""
+        The decoder option's (compiled CPU or NumPy); the Triton pipeline model (serving) swaps in
+        the CUDA kernels."""
+        if getattr(self, "_cpu_decode", False):
+            return cpu_decode.decode(heatmaps, tags, self._cfg)
         return parse(heatmaps, tags, self._cfg)
+
+    def _fused_decode(self, scales: Sequence[float]) -> bool:
+        """Whether frame maps go straight to the compiled decode, which projects them itself (one
+        scale, and decode_maps not replaced by a subclass: serving's CUDA decoder wants them
+        projected)."""
+        return (getattr(self, "_cpu_decode", False) and len(scales) == 1
+                and type(self).decode_maps is Pipeline.decode_maps)
 
     def postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
         """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->
@@ -436,10 +478,16 @@ class Pipeline:
             return Poses.empty(num_joints, geometry.image_wh, valid=False)
         agg = MultiScaleAggregator(geometry.base_size_wh, scales,
                                    resolution="input" if self.project2image else "heatmap")
-        for s, (h, t) in zip(scales, maps):
-            agg.add(s, h, t)
-        heatmaps, tags = agg.result()
-        grouped, scores = self.decode_maps(heatmaps[0], tags[0])
+        if self._fused_decode(scales):
+            h, t = maps[0]
+            if t.shape[2:4] != h.shape[2:4]:  # stride-4 tags: the official first step to stride 2
+                t = resize_tags(t, (h.shape[3], h.shape[2]), backend="numpy")
+            grouped, scores = cpu_decode.decode(h[0], t[0], self._cfg, size_wh=agg.output_size_wh)
+        else:
+            for s, (h, t) in zip(scales, maps):
+                agg.add(s, h, t)
+            heatmaps, tags = agg.result()
+            grouped, scores = self.decode_maps(heatmaps[0], tags[0])
         poses = people_from_grouped(  # as maps_to_poses, with the decode step swappable
             grouped, scores, geometry, num_joints, self.kpt_thr,
             heatmap_size_wh=None if self.project2image else agg.output_size_wh,

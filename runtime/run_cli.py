@@ -21,6 +21,7 @@ from higherhrnet_trt.core.cli_args import seconds as _seconds
 from .run_outputs import WINDOW, _open_window, _Outputs, _save_dirs, _window_closed  # noqa: F401
 
 DEFAULT_TIMEOUT_S = 10.0  # runtime.streams.DEFAULT_TIMEOUT_S (not imported: --help stays instant)
+DECODERS = ("auto", "cpu", "numpy")  # runtime.pipeline.DECODERS (not imported, as above)
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -197,6 +198,9 @@ def register(sub) -> None:
                    help="decoder: heatmap peaks above this become joint candidates")
     p.add_argument("--max-people", type=_positive_int, default=30,
                    help="most people kept per frame (best scores)")
+    p.add_argument("--decoder", choices=DECODERS, default="auto",
+                   help="decoder of the maps: cpu (compiled on first use with the system C++ "
+                        "compiler), numpy (the reference), auto (cpu where it builds, else numpy)")
     p.add_argument("--max-frames", type=_positive_int, metavar="N",
                    help="stop after N frames (of each source)")
     p.add_argument("--reconnect", type=int, default=5, metavar="N",
@@ -284,7 +288,7 @@ def run(args) -> int:
         args.model, backend=args.backend, scales=args.scales,
         project2image=not args.heatmap_resolution, kpt_thr=args.kpt_thr,
         decode={"max_people": args.max_people, "detection_threshold": args.det_thr},
-        track=getattr(args, "track", False), **backend_options(args),
+        track=getattr(args, "track", False), decoder=args.decoder, **backend_options(args),
     )
     if args.show:
         _open_window(cv2)  # before loading anything: fail fast without a display

@@ -485,3 +485,35 @@ def test_track_gives_each_person_one_id_per_source():
         other = pipe.predict(frame_of(wh), source=1)
         assert sorted(other.track_ids.tolist()) == [1, 2] and set(pipe.trackers) == {0, 1}
     assert make(OracleBackend()).predict(frame_of(wh)).track_ids is None
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_decoders_give_the_same_people(tiny_onnx, tiny_onnx_dynamic, monkeypatch, dynamic):
+    """decoder="cpu" (maps projected and decoded by kernels/cpu_decode.cpp) against decoder="numpy"
+    with the NumPy resize (OpenCV's is float32-close, not bit-equal): the same people, bit for bit;
+    multi-scale (dynamic model, scales 1 and 2) aggregates first, then the compiled decode."""
+    from higherhrnet_trt.decode import aggregate
+    from higherhrnet_trt.kernels import cpu
+
+    if not cpu.available():
+        pytest.skip(f"compiled CPU decode unavailable: {cpu.unavailable_reason()}")
+    monkeypatch.setattr(aggregate, "_cv2_or_none", lambda: None)
+    model, scales = (tiny_onnx_dynamic, (1, 2)) if dynamic else (tiny_onnx, (1,))
+    frames = [np.random.default_rng(s).integers(0, 255, (90, 120, 3), dtype=np.uint8) for s in range(3)]
+    decode = {"max_people": 8, "detection_threshold": 0.0}
+    with Pipeline(str(model), scales=scales, decode=decode, decoder="cpu") as fast, \
+            Pipeline(str(model), scales=scales, decode=decode, decoder="numpy") as ref:
+        assert fast._cpu_decode and not ref._cpu_decode
+        for frame in frames:
+            a, b = fast.predict(frame), ref.predict(frame)
+            assert len(b) > 0
+            np.testing.assert_array_equal(a.keypoints, b.keypoints)
+            np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_decoder_choice_is_checked(tiny_onnx, monkeypatch):
+    from higherhrnet_trt.kernels import cpu
+
+    with pytest.raises(UserError, match="decoder must be one of"):
+        Pipeline(str(tiny_onnx), decoder="fast")
+    monkeypatch.setattr(cpu, "_state", {"error": "no C++ compiler found (set CXX or install g++)"})
+    with pytest.raises(UserError, match="--decoder numpy"):
+        Pipeline(str(tiny_onnx), decoder="cpu").activate()
