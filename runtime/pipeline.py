@@ -42,6 +42,7 @@ from higherhrnet_trt.decode import DecodeConfig, parse
 from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear
 
 from .backends import Backend, create_backend
+from .options import DEFAULT_KPT_THR, DEFAULT_PERSON_THR, DecodeOptions, ModelOptions
 from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     Poses,
     boxes_from_keypoints,
@@ -123,6 +124,8 @@ class Pipeline:
     decode: a DecodeConfig, a dict of DecodeConfig fields to override (e.g. {"max_people": 50}),
         or None for the official settings with the model's joint order.
     kpt_thr: joints above this score span a person's box.
+    person_thr: people scored below this (mean joint score) are not returned (default 0.15, see
+        runtime/options.DEFAULT_PERSON_THR); 0 returns every candidate, as COCO evaluation needs.
     color_order: "bgr" (cv2 frames) or "rgb" (e.g. ROS rgb8 images).
     max_batch: largest batch sent at once to a dynamic-batch model by predict_batch.
     backend_options: passed to the backend (ONNX Runtime: providers=..., threads=...).
@@ -138,7 +141,8 @@ class Pipeline:
         scales: Sequence[float] = (1.0,),
         project2image: bool = True,
         decode: DecodeConfig | Mapping[str, Any] | None = None,
-        kpt_thr: float = 0.1,
+        kpt_thr: float = DEFAULT_KPT_THR,
+        person_thr: float = DEFAULT_PERSON_THR,
         color_order: str = "bgr",
         max_batch: int = DEFAULT_MAX_BATCH,
         **backend_options: Any,
@@ -148,6 +152,7 @@ class Pipeline:
         self.scales = _check_scales(scales)
         self.project2image = bool(project2image)
         self.kpt_thr = float(kpt_thr)
+        self.person_thr = float(person_thr)
         self.max_batch = max(1, int(max_batch))
         self._decode_arg = decode
         if isinstance(backend, Backend):  # a ready backend object (custom runtimes, test doubles)
@@ -161,6 +166,15 @@ class Pipeline:
         self._meta: ModelMeta | None = None
         self._cfg: DecodeConfig | None = None
         self._warned: set[str] = set()
+
+    @classmethod
+    def from_options(cls, model: ModelOptions, decode: DecodeOptions | None = None, **kwargs: Any) -> Pipeline:
+        """The pipeline for typed options (what the commands parse; runtime/options.py): the
+        backend options are checked against those the backend takes. kwargs: the other
+        arguments (color_order=..., max_batch=...)."""
+        decode = decode if decode is not None else DecodeOptions()
+        return cls(model.model, backend=model.backend, **decode.pipeline_kwargs(), **kwargs,
+                   **model.backend_options())
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def activate(self) -> Pipeline:
@@ -284,8 +298,10 @@ class Pipeline:
                                 "are skipped; the count is reported at the end")
                 results.append(Poses.empty(self._meta.keypoints.num_joints, image_wh, valid=False))
                 continue
-            results.append(Poses(keypoints, scores, boxes_from_keypoints(keypoints, self.kpt_thr), image_wh))
-            self.stats.people += len(scores)
+            poses = Poses(keypoints, scores, boxes_from_keypoints(keypoints, self.kpt_thr), image_wh)
+            poses = poses.select(self.person_thr)
+            results.append(poses)
+            self.stats.people += len(poses)
         return results
 
     def stream(self, source, max_frames: int | None = None, **source_options: Any) -> Iterator[tuple]:
@@ -427,5 +443,6 @@ class Pipeline:
                 "with --max-people / decode={'max_people': N}); said once", len(poses), limit, limit,
             )
             poses = cap_people(poses, limit)
+        poses = poses.select(self.person_thr)
         self.stats.people += len(poses)
         return poses
