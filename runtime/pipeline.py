@@ -168,7 +168,8 @@ class Pipeline:
         self._warned: set[str] = set()
 
     @classmethod
-    def from_options(cls, model: ModelOptions, decode: DecodeOptions | None = None, **kwargs: Any) -> Pipeline:
+    def from_options(cls, model: ModelOptions, decode: DecodeOptions | None = None,
+                     **kwargs: Any) -> Pipeline:
         """The pipeline for typed options (what the commands parse; runtime/options.py): the
         backend options are checked against those the backend takes. kwargs: the other
         arguments (color_order=..., max_batch=...)."""

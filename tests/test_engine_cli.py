@@ -1,4 +1,4 @@
-"""engine.cli: calibrate / build / info / debug-precision through ``higherhrnet-trt``."""
+"""cli/engine.py, cli/precision.py: calibrate / build / info / debug-precision through ``higherhrnet-trt``."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_help_exits_cleanly(name, capsys):
 
 
 def test_cli_module_imports_nothing_heavy():
-    code = ("import sys, higherhrnet_trt.engine.cli, higherhrnet_trt.cli as c; c.build_parser(); "
+    code = ("import sys, higherhrnet_trt.cli.engine, higherhrnet_trt.cli as c; c.build_parser(); "
             "heavy = [m for m in ('tensorrt', 'tensorrt_rtx', 'onnx', 'onnxruntime', 'modelopt', "
             "'polygraphy', 'torch', 'cv2') if m in sys.modules]; print(heavy); assert not heavy")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

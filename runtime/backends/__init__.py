@@ -65,4 +65,5 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module_name), cls_name)
 
 
-__all__ = ["Backend", "TensorSpec", "BACKENDS", "backend_class", "create_backend", "register_backend", "is_remote"]
+__all__ = ["Backend", "TensorSpec", "BACKENDS", "backend_class", "create_backend", "register_backend",
+           "is_remote"]

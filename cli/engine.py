@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
-from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
+from higherhrnet_trt.cli.args import positive_int as _positive_int
 
 
 def _shape(text: str) -> str:
@@ -79,7 +79,7 @@ def _add_build(sub, fmt) -> None:
                         "default: 3)")
     b.add_argument("--no-sanitize", dest="sanitize", action="store_false",
                    help="skip polygraphy constant folding before parsing")
-    b.add_argument("--no-progress", dest="progress", action="store_false",
+    b.add_argument("--no-progress", action="store_true",
                    help="hide the build progress bar (shown on terminals only anyway)")
     b.add_argument("--show-warnings", action="store_true",
                    help="print TensorRT's warnings and info messages")
@@ -111,7 +111,7 @@ def _add_info(sub, fmt) -> None:
 
 
 def run_build(args) -> int:
-    from .build import build_engine
+    from higherhrnet_trt.engine.build import build_engine
 
     output = args.output or os.path.splitext(args.onnx)[0] + ".engine"
     report = build_engine(
@@ -119,7 +119,7 @@ def run_build(args) -> int:
         min_shape=args.min_shape, opt_shape=args.opt_shape, max_shape=args.max_shape,
         workspace=args.workspace, timing_cache=args.timing_cache, dla_core=args.dla_core,
         gpu_fallback=args.gpu_fallback, version_compatible=args.version_compatible,
-        optimization_level=args.optimization_level, progress=args.progress,
+        optimization_level=args.optimization_level, progress=not args.no_progress,
         sanitize=args.sanitize, verbose=args.show_warnings,
     )
     print(report.summary())
@@ -127,7 +127,7 @@ def run_build(args) -> int:
 
 
 def run_info(args) -> int:
-    from .info import info
+    from higherhrnet_trt.engine.info import info
 
     return info(args.file, args.layers)
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
-from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
-from higherhrnet_trt.core.cli_args import positive_int as _positive_int
-from higherhrnet_trt.core.cli_args import whole_number_at_least
-
-from .calib_taps import DEFAULT_SAMPLE
+from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
+from higherhrnet_trt.cli.args import positive_int as _positive_int
+from higherhrnet_trt.cli.args import whole_number_at_least
+from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
 
 _whole_number = whole_number_at_least(0)
 
@@ -70,7 +69,7 @@ def _add_calibrate(sub, fmt) -> None:
     c.add_argument("--no-cache", dest="use_cache", action="store_false",
                    help="recompute the ranges even when cached (the cache is refreshed)")
     c.add_argument("--seed", type=int, default=0, help="seed of the image shuffle")
-    c.add_argument("--no-progress", dest="progress", action="store_false",
+    c.add_argument("--no-progress", action="store_true",
                    help="hide the calibration progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_calibrate)
 
@@ -116,7 +115,7 @@ def _add_debug_precision(sub, fmt) -> None:
 def run_calibrate(args) -> int:
     import warnings
 
-    from .quantize import quantize_int8
+    from higherhrnet_trt.export.quantize import quantize_int8
 
     output = args.output or os.path.splitext(args.onnx)[0] + ".int8.onnx"
     # The report carries the warnings (too few images, unreadable files): print them as plain
@@ -127,7 +126,7 @@ def run_calibrate(args) -> int:
             args.onnx, output, images=args.images, num_images=args.num_images, method=args.method,
             percentile=args.percentile, holdout=args.holdout, high_precision=args.high_precision,
             input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
-            seed=args.seed, progress=args.progress, sample=args.sample,
+            seed=args.seed, progress=not args.no_progress, sample=args.sample,
         )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -143,9 +142,8 @@ def run_debug_precision(args) -> int:
     from higherhrnet_trt.core.metadata import ModelMeta
     from higherhrnet_trt.engine.onnx_info import summarize
     from higherhrnet_trt.engine.related import check_related
-
-    from .precision_debug import compare_layers
-    from .quantize import InputMaker, list_images
+    from higherhrnet_trt.export.precision_debug import compare_layers
+    from higherhrnet_trt.export.quantize import InputMaker, list_images
 
     ref = summarize(args.onnx)
     var = summarize(args.variant)

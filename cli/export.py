@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
-from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
+from higherhrnet_trt.cli.args import positive_int as _positive_int
 
 
 def _size(text: str):
@@ -21,7 +21,7 @@ def _size(text: str):
 
 
 def _config_help() -> str:
-    from .configs import CONFIGS
+    from higherhrnet_trt.export.configs import CONFIGS
 
     return "architecture: " + "; ".join(f"{k} ({v.description})" for k, v in CONFIGS.items())
 
@@ -73,7 +73,7 @@ def register(sub) -> None:
                    help="also build a TensorRT engine from the written ONNX (default builder)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the ONNX Runtime vs PyTorch check (not recommended)")
-    from .weights import add_cli_options
+    from higherhrnet_trt.export.weights import add_cli_options
 
     add_cli_options(p)
     p.set_defaults(func=run_export)
@@ -97,15 +97,14 @@ def register(sub) -> None:
                    help="frames to measure ranges and the error on (default: random normal inputs)")
     c.add_argument("--num-check", type=_positive_int, default=8, metavar="N",
                    help="check inputs: N images from --images, or min(N, 4) random inputs")
-    c.add_argument("--no-progress", dest="progress", action="store_false",
+    c.add_argument("--no-progress", action="store_true",
                    help="hide the progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_convert)
 
 
 def run_export(args) -> int:
     from higherhrnet_trt.core.errors import UserError
-
-    from .api import export
+    from higherhrnet_trt.export.api import export
 
     if args.seed is not None and args.checkpoint:
         raise UserError("--seed sets RANDOM weights, which --checkpoint replaces: leave --seed out")
@@ -126,12 +125,12 @@ def run_export(args) -> int:
 def run_convert(args) -> int:
     import warnings
 
-    from .quantize import convert_fp16
+    from higherhrnet_trt.export.quantize import convert_fp16
 
     with warnings.catch_warnings():  # the report carries them: printed as plain lines below
         warnings.simplefilter("ignore", UserWarning)
         report = convert_fp16(args.onnx, args.output, images=args.images, num_check=args.num_check,
-                              method=args.method, progress=args.progress)
+                              method=args.method, progress=not args.no_progress)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(report.summary())
