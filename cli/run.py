@@ -68,8 +68,6 @@ def run(args) -> int:
     source, out = options(args, SourceOptions), options(args, OutputOptions)
     model.check_model_exists()
     pipe = Pipeline.from_options(model, decode)
-    if not (out.save_dir or out.json or out.show):
-        print("note: nothing is saved or shown; add --save-dir, --json or --show", file=sys.stderr)
     done = run_stream(source.source, pipe, out, max_frames=source.max_frames, policy=source.policy(),
                       report=lambda line: print(line, file=sys.stderr))
     return done.exit_code

@@ -108,12 +108,14 @@ class ModelOptions:
 
 
 def _who_takes(options: Sequence[str]) -> str:
-    """'--threads: onnxruntime, openvino; --device: torch' for the error above."""
+    """'onnxruntime options: --providers, --threads; openvino options: --threads' for the error
+    above: the backends that take any of ``options``, with all they take."""
     parts = []
-    for option in options:
-        names = [n for n in BACKENDS if option in _declared(n)]
-        parts.append(f"{flag(option)}: {', '.join(names) if names else 'no backend'}")
-    return "; ".join(parts)
+    for name in BACKENDS:
+        takes = _declared(name)
+        if any(o in takes for o in options):
+            parts.append(f"{name} options: {', '.join(flag(o) for o in takes)}")
+    return "; ".join(parts) or "no backend takes them"
 
 
 def _declared(name: str) -> tuple[str, ...]:

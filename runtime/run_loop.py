@@ -96,6 +96,8 @@ def run_stream(sources: MultiSource | Sequence[str | int], pipeline, outputs: Ou
         pipeline.activate()
         max_people = pipeline.decode_config.max_people
         say(f"model: {describe_model(pipeline)}; source: {sources.description}")
+        if not (outputs.save_dir or outputs.json or outputs.show or on_people):
+            say("note: nothing is saved or shown; add --save-dir, --json or --show")
         writer = CocoResultsWriter(outputs.json) if outputs.json else None
         bar = progress_bar(sources, max_frames, outputs.no_progress)
         t_start = time.perf_counter()  # FPS counts frames, not model loading
