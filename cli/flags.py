@@ -18,6 +18,12 @@ from typing import Any
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.limits import check_scales
+from higherhrnet_trt.core.precision import (
+    CALIBRATION_METHODS,
+    PRECISIONS,
+    CalibrationOptions,
+    PrecisionOptions,
+)
 from higherhrnet_trt.runtime.options import (
     DEFAULT_KPT_THR,
     DEFAULT_PERSON_THR,
@@ -52,7 +58,8 @@ def scales(text: str) -> tuple[float, ...]:
 class Flag:
     """One option's flag: ``name`` is the options field (and, with dashes, the flag).
 
-    short: other current spellings ('-s'); aliases: old spellings, hidden, deprecated;
+    short: other current spellings ('-s'); aliases: old spellings, hidden, deprecated; switches:
+    old on/off spellings that stored a value (``--fp16`` = ``--precision fp16``), spelling -> value;
     positional: a positional argument (no dashes); kwargs: argparse's (type, default, help, ...).
     """
 
@@ -61,6 +68,7 @@ class Flag:
     short: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     positional: bool = False
+    switches: tuple[tuple[str, Any], ...] = ()
 
 
 def _flags(*items: Flag) -> dict[str, Flag]:
@@ -144,6 +152,23 @@ GROUPS: dict[type, dict[str, Flag]] = {
             "network streams: retry the first open like a reconnect (a camera still booting); "
             "without it a stream that does not open is an error at once"))),
     ),
+    PrecisionOptions: _flags(
+        Flag("precision", dict(choices=PRECISIONS, default="fp32", help=(
+            "the model's precision: fp32; fp16; int8 (a Q/DQ ONNX from INT8 calibration)")),
+            switches=(("--fp16", "fp16"), ("--int8", "int8"))),
+    ),
+    CalibrationOptions: _flags(
+        Flag("images", dict(metavar="DIR", help=(
+            "folder of calibration images (searched recursively): a few hundred frames like the ones "
+            "the robot will see; unreadable files are skipped and counted")), aliases=("--data",)),
+        Flag("num_images", dict(type=positive_int, default=512, metavar="N", help=(
+            "images used for calibration (a seeded shuffle picks them); fewer warns")),
+            aliases=("--num-calib-images",)),
+        Flag("method", dict(choices=CALIBRATION_METHODS, default="entropy", help=(
+            "activation range: entropy (KL divergence, as TensorRT's calibrator), max (largest |x|: "
+            "no clipping, coarser steps), percentile (clip the top 100-P %% of |x|)")),
+            aliases=("--calib-method",)),
+    ),
     OutputOptions: _flags(
         Flag("save_dir", dict(metavar="DIR", help=(
             "write annotated images or video (<source>.mp4) here. Images keep their names; a glob "
@@ -170,7 +195,7 @@ class _Deprecated(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         print(f"warning: {option_string} is deprecated and goes in the next release: use {self.current}",
               file=sys.stderr)
-        setattr(namespace, self.dest, values)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
 def add_flags(parser, cls: type, only: Iterable[str] | None = None, title: str | None = None,
@@ -194,6 +219,9 @@ def add_flags(parser, cls: type, only: Iterable[str] | None = None, title: str |
             keep = {k: v for k, v in kwargs.items() if k in ("type", "choices", "nargs", "metavar")}
             target.add_argument(old, dest=name, action=_Deprecated, current=flag(name),
                                 default=argparse.SUPPRESS, help=argparse.SUPPRESS, **keep)
+        for old, value in f.switches:
+            target.add_argument(old, dest=name, action=_Deprecated, current=f"{flag(name)} {value}",
+                                nargs=0, const=value, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return target
 
 

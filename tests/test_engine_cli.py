@@ -81,9 +81,9 @@ def test_build_and_info_engine(tiny_onnx, tmp_path, capsys):
     assert "this machine:" in out
     # A user error is one line on stderr and exit code 1.
     assert main(["build", str(tiny_onnx), "-o", str(engine), "--backend", "tensorrt-rtx",
-                 "--fp16"]) == 1
+                 "--precision", "fp16"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: --fp16 is a TensorRT 10 builder flag") and err.count("\n") == 1
+    assert err.startswith("error: --precision fp16 is a TensorRT 10 builder flag") and err.count("\n") == 1
 
 
 def test_calibrate_and_debug_precision(tiny_onnx, tmp_path, capsys):

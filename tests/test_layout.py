@@ -178,11 +178,24 @@ def test_every_command_names_calibration_images_the_same_way():
     from higherhrnet_trt.cli import build_parser
 
     parser = build_parser()
-    new = parser.parse_args(["export", "--precision", "int8", "--images", "d", "--num-images", "3"])
-    old = parser.parse_args(["export", "--precision", "int8", "--data", "d", "--num-calib-images", "3"])
-    assert (new.data, new.num_calib_images) == (old.data, old.num_calib_images) == ("d", 3)
-    cal = parser.parse_args(["calibrate", "m.onnx", "--images", "d", "--num-images", "3"])
-    assert (cal.images, cal.num_images) == ("d", 3)
+    new = parser.parse_args(["export", "--precision", "int8", "--images", "d", "--num-images", "3",
+                             "--method", "max"])
+    old = parser.parse_args(["export", "--precision", "int8", "--data", "d", "--num-calib-images", "3",
+                             "--calib-method", "max"])
+    cal = parser.parse_args(["calibrate", "m.onnx", "--images", "d", "--num-images", "3", "--method", "max"])
+    assert ((new.images, new.num_images, new.method) == (old.images, old.num_images, old.method)
+            == (cal.images, cal.num_images, cal.method) == ("d", 3, "max"))
+
+
+def test_export_and_build_name_the_precision_the_same_way(capsys):
+    from higherhrnet_trt.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["export", "--precision", "fp16"]).precision == "fp16"
+    assert parser.parse_args(["build", "m.onnx", "--precision", "int8"]).precision == "int8"
+    assert parser.parse_args(["build", "m.onnx"]).precision == "fp32"
+    assert parser.parse_args(["build", "m.onnx", "--fp16"]).precision == "fp16"  # the old switch
+    assert "--fp16 is deprecated" in capsys.readouterr().err
 
 
 def test_version_and_verbose_after_the_command(capsys):
