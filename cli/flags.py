@@ -130,6 +130,10 @@ GROUPS: dict[type, dict[str, Flag]] = {
             "drawn, written (--json), published; 0 keeps every candidate (0.15: the demo network's "
             "precision 0.80 / recall 0.69 on generated scenes, benchmarks/RESULTS.md)")),
             aliases=("--score-threshold",)),
+        Flag("track", dict(action="store_true", help=(
+            "person IDs across frames (each source tracked on its own): the same 'track_id' on the "
+            "same person in the JSON (-1: not tracked), drawn people coloured by ID with the ID at "
+            "their box; IDs are never reused"))),
     ),
     SourceOptions: _flags(
         Flag("source", dict(required=True, metavar="SRC", action="append", help=(

@@ -77,6 +77,9 @@ def register(sub) -> None:
     p.add_argument("--marker-depth", type=float, default=2.0, metavar="METRES",
                    help="RViz skeletons are drawn on the plane this far in front of the camera, along "
                         "each joint's pixel ray (intrinsics from 'camera_info', else a 53 deg guess)")
+    add_flags(p, DecodeOptions, ["track"], track=dict(
+        help="person IDs across frames: each person's track_id in 'people' is the same on the same "
+             "person (-1 without --track or for a person not tracked)"))
     p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
                    help="everything after it goes to ROS: -r FROM:=TO remaps, -p NAME:=VALUE "
                         "parameters, --params-file FILE, --log-level LEVEL")
@@ -149,5 +152,6 @@ def run_ros2(args) -> int:
         "threads": model.threads, "person_thr": decode.person_thr, "max_people": decode.max_people,
         "kpt_thr": decode.kpt_thr, "qos_depth": args.qos_depth, "image_transport": args.image_transport,
         "publish_image": args.publish_image, "marker_depth": float(args.marker_depth),
+        "track": decode.track,
     }
     return node.run(defaults, list(args.ros_args or []))

@@ -52,7 +52,9 @@ def register(sub) -> None:
     add_flags(p, OutputOptions, ["save_dir", "show", "json"])
     add_flags(p, DecodeOptions, ["scales", "kpt_thr", "person_thr", "det_thr", "max_people"])
     add_flags(p, SourceOptions, ["max_frames", "reconnect", "stream_timeout", "wait_for_source"])
-    add_flags(p, OutputOptions, ["boxes", "no_progress"])
+    add_flags(p, OutputOptions, ["boxes"])
+    add_flags(p, DecodeOptions, ["track"])
+    add_flags(p, OutputOptions, ["no_progress"])
     add_flags(p, DecodeOptions, ["heatmap_resolution"])
     p.set_defaults(func=run)
 

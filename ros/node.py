@@ -57,6 +57,7 @@ PARAMETERS: dict[str, str] = {
     "image_transport": "raw: subscribe to 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
     "publish_image": "also publish the annotated image on 'people/image'",
     "marker_depth": "metres in front of the camera where the RViz skeletons are drawn",
+    "track": "person IDs across frames: each person's track_id in 'people' (-1 without it)",
 }
 
 
@@ -97,7 +98,7 @@ class PoseNode(Node):
         if not os.path.isfile(s["model"]):
             raise UserError(f"model file not found: {s['model']}")
         model = options_from(ModelOptions, s)
-        decode = options_from(DecodeOptions, s)  # person_thr, kpt_thr, max_people; the rest default
+        decode = options_from(DecodeOptions, s)  # person_thr, kpt_thr, max_people, track
         self.pipeline = Pipeline.from_options(model, decode).activate()
         joints = list(self.pipeline.keypoints.joint_names)
         self.declare_parameter("joint_names", joints, ParameterDescriptor(
@@ -173,7 +174,8 @@ class PoseNode(Node):
         """People of one frame on every output topic, with the frame's header."""
         s = self.settings
         self.people_pub.publish(messages.people_message(
-            poses.keypoints, poses.scores, header, self.pipeline.keypoints.joint_names, poses.image_wh))
+            poses.keypoints, poses.scores, header, self.pipeline.keypoints.joint_names, poses.image_wh,
+            poses.track_ids))
         # Markers and drawing cost milliseconds (~10 ms for 30 people, 2-core CPU): only when
         # someone listens.
         if self.marker_pub.get_subscription_count() > 0:

@@ -137,6 +137,8 @@ class DecodeOptions:
     kpt_thr: joints scored above this are drawn and span a person's box.
     person_thr: people scored below this (mean joint score) are left out of what is returned,
         printed, drawn, written and published; 0 keeps every candidate (``eval`` does).
+    track: person IDs across frames (runtime/track.py; each source tracked on its own), on every
+        candidate before person_thr.
     """
 
     scales: tuple[float, ...] = (1.0,)
@@ -145,6 +147,7 @@ class DecodeOptions:
     max_people: int = 30
     kpt_thr: float = DEFAULT_KPT_THR
     person_thr: float = DEFAULT_PERSON_THR
+    track: bool = False
 
     def __post_init__(self) -> None:
         for name in ("det_thr", "kpt_thr", "person_thr"):
@@ -156,7 +159,7 @@ class DecodeOptions:
     def pipeline_kwargs(self) -> dict[str, Any]:
         """Pipeline's arguments for these options."""
         return dict(scales=self.scales, project2image=not self.heatmap_resolution, kpt_thr=self.kpt_thr,
-                    person_thr=self.person_thr,
+                    person_thr=self.person_thr, track=self.track,
                     decode={"max_people": self.max_people, "detection_threshold": self.det_thr})
 
 
