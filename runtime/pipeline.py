@@ -43,6 +43,7 @@ from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_biline
 from higherhrnet_trt.kernels import cpu as cpu_decode
 
 from .backends import Backend, create_backend
+from .options import DECODERS, DEFAULT_KPT_THR, DEFAULT_PERSON_THR, DecodeOptions, ModelOptions
 from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     Poses,
     boxes_from_keypoints,
@@ -59,9 +60,6 @@ log = logging.getLogger("higherhrnet_trt.runtime")
 
 #: Largest batch a dynamic-batch model is given at once by predict_batch.
 DEFAULT_MAX_BATCH = 8
-#: Decoders of the maps: "cpu" the compiled one (kernels/cpu_decode.cpp), "numpy" the reference,
-#: "auto" the compiled one where it builds, else NumPy (saying so once).
-DECODERS = ("auto", "cpu", "numpy")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,6 +126,8 @@ class Pipeline:
     decode: a DecodeConfig, a dict of DecodeConfig fields to override (e.g. {"max_people": 50}),
         or None for the official settings with the model's joint order.
     kpt_thr: joints above this score span a person's box.
+    person_thr: people scored below this (mean joint score) are not returned (default 0.15, see
+        runtime/options.DEFAULT_PERSON_THR); 0 returns every candidate, as COCO evaluation needs.
     color_order: "bgr" (cv2 frames) or "rgb" (e.g. ROS rgb8 images).
     max_batch: largest batch sent at once to a dynamic-batch model by predict_batch.
     track: person IDs across frames (runtime/track.py): True, or a TrackerOptions for other
@@ -151,7 +151,8 @@ class Pipeline:
         scales: Sequence[float] = (1.0,),
         project2image: bool = True,
         decode: DecodeConfig | Mapping[str, Any] | None = None,
-        kpt_thr: float = 0.1,
+        kpt_thr: float = DEFAULT_KPT_THR,
+        person_thr: float = DEFAULT_PERSON_THR,
         color_order: str = "bgr",
         max_batch: int = DEFAULT_MAX_BATCH,
         track: bool | TrackerOptions = False,
@@ -166,6 +167,7 @@ class Pipeline:
         self.scales = _check_scales(scales)
         self.project2image = bool(project2image)
         self.kpt_thr = float(kpt_thr)
+        self.person_thr = float(person_thr)
         self.max_batch = max(1, int(max_batch))
         self._decode_arg = decode
         if isinstance(backend, Backend):  # a ready backend object (custom runtimes, test doubles)
@@ -181,6 +183,16 @@ class Pipeline:
         self._warned: set[str] = set()
         self.track = track
         self.trackers: dict[int, Tracker] = {}  # source index -> its tracker, when tracking
+
+    @classmethod
+    def from_options(cls, model: ModelOptions, decode: DecodeOptions | None = None,
+                     **kwargs: Any) -> Pipeline:
+        """The pipeline for typed options (what the commands parse; runtime/options.py): the
+        backend options are checked against those the backend takes. kwargs: the other
+        arguments (color_order=..., max_batch=...)."""
+        decode = decode if decode is not None else DecodeOptions()
+        return cls(model.model, backend=model.backend, **decode.pipeline_kwargs(), **kwargs,
+                   **model.backend_options())
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def activate(self) -> Pipeline:
@@ -288,10 +300,10 @@ class Pipeline:
         sources: each frame's source index (None: all 0); with ``track`` the frames of one source
         are tracked in the order given."""
         results = self._predict_frames(frames)
-        if self.track:
+        if self.track:  # on every candidate: the tracker's second stage matches weak people too
             results = [self._tracker(k).update_poses(p)
                        for k, p in zip(sources if sources is not None else [0] * len(results), results)]
-        return results
+        return [p.select(self.person_thr) for p in results]
 
     def _tracker(self, source: int) -> Tracker:
         """The tracker of frames from ``source`` (made on its first frame)."""
@@ -301,7 +313,7 @@ class Pipeline:
         return self.trackers[source]
 
     def _predict_frames(self, frames: Sequence[np.ndarray]) -> list[Poses]:
-        """predict_batch without tracking."""
+        """predict_batch without tracking, every candidate (person_thr not applied yet)."""
         self.activate()
         frames = [check_frame(f) for f in frames]
         if not frames:

@@ -308,17 +308,37 @@ def test_too_many_people_are_capped_with_one_warning(caplog):
     be = OracleBackend()
     be.image_wh, be.people = (640, 480), people_in((640, 480), 2)
     be.tag_per_joint_offset = 10.0  # no joint matches another: 17 x 2 single-joint 'people'
-    with caplog.at_level(logging.WARNING, logger="higherhrnet_trt.runtime"), make(be) as pipe:
+    # person_thr 0: single-joint people score about 1/17, below the default threshold
+    with caplog.at_level(logging.WARNING, logger="higherhrnet_trt.runtime"), make(be, person_thr=0) as pipe:
         poses = pipe.predict(frame_of((640, 480)))
         pipe.predict(frame_of((640, 480)))
         assert pipe.stats.capped == 2
     assert len(poses) == 30 and np.all(np.diff(poses.scores) <= 0)
     msgs = [r.message for r in caplog.records if "max_people" in r.message]
     assert len(msgs) == 1 and "34 people" in msgs[0]
-    smaller = make(OracleBackend(), decode={"max_people": 5})
+    smaller = make(OracleBackend(), decode={"max_people": 5}, person_thr=0)
     smaller.backend.image_wh, smaller.backend.people = (640, 480), people_in((640, 480), 2)
     smaller.backend.tag_per_joint_offset = 10.0
     assert len(smaller.predict(frame_of((640, 480)))) == 5
+
+
+def test_people_below_person_thr_are_not_returned():
+    """Two whole people (every joint at its peak: score about 1) and, split off by their tags,
+    single-joint 'people' (one joint of 17: score about 1/17 = 0.059): the default 0.15 returns
+    the whole ones only, 0 returns every candidate."""
+    def backend(split: bool):
+        be = OracleBackend()
+        be.image_wh, be.people = (640, 480), people_in((640, 480), 2)
+        if split:
+            be.tag_per_joint_offset = 10.0
+        return be
+
+    whole = make(backend(False)).predict(frame_of((640, 480)))
+    assert len(whole) == 2 and np.all(whole.scores > 0.9)
+    split = make(backend(True)).predict(frame_of((640, 480)))
+    assert len(split) == 0
+    every = make(backend(True), person_thr=0, decode={"max_people": 40}).predict(frame_of((640, 480)))
+    assert len(every) == 34 and np.all(np.abs(every.scores - 1 / 17) < 0.01)
 
 
 @pytest.mark.parametrize("frame, match", [

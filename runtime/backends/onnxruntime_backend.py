@@ -81,6 +81,7 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    options = ("providers", "threads", "graph_optimization", "config")
 
     def __init__(
         self,
