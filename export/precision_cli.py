@@ -59,8 +59,14 @@ def _add_calibrate(sub, fmt) -> None:
                         "and ONNX Runtime's histograms exactly, about 2.6x plain inference")
     c.add_argument("--holdout", type=int, default=10, metavar="N",
                    help="images kept out of calibration to measure the error (at most 1/5 of them)")
+    c.add_argument("--target", choices=["tensorrt", "cpu"], default="tensorrt",
+                   help="runtime the Q/DQ graph is laid out for (written to the file): tensorrt "
+                        "(ModelOpt's placement; ONNX Runtime runs it slower than fp32) or cpu (ONNX "
+                        "Runtime / OpenVINO: ONNX Runtime's placement, uint8 activations, fp32 "
+                        "elsewhere; TensorRT cannot build it)")
     c.add_argument("--high-precision", choices=["fp16", "fp32"], default="fp16",
-                   help="dtype of the layers left unquantized: fp16 runs faster in TensorRT")
+                   help="--target tensorrt: dtype of the layers left unquantized: fp16 runs faster in "
+                        "TensorRT")
     c.add_argument("--input-size", type=_positive_int, metavar="N",
                    help="pre-processing size for a dynamic-shape ONNX (default: the model's); "
                         "static models letterbox frames into their fixed H x W")
@@ -127,14 +133,17 @@ def run_calibrate(args) -> int:
             args.onnx, output, images=args.images, num_images=args.num_images, method=args.method,
             percentile=args.percentile, holdout=args.holdout, high_precision=args.high_precision,
             input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
-            seed=args.seed, progress=args.progress, sample=args.sample,
+            seed=args.seed, progress=args.progress, sample=args.sample, target=args.target,
         )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(report.summary())
     for note in report.notes:
         print(f"note: {note}")
-    print(f"next: higherhrnet-trt build {output} -o {os.path.splitext(output)[0]}.engine")
+    if args.target == "cpu":
+        print(f"next: higherhrnet-trt run {output} --source IMAGE_OR_VIDEO")
+    else:
+        print(f"next: higherhrnet-trt build {output} -o {os.path.splitext(output)[0]}.engine")
     return 0
 
 
