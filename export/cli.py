@@ -69,6 +69,8 @@ def register(sub) -> None:
                    help="images used for INT8 calibration (as 'calibrate --num-images')")
     p.add_argument("--calib-method", choices=["entropy", "max", "percentile"], default="entropy",
                    help="INT8 activation range method")
+    p.add_argument("--target", choices=["tensorrt", "cpu"], default="tensorrt",
+                   help="--precision int8: runtime the Q/DQ graph is for (as 'calibrate --target')")
     p.add_argument("--engine", action="store_true",
                    help="also build a TensorRT engine from the written ONNX (default builder)")
     p.add_argument("--no-check", dest="check", action="store_false",
@@ -115,7 +117,7 @@ def run_export(args) -> int:
         dynamic=args.dynamic, dynamic_batch=args.dynamic_batch, flip=args.flip,
         outputs="raw" if args.raw_outputs else "aggregated", half=args.precision == "fp16",
         int8=args.precision == "int8", data=args.data, num_calib_images=args.num_calib_images,
-        calib_method=args.calib_method, check=args.check,
+        calib_method=args.calib_method, target=args.target, check=args.check,
         seed=0 if args.seed is None else args.seed, cache_dir=args.cache_dir, weights_url=args.weights_url,
     )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())
