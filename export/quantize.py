@@ -29,6 +29,12 @@ INT8 (:func:`quantize_int8`), in three steps:
 3. The activation scales (``max|x| / 127``, symmetric int8, as ONNX Runtime computes them) are
    written into the placed graph (qdq.py).
 
+That is ``target="tensorrt"`` (the default). ``target="cpu"`` (ONNX Runtime, OpenVINO) replaces
+steps 1 and 3 with ONNX Runtime's own QDQ quantizer (qdq_cpu.py): every tensor it wants a range for
+is calibrated by the same step 2 (its [min, max] clipped to the method's threshold), and it writes
+uint8 asymmetric activations, int8 per-channel weights and fp32 elsewhere, the graph ONNX Runtime
+fuses into integer kernels at full graph optimisation. The file's metadata carries the target.
+
 Static-shape models: the official pre-processing sizes the input after the image (short side =
 input size, long side 64-aligned), which a fixed H x W network cannot take. Such models get the
 same warp with the image *letterboxed* into H x W, as the runtime pipeline feeds them
