@@ -293,7 +293,7 @@ def quantize_int8(
         cache_dir)
     report = QuantizeReport(path=onnx_out, reference=onnx_in, precision="int8", checked_on="",
                             graph_optimization=_RUN_LEVEL[target], method=method,
-                            cache_path=cache_path)
+                            cache_path=cache_path, target=target)
     with tempfile.TemporaryDirectory(prefix="higherhrnet_trt_int8_") as tmp:
         # ModelOpt writes intermediate files next to its input: give it a private copy.
         work_in = os.path.join(tmp, "model.onnx")

@@ -23,7 +23,7 @@ pytest.importorskip("cv2")
 
 @pytest.fixture(scope="module")
 def cpu_files(tiny_onnx, tmp_path_factory):
-    """(fp32 ONNX, cpu-target INT8 ONNX (method max), calibration folder)."""
+    """(fp32 ONNX, cpu-target INT8 ONNX (method max), calibration folder, report summary)."""
     from higherhrnet_trt.export.quantize import quantize_int8
     from higherhrnet_trt.references.scenes import generate_dataset
 
@@ -32,9 +32,10 @@ def cpu_files(tiny_onnx, tmp_path_factory):
     out = str(tmp / "tiny.cpu.int8.onnx")
     with warnings.catch_warnings():  # "calibrated on 4 images": few on purpose (time)
         warnings.simplefilter("ignore")
-        quantize_int8(str(tiny_onnx), out, str(tmp / "calib" / "images"), num_images=4, holdout=0,
-                      method="max", target="cpu", cache_dir=str(tmp / "cache"), progress=False)
-    return str(tiny_onnx), out, str(tmp / "calib" / "images")
+        report = quantize_int8(str(tiny_onnx), out, str(tmp / "calib" / "images"), num_images=4, holdout=0,
+                               method="max", target="cpu", cache_dir=str(tmp / "cache"),
+                               progress=False)
+    return str(tiny_onnx), out, str(tmp / "calib" / "images"), report.summary()
 
 
 def _initializers(path: str) -> dict[str, np.ndarray]:
@@ -55,7 +56,7 @@ def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
 
     from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
 
-    fp32, ours, images = cpu_files
+    fp32, ours, images, _ = cpu_files
     _, summary, meta = check_fp32_input(fp32)
     maker = InputMaker(summary, meta, None)
     feeds = list(maker.feeds(list_images(images), []))
@@ -99,7 +100,7 @@ def test_onnxruntime_fuses_every_conv(cpu_files, tmp_path):
     """What makes the file fast: at "all" no Conv is left in float."""
     import onnx
 
-    fp32, ours, _ = cpu_files
+    fp32, ours, _, _ = cpu_files
     convs = sum(n.op_type == "Conv" for n in onnx.load(fp32).graph.node)
     ops = _optimised_ops(ours, tmp_path)
     assert ops["QLinearConv"] == convs, ops
@@ -110,7 +111,7 @@ def test_backend_runs_it_optimised_and_close_to_fp32(cpu_files, caplog):
     from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
     from higherhrnet_trt.runtime.backends import create_backend
 
-    fp32, ours, images = cpu_files
+    fp32, ours, images, _ = cpu_files
     _, summary, meta = check_fp32_input(fp32)
     feed = next(iter(InputMaker(summary, meta, None).feeds(list_images(images), [])))
     with create_backend(fp32, threads=1) as b:
@@ -142,7 +143,8 @@ def test_tensorrt_build_refuses_cpu_target(cpu_files):
     from higherhrnet_trt.engine.build_plan import plan_precision
     from higherhrnet_trt.engine.onnx_info import summarize
 
-    _, ours, _ = cpu_files
+    _, ours, _, summary = cpu_files
+    assert f"wrote {ours} (int8 for cpu)" in summary  # calibrate says which target the file is for
     with pytest.raises(UserError, match="--target tensorrt") as e:
         plan_precision(None, summarize(ours), False, False, ours)
     assert "\n" not in str(e.value)
