@@ -156,3 +156,12 @@ def test_unknown_target_is_one_line(tiny_onnx, tmp_path):
 
     with pytest.raises(UserError, match="target must be one of tensorrt, cpu"):
         quantize_int8(str(tiny_onnx), str(tmp_path / "x.onnx"), str(tmp_path), target="gpu")
+
+
+def test_export_refuses_an_engine_of_a_cpu_target(tmp_path):
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export.api import export
+
+    with pytest.raises(UserError, match="builds no TensorRT engine"):
+        export(None, config="tiny", output=str(tmp_path / "x.onnx"), int8=True, data=str(tmp_path),
+               target="cpu", format="engine", log=lambda *a, **k: None)
