@@ -89,8 +89,8 @@ class OnnxRuntimeBackend(Backend):
 
     providers: ONNX Runtime execution providers in priority order (default: CPU only).
     threads: intra-op threads (0 = ONNX Runtime's default, one per core).
-    graph_optimization: "auto" (default: :func:`needed_level`, "disable" for INT8 Q/DQ files,
-        "all" otherwise), "all", "extended", "basic" or "disable". After activate(),
+    graph_optimization: "auto" (default: :func:`needed_level`, "disable" for INT8 Q/DQ files laid
+        out for TensorRT, "all" otherwise), "all", "extended", "basic" or "disable". After activate(),
         ``graph_optimization_used`` is the level the session runs at.
     config: for an ONNX without higherhrnet_trt metadata (exported by other tools): its config
         name (export/configs.py); see backends/foreign.py.
