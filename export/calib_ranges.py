@@ -105,6 +105,14 @@ def _group_stats(values: Mapping, names: Sequence[str]):
     return low, high, np.concatenate([np.asarray(s.sample, np.float32).ravel() for s in stats])
 
 
+def _fold_extremes(groups: Mapping, lows: dict[str, float], highs: dict[str, float]) -> None:
+    """Fold one feed's (low, high, values) per group into the running min / max."""
+    for k, (low, high, whole) in groups.items():
+        if low is None:  # exact pass: only the values are known
+            low, high = float(np.min(whole)), float(np.max(whole))
+        lows[k], highs[k] = min(lows[k], low), max(highs[k], high)
+
+
 def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: float,
                    feeds: Iterable[Mapping[str, np.ndarray]], tmpdir: str,
                    sample: int = DEFAULT_SAMPLE,
@@ -133,10 +141,8 @@ def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: 
         count += 1
         groups = {k: _group_stats(values, names) for k, names in members.items()}
         del values
-        for k, (low, high, whole) in groups.items():
-            if low is None:
-                low, high = float(np.min(whole)), float(np.max(whole))
-            lows[k], highs[k] = min(lows[k], low), max(highs[k], high)
+        if extremes is not None:
+            _fold_extremes(groups, lows, highs)
         if hists is None:
             for k, (low, high, whole) in groups.items():
                 seen = _absmax(whole) if low is None else max(abs(low), abs(high))

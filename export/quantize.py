@@ -149,7 +149,7 @@ def _calibrate(work_in: str, placement: Placement, maker: InputMaker, calib_path
               disable=None if progress else True, leave=False) as bar:
         stats: dict = {}
         feeds = maker.feeds(calib_paths, skipped, limit=num_images, bar=bar, stats=stats)
-        extremes: dict[str, tuple[float, float]] = {}
+        extremes: dict[str, tuple[float, float]] | None = {} if target == "cpu" else None
         ranges, _ = _collect_ranges(work_in, placement, method, percentile, feeds, tmp, sample,
                                     extremes=extremes)
         report.calibration_images = stats["used"]
