@@ -469,8 +469,11 @@ class Pipeline:
         """Whether frame maps go straight to the compiled decode, which projects them itself (one
         scale, and decode_maps not replaced by a subclass: serving's CUDA decoder wants them
         projected)."""
-        return (getattr(self, "_cpu_decode", False) and len(scales) == 1
-                and type(self).decode_maps is Pipeline.decode_maps)
+        return getattr(self, "_cpu_decode", False) and len(scales) == 1 and not self._decode_replaced()
+
+    def _decode_replaced(self) -> bool:
+        """Whether decode_maps is not this class's own (a subclass swapped another decoder in)."""
+        return type(self).decode_maps is not Pipeline.decode_maps
 
     def postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
         """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->

@@ -1,12 +1,13 @@
-"""Where the Triton pipeline model decodes: the NumPy decoder (decode/) or the CUDA kernels.
+"""Where the Triton pipeline model decodes: on the CPU (the Pipeline's decoder: the compiled CPU decode
+where it builds, else NumPy) or with the CUDA kernels.
 
 The setting travels in the pipeline model's config.pbtxt (``parameters`` key
 ``higherhrnet_trt.decode_device``), written by ``triton-repo`` / ``serve --decode-device``:
 
 - ``auto`` (default): the CUDA decode kernels (kernels/decode_gpu.py, NVRTC-compiled decode.cu)
   when they work in the Triton Python backend's process (an NVIDIA driver and GPU, cuda-python,
-  NVRTC, settings within the kernels' limits), else NumPy; the reason is recorded either way;
-- ``cpu``: NumPy always;
+  NVRTC, settings within the kernels' limits), else the CPU; the reason is recorded either way;
+- ``cpu``: the CPU always;
 - ``cuda``: the kernels, or the model fails to load with one line naming the fix.
 
 The kernels compute what ``decode.parse`` computes (tests/test_kernels_gpu.py compares them bit
@@ -42,7 +43,7 @@ PROBE_SIZE = 16
 
 CUDA_FIX = ("run the server on a machine with an NVIDIA GPU and driver, with cuda-python and NVRTC in "
             "the Python backend's environment (pip install 'higherhrnet-trt[cuda]' "
-            "nvidia-cuda-nvrtc-cu12), or use --decode-device auto (NumPy where the kernels cannot run)")
+            "nvidia-cuda-nvrtc-cu12), or use --decode-device auto (the CPU where the kernels cannot run)")
 
 
 def tag_dim_of(tags_shape: Sequence[int]) -> int:
@@ -81,7 +82,7 @@ def check_decode_device(device: str, max_people: int, num_joints: int, tag_dim: 
         why = kernel_limits(max_people, num_joints, tag_dim)
         if why:
             raise UserError(f"--decode-device cuda: {why}: lower it, or use --decode-device auto or cpu "
-                            "(NumPy decode)")
+                            "(CPU decode)")
     return name
 
 
@@ -134,9 +135,9 @@ class CudaMapDecoder:
 class DecodeChoice:
     """What a pipeline model instance decodes with, and why.
 
-    setting: what the config asked for (auto / cpu / cuda); device: what decodes ("cpu" = NumPy,
+    setting: what the config asked for (auto / cpu / cuda); device: what decodes ("cpu" = the CPU,
     "cuda" = the kernels); reason: one line (the GPU, or why the kernels cannot run);
-    decoder: the CUDA decoder (None for NumPy).
+    decoder: the CUDA decoder (None for the CPU).
     """
 
     setting: str
@@ -146,22 +147,22 @@ class DecodeChoice:
 
     def describe(self) -> str:
         """The one line an instance logs at start-up."""
-        what = "CUDA kernels" if self.device == "cuda" else "NumPy"
+        what = "CUDA kernels" if self.device == "cuda" else "CPU"
         return f"decode: {what} (--decode-device {self.setting}: {self.reason})"
 
 
 def choose_decoder(setting: str, cfg: DecodeConfig, num_joints: int, tag_dim: int,
                    device: int = 0) -> DecodeChoice:
     """Pick the decoder for ``setting`` in this process (see the module docstring). ``cuda`` that
-    cannot run raises UserError (one line, naming the fix); ``auto`` falls back to NumPy."""
+    cannot run raises UserError (one line, naming the fix); ``auto`` falls back to the CPU."""
     setting = check_decode_device(setting, cfg.max_people, num_joints, tag_dim)
     if setting == "cpu":
-        return DecodeChoice(setting, "cpu", "NumPy asked for")
+        return DecodeChoice(setting, "cpu", "CPU asked for")
     why = kernel_limits(cfg.max_people, num_joints, tag_dim)
     if why is None:
         try:
             decoder = CudaMapDecoder(cfg, num_joints, tag_dim, device)
-        except Exception as e:  # anything that stops the kernels: said, then NumPy (auto)
+        except Exception as e:  # anything that stops the kernels: said, then the CPU (auto)
             why = _first_line(e)
         else:
             gpu = decoder.gpu

@@ -42,7 +42,8 @@ LOG_PREFIX = "higherhrnet-trt pipeline instance"
 
 
 class _ServedPipeline(Pipeline):
-    """Pipeline whose decode step is the CUDA kernels when ``map_decoder`` is set (else NumPy)."""
+    """Pipeline whose decode step is the CUDA kernels when ``map_decoder`` is set (else its own:
+    the compiled CPU decode where it builds, else NumPy)."""
 
     map_decoder: CudaMapDecoder | None = None
 
@@ -50,6 +51,9 @@ class _ServedPipeline(Pipeline):
         if self.map_decoder is None:
             return super().decode_maps(heatmaps, tags)
         return self.map_decoder(heatmaps, tags)
+
+    def _decode_replaced(self) -> bool:
+        return self.map_decoder is not None  # without the CUDA kernels: the local Pipeline's decode
 
 
 class BlsBackend(Backend):

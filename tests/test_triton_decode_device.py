@@ -169,8 +169,12 @@ def served_people(model, pb, batches: list[list[np.ndarray]]) -> list[tuple]:
     return out
 
 
-def assert_people_of_a_local_pipeline(people, demo_onnx: Path, images: list[np.ndarray]) -> None:
-    with Pipeline(str(demo_onnx)) as local:
+def assert_people_of_a_local_pipeline(people, demo_onnx: Path, images: list[np.ndarray],
+                                      decoder: str = "auto") -> None:
+    """decoder: the local Pipeline's; "numpy" against the CUDA path, which gets the maps projected
+    as the NumPy decoder does (OpenCV), where the compiled CPU decode projects them itself."""
+    # person_thr=0: the served model returns every candidate (each client applies its threshold)
+    with Pipeline(str(demo_onnx), person_thr=0, decoder=decoder) as local:
         want = [local.predict(f) for f in images]
     assert sum(len(p) for p in want) > 0  # people were compared, not nothing
     for (keypoints, scores, valid), p in zip(people, want):
@@ -190,7 +194,7 @@ def test_auto_without_a_gpu_decodes_in_numpy_and_says_why(demo_onnx, tmp_path, m
     try:
         choice = model.decode_choice
         assert (choice.setting, choice.device, choice.decoder) == ("auto", "cpu", None)
-        assert pb.logged == ["higherhrnet-trt pipeline instance demo_0_0: decode: NumPy (--decode-device "
+        assert pb.logged == ["higherhrnet-trt pipeline instance demo_0_0: decode: CPU (--decode-device "
                              "auto: the CUDA kernels cannot run here: no NVIDIA driver or CUDA GPU visible "
                              "to this process)"]
         images = frames()
@@ -206,10 +210,10 @@ def test_auto_over_the_kernel_limits_decodes_in_numpy_and_says_why():
     reason, whatever the machine; cpu never tries the kernels."""
     choice = choose_decoder("auto", DecodeConfig(max_people=40), 17, 2)
     assert choice.device == "cpu" and choice.decoder is None
-    assert "--max-people up to 32, not 40" in choice.reason and "NumPy" in choice.describe()
+    assert "--max-people up to 32, not 40" in choice.reason and "CPU" in choice.describe()
     choice = choose_decoder("cpu", DecodeConfig(), 17, 2)
     assert (choice.device, choice.decoder) == ("cpu", None)
-    assert choice.describe() == "decode: NumPy (--decode-device cpu: NumPy asked for)"
+    assert choice.describe() == "decode: CPU (--decode-device cpu: CPU asked for)"
     with pytest.raises(UserError, match="choose one of auto, cpu, cuda"):
         choose_decoder("gpu", DecodeConfig(), 17, 2)
 
@@ -273,7 +277,7 @@ def test_the_cuda_decode_path_with_the_kernels_arithmetic_on_the_host(demo_onnx,
         assert HostGpuDecoder.built == HostGpuDecoder.closed == [probe]  # the start-up probe
         images = frames()
         people = served_people(model, pb, [[images[0], images[0]], images[1:2], images[2:]])
-        assert_people_of_a_local_pipeline(people, demo_onnx, [images[0], *images])
+        assert_people_of_a_local_pipeline(people, demo_onnx, [images[0], *images], decoder="numpy")
         sizes = [s[1:] for s in HostGpuDecoder.built[1:]]
         assert len(sizes) == len(set(sizes)) == len(choice.decoder.sizes) == 2  # one per map size
         assert choice.decoder.cfg.max_people == model.settings.max_people
@@ -348,8 +352,8 @@ def test_served_model_with_the_cuda_decode_equals_a_local_pipeline(demo_onnx, tm
                                      f"{choice.reason})") and "GPU 0" in choice.reason
         images = frames()
         people = served_people(model, pb, [[images[0], images[0][:, ::-1].copy()], images[1:2], images[2:]])
-        assert_people_of_a_local_pipeline(people, demo_onnx,
-                                          [images[0], images[0][:, ::-1].copy(), *images[1:]])
+        assert_people_of_a_local_pipeline(people, demo_onnx, [images[0], images[0][:, ::-1].copy(),
+                                                              *images[1:]], decoder="numpy")
         assert len(choice.decoder.sizes) == 2  # one decoder per map size (frames())
     finally:
         model.finalize()

@@ -172,7 +172,7 @@ def test_serve_says_where_the_pipeline_decodes(server):
     lines = [ln for ln in server.log.read_text().splitlines() if ln.startswith("pipeline instance ")]
     assert len(lines) == 1, lines  # one instance (serve's default --pipeline-instances 1)
     if query_gpu() is None:
-        assert lines[0] == ("pipeline instance demo_0_0: decode: NumPy (--decode-device auto: the CUDA "
+        assert lines[0] == ("pipeline instance demo_0_0: decode: CPU (--decode-device auto: the CUDA "
                             "kernels cannot run here: no NVIDIA driver or CUDA GPU visible to this process)")
     else:  # cuda-python and NVRTC in .venv-triton decide between the two
         assert lines[0].startswith("pipeline instance demo_0_0: decode: "), lines
