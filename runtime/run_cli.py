@@ -209,6 +209,11 @@ def register(sub) -> None:
     p.add_argument("--wait-for-source", action="store_true",
                    help="network streams: retry the first open like a reconnect (a camera still "
                         "booting); without it a stream that does not open is an error at once")
+    p.add_argument("--every-frame", action="store_true",
+                   help="live sources: process every frame in turn (a recorded stream served live); "
+                        "by default a model slower than the camera gets its newest frame and the "
+                        "frames in between are dropped and counted (JSON records carry frame_index "
+                        "and capture_time). Files always process every frame")
     p.add_argument("--boxes", action="store_true", help="also draw each person's box and score")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -284,7 +289,7 @@ def run(args) -> int:
     )
     if args.show:
         _open_window(cv2)  # before loading anything: fail fast without a display
-    source = open_sources(args.source, **policy.source_options())
+    source = open_sources(args.source, every_frame=args.every_frame, **policy.source_options())
     save_dirs = _save_dirs(args.save_dir, len(source))
     try:
         _check_outputs(args, source.sources, save_dirs)
@@ -382,6 +387,10 @@ def _summary(done, seconds, pipe, source, outputs, writer, max_people) -> None:
     if st.capped:
         lines.append(f"{st.capped} frames had more than {max_people} people; the "
                      "best were kept (--max-people)")
+    if getattr(source, "dropped", 0):
+        lines.append(f"newest frame first: {source.dropped} of {source.read} frames read from the "
+                     "live source were dropped (the model is slower than the source; --every-frame "
+                     "processes all)")
     if getattr(source, "reconnects", 0):
         lines.append(f"the source reconnected {source.reconnects} times")
     for k, out in enumerate(outputs):

@@ -57,11 +57,12 @@ def frame_loop(args, pipe, source, outputs, writer, bar, numeric, done: Progress
                 continue
             frame = t.frame
             if writer is not None:
+                extra = live_keys(frame)
                 if several:  # frame indices repeat across sources: the running count is the id
-                    writer.add(poses, done.frames, file_name=frame.name, source=t.source)
+                    writer.add(poses, done.frames, file_name=frame.name, source=t.source, **extra)
                 else:
                     image_id = image_id_from_name(frame.name, frame.index) if numeric else frame.index
-                    writer.add(poses, image_id, file_name=frame.name)
+                    writer.add(poses, image_id, file_name=frame.name, **extra)
             done.frames += 1
             done.people += len(poses)
             if args.save_dir or args.show:
@@ -82,6 +83,15 @@ def frame_loop(args, pipe, source, outputs, writer, bar, numeric, done: Progress
         bar.set_postfix(people=sum(len(p) for p in all_poses if p is not None), fps=f"{done.fps:.1f}",
                         refresh=False)
     done.status = "done"  # the sources ended, or --max-frames
+
+
+def live_keys(frame) -> dict:
+    """JSON keys of a live frame: ``frame_index`` (the source's count of frames decoded, so frames
+    the newest-frame reader dropped show as gaps) and ``capture_time`` (Unix seconds it was
+    decoded); none for files."""
+    if frame.capture_time is None:
+        return {}
+    return {"frame_index": frame.index, "capture_time": round(frame.capture_time, 3)}
 
 
 def _predict_round(pipe, round_, done: Progress) -> list:

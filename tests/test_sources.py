@@ -146,10 +146,12 @@ def test_camera_index_and_open_failure():
 
 
 def test_stream_reconnects_with_exponential_backoff(caplog):
+    """Every frame in turn (every_frame): the reconnect policy, without the newest-frame reader
+    (tests/test_latest.py) deciding which frames are seen."""
     first, second = FakeCapture(3), FakeCapture(2)
     op = Opener(first, FakeCapture(0, opened=False), second)  # drop, one failed reopen, back
     src = open_source("rtsp://user:pw@cam/live", max_reconnects=4, backoff_s=0.5, opener=op,
-                      sleep=op.sleep)
+                      sleep=op.sleep, every_frame=True)
     with caplog.at_level(logging.WARNING, logger="higherhrnet_trt.runtime"):
         it = iter(src)
         frames = [next(it) for _ in range(5)]
