@@ -88,8 +88,12 @@ class LatestFrames(Source):
                 self._cond.notify()
 
     def __iter__(self) -> Iterator[Frame]:
+        """Starts the reader at once (not at the first next()): frames decoded meanwhile count."""
         if self._thread is None or not self._thread.is_alive():
             self._start()
+        return self._newest()
+
+    def _newest(self) -> Iterator[Frame]:
         try:
             while True:
                 with self._cond:

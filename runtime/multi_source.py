@@ -73,7 +73,11 @@ class MultiSource:
         return sum(getattr(s, "read", 0) for s in self.sources)
 
     def __iter__(self) -> Iterator[list[Tagged]]:
-        iterators = {k: iter(s) for k, s in enumerate(self.sources)}
+        # Every source's iterator at once: live sources' newest-frame readers start together.
+        return self._rounds({k: iter(s) for k, s in enumerate(self.sources)})
+
+    @staticmethod
+    def _rounds(iterators: dict[int, Iterator[Frame]]) -> Iterator[list[Tagged]]:
         while iterators:
             round_ = []
             for k in list(iterators):
