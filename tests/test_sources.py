@@ -168,7 +168,7 @@ def test_stream_reconnects_with_exponential_backoff(caplog):
 def test_backoff_is_capped_and_first_open_of_a_stream_is_retried_on_request():
     op = Opener(FakeCapture(0, opened=False), FakeCapture(0, opened=False), FakeCapture(1))
     src = open_source("http://cam/video.mjpg", backoff_s=3.0, max_backoff_s=4.0, opener=op,
-                      sleep=op.sleep, retry_first_open=True)
+                      sleep=op.sleep, retry_first_open=True, every_frame=True)  # no reader thread
     assert op.sleeps == [3.0, 4.0] and src.kind == "stream" and src.opens == 3
     with pytest.raises(UserError, match="cannot open stream"):
         open_source("rtsp://cam", max_reconnects=2, opener=Opener(), sleep=lambda s: None,
