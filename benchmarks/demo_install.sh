@@ -5,7 +5,7 @@
 #   bash benchmarks/demo_install.sh [WORK]     (WORK: an empty scratch folder; default a temp one)
 #
 # 1. cold: a new venv and an empty pip cache (WORK/cache): pip install -e ".[cv]" as the Makefile's
-#    demo-setup does, timed; the cache then holds what was downloaded (its size is the download).
+#    demo-setup does, timed; the wheels it installed, fetched again into one folder, are the download.
 # 2. warm: a second new venv from that cache: the install the README's "under 90 s with a warm
 #    package cache" refers to, timed, then the first `higherhrnet-trt demo`, timed.
 # Prints one line per number; record them in benchmarks/RESULTS.md with the machine and its load.
@@ -17,7 +17,7 @@ WORK=${1:-$(mktemp -d)}
 PY=${PYTHON:-python3}
 mkdir -p "$WORK"
 export PIP_CACHE_DIR="$WORK/cache" PIP_DISABLE_PIP_VERSION_CHECK=1
-rm -rf "$WORK/cache" "$WORK/cold" "$WORK/warm" "$WORK/out"
+rm -rf "$WORK/cache" "$WORK/cold" "$WORK/warm" "$WORK/out" "$WORK/wheels"
 
 mb() { du -sm "$1" | cut -f1; }
 install() {  # $1: venv folder; prints seconds
@@ -32,7 +32,11 @@ install() {  # $1: venv folder; prints seconds
 
 cold=$(install "$WORK/cold")
 echo "cold install (empty cache): ${cold} s"
-echo "download (pip cache after it): $(mb "$WORK/cache") MB"
+# The wheels that install pulled (from the index or a local mirror; the cache keeps only the
+# former), downloaded again from the now warm cache into one folder: its size is the download.
+"$WORK/cold/bin/python" -m pip freeze --exclude-editable | grep -v '^-e ' > "$WORK/freeze.txt"
+"$WORK/cold/bin/python" -m pip download -q --no-deps -d "$WORK/wheels" -r "$WORK/freeze.txt"
+echo "download ($(wc -l < "$WORK/freeze.txt") packages): $(mb "$WORK/wheels") MB"
 echo "venv size: $(mb "$WORK/cold") MB"
 for heavy in torch modelopt openvino tensorrt_rtx tritonclient; do
   if "$WORK/cold/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$heavy') is None)"; then
