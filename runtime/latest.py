@@ -26,7 +26,8 @@ JOIN_S = 2.0
 
 
 class LatestFrames(Source):
-    """A live Source read by a background thread; iteration yields only the newest frame.
+    """A live Source read by a background thread from construction on; iteration yields only the
+    newest frame.
 
     source: an opened live Source (camera, network stream, GStreamer pipeline), closed with this.
     read: frames decoded from the source so far. dropped: frames replaced by a newer one before
@@ -47,6 +48,9 @@ class LatestFrames(Source):
         self._ended = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Reading starts now, not at the first frame asked for: while the model loads, frames
+        # would otherwise pile up in the network buffers, and be drained as a burst of old ones.
+        self._start()
 
     def __getattr__(self, name: str):
         # Only called for names this object lacks: name, path, reconnects, opens, ... of the source.
@@ -88,7 +92,7 @@ class LatestFrames(Source):
                 self._cond.notify()
 
     def __iter__(self) -> Iterator[Frame]:
-        """Starts the reader at once (not at the first next()): frames decoded meanwhile count."""
+        """The newest frames; a reader stopped by an earlier iteration's end starts again."""
         if self._thread is None or not self._thread.is_alive():
             self._start()
         return self._newest()
