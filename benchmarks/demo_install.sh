@@ -12,6 +12,7 @@
 # Needs the package registry (pip's configured index); the checkout is installed editable, not
 # copied. PYTHON: the interpreter to make venvs from (default python3).
 set -eu -o pipefail
+shopt -s inherit_errexit
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d)}
 PY=${PYTHON:-python3}
