@@ -92,8 +92,9 @@ class LatestFrames(Source):
                 self._cond.notify()
 
     def __iter__(self) -> Iterator[Frame]:
-        """The newest frames; a reader stopped by an earlier iteration's end starts again."""
-        if self._thread is None or not self._thread.is_alive():
+        """The newest frames; a reader stopped by an earlier iteration's end starts again (one
+        that ended by itself keeps its last frame and error for this iteration)."""
+        if self._stop.is_set() and (self._thread is None or not self._thread.is_alive()):
             self._start()
         return self._newest()
 
