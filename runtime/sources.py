@@ -9,6 +9,10 @@ What can go wrong ends in one clear line or is counted, never a traceback in the
   exponential backoff, a bounded number of times; then :class:`UserError`. Network streams bound
   every open and read by a timeout (runtime/streams.py holds the policy).
 
+A live source (camera, stream, live GStreamer pipeline) comes wrapped in a newest-frame reader
+(runtime/latest.py: a thread keeps only the latest frame, the others are counted as dropped)
+unless ``every_frame=True``; files are always read frame by frame.
+
 OpenCV is imported when a source opens (:func:`import_cv2`): on a Jetson it is JetPack's system
 build, never a pip wheel, and it may be missing altogether.
 """
