@@ -31,11 +31,11 @@ Extras, and why they are not hard requirements:
 
 from setuptools import setup
 
-#: The product, in the order data flows (core is imported by all, imports none), then the CLI over
-#: it, the benchmarks, and references/ (training and scene generation: tools of this repository
-#: that the product never imports); last the optional integrations (ros: the ROS 2 node).
-PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "cli", "benchmarks",
-         "references", "ros"]
+#: The product, in the order data flows (core is imported by all, imports none); serving (Triton);
+#: references/ (training and scene generation: tools of this repository that the product never
+#: imports) and the benchmarks; the ROS 2 node; last the commands (cli: argparse only there), over all.
+PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "references", "benchmarks",
+         "ros", "cli"]
 SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []
@@ -103,7 +103,8 @@ setup(
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime;
         # motmetrics: IDF1 / MOTA of the tracker (benchmarks/track_eval.py).
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2", "motmetrics>=1.4", "lap>=0.5.12"],
-        "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2", "lap>=0.5.12",
+        "dev": ["pytest>=7", "pytest-xdist>=3.5", "ruff>=0.5", "hypothesis>=6.100",
+                "munkres>=1.0.12,<2", "lap>=0.5.12",
                 "opencv-python-headless>=4.5",
                 "pycocotools>=2.0", "matplotlib>=3.5", "psutil>=5.9"],
     },

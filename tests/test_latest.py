@@ -91,12 +91,11 @@ def test_several_live_sources_take_the_newest_of_each_and_sum_the_drops():
     assert a.closed and b.closed
 
 
-def test_run_summary_counts_the_frames_dropped(capsys):
+def test_run_summary_counts_the_frames_dropped():
     """run's summary line for a live source that dropped frames (the counts of MultiSource)."""
     from types import SimpleNamespace
 
-    from higherhrnet_trt.runtime.run_cli import _summary
-    from higherhrnet_trt.runtime.run_loop import Progress
+    from higherhrnet_trt.runtime.run_loop import Progress, summary
 
     src = Released(3)
     multi = MultiSource([LatestFrames(src)])
@@ -104,7 +103,7 @@ def test_run_summary_counts_the_frames_dropped(capsys):
     wait_until(lambda: multi.read == 3)
     next(iter(multi))  # takes frame 2: 0 and 1 dropped
     stats = SimpleNamespace(frames=1, seconds={}, skipped_nonfinite=0, capped=0)
-    _summary(Progress(frames=1, status="done"), 1.0, SimpleNamespace(stats=stats), multi, [], None, 30)
+    text = summary(Progress(frames=1, status="done"), 1.0, SimpleNamespace(stats=stats), multi, [],
+                   None, 30)
     multi.close()
-    assert ("newest frame first: 2 of 3 frames read from the live source were dropped"
-            in capsys.readouterr().err)
+    assert "newest frame first: 2 of 3 frames read from the live source were dropped" in text
