@@ -103,7 +103,7 @@ def test_run_summary_counts_the_frames_dropped():
     wait_until(lambda: multi.read == 3)
     next(iter(multi))  # takes frame 2: 0 and 1 dropped
     stats = SimpleNamespace(frames=1, seconds={}, skipped_nonfinite=0, capped=0)
-    text = summary(Progress(frames=1, status="done"), 1.0, SimpleNamespace(stats=stats), multi, [],
-                   None, 30)
+    pipe = SimpleNamespace(stats=stats, person_thr=0.15)
+    text = summary(Progress(frames=1, status="done"), 1.0, pipe, multi, [], None, 30)
     multi.close()
     assert "newest frame first: 2 of 3 frames read from the live source were dropped" in text
