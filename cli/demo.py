@@ -1,7 +1,7 @@
 """``higherhrnet-trt demo``: the whole chain on the bundled sample, on the CPU, in one command.
 
 The bundled fp16 demo ONNX (runtime/assets, exported from the bundled weights by
-``python -m higherhrnet_trt.export.demo_onnx``; flip test and aggregation in the graph) -> ONNX
+``python -m higherhrnet_trt.cli.demo_onnx``; flip test and aggregation in the graph) -> ONNX
 Runtime on the CPU -> decode -> skeletons drawn + COCO keypoint JSON. Only the runtime is needed
 (numpy, onnxruntime, OpenCV, tqdm): no torch. ``--weights`` or ``--force-export`` export a
 checkpoint first (the export extra: torch, onnx).

@@ -1,6 +1,6 @@
-"""The committed demo ONNX, regenerated from the bundled weights:
+"""The committed demo ONNX, regenerated from the bundled weights (the command: cli/demo_onnx.py):
 
-    python -m higherhrnet_trt.export.demo_onnx [--output PATH]
+    python -m higherhrnet_trt.cli.demo_onnx [--output PATH]
 
 export/assets/demo_w16_256.pth -> fp16 ONNX (dynamic height and width, flip test in the graph, as
 ``demo`` runs it) -> runtime/assets/demo_w16_256.fp16.onnx, which ``higherhrnet-trt demo`` runs
@@ -10,7 +10,6 @@ tests/test_demo_onnx.py checks that the committed file gives what a fresh export
 
 from __future__ import annotations
 
-import argparse
 import os
 
 #: The committed file, relative to the package root (the folder holding export/ and runtime/).
@@ -60,23 +59,3 @@ def fp16_from(fp32_path: str, output: str, log=print) -> str:
     summary = getattr(q, "summary", None)
     log(summary() if callable(summary) else f"wrote {output} (fp16)")
     return output
-
-
-def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.core.errors import UserError
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--output", default=os.path.join(package_root(), *DEMO_ONNX),
-                    help="where to write it (default: the committed file)")
-    args = ap.parse_args(argv)
-    try:
-        path = export_demo_onnx(args.output)
-    except UserError as e:
-        print(f"error: {e}")
-        return 1
-    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The committed demo ONNX (runtime/assets/demo_w16_256.fp16.onnx, which ``demo`` runs without
 torch) is what the bundled weights export to: the suite's fresh fp32 export of them, converted to
-fp16 by the step ``python -m higherhrnet_trt.export.demo_onnx`` uses, gives the same network outputs
+fp16 by the step ``python -m higherhrnet_trt.cli.demo_onnx`` uses, gives the same network outputs
 on the bundled sample. Fails when the weights, the export or the conversion changed without the
 file being regenerated."""
 
