@@ -59,7 +59,7 @@ setup(
     package_dir=package_dir,
     package_data={
         "higherhrnet_trt.kernels": ["*.cu", "*.cuh", "*.cpp"],
-        # The demo's sample image, the OpenVINO int8 probe.
+        # The demo's sample image and ONNX, the OpenVINO int8 probe.
         "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
         # The ROS 2 people message's source, built by ros/build_msgs.py.

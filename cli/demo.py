@@ -1,7 +1,10 @@
 """``higherhrnet-trt demo``: the whole chain on the bundled sample, on the CPU, in one command.
 
-checkpoint (the bundled demo weights) -> ONNX (flip test and aggregation in the graph, checked by
-ONNX Runtime) -> ONNX Runtime on the CPU -> decode -> skeletons drawn + COCO keypoint JSON.
+The bundled fp16 demo ONNX (runtime/assets, exported from the bundled weights by
+``python -m higherhrnet_trt.cli.demo_onnx``; flip test and aggregation in the graph) -> ONNX
+Runtime on the CPU -> decode -> skeletons drawn + COCO keypoint JSON. Only the runtime is needed
+(numpy, onnxruntime, OpenCV, tqdm): no torch. ``--weights`` or ``--force-export`` export a
+checkpoint first (the export extra: torch, onnx).
 
 The demo network is trained on generated scenes (``benchmarks.scenes``), not on COCO: its skeletons
 show that the chain works, not HigherHRNet's accuracy. Without its weights (a checkout where they
@@ -17,18 +20,22 @@ import os
 
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, SAMPLE_IMAGE, package_file
 
+DEMO_ONNX = ("runtime", "assets", "demo_w16_256.fp16.onnx")  # export/demo_onnx.DEMO_ONNX
+
 
 def register(sub) -> None:
     from higherhrnet_trt.cli.args import HelpFormatter, paragraphs
 
     p = sub.add_parser(
         "demo",
-        help="export the bundled demo model and run it on the bundled sample (CPU, ONNX Runtime)",
+        help="run the bundled demo model on the bundled sample (CPU, ONNX Runtime)",
         description=paragraphs(
-            "The whole chain in one command, on any machine: the bundled demo checkpoint is exported "
-            "to ONNX (checked against PyTorch by ONNX Runtime), run on the CPU with ONNX Runtime on "
-            "the bundled sample image (or --source), decoded, and the people are drawn and written "
-            "as COCO keypoint JSON. Needs the export extra (torch, onnx) for the export step.",
+            "The whole chain in one command, on any machine: the bundled fp16 demo ONNX (exported "
+            "from the bundled checkpoint) runs on the CPU with ONNX Runtime on the bundled sample "
+            "image (or --source), is decoded, and the people are drawn and written as COCO "
+            "keypoint JSON. Needs only the runtime (no torch). --weights and --force-export "
+            "export a checkpoint to ONNX first (checked against PyTorch by ONNX Runtime), which "
+            "needs the export extra (torch, onnx).",
             "The demo network is small and trained on generated scenes, not COCO; for real use export "
             "an official checkpoint with 'higherhrnet-trt export --checkpoint X.pth --config w32_512'.",
         ),
@@ -51,7 +58,8 @@ def register(sub) -> None:
 
     add_cli_options(p)
     p.add_argument("--force-export", action="store_true",
-                   help="export again even if DIR/demo.onnx was exported from the same weights "
+                   help="export the checkpoint to DIR/demo.onnx (fp32) instead of running the bundled "
+                        "ONNX, again even if DIR/demo.onnx was exported from the same weights "
                         "(compared by sha256, recorded in DIR/demo.onnx.source.json)")
     p.set_defaults(func=demo)
 
@@ -119,7 +127,7 @@ def _weights_and_config(args) -> tuple[str | None, str]:
 def demo(args) -> int:
     import sys
 
-    from higherhrnet_trt.core.errors import CheckpointError, UserError
+    from higherhrnet_trt.core.errors import UserError
 
     weights, config = _weights_and_config(args)
     if weights is None:
@@ -132,8 +140,24 @@ def demo(args) -> int:
 
     check_writable(args.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
     os.makedirs(args.save_dir, exist_ok=True)
-    onnx_path = os.path.join(args.save_dir, "demo.onnx" if weights else "demo_random.onnx")
+    bundled_onnx = package_file(DEMO_ONNX)
+    if args.weights is None and not args.force_export and os.path.isfile(bundled_onnx):
+        onnx_path = bundled_onnx
+        print(f"using the bundled {os.path.basename(onnx_path)} (--force-export exports the "
+              "checkpoint instead)", file=sys.stderr)
+    else:
+        onnx_path = _exported(args, weights, config)
+    return _run(onnx_path, source, args.save_dir)
 
+
+def _exported(args, weights: str | None, config: str) -> str:
+    """DIR/demo.onnx exported from ``weights`` (random weights, loudly, when None), unless the
+    one there was exported from them already and --force-export is not given."""
+    import sys
+
+    from higherhrnet_trt.core.errors import CheckpointError, UserError
+
+    onnx_path = os.path.join(args.save_dir, "demo.onnx" if weights else "demo_random.onnx")
     if args.force_export or _needs_export(onnx_path, weights):
         try:
             from higherhrnet_trt.export.api import export
@@ -154,14 +178,22 @@ def demo(args) -> int:
         _write_record(onnx_path, weights)
     else:
         print(f"using {onnx_path} (exported earlier; --force-export to redo)", file=sys.stderr)
+    return onnx_path
+
+
+def _run(onnx_path: str, source: str, save_dir: str) -> int:
+    """``run`` of the demo's model on its source, writing into ``save_dir``."""
+    import sys
 
     from . import main as cli_main
 
-    run_args = ["run", onnx_path, "--source", source, "--save-dir", args.save_dir,
-                "--json", os.path.join(args.save_dir, "people.json"), "--boxes"]
+    run_args = ["run", onnx_path, "--source", source, "--save-dir", save_dir,
+                "--json", os.path.join(save_dir, "people.json"), "--boxes"]
     code = cli_main(run_args)
     if code == 0:
-        print(f"\nwrote {args.save_dir}/ (annotated image(s), people.json, {os.path.basename(onnx_path)})\n"
+        exported = "" if os.path.dirname(os.path.abspath(onnx_path)) != os.path.abspath(save_dir) \
+            else f", {os.path.basename(onnx_path)}"
+        print(f"\nwrote {save_dir}/ (annotated image(s), people.json{exported})\n"
               "next: FP16 / INT8 / engines, see README.md ('higherhrnet-trt export --help', "
               "'higherhrnet-trt calibrate --help', 'higherhrnet-trt build --help')", file=sys.stderr)
     return code

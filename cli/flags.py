@@ -160,6 +160,11 @@ GROUPS: dict[type, dict[str, Flag]] = {
         Flag("wait_for_source", dict(action="store_true", help=(
             "network streams: retry the first open like a reconnect (a camera still booting); "
             "without it a stream that does not open is an error at once"))),
+        Flag("every_frame", dict(action="store_true", help=(
+            "live sources: process every frame in turn (a recorded stream served live); by default "
+            "a model slower than the camera gets its newest frame and the frames in between are "
+            "dropped and counted (JSON records carry frame_index and capture_time). Files always "
+            "process every frame"))),
     ),
     PrecisionOptions: _flags(
         Flag("precision", dict(choices=PRECISIONS, default="fp32", help=(

@@ -51,7 +51,8 @@ def register(sub) -> None:
     add_flags(p, SourceOptions, ["source"])
     add_flags(p, OutputOptions, ["save_dir", "show", "json"])
     add_flags(p, DecodeOptions, ["scales", "kpt_thr", "person_thr", "det_thr", "max_people"])
-    add_flags(p, SourceOptions, ["max_frames", "reconnect", "stream_timeout", "wait_for_source"])
+    add_flags(p, SourceOptions, ["max_frames", "reconnect", "stream_timeout", "wait_for_source",
+                                 "every_frame"])
     add_flags(p, OutputOptions, ["boxes"])
     add_flags(p, DecodeOptions, ["track"])
     add_flags(p, OutputOptions, ["no_progress"])
@@ -71,5 +72,5 @@ def run(args) -> int:
     model.check_model_exists()
     pipe = Pipeline.from_options(model, decode)
     done = run_stream(source.source, pipe, out, max_frames=source.max_frames, policy=source.policy(),
-                      report=lambda line: print(line, file=sys.stderr))
+                      report=lambda line: print(line, file=sys.stderr), every_frame=source.every_frame)
     return done.exit_code

@@ -160,7 +160,12 @@ def load_flavor(backend: str = "auto") -> Flavor:
     for name in names:
         module = _import(name)
         if module is not None:
-            return Flavor(name, module, str(getattr(module, "__version__", "unknown")))
+            version = str(getattr(module, "__version__", "unknown"))
+            if name == "tensorrt":  # JetPack's: older than 6.1 / TensorRT 10.3 is refused here
+                from .jetson import check_jetson
+
+                check_jetson(version)
+            return Flavor(name, module, version)
     if backend == "auto":
         raise BackendUnavailable(
             "neither TensorRT nor TensorRT-RTX is importable: "

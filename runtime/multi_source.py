@@ -12,9 +12,10 @@ Policy, the same as for one source, per source:
   the round waits; one that does not come back stops the whole run with its one-line error, after
   the outputs of every source are closed with all frames processed so far.
 
-Sources are read one after the other in the calling thread, as the single-source loop reads its
-one source: with a model slower than the cameras, each camera's own buffer holds the frames
-waiting (OpenCV keeps a few and drops older ones for live captures).
+Files are read one after the other in the calling thread. A live source (camera, stream) is read
+by its own newest-frame thread (runtime/latest.py) unless ``every_frame=True``: each round takes
+the newest frame of every camera, so a model slower than the cameras never falls behind them; the
+frames that were replaced are counted (``dropped``).
 """
 
 from __future__ import annotations
@@ -61,8 +62,22 @@ class MultiSource:
     def reconnects(self) -> int:
         return sum(getattr(s, "reconnects", 0) for s in self.sources)
 
+    @property
+    def dropped(self) -> int:
+        """Frames of live sources replaced by a newer one before a round took them."""
+        return sum(getattr(s, "dropped", 0) for s in self.sources)
+
+    @property
+    def read(self) -> int:
+        """Frames decoded by the newest-frame readers (runtime/latest.py), dropped ones included."""
+        return sum(getattr(s, "read", 0) for s in self.sources)
+
     def __iter__(self) -> Iterator[list[Tagged]]:
-        iterators = {k: iter(s) for k, s in enumerate(self.sources)}
+        # Every source's iterator at once: live sources' newest-frame readers start together.
+        return self._rounds({k: iter(s) for k, s in enumerate(self.sources)})
+
+    @staticmethod
+    def _rounds(iterators: dict[int, Iterator[Frame]]) -> Iterator[list[Tagged]]:
         while iterators:
             round_ = []
             for k in list(iterators):
@@ -85,7 +100,8 @@ class MultiSource:
 
 
 def open_sources(specs: Sequence[str | int], **options) -> MultiSource:
-    """open_source() for each spec (options go to each: timeout_s=, max_reconnects=, ...). When
+    """open_source() for each spec (options go to each: timeout_s=, max_reconnects=, every_frame=,
+    ...). When
     one fails to open, those already opened are closed before the error goes up."""
     opened: list[Source] = []
     try:

@@ -180,6 +180,8 @@ class SourceOptions:
     reconnect: reopen attempts after a live source's frames stop.
     stream_timeout: the longest one open or read of a network stream may take, in seconds.
     wait_for_source: retry a network stream's first open like a reconnect.
+    every_frame: live sources: process every frame in turn (a recording served live) instead of
+        the newest (runtime/latest.py: frames the model was too slow for are dropped and counted).
     """
 
     source: tuple[str, ...] = ()
@@ -187,6 +189,7 @@ class SourceOptions:
     reconnect: int = 5
     stream_timeout: float = 10.0
     wait_for_source: bool = False
+    every_frame: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.source, (str, int, os.PathLike)):

@@ -362,7 +362,10 @@ class Pipeline:
         """Iterate ``(Frame, Poses)`` over a source: anything ``open_source`` takes (path, folder,
         video, camera index, URL, GStreamer pipeline) or an opened Source / iterable of frames.
 
-        source_options: passed to open_source (max_reconnects=..., backoff_s=...).
+        source_options: passed to open_source (max_reconnects=..., backoff_s=..., every_frame=...):
+            a live source yields its newest frame by default (runtime/latest.py), frames the model
+            was too slow for dropped (``Frame.index`` shows the gaps); ``every_frame=True`` yields
+            every frame in turn.
         """
         from .sources import Frame, Source, open_source
 

@@ -56,7 +56,8 @@ class Progress:
 
 def run_stream(sources: MultiSource | Sequence[str | int], pipeline, outputs: OutputOptions | None = None,
                *, max_frames: int | None = None, policy: StreamPolicy | None = None,
-               on_people: OnPeople | None = None, report: Report | None = None) -> Progress:
+               on_people: OnPeople | None = None, report: Report | None = None,
+               every_frame: bool = False) -> Progress:
     """Run ``pipeline`` over ``sources`` until they end; returns what was done.
 
     sources: an opened MultiSource (closed here at the end), or specs open_sources takes (paths,
@@ -68,6 +69,7 @@ def run_stream(sources: MultiSource | Sequence[str | int], pipeline, outputs: Ou
     max_frames: stop after this many frames of each source. policy: live streams' timeouts and
         reconnects (default StreamPolicy()).
     report: receives status lines (default: none are made).
+    every_frame: live sources: every frame in turn instead of the newest (runtime/latest.py).
 
     Raises UserError when a run that ended normally read no frame at all (with the reason); Ctrl-C
     and SIGTERM end the loop with ``status`` / ``exit_code`` set instead of raising.
@@ -78,7 +80,8 @@ def run_stream(sources: MultiSource | Sequence[str | int], pipeline, outputs: Ou
     if outputs.show:
         _open_window(cv2)  # before opening anything: fail fast without a display
     if not isinstance(sources, MultiSource):
-        sources = open_sources(list(sources), **(policy or StreamPolicy()).source_options())
+        sources = open_sources(list(sources), every_frame=every_frame,
+                               **(policy or StreamPolicy()).source_options())
     save_dirs = _save_dirs(outputs.save_dir, len(sources))
     try:
         check_run_outputs(outputs, pipeline.model_path, sources.sources, save_dirs)
@@ -161,11 +164,12 @@ def _loop(pipe, source, outputs: OutputOptions, per_source, writer, bar, numeric
                 continue
             frame = t.frame
             if writer is not None:
+                extra = live_keys(frame)
                 if several:  # frame indices repeat across sources: the running count is the id
-                    writer.add(poses, done.frames, file_name=frame.name, source=t.source)
+                    writer.add(poses, done.frames, file_name=frame.name, source=t.source, **extra)
                 else:
                     image_id = image_id_from_name(frame.name, frame.index) if numeric else frame.index
-                    writer.add(poses, image_id, file_name=frame.name)
+                    writer.add(poses, image_id, file_name=frame.name, **extra)
             if on_people is not None:
                 on_people(t.source, frame, poses)
             done.frames += 1
@@ -187,6 +191,15 @@ def _loop(pipe, source, outputs: OutputOptions, per_source, writer, bar, numeric
         bar.set_postfix(people=sum(len(p) for p in all_poses if p is not None), fps=f"{done.fps:.1f}",
                         refresh=False)
     done.status = "done"  # the sources ended, or max_frames
+
+
+def live_keys(frame) -> dict:
+    """JSON keys of a live frame: ``frame_index`` (the source's count of frames decoded, so frames
+    the newest-frame reader dropped show as gaps) and ``capture_time`` (Unix seconds it was
+    decoded); none for files."""
+    if frame.capture_time is None:
+        return {}
+    return {"frame_index": frame.index, "capture_time": round(frame.capture_time, 3)}
 
 
 def _predict_round(pipe, round_, done: Progress) -> list:
@@ -287,6 +300,10 @@ def summary(done: Progress, seconds: float, pipe, source, per_source, writer, ma
     if st.capped:
         lines.append(f"{st.capped} frames had more than {max_people} people; the "
                      "best were kept (--max-people)")
+    if getattr(source, "dropped", 0):
+        lines.append(f"newest frame first: {source.dropped} of {source.read} frames read from the "
+                     "live source were dropped (the model is slower than the source; --every-frame "
+                     "processes all)")
     if getattr(source, "reconnects", 0):
         lines.append(f"the source reconnected {source.reconnects} times")
     for k, out in enumerate(per_source):

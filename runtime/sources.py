@@ -9,6 +9,10 @@ What can go wrong ends in one clear line or is counted, never a traceback in the
   exponential backoff, a bounded number of times; then :class:`UserError`. Network streams bound
   every open and read by a timeout (runtime/streams.py holds the policy).
 
+A live source (camera, stream, live GStreamer pipeline) comes wrapped in a newest-frame reader
+(runtime/latest.py: a thread keeps only the latest frame, the others are counted as dropped)
+unless ``every_frame=True``; files are always read frame by frame.
+
 OpenCV is imported when a source opens (:func:`import_cv2`): on a Jetson it is JetPack's system
 build, never a pip wheel, and it may be missing altogether.
 """
@@ -53,6 +57,7 @@ class Frame:
         ``<source>_<index:06d>``.
     path: the file it came from (images), else None.
     timestamp: seconds: position in the video for files, time.monotonic() at read for live sources.
+    capture_time: live sources: Unix time (time.time(), seconds) the frame was decoded; else None.
     """
 
     image: np.ndarray
@@ -60,6 +65,7 @@ class Frame:
     name: str
     path: str | None = None
     timestamp: float = 0.0
+    capture_time: float | None = None
 
 
 @dataclass
@@ -227,12 +233,13 @@ class CaptureSource(Source):
             ok, image = self._cap.read() if self._cap is not None else (False, None)
             if ok and image is not None and image.size:
                 failures = 0
+                captured = None
                 if self.is_live:
-                    stamp = time.monotonic()
+                    stamp, captured = time.monotonic(), time.time()
                 else:
                     stamp = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
                 yield Frame(image=_as_bgr(image), index=index, name=f"{self.name}_{index:06d}",
-                            timestamp=stamp)
+                            timestamp=stamp, capture_time=captured)
                 index += 1
                 continue
             if not self.is_live or getattr(self._cap, "ended", False):
@@ -314,6 +321,7 @@ def open_source(
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retry_first_open: bool = False,
+    every_frame: bool = False,
 ) -> Source:
     """Open what ``--source`` names.
 
@@ -325,12 +333,33 @@ def open_source(
     timeout_s: network streams and GStreamer pipelines: bound of each open and read, seconds.
     retry_first_open: network streams: retry the first open like a reconnect (a camera still
         booting); by default a first open that fails is one error line (runtime/streams.py).
+    every_frame: live sources (cameras, URLs, GStreamer): read every frame in turn, in the caller's
+        thread (a recorded stream served live). By default a reader thread keeps only the newest
+        frame (runtime/latest.py), so a model slower than the source never falls behind it.
+        Files are always read frame by frame.
     opener: for tests: a zero-argument factory of capture objects, used instead of
         cv2.VideoCapture for video / camera / stream specs.
     Raises UserError when the spec names nothing usable (one line, with what was expected).
     """
-    live = dict(max_reconnects=max_reconnects, backoff_s=backoff_s, max_backoff_s=max_backoff_s,
-                sleep=sleep)
+    source = _open_any(spec, opener, timeout_s, retry_first_open, dict(
+        max_reconnects=max_reconnects, backoff_s=backoff_s, max_backoff_s=max_backoff_s, sleep=sleep))
+    if _real_time(source) and not every_frame:
+        from .latest import LatestFrames
+
+        return LatestFrames(source)
+    return source
+
+
+def _real_time(source: Source) -> bool:
+    """Frames come in real time: a camera or stream, or a GStreamer pipeline that is live (one
+    that prerolls, a file through filesrc, is read like a file: every frame)."""
+    cap = getattr(source, "_cap", None)
+    return source.is_live and getattr(cap, "live", True) is not False
+
+
+def _open_any(spec: str | int, opener, timeout_s: float, retry_first_open: bool,
+              live: dict) -> Source:
+    """open_source without the newest-frame reader."""
     if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()
                                                 and not os.path.exists(spec)):
         return _open_camera_index(spec, opener, live)

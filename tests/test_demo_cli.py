@@ -20,25 +20,23 @@ def test_bundled_files_exist():
     assert cv2.imread(sample) is not None, sample
 
 
-def test_demo_writes_image_json_and_onnx(tmp_path, capsys):
+def test_demo_runs_the_bundled_onnx_and_exports_on_request(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--save-dir", str(out)]) == 0
     err = capsys.readouterr().err
-    weights = os.path.isfile(demo_cli.package_file(demo_cli.DEMO_WEIGHTS))
-    onnx_name = "demo.onnx" if weights else "demo_random.onnx"
-    assert sorted(os.listdir(out)) == sorted([onnx_name, onnx_name + ".source.json", "people.json",
-                                              "sample.jpg"])
+    assert "using the bundled demo_w16_256.fp16.onnx" in err and "RANDOM" not in err
+    assert sorted(os.listdir(out)) == ["people.json", "sample.jpg"]
     people = json.loads((out / "people.json").read_text())
     assert all(len(p["keypoints"]) == 51 and p["category_id"] == 1 for p in people)
     assert "done: 1 frames" in err
-    if weights:
-        assert "RANDOM" not in err
-        assert people, "the trained demo model finds nobody on its own sample"
-    else:  # never let random weights pass as a result
-        assert "RANDOM weights" in err
+    assert people, "the trained demo model finds nobody on its own sample"
 
-    # A second run reuses the export (no torch work) and says so.
-    assert main(["demo", "--save-dir", str(out)]) == 0
+    # --force-export exports the checkpoint; a second run with those weights reuses the export.
+    weights = demo_cli.package_file(demo_cli.DEMO_WEIGHTS)
+    assert main(["demo", "--save-dir", str(out), "--force-export"]) == 0
+    assert sorted(os.listdir(out)) == ["demo.onnx", "demo.onnx.source.json", "people.json", "sample.jpg"]
+    capsys.readouterr()
+    assert main(["demo", "--save-dir", str(out), "--weights", weights]) == 0
     assert "exported earlier" in capsys.readouterr().err
 
 

@@ -91,8 +91,10 @@ def test_stream_that_never_comes_back_keeps_its_results(tiny_onnx, tmp_path, cap
     real = sources.open_source
     monkeypatch.setattr(sources, "open_source", lambda spec, **kw: real(
         spec, opener=lambda: next(caps, None), sleep=lambda s: None, **kw))
+    # --every-frame: the fake delivers its 3 frames at once, which the newest-frame reader would
+    # drop but the last of (tests/test_latest.py covers that reader's errors).
     rc, _, err = run_cli(capsys, "run", tiny_onnx, "--source", "rtsp://cam/x", "--json",
-                         tmp_path / "s.json", "--reconnect", "2", "--max-people", "2")
+                         tmp_path / "s.json", "--reconnect", "2", "--max-people", "2", "--every-frame")
     assert rc == 1
     assert err.strip().splitlines()[-1].startswith("error: stream rtsp://cam/x stopped delivering")
     assert "reconnecting in 0.5 s (attempt 1/2)" in err

@@ -146,10 +146,12 @@ def test_camera_index_and_open_failure():
 
 
 def test_stream_reconnects_with_exponential_backoff(caplog):
+    """Every frame in turn (every_frame): the reconnect policy, without the newest-frame reader
+    (tests/test_latest.py) deciding which frames are seen."""
     first, second = FakeCapture(3), FakeCapture(2)
     op = Opener(first, FakeCapture(0, opened=False), second)  # drop, one failed reopen, back
     src = open_source("rtsp://user:pw@cam/live", max_reconnects=4, backoff_s=0.5, opener=op,
-                      sleep=op.sleep)
+                      sleep=op.sleep, every_frame=True)
     with caplog.at_level(logging.WARNING, logger="higherhrnet_trt.runtime"):
         it = iter(src)
         frames = [next(it) for _ in range(5)]
@@ -166,7 +168,7 @@ def test_stream_reconnects_with_exponential_backoff(caplog):
 def test_backoff_is_capped_and_first_open_of_a_stream_is_retried_on_request():
     op = Opener(FakeCapture(0, opened=False), FakeCapture(0, opened=False), FakeCapture(1))
     src = open_source("http://cam/video.mjpg", backoff_s=3.0, max_backoff_s=4.0, opener=op,
-                      sleep=op.sleep, retry_first_open=True)
+                      sleep=op.sleep, retry_first_open=True, every_frame=True)  # no reader thread
     assert op.sleeps == [3.0, 4.0] and src.kind == "stream" and src.opens == 3
     with pytest.raises(UserError, match="cannot open stream"):
         open_source("rtsp://cam", max_reconnects=2, opener=Opener(), sleep=lambda s: None,

@@ -54,6 +54,10 @@ def _runtime_module(flavor_name: str, version_compatible: bool):
         except Exception:  # a broken install (missing CUDA libraries)
             continue
         if hasattr(module, "Runtime"):
+            if flavor_name == "tensorrt":  # JetPack older than 6.1 / TensorRT 10.3: one line
+                from ...engine.jetson import check_jetson
+
+                check_jetson(str(getattr(module, "__version__", "")) or None)
             return module
     raise BackendUnavailable(f"this engine needs {flavor_name}, which is not importable here: "
                              f"{INSTALL_HINT[flavor_name]}")
