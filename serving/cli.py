@@ -12,15 +12,17 @@ import argparse
 def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -> None:
     """The served model: name, batching, instances, and what it decodes with (clients must ask for
     the same; run's defaults)."""
+    from ..core.bounds import QUEUE_DELAY_US, nonempty
     from ..core.cli_args import fraction as _fraction
     from ..core.cli_args import positive_int as _positive_int
     from ..runtime.run_cli import _scales
 
-    p.add_argument("--name", default=None, help="the pipeline model's name in the URL (default: the "
-                   "model file's stem); the network is NAME_network")
+    p.add_argument("--name", type=nonempty("a model name"), default=None,
+                   help="the pipeline model's name in the URL (default: the model file's stem); the "
+                        "network is NAME_network")
     p.add_argument("--max-batch", type=_positive_int, default=8,
                    help="Triton's max_batch_size: most frames (and network inputs) one execution takes")
-    p.add_argument("--queue-delay-us", type=int, default=2000, metavar="US",
+    p.add_argument("--queue-delay-us", type=QUEUE_DELAY_US, default=2000, metavar="US",
                    help="dynamic batching: longest wait for more requests to batch, microseconds")
     p.add_argument("--pipeline-instances", type=_positive_int, default=pipeline_instances, metavar="N",
                    help="Python-backend processes running pre-processing and decode in parallel")
@@ -40,6 +42,7 @@ def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -
 
 
 def register(sub) -> None:
+    from ..core.bounds import THREADS
     from ..core.cli_args import HelpFormatter, paragraphs
     from ..core.cli_args import positive_int as _positive_int
 
@@ -101,7 +104,7 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto",
                    help="local backend running the network: auto (from the extension), onnxruntime, "
                         "openvino, tensorrt, ...")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=THREADS, default=0,
                    help="onnxruntime / openvino: CPU threads (0 = the library's default)")
     p.add_argument("--log-file", metavar="FILE",
                    help="Triton's log (default: a temporary file, named if the server fails)")
