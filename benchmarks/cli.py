@@ -6,24 +6,10 @@ work is in benchmarks/bench.py.
 
 from __future__ import annotations
 
-import argparse
-
+from higherhrnet_trt.core.bounds import BATCH, input_size
 from higherhrnet_trt.core.cli_args import whole_number_at_least
 
-
-def _input_size(text: str) -> tuple[int, int]:
-    """'512' -> (512, 512); '512x768' -> (512, 768) as (H, W); multiples of 64."""
-    try:
-        parts = [int(v) for v in text.lower().replace("*", "x").split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 64 or any(p % 64 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected H or HxW in multiples of 64 (e.g. 512 or 512x768), "
-                                         f"got {text!r}")
-    return parts[0], parts[1]
-
+_input_size = input_size  # (H, W), multiples of 64, bounded (core.bounds)
 
 _count = whole_number_at_least
 
@@ -61,7 +47,7 @@ def register(sub) -> None:
         ),
     )
     add_model_options(p)
-    p.add_argument("--batch", type=_count(1), default=1,
+    p.add_argument("--batch", type=BATCH, default=1,
                    help="frames per iteration (a fixed-batch model needs its own batch size)")
     p.add_argument("--input-size", type=_input_size, metavar="H[xW]",
                    help="letterbox frames into this input (models exported with --dynamic); default: "

@@ -86,9 +86,12 @@ class FloatRange:
 BATCH = IntRange(1, 256, unit="frames")
 #: CPU threads of ONNX Runtime / OpenVINO (0: the library's default). ORT allocates per thread.
 THREADS = IntRange(0, 1024)
-#: One side of a network input, pixels: HigherHRNet's strides need multiples of 64; the largest
-#: square within core.limits.MAX_INPUT_PIXELS (3 Mpx) has 1728-pixel sides.
-INPUT_SIDE = IntRange(64, 64 * int(math.sqrt(MAX_INPUT_PIXELS) // 64), step=64, unit="pixels")
+#: One side of a network input, pixels: HigherHRNet's strides need multiples of 64. H x W is also
+#: bounded by core.limits (3 Mpx, 8:1), so 4096 is only reached by a 4096 x 512 input.
+INPUT_SIDE = IntRange(64, 4096, step=64, unit="pixels")
+#: A square input's side, or a dynamic model's pre-processing size (the frame's short side): the
+#: largest square within core.limits.MAX_INPUT_PIXELS (3 Mpx) has 1728-pixel sides.
+SQUARE_SIDE = IntRange(64, 64 * int(math.sqrt(MAX_INPUT_PIXELS) // 64), step=64, unit="pixels")
 #: debug-precision inputs: every tensor of both models is kept per input.
 NUM_INPUTS = IntRange(1, 1000)
 #: calibrate --holdout: images kept out of calibration (more than the image folder holds is
@@ -124,8 +127,8 @@ def input_size(text: str) -> tuple[int, int]:
 
 
 def input_side(text: str) -> int:
-    """argparse type: one side (a dynamic model's pre-processing size), :data:`INPUT_SIDE`."""
-    return INPUT_SIDE(text)
+    """argparse type: a dynamic model's pre-processing size (short side), :data:`SQUARE_SIDE`."""
+    return SQUARE_SIDE(text)
 
 
 def nonempty_list(what: str):
@@ -155,5 +158,5 @@ def nonempty(what: str):
 
 
 __all__ = ["BATCH", "FACTOR", "HOLDOUT", "INPUT_SIDE", "NUM_INPUTS", "PERCENTILE", "QUEUE_DELAY_US",
-           "THREADS", "TOLERANCE", "FloatRange", "IntRange", "input_side", "input_size", "nonempty",
-           "nonempty_list"]
+           "SQUARE_SIDE", "THREADS", "TOLERANCE", "FloatRange", "IntRange", "input_side", "input_size",
+           "nonempty", "nonempty_list"]

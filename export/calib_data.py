@@ -86,6 +86,10 @@ class InputMaker:
         n, _, h, w = inp.dims
         self.batch = n if isinstance(n, int) and n > 0 else 1
         self.fixed_hw = (h, w) if all(isinstance(d, int) and d > 0 for d in (h, w)) else None
+        if self.fixed_hw and input_size:
+            raise UserError(f"--input-size {input_size}: this model's input is fixed at {h}x{w} "
+                            "(frames are letterboxed into it); --input-size is for models exported "
+                            "with --dynamic: leave it out")
         self.input_size = int(input_size or meta.input_size)
         self.mean, self.std = tuple(meta.mean), tuple(meta.std)
 

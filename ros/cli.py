@@ -18,6 +18,7 @@ INSTALL_HINT = ("pip install 'higherhrnet-trt[ros]' into a virtual environment o
 
 
 def register(sub) -> None:
+    from higherhrnet_trt.core.bounds import THREADS, nonempty_list
     from higherhrnet_trt.core.cli_args import HelpFormatter, fraction, paragraphs, positive_int
 
     p = sub.add_parser(
@@ -56,9 +57,10 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto",
                    help="auto (from the file extension), onnxruntime, openvino, tensorrt, tensorrt-rtx, "
                         "torch")
-    p.add_argument("--providers", default=None, metavar="EP[,EP...]",
+    p.add_argument("--providers", type=nonempty_list("execution provider names"), default=None,
+                   metavar="EP[,EP...]",
                    help="onnxruntime only: execution providers in priority order (default: CPU)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=THREADS, default=0,
                    help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
     p.add_argument("--score-threshold", type=fraction, default=0.15,
                    help="people scored below this (mean joint score) are not published")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from higherhrnet_trt.core.bounds import THREADS, nonempty_list
 from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, setup_logging
 from higherhrnet_trt.core.cli_args import fraction as _fraction
 from higherhrnet_trt.core.cli_args import positive_int as _positive_int
@@ -53,10 +54,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "onnxruntime, openvino (Intel CPUs), tensorrt, tensorrt-rtx, torch, triton (MODEL "
                         "is then a served model: triton://HOST:PORT/NAME, see 'higherhrnet-trt serve'), or "
                         "another registered backend")
-    p.add_argument("--providers", metavar="EP[,EP...]",
+    p.add_argument("--providers", type=nonempty_list("execution provider names"), metavar="EP[,EP...]",
                    help="onnxruntime only: execution providers in priority order, e.g. "
                         "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=THREADS, default=0,
                    help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
     p.add_argument("--graph-optimization", choices=("auto", "all", "extended", "basic", "disable"),
                    default=None,
