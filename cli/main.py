@@ -61,7 +61,18 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _printable_streams() -> None:
+    """File names that are not UTF-8 (surrogate escapes) print as \\xNN instead of raising
+    UnicodeEncodeError half-way through a command (stderr does this already; stdout does not)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we may change
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

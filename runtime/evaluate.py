@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.image_io import shown_path, try_read_image
 from higherhrnet_trt.core.keypoints import KeypointSet
 
 from .results import CocoResultsWriter, poses_to_coco
@@ -240,7 +241,7 @@ def run_evaluation(
     """
     from .sources import import_cv2
 
-    cv2 = import_cv2()
+    import_cv2()
     gt = load_ground_truth(ann_file, keypoints)
     if not os.path.isdir(images_dir):
         raise UserError(f"image folder not found: {images_dir}")
@@ -262,10 +263,11 @@ def run_evaluation(
         for img_id in tqdm(img_ids, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):
             info = gt.imgs[img_id]
             path = os.path.join(images_dir, info["file_name"])
-            image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+            image, why = try_read_image(path)
             if image is None:
                 if not skipped:
-                    log.warning("cannot read %s: skipping it (and counting any others)", path)
+                    log.warning("cannot read %s: %s; skipping it (and counting any others)",
+                                shown_path(path), why)
                 skipped.append(path)
                 continue
             poses = predict(image, info)
