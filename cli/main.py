@@ -14,6 +14,7 @@ import sys
 
 from higherhrnet_trt.core.cli_args import add_global_options
 from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
+from higherhrnet_trt.core.files import disk_error_message
 
 #: (module, one-line summary) in the order they appear in --help.
 COMMAND_MODULES: list[str] = [
@@ -91,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt as e:
             print(interrupt_word(e), file=sys.stderr)
             return interrupt_exit_code(e)
+        except OSError as e:  # a full, read-only or over-quota disk: one line, not a traceback
+            message = disk_error_message(e)
+            if message is None or args.verbose:
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -317,20 +317,34 @@ def run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-        for closer in (writer, *outputs, source):
-            if closer is not None:
-                closer.close()
+        close_error = _close_all((writer, *outputs, source))
         pipe.deactivate()
         if args.show:
             cv2.destroyAllWindows()
         if done.too_large:
             print(f"skipped {len(done.too_large)} frames too large for the network input limits "
                   f"(first: {done.too_large[0]})", file=sys.stderr)
-        if done.frames or done.status != "error":
+        if (done.frames or done.status != "error") and close_error is None:
             _summary(done, time.perf_counter() - t_start, pipe, source, outputs, writer,
                      args.max_people)
+    if close_error is not None:  # a full disk while finishing the JSON or the video
+        raise close_error
     _check_frames_ran(done, source)
     return code
+
+
+def _close_all(closers) -> BaseException | None:
+    """Close each of ``closers`` (None skipped), all of them even when one fails; the first
+    failure is returned, for the caller to raise once everything is released."""
+    first = None
+    for closer in closers:
+        if closer is None:
+            continue
+        try:
+            closer.close()
+        except Exception as e:  # e.g. OSError(ENOSPC) finishing a file: still close the rest
+            first = first or e
+    return first
 
 
 def _check_frames_ran(done, source) -> None:
@@ -389,7 +403,7 @@ def _summary(done, seconds, pipe, source, outputs, writer, max_people) -> None:
         tag = f"[{k}] " if len(outputs) > 1 else ""
         if out.failed:
             lines.append(f"{tag}could not write {len(out.failed)} images (first: {out.failed[0]})")
-        if out.dir:
+        if out.dir and (out.images or out.video_path or done.status != "error"):
             what = out.video_path or f"{out.images} images in {out.dir}"
             lines.append(f"{tag}wrote {what}")
     if writer is not None:

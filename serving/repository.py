@@ -334,7 +334,7 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
     net_text = network_config(network, info, max_batch, instances, gpu, queue_delay_us)
     pipe_text = pipeline_config(name, network, info.meta, settings, network_io(info.inputs, info.outputs),
                                 max_batch, pipeline_instances, queue_delay_us, decode_device)
-    from ..core.files import check_writable
+    from ..core.files import check_writable, name_output
 
     check_writable(repo, "-o", "give a writable repository folder", folder=True)
     os.makedirs(repo, exist_ok=True)
@@ -343,6 +343,9 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
         _write_network_model(os.path.join(stage, network), model, info.file_name, net_text)
         write_pipeline_model(stage, name, pipe_text)
         _swap_in({t: os.path.join(stage, os.path.basename(t)) for t in targets})
+    except OSError as e:  # a full disk: named in the CLI's one line, the staging folder removed
+        name_output(e, repo)
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return targets
