@@ -19,6 +19,8 @@ import pytest
 
 from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 from higherhrnet_trt.runtime.backends import BACKENDS, create_backend
+from higherhrnet_trt.runtime.backends import openvino_probe as probe
+from higherhrnet_trt.runtime.backends.openvino_backend import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "runtime" / "assets" / "sample.jpg"  # 640x480, four people
@@ -184,10 +186,15 @@ def test_pipeline_poses_equal_onnxruntime(ov, tiny_onnx_dynamic):
                   decode=decode) as pipe:
         got = pipe.predict(frame)
     assert len(ref) > 0 and len(got) == len(ref)
-    np.testing.assert_allclose(got.keypoints[..., :2], ref.keypoints[..., :2], atol=1e-3)  # pixels
-    np.testing.assert_allclose(got.keypoints[..., 2], ref.keypoints[..., 2], atol=1e-5)
-    np.testing.assert_allclose(got.scores, ref.scores, atol=1e-5)
-    np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-3)
+    # The random tiny network has near-equal peaks: another CPU's fp32 summation order can flip
+    # which of two candidates a joint takes (one of its 1,700 joints on an AMX machine). Allow
+    # such flips for 0.5 % of the joints; every other joint must agree to rounding.
+    far = np.abs(got.keypoints[..., :2] - ref.keypoints[..., :2]).max(axis=-1) > 1e-3  # pixels
+    assert far.mean() <= 0.005, f"{far.sum()} of {far.size} joints differ"
+    np.testing.assert_allclose(got.keypoints[~far][:, 2], ref.keypoints[~far][:, 2], atol=1e-5)
+    same = ~far.any(axis=1)  # people none of whose joints flipped
+    np.testing.assert_allclose(got.scores[same], ref.scores[same], atol=1e-5)
+    np.testing.assert_allclose(got.boxes[same], ref.boxes[same], atol=1e-3)
 
 
 # -- fp16 and INT8 Q/DQ files ----------------------------------------------------------------------
@@ -228,6 +235,10 @@ def int8_onnx(tiny_onnx, tmp_path_factory) -> Path:
 def test_reduced_precision_files_stay_near_fp32(ov, tiny_onnx, fp16_onnx, int8_onnx, kind):
     path, max_rel, min_cos = (fp16_onnx, FP16_REL, FP16_COS) if kind == "fp16" else \
         (int8_onnx, INT8_REL, INT8_COS)
+    if kind == "int8" and probe.int8_probe_error("CPU") > probe.MAX_RELATIVE_ERROR:
+        with pytest.raises(UserError, match="int8 kernels compute wrongly on this CPU"):
+            _ov(int8_onnx, inference_precision="f32").activate()  # refused, not wrong (probe test)
+        return
     x = _frame_input()
     ref = _run(_ort(tiny_onnx), x)  # fp32 file under ONNX Runtime: the reference
     same_file = _run(_ort(path, graph_optimization="disable"), x)
@@ -254,7 +265,7 @@ def test_int8_convolutions_run_in_int8(ov, int8_onnx):
     producer = {out: node.op_type for node in model.graph.node for out in node.output}
     convs = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
     quantized = sum(producer.get(n.input[0]) == "DequantizeLinear" for n in convs)
-    backend = _ov(int8_onnx)
+    backend = _ov(int8_onnx, check_int8=False)  # what runs, whether or not the probe passes here
     with backend:
         precisions = backend.runtime_precisions()
     in_int8 = sum(count for kind in ("Convolution", "Deconvolution")
@@ -265,48 +276,54 @@ def test_int8_convolutions_run_in_int8(ov, int8_onnx):
     assert in_int8 == quantized, precisions
 
 
-def _concat_then_int8_conv(path: Path) -> None:
-    """y = Conv(DQ(Q(Concat(x, -x) on the batch axis)), DQ(int8 weights)), symmetric int8 as
-    modelopt writes it, with our metadata: the pattern of the flip test's first convolution."""
+def _probe_path(tmp_path: Path) -> Path:
+    path = tmp_path / "probe.onnx"
+    path.write_bytes(probe.probe_onnx_bytes())
+    return path
+
+
+def test_probe_asset_is_the_documented_graph(tmp_path):
+    """The committed probe file holds what write_probe writes (nodes and constants)."""
     onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import numpy_helper
 
-    from higherhrnet_trt.core.metadata import ModelMeta
-
-    rng = np.random.default_rng(0)
-    weights = rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8)
-    arrays = {"w": weights, "w_scale": np.full(8, 0.002, np.float32), "w_zero": np.zeros(8, np.int8),
-              "scale": np.array(0.0175, np.float32), "zero": np.array(0, np.int8)}
-    nodes = [
-        helper.make_node("Neg", ["x"], ["mirror"]),
-        helper.make_node("Concat", ["x", "mirror"], ["both"], axis=0),
-        helper.make_node("QuantizeLinear", ["both", "scale", "zero"], ["q"]),
-        helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
-        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["w_dq"], axis=0),
-        helper.make_node("Conv", ["dq", "w_dq"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
-    ]
-    graph = helper.make_graph(nodes, "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(v, k) for k, v in arrays.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    helper.set_model_props(model, ModelMeta().to_props())
-    onnx.save(model, str(path))
+    fresh = tmp_path / "fresh.onnx"
+    probe.write_probe(str(fresh))
+    committed, written = onnx.load(str(_probe_path(tmp_path))), onnx.load(str(fresh))
+    assert [n.SerializeToString() for n in committed.graph.node] == \
+        [n.SerializeToString() for n in written.graph.node]
+    for a, b in zip(committed.graph.initializer, written.graph.initializer, strict=True):
+        np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
 
 
-def test_int8_quantizer_after_concat_is_exact(ov, tmp_path):
-    """OpenVINO's CPU plugin computes a symmetric int8 quantizer after a Concat wrongly (max error
-    ~30 %); the backend rewrites it as the equal uint8 form on loading. Must match ONNX Runtime."""
-    path = tmp_path / "concat_int8.onnx"
-    _concat_then_int8_conv(path)
-    x = np.random.default_rng(1).uniform(-2.2, 2.2, (1, 3, 32, 32)).astype(np.float32)
+def test_probe_reference_equals_onnxruntime(tmp_path):
+    """The probe's NumPy answer is ONNX Runtime's exact Q/DQ arithmetic (optimisations off)."""
+    x = probe.probe_input()
+    with create_backend(str(_probe_path(tmp_path)), backend="onnxruntime", threads=1,
+                        graph_optimization="disable") as ref:
+        expected = ref.infer({"x": x})["y"]
+    assert probe.relative_error(expected, probe.reference_output(x)) < 1e-6
+
+
+def test_int8_probe_tells_right_from_wrong(ov, tmp_path):
+    """OpenVINO's CPU plugin computed a symmetric int8 quantizer after a Concat wrongly (max error
+    ~30 %) until the backend rewrote it as the equal uint8 form; on AMX-INT8 CPUs the rewritten
+    form was still ~44 % wrong. Whatever this CPU does, the probe's verdict must be ONNX Runtime's,
+    and an INT8 file is then either exact or refused in one line."""
+    path = _probe_path(tmp_path)
+    x = probe.probe_input()
     with create_backend(str(path), backend="onnxruntime", threads=1, graph_optimization="disable") as ref:
         expected = ref.infer({"x": x})["y"]
-    backend = _ov(path, inference_precision="f32")
-    with backend:
-        got = backend.infer({"x": x})["y"]
-        precisions = backend.runtime_precisions()
-    assert backend.rewritten_quantizers == 1
+    unchecked = _ov(path, inference_precision="f32", check_int8=False)
+    with unchecked:
+        got = unchecked.infer({"x": x})["y"]
+        precisions = unchecked.runtime_precisions()
+    assert unchecked.rewritten_quantizers == 1
     assert set(precisions["Convolution"]) <= {"u8", "i8"}, precisions  # still an int8 convolution
-    rel = float(np.abs(got - expected).max() / np.abs(expected).max())
-    assert rel < 1e-5, rel
+    rel = probe.relative_error(got, expected.astype(np.float64))
+    verdict = probe.int8_probe_error("CPU")
+    print(f"\nOpenVINO int8 probe on {cpu_name()}: error {verdict:.2e} (vs ONNX Runtime {rel:.2e})")
+    assert (verdict <= probe.MAX_RELATIVE_ERROR) == (rel < 1e-5), (verdict, rel)
+    if verdict > probe.MAX_RELATIVE_ERROR:
+        with pytest.raises(UserError, match="--backend onnxruntime"):
+            _ov(path, inference_precision="f32").activate()

@@ -138,6 +138,23 @@ def unsigned_after_concat(model, ops) -> int:
     return rewritten
 
 
+def _has_quantizers(model) -> bool:
+    """Whether the model (as OpenVINO read it) holds Q/DQ pairs, which it reads as FakeQuantize."""
+    return any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def cpu_name() -> str:
+    """The CPU's model name and whether it has AMX-INT8 (from /proc/cpuinfo; "this CPU" elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            info = f.read(65536)
+    except OSError:
+        return "this CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                "this CPU")
+    return f"{name}, AMX-INT8" if " amx_int8" in info else name
+
+
 def _opset():
     """OpenVINO's opset module for building nodes (``openvino.opset13``; older: under runtime)."""
     try:
@@ -165,6 +182,7 @@ class OpenVINOBackend(Backend):
         device: str = "CPU",
         threads: int = 0,
         inference_precision: str | None = None,
+        check_int8: bool = True,
     ) -> None:
         super().__init__(path)
         if inference_precision is not None and inference_precision not in PRECISIONS:
@@ -173,6 +191,10 @@ class OpenVINOBackend(Backend):
         self.device = device
         self.threads = int(threads)
         self.inference_precision = inference_precision
+        #: run the INT8 probe (openvino_probe) before loading a file with int8 quantizers
+        self.check_int8 = check_int8
+        #: the ONNX file's bytes when made by from_bytes (the path is then only a name for messages)
+        self._model_bytes: bytes | None = None
         #: the precision the compiled model really uses for its floating-point layers (after activate)
         self.effective_precision: str | None = None
         #: int8 quantizers after a Concat rewritten as uint8 on loading (see unsigned_after_concat)
@@ -180,6 +202,13 @@ class OpenVINOBackend(Backend):
         self._compiled = None
         self._request = None
         self._meta: ModelMeta | None = None
+
+    @classmethod
+    def from_bytes(cls, model_bytes: bytes, name: str = "<in-memory model>", **options) -> OpenVINOBackend:
+        """A backend over an ONNX file held in memory (``name`` stands for its path in messages)."""
+        backend = cls(name, **options)
+        backend._model_bytes = bytes(model_bytes)
+        return backend
 
     def _config(self) -> dict[str, object]:
         """compile_model properties. LATENCY: the Pipeline sends one request at a time, so one
@@ -192,12 +221,12 @@ class OpenVINOBackend(Backend):
         return config
 
     def activate_impl(self) -> None:
-        if not os.path.isfile(self.path):  # the cheaper, likelier mistake first
+        if self._model_bytes is None and not os.path.isfile(self.path):  # the likelier mistake first
             raise UserError(f"model file not found: {self.path}")
         ov = import_openvino()
         core = ov.Core()
         try:
-            model = core.read_model(self.path)
+            model = core.read_model(self.path if self._model_bytes is None else self._model_bytes)
         except Exception as e:  # OpenVINO raises RuntimeError with a multi-line text for bad files
             raise UserError(
                 f"OpenVINO cannot load {self.path}: {_first_line(e)} (is it a complete ONNX file? "
@@ -205,6 +234,8 @@ class OpenVINOBackend(Backend):
             ) from e
         # Metadata first: a foreign ONNX file fails here with the same message as under ONNX Runtime.
         self._meta = ModelMeta.from_props(_metadata_props(model))
+        if self.check_int8 and _has_quantizers(model):
+            self._refuse_wrong_int8()
         self._work_around_concat_quantizers(model)
         try:
             self._compiled = core.compile_model(model, self.device, self._config())
@@ -215,6 +246,17 @@ class OpenVINOBackend(Backend):
             ) from e
         self.effective_precision = self._compiled_precision()
         self._request = self._compiled.create_infer_request()
+
+    def _refuse_wrong_int8(self) -> None:
+        """One line instead of wrong people where OpenVINO's int8 kernels fail the probe here."""
+        from .openvino_probe import MAX_RELATIVE_ERROR, int8_probe_error  # the probe builds a backend
+
+        error = int8_probe_error(self.device)
+        if error > MAX_RELATIVE_ERROR:
+            raise UserError(
+                f"OpenVINO's int8 kernels compute wrongly on this CPU ({cpu_name()}: probe error "
+                f"{error:.0%}, see runtime/backends/openvino_probe.py): run this INT8 file with "
+                "--backend onnxruntime, or the fp16/fp32 file with OpenVINO")
 
     def _work_around_concat_quantizers(self, model) -> None:
         """unsigned_after_concat on INT8 files; should the graph API differ in another OpenVINO
