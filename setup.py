@@ -57,7 +57,7 @@ setup(
     package_dir=package_dir,
     package_data={
         "higherhrnet_trt.kernels": ["*.cu", "*.cuh", "*.cpp"],
-        "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],  # the demo's sample image, the OpenVINO int8 probe
+        "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],  # demo sample, OpenVINO int8 probe
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
         # The ROS 2 people message's source, built by ros/build_msgs.py.
         "higherhrnet_trt.ros": [f"interfaces/higherhrnet_trt_msgs/{files}"
