@@ -160,6 +160,8 @@ class Pipeline:
         self.stats = PipelineStats()
         self._meta: ModelMeta | None = None
         self._cfg: DecodeConfig | None = None
+        self._static_hw: tuple[int, int] | None = None  # set by activate()
+        self._batch = -1
         self._warned: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -315,7 +317,10 @@ class Pipeline:
     # -- stages (public for per-stage timing: benchmarks.bench; predict_batch chains them) ----------
     def prepare(self, frame: np.ndarray) -> tuple[list[tuple[float, np.ndarray]], FrameGeometry]:
         """Stage 1: (H, W, 3) uint8 frame -> [(scale, input (1, 3, h, w) float32)], its geometry.
-        Official multi-scale resize for dynamic models; letterbox into a fixed input otherwise."""
+        Official multi-scale resize for dynamic models; letterbox into a fixed input otherwise.
+        Loads the model first if needed (its input size and metadata decide the resize)."""
+        self.activate()
+        frame = check_frame(frame)
         meta = self._meta
         image_wh = (frame.shape[1], frame.shape[0])
         if self._static_hw is not None:
@@ -366,6 +371,7 @@ class Pipeline:
     def model_maps(self, result: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Stage 2 (after ``backend.infer``): backend outputs -> (heatmaps (N, J, h, w), tags
         (N, J, h', w', T)), for both output layouts ("aggregated" and raw)."""
+        self.activate()
         names = [o.name for o in self.backend.outputs]
         j = self._meta.keypoints.num_joints
         if self._meta.outputs == "aggregated":
@@ -390,12 +396,14 @@ class Pipeline:
         """Stage 3's decode: one frame's aggregated heatmaps (J, H, W) and tags (J, H, W, T) float32
         -> grouped people (P, J, 3 + T) in map pixels and their scores (P,), as decode.parse.
         The NumPy decoder here; the Triton pipeline model (serving) swaps in the CUDA kernels."""
+        self.activate()
         return parse(heatmaps, tags, self._cfg)
 
     def postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
         """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->
         (heatmaps (1, J, h, w), tags (1, J, h', w', T)) from :meth:`model_maps`; scales aggregated,
         decoded, capped at max_people; counts into ``stats``."""
+        self.activate()
         self.stats.frames += 1
         num_joints = self._meta.keypoints.num_joints
         scales = [s for s in self.scales if (i, s) in outputs]

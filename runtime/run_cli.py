@@ -329,7 +329,7 @@ def run(args) -> int:
                      args.max_people)
     if close_error is not None:  # a full disk while finishing the JSON or the video
         raise close_error
-    _check_frames_ran(done, source)
+    _check_frames_ran(done, source, pipe.stats)
     return code
 
 
@@ -347,10 +347,16 @@ def _close_all(closers) -> BaseException | None:
     return first
 
 
-def _check_frames_ran(done, source) -> None:
-    """A run that ended normally without one frame is an error (exit 1), with the reason."""
+def _check_frames_ran(done, source, stats=None) -> None:
+    """A run that ended normally without one frame, or whose every frame gave NaN/inf network
+    outputs (NaN weights, an fp16 overflow), is an error (exit 1), with the reason."""
     from higherhrnet_trt.core.errors import UserError
 
+    if (done.status == "done" and stats is not None and done.frames
+            and stats.skipped_nonfinite >= done.frames):
+        raise UserError(f"the network returned NaN/inf for every one of the {done.frames} frames: "
+                        "its weights are probably NaN or inf (check the checkpoint, re-export "
+                        "it), or an fp16/INT8 file overflows (compare with the fp32 model)")
     if done.status != "done" or done.frames:
         return
     if done.too_large:
