@@ -186,6 +186,10 @@ def save_onnx(model, path: str) -> None:
     """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
     import onnx
 
+    from ..engine.onnx_info import WEIGHTS_KEY, stamp_weights
+
+    if any(p.key == WEIGHTS_KEY for p in model.metadata_props):
+        stamp_weights(model)  # the weights as saved, whatever changed since copy_metadata
     with atomic_path(path) as tmp:
         onnx.save_model(model, tmp)
 

@@ -54,3 +54,42 @@ def test_prepare_works_as_the_first_stage(tiny_onnx):
         assert tuple(got_geometry.base_size_wh) == tuple(geometry.base_size_wh)
     finally:
         fresh.close()
+
+
+def _info(capsys, path):
+    rc = main(["info", str(path)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_info_checks_the_weights_hash_recorded_at_export(tiny_onnx, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    import hashlib
+
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tiny_onnx))
+    stamped = {p.key: p.value for p in model.metadata_props}.get("higherhrnet_trt.weights_sha256")
+    # The recorded hash, recomputed here by hand from the file's initializers.
+    h = hashlib.sha256()
+    for init in sorted(model.graph.initializer, key=lambda i: i.name):
+        h.update(init.name.encode() + b"\0" + f"{init.data_type}:{list(init.dims)}\0".encode())
+        h.update(init.raw_data if init.raw_data else numpy_helper.to_array(init).tobytes())
+    assert stamped == h.hexdigest()
+    rc, out, err = _info(capsys, tiny_onnx)
+    assert rc == 0 and "sha256 matches export" in out, out + err
+
+    # One flipped byte in the largest weight (what a damaged copy does), metadata kept.
+    big = max(model.graph.initializer, key=lambda i: len(i.raw_data))
+    raw = bytearray(big.raw_data)
+    raw[len(raw) // 2] ^= 0x01
+    big.raw_data = bytes(raw)
+    damaged = tmp_path / "flipped.onnx"
+    onnx.save(model, str(damaged))
+    rc, out, err = _info(capsys, damaged)
+    assert rc == 1 and err.startswith("error: ") and "sha256 differs" in err and err.count("\n") == 1
+
+
+def test_info_refuses_nan_weights(nan_onnx, capsys):
+    rc, out, err = _info(capsys, nan_onnx)
+    assert rc == 1 and "NaN/inf" in err and err.count("\n") == 1, err
