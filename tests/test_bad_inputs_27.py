@@ -93,3 +93,30 @@ def test_info_checks_the_weights_hash_recorded_at_export(tiny_onnx, tmp_path, ca
 def test_info_refuses_nan_weights(nan_onnx, capsys):
     rc, out, err = _info(capsys, nan_onnx)
     assert rc == 1 and "NaN/inf" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda d: d["annotations"][0]["keypoints"].__setitem__(4, float("nan")), "NaN/inf or non-numbers"),
+    (lambda d: d["annotations"][1].__setitem__("keypoints", [10.0, 20.0, 2]), "got 3 values"),
+    (lambda d: d["images"][0].__setitem__("id", "100"), "integer 'id'"),
+    (lambda d: d["annotations"][0].__setitem__("image_id", 12345), "no entry of 'images'"),
+    (lambda d: d["annotations"][0].__setitem__("bbox", [0, 0, float("inf"), 5]), "'bbox' must be 4"),
+])
+def test_eval_refuses_bad_ground_truth_in_one_line(tmp_path, damage, needle):
+    """NaN ground-truth keypoints once gave an AP; 3-value keypoints and string ids a traceback."""
+    import json
+
+    pytest.importorskip("pycocotools")
+    from test_evaluate import COCO, make_dataset
+
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.runtime.evaluate import load_ground_truth
+
+    ann, _, data = make_dataset(tmp_path, COCO)
+    load_ground_truth(ann, COCO)  # the undamaged file loads
+    damage(data)
+    with open(ann, "w", encoding="utf-8") as f:
+        json.dump(data, f)  # NaN / Infinity as Python's json writes them (and reads them back)
+    with pytest.raises(UserError, match="annotations|images") as e:
+        load_ground_truth(ann, COCO)
+    assert needle in str(e.value) and "\n" not in str(e.value)
