@@ -99,6 +99,8 @@ NUM_INPUTS = IntRange(1, 1000)
 HOLDOUT = IntRange(0, 100_000, unit="images")
 #: Triton's dynamic batcher: longest wait for a fuller batch (0: none; 1 s at most).
 QUEUE_DELAY_US = IntRange(0, 1_000_000, unit="microseconds")
+#: A TCP port (serve --http-port, --grpc-port, --metrics-port).
+PORT = IntRange(1, 65535)
 #: debug-precision --tolerance: relative error max|err| / max|fp32| above which a jump is reported.
 TOLERANCE = FloatRange(0.0, 1.0, lo_open=True)
 #: debug-precision --factor: how many times its inputs' error makes a layer "jump".
@@ -157,6 +159,6 @@ def nonempty(what: str):
     return parse
 
 
-__all__ = ["BATCH", "FACTOR", "HOLDOUT", "INPUT_SIDE", "NUM_INPUTS", "PERCENTILE", "QUEUE_DELAY_US",
+__all__ = ["BATCH", "FACTOR", "HOLDOUT", "INPUT_SIDE", "NUM_INPUTS", "PERCENTILE", "PORT", "QUEUE_DELAY_US",
            "SQUARE_SIDE", "THREADS", "TOLERANCE", "FloatRange", "IntRange", "input_side", "input_size",
            "nonempty", "nonempty_list"]

@@ -42,7 +42,7 @@ def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -
 
 
 def register(sub) -> None:
-    from ..core.bounds import THREADS
+    from ..core.bounds import PORT, THREADS
     from ..core.cli_args import HelpFormatter, paragraphs
     from ..core.cli_args import positive_int as _positive_int
 
@@ -97,9 +97,9 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="exported .onnx (or a model any local backend runs)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (0.0.0.0 = every interface: only on a trusted network)")
-    p.add_argument("--http-port", type=_positive_int, default=8000, help="HTTP port")
-    p.add_argument("--grpc-port", type=_positive_int, default=8001, help="gRPC port")
-    p.add_argument("--metrics-port", type=_positive_int, default=8002, help="Prometheus metrics port")
+    p.add_argument("--http-port", type=PORT, default=8000, help="HTTP port")
+    p.add_argument("--grpc-port", type=PORT, default=8001, help="gRPC port")
+    p.add_argument("--metrics-port", type=PORT, default=8002, help="Prometheus metrics port")
     _served_model_options(p, pipeline_instances=1)
     p.add_argument("--backend", default="auto",
                    help="local backend running the network: auto (from the extension), onnxruntime, "

@@ -48,6 +48,7 @@ CASES = [
     (["calibrate", M, "--images", "d", "--percentile", "101"], "--percentile", "from 50 to 100"),
     (["triton-repo", M, "-o", "r", "--queue-delay-us", "-1"], "--queue-delay-us", "0 to 1000000"),
     (["serve", M, "--threads", "-1"], "--threads", "from 0 to 1024"),
+    (["serve", M, "--http-port", "99999"], "--http-port", "from 1 to 65535"),
 ]
 
 
@@ -137,6 +138,7 @@ FUZZED = [
     (["calibrate", M, "--images", "d"], "--holdout", bounds.HOLDOUT),
     (["calibrate", M, "--images", "d"], "--percentile", bounds.PERCENTILE),
     (["triton-repo", M, "-o", "r"], "--queue-delay-us", bounds.QUEUE_DELAY_US),
+    (["serve", M], "--grpc-port", bounds.PORT),
     (["export"], "--input-size", None),
     (["bench", M], "--input-size", None),
 ]
