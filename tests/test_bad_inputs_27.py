@@ -120,3 +120,12 @@ def test_eval_refuses_bad_ground_truth_in_one_line(tmp_path, damage, needle):
     with pytest.raises(UserError, match="annotations|images") as e:
         load_ground_truth(ann, COCO)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_convert_refuses_nan_weights_before_any_work(nan_onnx, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    out = tmp_path / "nan.fp16.onnx"
+    rc = main(["convert", str(nan_onnx), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "NaN/inf" in err and err.count("\n") == 1, err
+    assert not out.exists()
