@@ -129,3 +129,21 @@ def test_convert_refuses_nan_weights_before_any_work(nan_onnx, tmp_path, capsys)
     err = capsys.readouterr().err
     assert rc == 1 and "NaN/inf" in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_calibrate_checks_its_cache_folder_before_any_work(tiny_onnx, tmp_path, capsys, monkeypatch):
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip("modelopt.onnx.quantization")
+    from higherhrnet_trt.export import quantize
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}.jpg"), np.full((96, 128, 3), 40 * i, np.uint8))
+    blocker = tmp_path / "cache_is_a_file"
+    blocker.write_text("x")
+    monkeypatch.setattr(quantize, "_placement", lambda *a, **k: pytest.fail("calibration work started"))
+    rc = main(["calibrate", str(tiny_onnx), "--images", str(images), "-o", str(tmp_path / "o.onnx"),
+               "--cache-dir", str(blocker / "sub"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cache folder" in err and "--cache-dir" in err and err.count("\n") == 1, err
