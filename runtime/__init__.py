@@ -17,6 +17,8 @@ _EXPORTS = {
     "open_source": ".sources",
     "Frame": ".sources",
     "draw_poses": ".draw",
+    "Tracker": ".track",
+    "TrackerOptions": ".track",
     "evaluate_model": ".evaluate",
     "ModelMeta": "higherhrnet_trt.core.metadata",
     "UserError": "higherhrnet_trt.core.errors",

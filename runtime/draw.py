@@ -13,7 +13,8 @@ from higherhrnet_trt.core.keypoints import KeypointSet, keypoint_set
 from .sources import import_cv2
 
 #: BGR colours, far apart in hue and bright enough on dark and light scenes; person i gets
-#: PALETTE[i % len(PALETTE)], so a person keeps its colour as long as its rank does.
+#: PALETTE[i % len(PALETTE)], so a person keeps its colour as long as its rank does (tracked
+#: people: as long as their track ID, see draw_poses).
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 215, 255), (255, 128, 0), (0, 0, 255), (0, 255, 0), (255, 0, 255), (255, 255, 0),
     (0, 128, 255), (128, 0, 255), (0, 255, 170), (255, 0, 128), (128, 255, 0), (255, 170, 170),
@@ -24,6 +25,18 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 def person_color(i: int) -> tuple[int, int, int]:
     """BGR colour of the i-th person."""
     return PALETTE[i % len(PALETTE)]
+
+
+#: Tracked people without an ID (weak, or on a tentative track) are drawn grey.
+UNTRACKED = (160, 160, 160)
+
+
+def _colors(poses, count: int) -> list[tuple[int, int, int]]:
+    """BGR colour of each person: by track ID when the poses carry IDs, else by rank."""
+    ids = getattr(poses, "track_ids", None)
+    if ids is None:
+        return [person_color(p) for p in range(count)]
+    return [person_color(int(i) - 1) if i > 0 else UNTRACKED for i in ids]
 
 
 def _line_sizes(image: np.ndarray) -> tuple[int, int]:
@@ -49,6 +62,8 @@ def draw_poses(
     keypoints: the KeypointSet (or its name) whose skeleton links the joints; J must match.
     kpt_thr: joints with score <= this are left out (and their limbs).
     boxes: also draw each person's box (xyxy) with its score.
+    Tracked poses (``poses.track_ids`` set, runtime/track.py) are coloured by ID, and each
+    tracked person's ID is written at the top-left corner of its box ("#7", "#7 0.83" with boxes).
     inplace: draw into ``image`` itself (saves a copy per video frame); else a copy is returned.
     person_thr: people whose score (``poses.scores``) is below this are not drawn. The decoder
         keeps weak candidates (they cost COCO AP nothing), which would bury the real people.
@@ -69,13 +84,14 @@ def draw_poses(
     shown = (np.ones(kpts.shape[0], bool) if person_scores is None or person_thr <= 0
              else np.asarray(person_scores, np.float32) >= person_thr)
     thickness, radius = _line_sizes(out)
+    colors = _colors(poses, kpts.shape[0])
     # Visible = above threshold and finite; coordinates clipped so cv2's int conversion is safe on
     # wild values (a joint far off-image still draws its limb towards the border).
     visible = (kpts[:, :, 2] > kpt_thr) & np.isfinite(kpts[:, :, :3]).all(axis=2)
     limit = 4 * max(out.shape[:2])
     pts = np.clip(np.nan_to_num(kpts[:, :, :2]), -limit, limit).round().astype(np.int32)
     for p in np.flatnonzero(shown):
-        color = person_color(p)
+        color = colors[p]
         for a, b in kp.skeleton:
             if visible[p, a] and visible[p, b]:
                 cv2.line(out, tuple(map(int, pts[p, a])), tuple(map(int, pts[p, b])), color,
@@ -84,14 +100,19 @@ def draw_poses(
             cv2.circle(out, tuple(map(int, pts[p, j])), radius, color, -1, cv2.LINE_AA)
             # A thin dark ring keeps joints visible on a background of the person's own colour.
             cv2.circle(out, tuple(map(int, pts[p, j])), radius, (32, 32, 32), 1, cv2.LINE_AA)
-    if boxes and hasattr(poses, "boxes"):
+    ids = getattr(poses, "track_ids", None)
+    if (boxes or ids is not None) and hasattr(poses, "boxes"):
         for p, box in enumerate(np.asarray(poses.boxes, dtype=np.float32)):
             if not np.isfinite(box).all() or not shown[p]:
                 continue
             x0, y0, x1, y1 = np.clip(box, -limit, limit).round().astype(int)
-            cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), person_color(p), thickness)
-            if person_scores is not None:
-                draw_label(out, f"{float(person_scores[p]):.2f}", (int(x0), int(y0)), person_color(p))
+            words = [f"#{int(ids[p])}"] if ids is not None and ids[p] > 0 else []
+            if boxes:
+                cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), colors[p], thickness)
+                if person_scores is not None:
+                    words.append(f"{float(person_scores[p]):.2f}")
+            if words:
+                draw_label(out, " ".join(words), (int(x0), int(y0)), colors[p])
     return out
 
 

@@ -107,13 +107,16 @@ def predict_sources(pipe, sources, max_rounds: int | None = None,
     sources: a MultiSource, or specs for :func:`open_sources` (paths, camera indices, URLs, ...;
         those are closed at the end). source_options: passed to open_sources.
     max_rounds: stop after this many rounds (None: until every source ends).
+    A Pipeline with ``track`` tracks each source's frames with a tracker of its own.
     """
     multi = sources if isinstance(sources, MultiSource) else open_sources(sources, **source_options)
     try:
         for n, round_ in enumerate(multi):
             if max_rounds is not None and n >= max_rounds:
                 break
-            poses = pipe.predict_batch([t.frame.image for t in round_])
+            images = [t.frame.image for t in round_]
+            poses = (pipe.predict_batch(images, [t.source for t in round_]) if getattr(pipe, "track", False)
+                     else pipe.predict_batch(images))  # a tracker per source; GpuPipeline takes frames only
             yield [(t.source, t.frame, p) for t, p in zip(round_, poses)]
     finally:
         if multi is not sources:

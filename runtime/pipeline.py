@@ -52,6 +52,7 @@ from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     maps_to_poses,
     people_from_grouped,
 )
+from .track import Tracker, TrackerOptions
 
 log = logging.getLogger("higherhrnet_trt.runtime")
 
@@ -125,6 +126,9 @@ class Pipeline:
     kpt_thr: joints above this score span a person's box.
     color_order: "bgr" (cv2 frames) or "rgb" (e.g. ROS rgb8 images).
     max_batch: largest batch sent at once to a dynamic-batch model by predict_batch.
+    track: person IDs across frames (runtime/track.py): True, or a TrackerOptions for other
+        settings; then every Poses has ``track_ids``. Frames of each source (``predict(frame,
+        source=k)``) are tracked by a tracker of their own (``trackers[k]``).
     backend_options: passed to the backend (ONNX Runtime: providers=..., threads=...).
 
     The backend is loaded on first use or by ``activate()`` / ``with Pipeline(...) as pipe:``;
@@ -141,6 +145,7 @@ class Pipeline:
         kpt_thr: float = 0.1,
         color_order: str = "bgr",
         max_batch: int = DEFAULT_MAX_BATCH,
+        track: bool | TrackerOptions = False,
         **backend_options: Any,
     ) -> None:
         self.bgr = is_bgr(color_order)
@@ -163,6 +168,8 @@ class Pipeline:
         self._static_hw: tuple[int, int] | None = None  # set by activate()
         self._batch = -1
         self._warned: set[str] = set()
+        self.track = track
+        self.trackers: dict[int, Tracker] = {}  # source index -> its tracker, when tracking
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def activate(self) -> Pipeline:
@@ -239,13 +246,32 @@ class Pipeline:
             log.warning(message, *args)
 
     # -- prediction ---------------------------------------------------------------------------------
-    def predict(self, frame: np.ndarray) -> Poses:
-        """People in one frame: (H, W, 3) uint8 BGR (or RGB with color_order="rgb"). See Poses."""
-        return self.predict_batch([frame])[0]
+    def predict(self, frame: np.ndarray, source: int = 0) -> Poses:
+        """People in one frame: (H, W, 3) uint8 BGR (or RGB with color_order="rgb"). See Poses.
+        source: which camera / stream the frame is from (its tracker, with ``track``)."""
+        return self.predict_batch([frame], [source])[0]
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Poses]:
+    def predict_batch(self, frames: Sequence[np.ndarray], sources: Sequence[int] | None = None
+                      ) -> list[Poses]:
         """predict() for several frames, batched through the model where its batch size allows
-        (frames of the same size share batches). Returns one Poses per frame, in order."""
+        (frames of the same size share batches). Returns one Poses per frame, in order.
+        sources: each frame's source index (None: all 0); with ``track`` the frames of one source
+        are tracked in the order given."""
+        results = self._predict_frames(frames)
+        if self.track:
+            results = [self._tracker(k).update_poses(p)
+                       for k, p in zip(sources if sources is not None else [0] * len(results), results)]
+        return results
+
+    def _tracker(self, source: int) -> Tracker:
+        """The tracker of frames from ``source`` (made on its first frame)."""
+        if source not in self.trackers:
+            options = self.track if isinstance(self.track, TrackerOptions) else None
+            self.trackers[source] = Tracker(self.keypoints.sigmas, options)
+        return self.trackers[source]
+
+    def _predict_frames(self, frames: Sequence[np.ndarray]) -> list[Poses]:
+        """predict_batch without tracking."""
         self.activate()
         frames = [check_frame(f) for f in frames]
         if not frames:

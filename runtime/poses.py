@@ -7,6 +7,7 @@ cap at max_people. The frame checks and the decode-settings resolution are here 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class Poses:
         pipeline's ``kpt_thr`` (of all joints when none is).
     image_wh: (W, H) of the frame, pixels.
     valid: False when the frame was skipped (the network returned NaN or inf); then P = 0.
+    track_ids: (P,) int64 person IDs across frames (runtime/track.py: > 0, the same on the same
+        person; -1 for a person not tracked), or None when the pipeline does not track.
     """
 
     keypoints: np.ndarray
@@ -39,6 +42,7 @@ class Poses:
     boxes: np.ndarray
     image_wh: tuple[int, int] = (0, 0)
     valid: bool = True
+    track_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -55,8 +59,20 @@ class Poses:
 
     def select(self, min_score: float) -> Poses:
         """The people whose person score is >= min_score."""
-        keep = self.scores >= min_score
-        return Poses(self.keypoints[keep], self.scores[keep], self.boxes[keep], self.image_wh, self.valid)
+        return self.take(self.scores >= min_score)
+
+    def take(self, index) -> Poses:
+        """The people at ``index`` (a (P,) bool mask, an index array or a slice), track IDs kept."""
+        ids = None if self.track_ids is None else self.track_ids[index]
+        return Poses(self.keypoints[index], self.scores[index], self.boxes[index], self.image_wh,
+                     self.valid, ids)
+
+    def with_track_ids(self, track_ids: np.ndarray) -> Poses:
+        """The same people with these track IDs, (P,) ints."""
+        ids = np.asarray(track_ids, dtype=np.int64).reshape(-1)
+        if ids.shape[0] != len(self):
+            raise ValueError(f"{ids.shape[0]} track ids for {len(self)} people")
+        return dataclasses.replace(self, track_ids=ids)
 
 
 def boxes_from_keypoints(keypoints: np.ndarray, kpt_thr: float = 0.1) -> np.ndarray:
@@ -125,8 +141,7 @@ def cap_people(poses: Poses, limit: int) -> Poses:
     """
     if len(poses) <= limit:
         return poses
-    return Poses(poses.keypoints[:limit], poses.scores[:limit], poses.boxes[:limit], poses.image_wh,
-                 poses.valid)
+    return poses.take(slice(0, limit))
 
 
 def is_bgr(color_order: str) -> bool:

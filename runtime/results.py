@@ -27,11 +27,13 @@ def poses_to_coco(poses, image_id: int, category_id: int = 1, **extra: Any) -> l
 
     poses: a Poses (keypoints (P, J, 3) [x, y, score] image pixels, scores (P,)).
     image_id: the COCO image id (or a frame number). extra: more keys copied into every record
-        (e.g. file_name); loadRes keeps unknown keys.
+        (e.g. file_name); loadRes keeps unknown keys. A tracked Poses (``track_ids`` set) gives
+        each record its ``track_id`` (-1: the person is not tracked).
     People with a non-finite value are left out (JSON has no NaN; the pipeline never returns them).
     """
     kpts = np.asarray(poses.keypoints, dtype=np.float64)
     scores = np.asarray(poses.scores, dtype=np.float64)
+    track_ids = getattr(poses, "track_ids", None)
     records = []
     for p in range(kpts.shape[0]):
         flat = kpts[p, :, :3].reshape(-1)
@@ -39,8 +41,11 @@ def poses_to_coco(poses, image_id: int, category_id: int = 1, **extra: Any) -> l
             continue
         # 0.01 px and 1e-4 in scores: far below what OKS can see, and a third of the file size.
         values = [round(float(v), 2 if i % 3 < 2 else 4) for i, v in enumerate(flat)]
-        records.append({"image_id": int(image_id), "category_id": int(category_id),
-                        "keypoints": values, "score": round(float(scores[p]), 6), **extra})
+        record = {"image_id": int(image_id), "category_id": int(category_id),
+                  "keypoints": values, "score": round(float(scores[p]), 6)}
+        if track_ids is not None:
+            record["track_id"] = int(track_ids[p])
+        records.append({**record, **extra})
     return records
 
 

@@ -211,6 +211,10 @@ def register(sub) -> None:
                    help="network streams: retry the first open like a reconnect (a camera still "
                         "booting); without it a stream that does not open is an error at once")
     p.add_argument("--boxes", action="store_true", help="also draw each person's box and score")
+    p.add_argument("--track", action="store_true",
+                   help="person IDs across frames (each source tracked on its own): the same "
+                        "'track_id' on the same person in the JSON (-1: not tracked), drawn people "
+                        "coloured by ID with the ID at their box; IDs are never reused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -281,7 +285,7 @@ def run(args) -> int:
         args.model, backend=args.backend, scales=args.scales,
         project2image=not args.heatmap_resolution, kpt_thr=args.kpt_thr,
         decode={"max_people": args.max_people, "detection_threshold": args.det_thr},
-        **backend_options(args),
+        track=getattr(args, "track", False), **backend_options(args),
     )
     if args.show:
         _open_window(cv2)  # before loading anything: fail fast without a display

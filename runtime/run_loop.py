@@ -92,14 +92,17 @@ def _predict_round(pipe, round_, done: Progress) -> list:
 
     from higherhrnet_trt.core.limits import FrameTooLarge
 
+    tracked = getattr(pipe, "track", False)  # each source's frames to its own tracker
     try:
+        if tracked:
+            return pipe.predict_batch([t.frame.image for t in round_], [t.source for t in round_])
         return pipe.predict_batch([t.frame.image for t in round_])
     except FrameTooLarge:
         pass
     out = []
     for t in round_:
         try:
-            out.append(pipe.predict(t.frame.image))
+            out.append(pipe.predict(t.frame.image, t.source) if tracked else pipe.predict(t.frame.image))
         except FrameTooLarge as e:
             done.too_large.append(t.frame.name)
             if len(done.too_large) == 1:

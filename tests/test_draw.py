@@ -87,3 +87,18 @@ def test_people_below_the_person_threshold_are_not_drawn():
     assert has_color(out, person_color(0), at=a[10])  # (the score label covers the box corner)
     assert not has_color(out, person_color(1))
     assert has_color(draw_poses(img, poses, COCO), person_color(1), at=b[0])  # default: everyone
+
+
+def test_tracked_people_take_the_colour_of_their_id_and_show_it():
+    img = np.full((120, 200, 3), 90, np.uint8)
+    a, b = person(COCO, 10, 10), person(COCO, 110, 20)
+    tracked = poses_of(a, b).with_track_ids([5, -1])
+    out = draw_poses(img, tracked, COCO)
+    assert has_color(out, person_color(4), a[-1, :2])  # ID 5: the fifth colour, whatever its rank
+    assert has_color(out, (160, 160, 160), b[-1, :2])  # not tracked: grey
+    # "#5" on a black label at the top-left corner of A's box (10, 10); none on B (no ID).
+    label = out[10:24, 10:40].reshape(-1, 3).astype(int)  # text anti-aliased on black: k * (255, 0, 255)
+    assert (label == 0).all(axis=1).any()
+    assert ((label[:, 1] == 0) & (label[:, 0] == label[:, 2]) & (label[:, 0] > 60)).any()
+    assert not has_color(out, (0, 0, 0), (114, 24))
+    assert not has_color(draw_poses(img, poses_of(a, b), COCO), (0, 0, 0), (14, 14))

@@ -462,3 +462,26 @@ def test_half_precision_io():
     poses = make(be).predict(frame_of((320, 240)))
     assert be.last_input.dtype == np.float16 and poses.keypoints.dtype == np.float32
     assert matched_error(poses, be.people) < 1.0
+
+
+def test_track_gives_each_person_one_id_per_source():
+    # Two people walk right 6 px a frame. Source 0 and source 1 each get their own tracker: the
+    # first frame of source 1 (after three of source 0) is IDs 1 and 2 again, not 3 and 4.
+    be = OracleBackend()
+    wh = (640, 480)
+    be.image_wh = wh
+    start = people_in(wh, 2)
+    with make(be, track=True) as pipe:
+        by_place = {}
+        for k in range(3):
+            be.people = start + [6.0 * k, 0.0]
+            poses = pipe.predict(frame_of(wh))
+            for row, track_id in zip(poses.keypoints, poses.track_ids):
+                left = bool(row[0, 0] < wh[0] / 2)
+                by_place.setdefault(left, set()).add(int(track_id))
+        assert [len(ids) for ids in by_place.values()] == [1, 1]  # one ID per person, all frames
+        assert by_place[True] | by_place[False] == {1, 2}
+        be.people = start
+        other = pipe.predict(frame_of(wh), source=1)
+        assert sorted(other.track_ids.tolist()) == [1, 2] and set(pipe.trackers) == {0, 1}
+    assert make(OracleBackend()).predict(frame_of(wh)).track_ids is None

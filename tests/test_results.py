@@ -72,3 +72,10 @@ def test_image_ids_from_coco_names():
     assert image_id_from_name("000000000139.jpg", 7) == 139
     assert image_id_from_name("/data/val2017/000000000785.png", 7) == 785
     assert image_id_from_name("left_1.png", 7) == 7  # not all digits: the fallback
+
+
+def test_tracked_people_carry_their_track_id():
+    p = poses(2).with_track_ids([7, -1])
+    assert [r["track_id"] for r in poses_to_coco(p, 1)] == [7, -1]
+    assert "track_id" not in poses_to_coco(poses(1), 1)[0]
+    assert p.select(-1.0).track_ids.tolist() == [7, -1]

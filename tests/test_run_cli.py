@@ -52,11 +52,14 @@ def test_video_to_video_with_max_frames(tiny_onnx_dynamic, tmp_path, capsys, noi
     clip = noise_video(tmp_path / "clip.avi")
     rc, _, err = run_cli(capsys, "run", tiny_onnx_dynamic, "-s", clip, "--save-dir", tmp_path,
                          "--json", tmp_path / "v.json", "--max-frames", "3", "--max-people", "3",
-                         "--boxes", "--no-progress")
+                         "--boxes", "--track", "--no-progress")
     assert rc == 0, err
     out = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
     assert out.isOpened() and int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
-    assert {r["image_id"] for r in json.loads((tmp_path / "v.json").read_text())} <= {0, 1, 2}
+    records = json.loads((tmp_path / "v.json").read_text())
+    assert {r["image_id"] for r in records} <= {0, 1, 2}
+    assert all(isinstance(r["track_id"], int) and (r["track_id"] == -1 or r["track_id"] > 0)
+               for r in records)
     assert "done: 3 frames" in err
 
 

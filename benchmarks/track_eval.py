@@ -1,0 +1,211 @@
+"""Person IDs on generated videos with known identities: IDF1, MOTA, ID switches (motmetrics).
+
+Videos from references/scene_video.py (MOT layout, ground-truth IDs and keypoints per frame). The
+model's people of every frame are computed once (cached as DIR/vNNN/poses.npz) and then tracked
+three ways:
+
+- ``tracker``: runtime/track.py with its default options (what ``run --track`` does);
+- ``greedy``: a naive per-frame matching, people of score >= 0.3 matched greedily to the previous
+  frame's people by OKS (>= 0.1), no motion prediction, no memory of lost people;
+- ``oracle``: the tracker on the ground-truth keypoints (visible joints, score 1): what the
+  tracker does with perfect detections.
+
+A hypothesis matches a ground-truth person when their COCO OKS (ground-truth visible area as the
+scale) is >= 0.5 (the distance motmetrics minimises is 1 - OKS). Crossings: pairs of ground-truth
+people whose left-right order changes while both are seen and their boxes overlap.
+
+    python -m higherhrnet_trt.references.scene_video --out /tmp/tv --num 20 --seed 100
+    python -m higherhrnet_trt.benchmarks.track_eval /tmp/tv --model demo.onnx
+
+Needs motmetrics (extra ``bench``) and OpenCV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from higherhrnet_trt.core.keypoints import COCO
+from higherhrnet_trt.runtime.track import Tracker, TrackerOptions
+
+SIGMAS = np.asarray(COCO.sigmas, dtype=np.float64)
+MATCH_OKS = 0.5
+
+
+def load_truth(video: str) -> list[list[dict]]:
+    with open(os.path.join(video, "gt", "keypoints.json"), encoding="utf-8") as f:
+        return json.load(f)["frames"]
+
+
+def detect(video: str, pipe) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The model's (keypoints (P, 17, 3), scores (P,)) per frame, cached in video/poses.npz."""
+    cache = os.path.join(video, "poses.npz")
+    if os.path.exists(cache):
+        data = np.load(cache)
+        return [(data[f"k{i}"], data[f"s{i}"]) for i in range(int(data["n"]))]
+    from higherhrnet_trt.runtime.sources import import_cv2
+
+    cv2 = import_cv2()
+    out = []
+    for path in sorted(glob.glob(os.path.join(video, "img1", "*.jpg"))):
+        poses = pipe.predict(cv2.imread(path))
+        out.append((poses.keypoints, poses.scores))
+    np.savez(cache, n=len(out), **{f"k{i}": k for i, (k, _) in enumerate(out)},
+             **{f"s{i}": s for i, (_, s) in enumerate(out)})
+    return out
+
+
+def oracle(truth: list[list[dict]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Ground-truth people as detections: visible joints at score 1, others 0 (image corner)."""
+    out = []
+    for frame in truth:
+        k = np.array([np.array(p["keypoints"]).reshape(17, 3) for p in frame]).reshape(-1, 17, 3)
+        k[:, :, 2] = (k[:, :, 2] > 0).astype(np.float64)
+        out.append((k, k[:, :, 2].mean(axis=1) if len(k) else np.zeros(0)))
+    return out
+
+
+def track_with(tracker: Tracker, dets) -> list[np.ndarray]:
+    return [tracker.update(d) for d in dets]
+
+
+def greedy(dets, min_score: float = 0.3, min_oks: float = 0.1) -> list[np.ndarray]:
+    """Naive per-frame matching to the previous frame (see module)."""
+    from higherhrnet_trt.runtime.track import oks_matrix
+
+    next_id, prev, out = 1, None, []
+    for kpts, scores in dets:
+        ids = np.full(len(scores), -1, np.int64)
+        keep = np.flatnonzero(scores >= min_score)
+        xy, conf = kpts[keep, :, :2], kpts[keep, :, 2] > 0.1
+        if prev is not None and len(keep) and len(prev[0]):
+            pxy, pconf, pids = prev
+            area = np.array([_area(p, c) for p, c in zip(pxy, pconf)])
+            sim = oks_matrix(pxy, pconf, area, xy, conf, SIGMAS)
+            while sim.size and sim.max() >= min_oks:
+                r, c = np.unravel_index(int(sim.argmax()), sim.shape)
+                ids[keep[c]] = pids[r]
+                sim[r, :] = -1
+                sim[:, c] = -1
+        for p in keep:
+            if ids[p] < 0:
+                ids[p] = next_id
+                next_id += 1
+        prev = (xy, conf, ids[keep])
+        out.append(ids)
+    return out
+
+
+def _area(xy: np.ndarray, conf: np.ndarray) -> float:
+    if conf.sum() < 2:
+        return 1.0
+    span = xy[conf].max(axis=0) - xy[conf].min(axis=0)
+    return float(max(span[0], 1) * max(span[1], 1))
+
+
+def gt_oks(gt: dict, kpts: np.ndarray) -> np.ndarray:
+    """OKS of one ground-truth person with P hypotheses (P, 17, >=2) -> (P,)."""
+    g = np.array(gt["keypoints"]).reshape(17, 3)
+    vis = g[:, 2] > 0
+    d2 = ((kpts[:, :, :2] - g[None, :, :2]) ** 2).sum(axis=2)
+    e = d2 / ((2 * SIGMAS) ** 2 * (gt["area"] + np.spacing(1)) * 2)
+    return np.exp(-e)[:, vis].mean(axis=1) if vis.any() else np.zeros(len(kpts))
+
+
+def accumulate(truth, dets, ids):
+    import motmetrics as mm
+
+    acc = mm.MOTAccumulator(auto_id=True)
+    for frame, (kpts, _), fid in zip(truth, dets, ids):
+        hyp = np.flatnonzero(fid > 0)
+        dist = np.array([1.0 - gt_oks(g, kpts[hyp]) for g in frame]).reshape(len(frame), len(hyp))
+        dist[dist > 1.0 - MATCH_OKS] = np.nan
+        acc.update([g["id"] for g in frame], fid[hyp].tolist(), dist)
+    return acc
+
+
+def crossings(truth) -> int:
+    """Pairs of people whose left-right order flips while both are seen with overlapping boxes."""
+    count, last = 0, {}
+    for frame in truth:
+        boxes = {p["id"]: p["bbox"] for p in frame}
+        for a in boxes:
+            for b in boxes:
+                if a >= b:
+                    continue
+                xa, xb = boxes[a][0] + boxes[a][2] / 2, boxes[b][0] + boxes[b][2] / 2
+                side = np.sign(xa - xb)
+                if (a, b) in last and last[(a, b)] != side and side != 0 and _overlap(boxes[a], boxes[b]):
+                    count += 1
+                if side != 0:
+                    last[(a, b)] = side
+    return count
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def evaluate(videos: list[str], pipe, options: TrackerOptions | None = None) -> dict:
+    import motmetrics as mm
+
+    accs = {"tracker": [], "greedy": [], "oracle": []}
+    total_crossings = 0
+    for v in videos:
+        truth = load_truth(v)
+        dets = detect(v, pipe)
+        total_crossings += crossings(truth)
+        accs["tracker"].append(accumulate(truth, dets, track_with(Tracker(SIGMAS, options), dets)))
+        accs["greedy"].append(accumulate(truth, dets, greedy(dets)))
+        gt_dets = oracle(truth)
+        accs["oracle"].append(accumulate(truth, gt_dets, track_with(Tracker(SIGMAS, options), gt_dets)))
+    mh = mm.metrics.create()
+    names = [os.path.basename(v) for v in videos]
+    report = {"videos": len(videos), "crossings": total_crossings}
+    for method, acc in accs.items():
+        s = mh.compute_many(acc, metrics=["idf1", "mota", "num_switches", "precision", "recall",
+                                          "num_fragmentations"], names=names, generate_overall=True)
+        row = s.loc["OVERALL"]
+        switches = int(row["num_switches"])
+        report[method] = {"idf1": round(float(row["idf1"]), 3), "mota": round(float(row["mota"]), 3),
+                          "switches": switches,
+                          "switches_per_crossing": round(switches / max(total_crossings, 1), 2),
+                          "precision": round(float(row["precision"]), 3),
+                          "recall": round(float(row["recall"]), 3),
+                          "fragmentations": int(row["num_fragmentations"])}
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("data", help="folder of vNNN videos from references/scene_video.py")
+    p.add_argument("--model", required=True, help="model (.onnx) whose people are tracked")
+    p.add_argument("--json", help="also write the report here")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a TrackerOptions field for this run (repeatable)")
+    args = p.parse_args(argv)
+    from higherhrnet_trt.runtime.pipeline import Pipeline
+
+    options = TrackerOptions(**{k: type(getattr(TrackerOptions(), k))(v)
+                                for k, v in (s.split("=", 1) for s in args.set)})
+    videos = sorted(glob.glob(os.path.join(args.data, "v[0-9][0-9][0-9]")))
+    t0 = time.perf_counter()
+    with Pipeline(args.model) as pipe:
+        report = evaluate(videos, pipe, options)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["options"] = vars(options)
+    print(json.dumps(report, indent=1))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
