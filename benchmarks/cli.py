@@ -6,10 +6,23 @@ work is in benchmarks/bench.py.
 
 from __future__ import annotations
 
+import argparse
+
 from higherhrnet_trt.core.bounds import BATCH, input_size
 from higherhrnet_trt.core.cli_args import whole_number_at_least
 
 _input_size = input_size  # (H, W), multiples of 64, bounded (core.bounds)
+
+#: What --plot can write (matplotlib picks the format from the extension).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
+
+
+def _plot_file(text: str) -> str:
+    """argparse type: a file name ending in one of PLOT_SUFFIXES."""
+    if not text.lower().endswith(PLOT_SUFFIXES):
+        raise argparse.ArgumentTypeError(f"expected a file ending in {', '.join(PLOT_SUFFIXES)} "
+                                         f"(matplotlib picks the format from it), got {text!r}")
+    return text
 
 _count = whole_number_at_least
 
@@ -59,8 +72,9 @@ def register(sub) -> None:
     p.add_argument("--image", metavar="FILE",
                    help="frame to run (default: the bundled 640x480 sample with 5 people)")
     p.add_argument("--json", metavar="FILE", help="write the full results (and the environment) here")
-    p.add_argument("--plot", metavar="PNG", help="draw per-stage latencies and the per-iteration "
-                                                 "times here (needs matplotlib)")
+    p.add_argument("--plot", type=_plot_file, metavar="PNG",
+                   help="draw per-stage latencies and the per-iteration times here (.png, .svg, .pdf "
+                        "or .jpg; needs matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_bench_cli)
 

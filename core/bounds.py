@@ -159,6 +159,36 @@ def nonempty(what: str):
     return parse
 
 
-__all__ = ["BATCH", "FACTOR", "HOLDOUT", "INPUT_SIDE", "NUM_INPUTS", "PERCENTILE", "PORT", "QUEUE_DELAY_US",
-           "SQUARE_SIDE", "THREADS", "TOLERANCE", "FloatRange", "IntRange", "input_side", "input_size",
-           "nonempty", "nonempty_list"]
+def host(text: str) -> str:
+    """argparse type: an address to bind: an IPv4 / IPv6 address or a host name (a dotted-number
+    name that is no IPv4 address, such as 999.1.1.1, is refused: the server never came up)."""
+    import ipaddress
+    import re
+
+    value = str(text).strip()
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", value) or not re.fullmatch(
+            r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+            r"[A-Za-z0-9])?)*", value):
+        raise argparse.ArgumentTypeError(f"expected an IP address (127.0.0.1, 0.0.0.0, ::1) or a "
+                                         f"host name, got {text!r}")
+    return value
+
+
+def torch_device(text: str) -> str:
+    """argparse type: a torch device for inference: cpu, cuda or cuda:N."""
+    import re
+
+    value = str(text).strip().lower()
+    if not re.fullmatch(r"cpu|cuda(:\d{1,3})?", value):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return value
+
+
+__all__ = ["BATCH", "FACTOR", "HOLDOUT", "INPUT_SIDE", "NUM_INPUTS", "PERCENTILE", "PORT",
+           "QUEUE_DELAY_US", "SQUARE_SIDE", "THREADS", "TOLERANCE", "FloatRange", "IntRange", "host",
+           "input_side", "input_size", "nonempty", "nonempty_list", "torch_device"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from higherhrnet_trt.core.bounds import THREADS, nonempty_list
+from higherhrnet_trt.core.bounds import THREADS, nonempty_list, torch_device
 from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, setup_logging
 from higherhrnet_trt.core.cli_args import fraction as _fraction
 from higherhrnet_trt.core.cli_args import positive_int as _positive_int
@@ -73,7 +73,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "that fits its shapes); onnxruntime: the config of an ONNX exported by other "
                         "tools, without higherhrnet_trt metadata (files from 'export' describe "
                         "themselves)")
-    p.add_argument("--device", default=None,
+    p.add_argument("--device", type=torch_device, default=None,
                    help="torch only: cuda, cuda:N or cpu (default: cuda when a GPU is visible; FP16 there)")
     p.add_argument("--heatmap-resolution", action="store_true",
                    help="decode maps at half the input resolution: faster, not the official results")

@@ -43,6 +43,7 @@ def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -
 
 def register(sub) -> None:
     from ..core.bounds import PORT, THREADS
+    from ..core.bounds import host as bounds_host
     from ..core.cli_args import HelpFormatter, paragraphs
     from ..core.cli_args import positive_int as _positive_int
 
@@ -95,7 +96,7 @@ def register(sub) -> None:
                 "  higherhrnet-trt run triton://127.0.0.1:8000/demo --source photo.jpg --save-dir out/"),
     )
     p.add_argument("model", metavar="MODEL", help="exported .onnx (or a model any local backend runs)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", type=bounds_host, default="127.0.0.1",
                    help="address to bind (0.0.0.0 = every interface: only on a trusted network)")
     p.add_argument("--http-port", type=PORT, default=8000, help="HTTP port")
     p.add_argument("--grpc-port", type=PORT, default=8001, help="gRPC port")

@@ -49,6 +49,10 @@ CASES = [
     (["triton-repo", M, "-o", "r", "--queue-delay-us", "-1"], "--queue-delay-us", "0 to 1000000"),
     (["serve", M, "--threads", "-1"], "--threads", "from 0 to 1024"),
     (["serve", M, "--http-port", "99999"], "--http-port", "from 1 to 65535"),
+    (["serve", M, "--host", "999.1.1.1"], "--host", "an IP address"),
+    (["serve", M, "--host", ""], "--host", "an IP address"),
+    (["run", "x.pth", "-s", "a.jpg", "--device", "banana"], "--device", "cpu, cuda or cuda:N"),
+    (["bench", M, "--plot", "p.txt"], "--plot", ".png"),
 ]
 
 
@@ -77,6 +81,10 @@ def test_valid_values_parse_to_what_was_typed():
     args = parser.parse_args(["run", M, "-s", "x.jpg", "--threads", "0",
                               "--providers", "CPUExecutionProvider"])
     assert (args.threads, args.providers) == (0, "CPUExecutionProvider")
+    for ok in ("127.0.0.1", "0.0.0.0", "::1", "localhost", "pose-server.lan"):
+        assert parser.parse_args(["serve", M, "--host", ok]).host == ok
+    assert parser.parse_args(["run", "x.pth", "-s", "a.jpg", "--device", "cuda:1"]).device == "cuda:1"
+    assert parser.parse_args(["bench", M, "--plot", "p.svg"]).plot == "p.svg"
     args = parser.parse_args(["debug-precision", M, "--variant", M, "--tolerance", "1", "--factor", "1"])
     assert (args.tolerance, args.factor) == (1.0, 1.0)
 
