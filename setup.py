@@ -31,11 +31,11 @@ Extras, and why they are not hard requirements:
 
 from setuptools import setup
 
-#: The product, in the order data flows (core is imported by all, imports none), then the CLI over
-#: it, the benchmarks, and references/ (training and scene generation: tools of this repository
-#: that the product never imports); last the optional integrations (ros: the ROS 2 node).
-PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "cli", "benchmarks",
-         "references", "ros"]
+#: The product, in the order data flows (core is imported by all, imports none); serving (Triton);
+#: references/ (training and scene generation: tools of this repository that the product never
+#: imports) and the benchmarks; the ROS 2 node; last the commands (cli: argparse only there), over all.
+PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "references", "benchmarks",
+         "ros", "cli"]
 SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []

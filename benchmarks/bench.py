@@ -145,7 +145,8 @@ class StageRunner:
         self.s = s
         self.last_outputs: Mapping[str, np.ndarray] | None = None  # of the latest iteration()
         self.last_poses: list | None = None
-        self.pipe = Pipeline(s.model, backend=s.backend, project2image=s.project2image,
+        # person_thr 0: every candidate, as the official-style loop it is compared with keeps them.
+        self.pipe = Pipeline(s.model, backend=s.backend, project2image=s.project2image, person_thr=0.0,
                              max_batch=max(1, s.batch), **s.backend_options)
         self.pipe.activate()
         self.backend = self.pipe.backend

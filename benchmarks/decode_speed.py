@@ -1,12 +1,17 @@
-"""Decoder speed: vectorised ``runtime.decode.parse`` against the per-joint-loop baseline.
+"""Decoder speed: the compiled CPU decode and the vectorised NumPy decode, and NumPy against the
+per-joint-loop baseline.
 
-    python -m higherhrnet_trt.benchmarks.decode_speed [--json out.json] [--repeat 5]
+    python -m higherhrnet_trt.benchmarks.decode_speed [--only compiled|loop] [--json out.json]
 
-Times both decoders (median of ``--repeat`` runs, one image at a time, single thread as the
-runtime calls it) on the 20 official parser vectors (if the reference folder is there) and on a
-realistic synthetic scene: 17 joints at 512 x 512 (heatmaps projected to the input size), T = 2,
-20 people, rendered deterministically by ``synthetic_scene``. Checks that both give identical
-outputs (bit for bit) and prints both times and their ratio.
+compiled (issue 25): W32-512 maps as the network gives them (17 x 256 x 256 heatmaps and tags,
+T = 2) with 1 and 30 people (``synthetic_scene``), decoded with the projection to 512 x 512
+included in the timed decode: the NumPy decode as the Pipeline runs it (MultiScaleAggregator,
+whose resize uses OpenCV where exact, then decode.parse) against kernels/cpu.decode on one thread
+and on every core. Prints medians of wall and process CPU time, the ratios, the compiled stages
+and whether the people are bit for bit those of the NumPy decode (with the exact NumPy resize).
+
+loop: ``decode.parse`` against the per-joint-loop baseline (median of ``--repeat`` runs) on the 20
+official parser vectors (if the reference folder is there) and on a 512 x 512, 20-person scene.
 """
 
 from __future__ import annotations
@@ -155,13 +160,105 @@ def run(repeat: int = 5, repeat_loop: int = 3) -> dict:
     return results
 
 
+def _median_times(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median wall and process CPU seconds of ``repeat`` calls (after one warm-up call)."""
+    fn()
+    wall, cpu_s = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu_s.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu_s)
+
+
+def run_compiled(people_counts: tuple[int, ...] = (1, 30), repeat: int = 7, repeat_numpy: int = 3) -> dict:
+    """The compiled CPU decode against the NumPy decode on W32-512 maps, projection included."""
+    from higherhrnet_trt.decode.aggregate import MultiScaleAggregator
+    from higherhrnet_trt.kernels import cpu
+
+    if not cpu.available():
+        return {"skipped": f"compiled CPU decode unavailable: {cpu.unavailable_reason()}"}
+    cfg = DecodeConfig()
+    size = (512, 512)
+    out: dict = {"map_size": [17, 256, 256, 2], "decode_size": list(size), "cores": os.cpu_count(),
+                 "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    for people in people_counts:
+        h, t = synthetic_scene(seed=people, size=(256, 256), people=people, sigma=2.0)
+
+        def numpy_decode(h=h, t=t):
+            agg = MultiScaleAggregator(size)  # as Pipeline.postprocess: resize, then parse
+            agg.add(1.0, h[None], t[None])
+            heatmaps, tags = agg.result()
+            return parse(heatmaps[0], tags[0], cfg)
+
+        same = _same(cpu.decode(h, t, cfg, size_wh=size), cpu.reference_decode(h, t, cfg, size))
+        found = len(cpu.decode(h, t, cfg, size_wh=size)[1])
+        np_wall, np_cpu = _median_times(numpy_decode, repeat_numpy)
+        one_wall, one_cpu = _median_times(lambda h=h, t=t: cpu.decode(h, t, cfg, size, threads=1), repeat)
+        all_wall, all_cpu = _median_times(lambda h=h, t=t: cpu.decode(h, t, cfg, size, threads=0), repeat)
+        stages = np.zeros(3)
+        acc = np.zeros(3)
+        for _ in range(repeat):
+            cpu.decode_batch(h[None], t[None], cfg, size, threads=1, stage_s=stages)
+            acc += stages
+        out[f"people_{people}"] = {
+            "people_found": found, "identical": same,
+            "numpy_s": np_wall, "numpy_cpu_s": np_cpu,
+            "compiled_1thread_s": one_wall, "compiled_1thread_cpu_s": one_cpu,
+            "compiled_all_s": all_wall, "compiled_all_cpu_s": all_cpu,
+            "speedup_1thread": np_wall / one_wall, "speedup_1thread_cpu": np_cpu / one_cpu,
+            "speedup_all": np_wall / all_wall,
+            "stages_1thread_s": {"project_nms_topk": acc[0] / repeat, "group": acc[1] / repeat,
+                                 "refine": acc[2] / repeat},
+        }
+    if len(people_counts) > 1:
+        a, b = out[f"people_{people_counts[0]}"], out[f"people_{people_counts[-1]}"]
+        out["flatness_1thread_cpu"] = b["compiled_1thread_cpu_s"] / a["compiled_1thread_cpu_s"]
+    return out
+
+
+def _print_compiled(res: dict) -> None:
+    if "skipped" in res:
+        print(f"compiled: skipped ({res['skipped']})")
+        return
+    print(f"compiled CPU decode vs NumPy decode: 17 x 256 x 256 maps, T = 2, projected to 512 x 512 "
+          f"(included); {res['cores']} cores, load {res['load_1min']}")
+    for key, r in res.items():
+        if not key.startswith("people_"):
+            continue
+        st = r["stages_1thread_s"]
+        print(f"  {key.split('_')[1]:>2} people ({r['people_found']} found), identical: {r['identical']}")
+        print(f"    numpy              {r['numpy_s'] * 1e3:8.1f} ms wall "
+              f"{r['numpy_cpu_s'] * 1e3:8.1f} ms cpu")
+        print(f"    compiled 1 thread  {r['compiled_1thread_s'] * 1e3:8.1f} ms wall "
+              f"{r['compiled_1thread_cpu_s'] * 1e3:8.1f} ms cpu   {r['speedup_1thread']:6.1f} x wall "
+              f"{r['speedup_1thread_cpu']:6.1f} x cpu")
+        print(f"    compiled all cores {r['compiled_all_s'] * 1e3:8.1f} ms wall "
+              f"{r['compiled_all_cpu_s'] * 1e3:8.1f} ms cpu   {r['speedup_all']:6.1f} x wall")
+        print(f"    stages (1 thread, cpu) project+nms+topk {st['project_nms_topk'] * 1e3:.1f} ms, group "
+              f"{st['group'] * 1e3:.1f} ms, refine {st['refine'] * 1e3:.1f} ms")
+    if "flatness_1thread_cpu" in res:
+        print(f"  flatness: 30 people / 1 person, 1 thread cpu time: {res['flatness_1thread_cpu']:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ap.add_argument("--only", choices=("compiled", "loop"), help="run one comparison (default: both)")
     ap.add_argument("--repeat", type=int, default=5, help="runs of the vectorised decoder (median)")
     ap.add_argument("--repeat-loop", type=int, default=3, help="runs of the loop decoder (median)")
     args = ap.parse_args(argv)
-    res = run(args.repeat, args.repeat_loop)
+    res: dict = {}
+    if args.only != "loop":
+        res["compiled"] = run_compiled()
+        _print_compiled(res["compiled"])
+    if args.only == "compiled":
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        same = [v.get("identical", True) for v in res["compiled"].values() if isinstance(v, dict)]
+        return 0 if all(same) else 1
+    res.update(run(args.repeat, args.repeat_loop))
     for name in ("vectors", "realistic"):
         r = res[name]
         if "skipped" in r:
@@ -176,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
     ok = all(r.get("identical", True) for r in (res["vectors"], res["realistic"]))
+    ok = ok and all(v.get("identical", True) for v in res.get("compiled", {}).values() if isinstance(v, dict))
     return 0 if ok else 1
 
 

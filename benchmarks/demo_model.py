@@ -25,7 +25,7 @@ CALIB_SEED = 3000  # INT8 calibration scenes
 
 
 def default_weights() -> str:
-    from higherhrnet_trt.cli.demo import DEMO_WEIGHTS, package_file
+    from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
 
     return package_file(DEMO_WEIGHTS)
 

@@ -28,7 +28,7 @@ model, scale, frame_wh, threads = sys.argv[1], float(sys.argv[2]), sys.argv[3], 
 pipe = Pipeline(model, scales=(scale,), **({"threads": threads} if threads else {})).activate()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 import cv2
-from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file
+from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
 frame = cv2.imread(package_file(SAMPLE_IMAGE))
 if frame_wh != "sample":
     w, h = (int(v) for v in frame_wh.lower().split("x"))

@@ -75,7 +75,7 @@ def load_frames(images_dir: str | None) -> list[np.ndarray]:
 
             raise UserError(f"no readable .jpg/.png images in {images_dir}")
         return frames
-    from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file
+    from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE), cv2.IMREAD_COLOR)
     return [frame, np.ascontiguousarray(frame[:, ::-1])]

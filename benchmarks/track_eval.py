@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                                 for k, v in (s.split("=", 1) for s in args.set)})
     videos = sorted(glob.glob(os.path.join(args.data, "v[0-9][0-9][0-9]")))
     t0 = time.perf_counter()
-    with Pipeline(args.model) as pipe:
+    # person_thr 0: the trackers see every candidate, as Pipeline(track=True) tracks before person_thr
+    with Pipeline(args.model, person_thr=0.0) as pipe:
         report = evaluate(videos, pipe, options)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["options"] = vars(options)

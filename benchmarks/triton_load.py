@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give MODEL (a server is started) or --url (a running server), not both")
     import cv2
 
-    from ..cli.demo import SAMPLE_IMAGE, package_file
+    from ..core.files import SAMPLE_IMAGE, package_file
     from .environment import collect, write_json
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE))

@@ -15,22 +15,11 @@ from __future__ import annotations
 
 import os
 
-#: Bundled files (package data), relative to the package folders.
-SAMPLE_IMAGE = ("runtime", "assets", "sample.jpg")
-DEMO_WEIGHTS = ("export", "assets", "demo_w16_256.pth")
-
-
-def package_file(parts: tuple[str, str, str]) -> str:
-    """Absolute path of a bundled file (``higherhrnet_trt.<parts[0]>`` folder)."""
-    import importlib
-
-    module = importlib.import_module(f"higherhrnet_trt.{parts[0]}")
-    base = os.path.dirname(os.path.abspath(module.__file__))
-    return os.path.join(base, *parts[1:])
+from higherhrnet_trt.core.files import DEMO_WEIGHTS, SAMPLE_IMAGE, package_file
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs
+    from higherhrnet_trt.cli.args import HelpFormatter, paragraphs
 
     p = sub.add_parser(
         "demo",

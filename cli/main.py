@@ -1,9 +1,11 @@
 """``higherhrnet-trt``: one command, thin over the Python API.
 
-Each subcommand lives beside the code it drives, in a module that exposes
-``register(subparsers)``: it adds its parser and sets ``func=callable(args) -> int``. Those modules
-import only argparse at top level, so ``--help`` is instant and a missing torch or TensorRT costs
-nothing until the subcommand that needs it runs.
+Each command (or family: export / convert, build / info) is a module of cli/ that exposes
+``register(subparsers)``: it adds its parser from the flag groups of cli/flags.py and sets
+``func=callable(args) -> int``, which turns the namespace into the runtime's typed options
+(runtime/options.py) and calls the API. argparse is used nowhere else. Those modules import
+nothing heavy at top level, so ``--help`` is instant and a missing torch or TensorRT costs nothing
+until the subcommand that needs it runs.
 """
 
 from __future__ import annotations
@@ -12,22 +14,23 @@ import argparse
 import importlib
 import sys
 
-from higherhrnet_trt.core.cli_args import add_global_options
 from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
 from higherhrnet_trt.core.files import disk_error_message
 
+from .args import add_global_options
+
 #: (module, one-line summary) in the order they appear in --help.
 COMMAND_MODULES: list[str] = [
-    "higherhrnet_trt.export.cli",  # export, convert
-    "higherhrnet_trt.export.precision_cli",  # calibrate, debug-precision
-    "higherhrnet_trt.engine.cli",  # build, info
+    "higherhrnet_trt.cli.export",  # export, convert
+    "higherhrnet_trt.cli.precision",  # calibrate, debug-precision
+    "higherhrnet_trt.cli.engine",  # build, info
     "higherhrnet_trt.cli.demo",  # demo
     "higherhrnet_trt.cli.weights",  # weights list, weights download
-    "higherhrnet_trt.runtime.run_cli",  # run
-    "higherhrnet_trt.runtime.eval_cli",  # eval
-    "higherhrnet_trt.benchmarks.cli",  # bench
-    "higherhrnet_trt.serving.cli",  # triton-repo, serve
-    "higherhrnet_trt.ros.cli",  # ros2
+    "higherhrnet_trt.cli.run",  # run
+    "higherhrnet_trt.cli.eval",  # eval
+    "higherhrnet_trt.cli.bench",  # bench
+    "higherhrnet_trt.cli.serving",  # triton-repo, serve
+    "higherhrnet_trt.cli.ros2",  # ros2, ros2-echo
 ]
 
 
@@ -41,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # that part of the toolkit is not written yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     for command in sub.choices.values():  # global flags also after the command name
         add_global_options(command, defaults=False)
     return parser

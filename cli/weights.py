@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, whole_number_at_least
+    from higherhrnet_trt.cli.args import HelpFormatter, paragraphs, whole_number_at_least
     from higherhrnet_trt.export.weights import ENV_REGISTRY, ENV_URL, add_cli_options
 
     p = sub.add_parser(
@@ -62,7 +62,7 @@ def register(sub) -> None:
     dl.add_argument("--retries", type=whole_number_at_least(0), default=3, metavar="N",
                     help="how many times a cut connection is resumed before giving up (the partial "
                          "file stays for the next run)")
-    dl.add_argument("--no-progress", dest="progress", action="store_false",
+    dl.add_argument("--no-progress", action="store_true",
                     help="hide the progress bar (shown on terminals only anyway)")
     dl.set_defaults(func=run_download)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -113,6 +113,6 @@ def run_download(args) -> int:
     for name in args.names:
         w.get(name)  # every name checked before the first download starts
     for name in args.names:
-        print(w.download(name, args.cache_dir, args.weights_url, progress=args.progress,
+        print(w.download(name, args.cache_dir, args.weights_url, progress=not args.no_progress,
                          retries=args.retries))
     return 0

@@ -17,6 +17,7 @@ Only the standard library is imported: the CLI modules use this before anything 
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -229,5 +230,18 @@ def require_suffix(path: str, suffixes: Sequence[str], what: str, fix: str) -> N
         raise UserError(f"{what} {path} must end in {' or '.join(suffixes)}: {fix}")
 
 
-__all__ = ["DISK_ERRNOS", "Output", "atomic_open", "atomic_path", "check_outputs", "check_writable",
-           "discard", "disk_error_message", "mount_point", "name_output", "require_suffix", "temp_path"]
+#: Bundled files (package data), relative to the package folders.
+SAMPLE_IMAGE = ("runtime", "assets", "sample.jpg")
+DEMO_WEIGHTS = ("export", "assets", "demo_w16_256.pth")
+
+
+def package_file(parts: tuple[str, str, str]) -> str:
+    """Absolute path of a bundled file (``higherhrnet_trt.<parts[0]>`` folder)."""
+    module = importlib.import_module(f"higherhrnet_trt.{parts[0]}")
+    base = os.path.dirname(os.path.abspath(module.__file__))
+    return os.path.join(base, *parts[1:])
+
+
+__all__ = ["DEMO_WEIGHTS", "DISK_ERRNOS", "SAMPLE_IMAGE", "Output", "atomic_open", "atomic_path",
+           "check_outputs", "check_writable", "discard", "disk_error_message", "mount_point",
+           "name_output", "package_file", "require_suffix", "temp_path"]

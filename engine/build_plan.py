@@ -184,15 +184,15 @@ def plan_precision(flavor: Flavor, summary: OnnxSummary, fp16: bool, int8: bool,
     """Strongly typed unless TensorRT 10's FP16 flag is asked for an fp32 ONNX. See build.py's doc."""
     stem = os.path.splitext(onnx_path)[0]
     if fp16 and int8:
-        raise UserError("choose one of --fp16 and --int8")
+        raise UserError("choose one of --precision fp16 and --precision int8")
     prec = summary.precision
     mixed = prec == "int8" and summary.initializer_bytes.get("float16", 0) > 0
     label = "int8+fp16" if mixed else prec
     if int8 and prec not in ("int8", "fp8"):
         raise UserError(
-            f"--int8 needs a Q/DQ ONNX ({onnx_path} is {prec}; this toolkit never uses TensorRT "
+            f"--precision int8 needs a Q/DQ ONNX ({onnx_path} is {prec}; this toolkit never uses TensorRT "
             f"calibrators): run 'higherhrnet-trt calibrate {onnx_path} --images DIR -o "
-            f"{stem}.int8.onnx' on the fp32 ONNX and build that file without --int8"
+            f"{stem}.int8.onnx' on the fp32 ONNX and build that file without --precision int8"
         )
     if prec != "fp32":
         notes = []
@@ -203,9 +203,9 @@ def plan_precision(flavor: Flavor, summary: OnnxSummary, fp16: bool, int8: bool,
     if fp16:
         if not flavor.has_precision_flags:
             raise UserError(
-                f"--fp16 is a TensorRT 10 builder flag that {flavor.label} removed (precision comes "
-                f"from the ONNX): run 'higherhrnet-trt convert {onnx_path} -o {stem}.fp16.onnx' and "
-                "build that file without --fp16"
+                f"--precision fp16 is a TensorRT 10 builder flag that {flavor.label} removed (precision "
+                f"comes from the ONNX): run 'higherhrnet-trt convert {onnx_path} -o {stem}.fp16.onnx' and "
+                "build that file without --precision fp16"
             )
         return PrecisionPlan(False, ["FP16"], "fp16 (builder flag, fp32 where faster)",
                              ["weakly typed FP16 build (TensorRT 10 flag); for a reproducible fp16 "

@@ -92,7 +92,7 @@ def check_dla(builder, plan: BuildPlan, opts: BuildOptions) -> None:
         raise UserError(
             f"DLA runs fp16 and int8 only and {onnx_path} is fp32: build its fp16 ONNX "
             f"('higherhrnet-trt convert {onnx_path} -o {os.path.splitext(onnx_path)[0]}.fp16.onnx')"
-            + (" or add --fp16" if flavor.has_precision_flags else "")
+            + (" or add --precision fp16" if flavor.has_precision_flags else "")
         )
     if plan.shapes:
         plan.notes.append("DLA does not run dynamic shapes: those layers need --gpu-fallback")

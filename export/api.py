@@ -120,7 +120,8 @@ def _check_request(format: str, half: bool, int8: bool, data: str | None, batch:
     if half and int8:
         raise UserError("choose one of half (fp16) and int8, not both")
     if int8 and not data:
-        raise UserError("int8 needs calibration images: pass data=DIR (--data DIR), ~500 of your own frames")
+        raise UserError("int8 needs calibration images: pass data=DIR (--images DIR), ~500 of your own "
+                        "frames")
     if format not in ("onnx", "engine"):
         raise UserError(f"format must be 'onnx' or 'engine', not {format!r}")
     if int(batch) < 1:

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return baseline_node(args.model, args.baseline_depth, args.threads)
 
     from higherhrnet_trt.benchmarks.environment import collect
-    from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file
+    from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
 
     sample = package_file(SAMPLE_IMAGE)
     py = sys.executable

@@ -3,7 +3,7 @@
 The PyPI ROS wheels have no ``ros2`` command (``ros2 topic echo``); this subscribes to a
 higherhrnet_trt_msgs/People topic and prints each message: a line with its stamp, frame_id, image
 size and people count, then a line per person (score, track id, how many joints score above
-``--kpt-threshold`` and the pixel box around them; ``--joints`` adds every joint), or with
+``--kpt-thr`` and the pixel box around them; ``--joints`` adds every joint), or with
 ``--json`` one JSON object a line for programs.
 
 The formatting functions take any object with People's fields, so they are testable without ROS;

@@ -18,6 +18,7 @@ Imports rclpy at module level: the CLI imports this module only when ``ros2`` ru
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -35,20 +36,23 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions, options_from
+from higherhrnet_trt.runtime.pipeline import Pipeline
 
 from . import messages
 from .latest import LatestSlot
 
-#: Node parameters: name -> help. Their defaults come from the command line (cli.py), and
+#: Node parameters: name -> help; the names of the options (runtime/options.py) they set. Their
+#: defaults come from the command line (cli/ros2.py), and
 #: ``--ros-args -p NAME:=VALUE`` (or a launch file's parameters) override those.
 PARAMETERS: dict[str, str] = {
     "model": "model file (.onnx; .engine with a TensorRT backend)",
     "backend": "auto (from the file extension), onnxruntime, openvino, tensorrt, tensorrt-rtx, torch",
     "providers": "onnxruntime only: execution providers, comma-separated ('' = CPU)",
     "threads": "onnxruntime / openvino only: CPU threads (0 = the library's default)",
-    "score_threshold": "people whose score (mean joint score) is below this are not published",
+    "person_thr": "people whose score (mean joint score) is below this are not published",
     "max_people": "most people per frame (best scores)",
-    "kpt_threshold": "joints scored at or below this are left out of the markers and the image",
+    "kpt_thr": "joints scored at or below this are left out of the markers and the image",
     "qos_depth": "history depth of the image subscription and of the publishers",
     "image_transport": "raw: subscribe to 'image' (sensor_msgs/Image); compressed: 'image/compressed'",
     "publish_image": "also publish the annotated image on 'people/image'",
@@ -88,23 +92,14 @@ class PoseNode(Node):
     # -- setup --------------------------------------------------------------------------------------
     def load_model(self) -> None:
         """Load the model before subscribing, so a wrong path fails at start in one line."""
-        import os
-        from types import SimpleNamespace
-
-        from higherhrnet_trt.runtime.pipeline import Pipeline
-        from higherhrnet_trt.runtime.run_cli import backend_options
-
         s = self.settings
         if not s["model"]:
             raise UserError("no model: higherhrnet-trt ros2 MODEL.onnx (or --ros-args -p model:=PATH)")
         if not os.path.isfile(s["model"]):
             raise UserError(f"model file not found: {s['model']}")
-        opts = backend_options(SimpleNamespace(
-            model=s["model"], backend=s["backend"], providers=s["providers"] or None,
-            threads=s["threads"], inference_precision=None, config=None, device=None))
-        self.pipeline = Pipeline(s["model"], backend=s["backend"], kpt_thr=s["kpt_threshold"],
-                                 decode={"max_people": s["max_people"]}, track=bool(s["track"]),
-                                 **opts).activate()
+        model = options_from(ModelOptions, s)
+        decode = options_from(DecodeOptions, s)  # person_thr, kpt_thr, max_people, track
+        self.pipeline = Pipeline.from_options(model, decode).activate()
         joints = list(self.pipeline.keypoints.joint_names)
         self.declare_parameter("joint_names", joints, ParameterDescriptor(
             description="the model's joints, in the order of each person's keypoints (read only)",
@@ -166,7 +161,6 @@ class PoseNode(Node):
             self.undecodable += 1
             self._warn_once(str(e).split(";")[0], f"skipping frames: {e}")
             return False
-        poses = poses.select(self.settings["score_threshold"])
         self.publish(poses, image, header)
         now = time.time_ns()
         self._last_stamp_ns = stamp
@@ -190,11 +184,11 @@ class PoseNode(Node):
                 k = messages.default_intrinsics(poses.image_wh)
             self.marker_pub.publish(messages.people_markers(
                 poses.keypoints, header, self.pipeline.keypoints.skeleton, k, s["marker_depth"],
-                s["kpt_threshold"]))
+                s["kpt_thr"]))
         if self.image_pub is not None and self.image_pub.get_subscription_count() > 0:
             from higherhrnet_trt.runtime.draw import draw_poses
 
-            drawn = draw_poses(image, poses, self.pipeline.keypoints, kpt_thr=s["kpt_threshold"])
+            drawn = draw_poses(image, poses, self.pipeline.keypoints, kpt_thr=s["kpt_thr"])
             self.image_pub.publish(messages.bgr_to_image(drawn, header))
 
     def _warn_once(self, key: str, text: str) -> None:
@@ -221,10 +215,9 @@ def _check_settings(s: dict) -> None:
     def bad(name: str, want: str) -> UserError:
         return UserError(f"parameter {name}={s[name]!r}: expected {want} (-p {name}:=VALUE)")
 
-    if not 0.0 <= float(s["score_threshold"]) <= 1.0:
-        raise bad("score_threshold", "a number from 0 to 1")
-    if not 0.0 <= float(s["kpt_threshold"]) <= 1.0:
-        raise bad("kpt_threshold", "a number from 0 to 1")
+    for name in ("person_thr", "kpt_thr"):
+        if not 0.0 <= float(s[name]) <= 1.0:
+            raise bad(name, "a number from 0 to 1")
     for name in ("max_people", "qos_depth"):
         if int(s[name]) < 1:
             raise bad(name, "a whole number >= 1")
@@ -289,7 +282,7 @@ def run(defaults: dict, ros_args: list[str]) -> int:
 
 
 def _make_node(defaults: dict, context) -> PoseNode:
-    """PoseNode, with a parameter of the wrong type (``-p score_threshold:=1`` for a double) as a
+    """PoseNode, with a parameter of the wrong type (``-p person_thr:=1`` for a double) as a
     one-line error instead of rclpy's traceback."""
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
@@ -297,5 +290,5 @@ def _make_node(defaults: dict, context) -> PoseNode:
         return PoseNode(defaults, context=context)
     except (InvalidParameterTypeException, InvalidParameterValueException) as e:
         raise UserError(f"{str(e).splitlines()[0]} (numbers with a decimal point for thresholds and "
-                        "marker_depth, e.g. -p score_threshold:=1.0; true / false for publish_image)"
+                        "marker_depth, e.g. -p person_thr:=1.0; true / false for publish_image)"
                         ) from None

@@ -350,11 +350,16 @@ def evaluate_pipeline(
     progress: bool = False,
 ) -> EvalResult:
     """:func:`run_evaluation` with a :class:`Pipeline` as the predictor, plus notes on what makes its
-    numbers differ from the official ones (no flip test, fixed input size, NaN frames)."""
+    numbers differ from the official ones (no flip test, fixed input size, NaN frames). Every
+    candidate person is scored, whatever the pipeline's person_thr (COCO evaluation needs them)."""
     pipe.activate()
     skipped_before = pipe.stats.skipped_nonfinite
-    result = run_evaluation(lambda image, info: pipe.predict(image), ann_file, images_dir,
-                            pipe.keypoints, max_images, results_json, progress)
+    person_thr, pipe.person_thr = pipe.person_thr, 0.0  # COCO evaluation scores every candidate
+    try:
+        result = run_evaluation(lambda image, info: pipe.predict(image), ann_file, images_dir,
+                                pipe.keypoints, max_images, results_json, progress)
+    finally:
+        pipe.person_thr = person_thr
     nonfinite = pipe.stats.skipped_nonfinite - skipped_before
     if nonfinite:
         result.notes.append(f"{nonfinite} images gave NaN/inf network outputs and count as having "

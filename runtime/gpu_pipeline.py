@@ -39,6 +39,7 @@ from higherhrnet_trt.core.errors import CudaError, UserError
 from higherhrnet_trt.decode.config import DecodeConfig
 
 from .gpu_plan import check_io_dtypes, device_frame_shape, engine_input_wh, host_frame
+from .options import DEFAULT_KPT_THR, DEFAULT_PERSON_THR
 from .poses import Poses, cap_people, decode_config_for, is_bgr, people_from_grouped
 
 #: Files the torch backend runs (everything else is taken for a TensorRT engine).
@@ -58,12 +59,13 @@ class GpuPipeline:
     cuda_graph: capture pre-processing + inference + decode once per frame size and replay it.
     heatmap_resolution: decode at the maps' own resolution (no resize; not the official results).
     color_order: "bgr" (cv2) or "rgb" frames. kpt_thr: joints above it span a person's box.
+    person_thr: people scored below it are not returned (as Pipeline; 0 returns every candidate).
     """
 
     def __init__(self, engine: str, flavor: str | None = None, decode: DecodeConfig | dict | None = None,
                  cuda_graph: bool = False, heatmap_resolution: bool = False, color_order: str = "bgr",
-                 kpt_thr: float = 0.1, device: int = 0, config: str = "auto",
-                 half: bool | None = None) -> None:
+                 kpt_thr: float = DEFAULT_KPT_THR, device: int = 0, config: str = "auto",
+                 half: bool | None = None, person_thr: float = DEFAULT_PERSON_THR) -> None:
         self.bgr = is_bgr(color_order)
         if str(engine).lower().endswith(CHECKPOINT_SUFFIXES):
             from .backends.torch_backend import TorchBackend
@@ -78,6 +80,7 @@ class GpuPipeline:
         self.cuda_graph = cuda_graph
         self.heatmap_resolution = heatmap_resolution
         self.kpt_thr = float(kpt_thr)
+        self.person_thr = float(person_thr)
         self.device = device
         self.frames = 0
         self._pre = None
@@ -143,7 +146,7 @@ class GpuPipeline:
         self.frames += 1
         poses = people_from_grouped(grouped, scores, state.geometry, self.backend.metadata.num_joints,
                                     self.kpt_thr, state.decode_wh)
-        return cap_people(poses, self.cfg.max_people)
+        return cap_people(poses, self.cfg.max_people).select(self.person_thr)
 
 
 class _SizeState:

@@ -39,9 +39,11 @@ from higherhrnet_trt.core.limits import check_frame_size, check_scales
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.preprocess import letterbox, preprocess
 from higherhrnet_trt.decode import DecodeConfig, parse
-from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear
+from higherhrnet_trt.decode.aggregate import MultiScaleAggregator, resize_bilinear, resize_tags
+from higherhrnet_trt.kernels import cpu as cpu_decode
 
 from .backends import Backend, create_backend
+from .options import DECODERS, DEFAULT_KPT_THR, DEFAULT_PERSON_THR, DecodeOptions, ModelOptions
 from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     Poses,
     boxes_from_keypoints,
@@ -124,11 +126,18 @@ class Pipeline:
     decode: a DecodeConfig, a dict of DecodeConfig fields to override (e.g. {"max_people": 50}),
         or None for the official settings with the model's joint order.
     kpt_thr: joints above this score span a person's box.
+    person_thr: people scored below this (mean joint score) are not returned (default 0.15, see
+        runtime/options.DEFAULT_PERSON_THR); 0 returns every candidate, as COCO evaluation needs.
     color_order: "bgr" (cv2 frames) or "rgb" (e.g. ROS rgb8 images).
     max_batch: largest batch sent at once to a dynamic-batch model by predict_batch.
     track: person IDs across frames (runtime/track.py): True, or a TrackerOptions for other
         settings; then every Poses has ``track_ids``. Frames of each source (``predict(frame,
         source=k)``) are tracked by a tracker of their own (``trackers[k]``).
+    decoder: "auto" (the compiled CPU decode where a C++ compiler builds it, else NumPy), "cpu"
+        (the compiled one, or a one-line error), "numpy" (decode/, the reference). Both give the
+        same people from the same maps; the compiled one projects the maps to the input size as
+        resize_bilinear(backend="numpy") does, the NumPy one with OpenCV where that is exact to
+        float32 rounding.
     backend_options: passed to the backend (ONNX Runtime: providers=..., threads=...).
 
     The backend is loaded on first use or by ``activate()`` / ``with Pipeline(...) as pipe:``;
@@ -142,17 +151,23 @@ class Pipeline:
         scales: Sequence[float] = (1.0,),
         project2image: bool = True,
         decode: DecodeConfig | Mapping[str, Any] | None = None,
-        kpt_thr: float = 0.1,
+        kpt_thr: float = DEFAULT_KPT_THR,
+        person_thr: float = DEFAULT_PERSON_THR,
         color_order: str = "bgr",
         max_batch: int = DEFAULT_MAX_BATCH,
         track: bool | TrackerOptions = False,
+        decoder: str = "auto",
         **backend_options: Any,
     ) -> None:
+        if decoder not in DECODERS:
+            raise UserError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+        self.decoder = decoder
         self.bgr = is_bgr(color_order)
         self.model_path = str(model)
         self.scales = _check_scales(scales)
         self.project2image = bool(project2image)
         self.kpt_thr = float(kpt_thr)
+        self.person_thr = float(person_thr)
         self.max_batch = max(1, int(max_batch))
         self._decode_arg = decode
         if isinstance(backend, Backend):  # a ready backend object (custom runtimes, test doubles)
@@ -170,6 +185,16 @@ class Pipeline:
         self._warned: set[str] = set()
         self.track = track
         self.trackers: dict[int, Tracker] = {}  # source index -> its tracker, when tracking
+
+    @classmethod
+    def from_options(cls, model: ModelOptions, decode: DecodeOptions | None = None,
+                     **kwargs: Any) -> Pipeline:
+        """The pipeline for typed options (what the commands parse; runtime/options.py): the
+        backend options are checked against those the backend takes. kwargs: the other
+        arguments (color_order=..., max_batch=...)."""
+        decode = decode if decode is not None else DecodeOptions()
+        return cls(model.model, backend=model.backend, **decode.pipeline_kwargs(), **kwargs,
+                   **model.backend_options())
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def activate(self) -> Pipeline:
@@ -223,6 +248,25 @@ class Pipeline:
             )
         self._batch = spec.shape[0]  # -1 = dynamic
         self._meta, self._cfg = meta, cfg
+        self._cpu_decode = self._resolve_decoder(meta, cfg)
+
+    def _resolve_decoder(self, meta: ModelMeta, cfg: DecodeConfig) -> bool:
+        """True when frames decode with the compiled CPU decode (the decoder option resolved)."""
+        if self.decoder == "numpy":
+            return False
+        if not cpu_decode.available():
+            reason = cpu_decode.unavailable_reason()
+            if self.decoder == "cpu":
+                raise UserError(f"decoder 'cpu': {reason}; install a C++ compiler (g++) or use decoder "
+                                "'numpy' (--decoder numpy)")
+            log.warning("compiled CPU decode unavailable (%s): decoding in NumPy", reason)
+            return False
+        tag_dim = 2 if meta.flip and meta.outputs == "aggregated" else 1
+        if not cpu_decode.supports(cfg, meta.keypoints.num_joints, tag_dim):
+            log.warning("decode settings past the compiled CPU decode's limits (max_people <= %d): "
+                        "decoding in NumPy", cpu_decode.MAX_PEOPLE)
+            return False
+        return True
 
     @property
     def meta(self) -> ModelMeta:
@@ -258,10 +302,10 @@ class Pipeline:
         sources: each frame's source index (None: all 0); with ``track`` the frames of one source
         are tracked in the order given."""
         results = self._predict_frames(frames)
-        if self.track:
+        if self.track:  # on every candidate: the tracker's second stage matches weak people too
             results = [self._tracker(k).update_poses(p)
                        for k, p in zip(sources if sources is not None else [0] * len(results), results)]
-        return results
+        return [p.select(self.person_thr) for p in results]
 
     def _tracker(self, source: int) -> Tracker:
         """The tracker of frames from ``source`` (made on its first frame)."""
@@ -271,7 +315,7 @@ class Pipeline:
         return self.trackers[source]
 
     def _predict_frames(self, frames: Sequence[np.ndarray]) -> list[Poses]:
-        """predict_batch without tracking."""
+        """predict_batch without tracking, every candidate (person_thr not applied yet)."""
         self.activate()
         frames = [check_frame(f) for f in frames]
         if not frames:
@@ -421,9 +465,19 @@ class Pipeline:
     def decode_maps(self, heatmaps: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stage 3's decode: one frame's aggregated heatmaps (J, H, W) and tags (J, H, W, T) float32
         -> grouped people (P, J, 3 + T) in map pixels and their scores (P,), as decode.parse.
-        The NumPy decoder here; the Triton pipeline model (serving) swaps in the CUDA kernels."""
+        The decoder option's (compiled CPU or NumPy); the Triton pipeline model (serving) swaps in
+        the CUDA kernels."""
         self.activate()
+        if getattr(self, "_cpu_decode", False):
+            return cpu_decode.decode(heatmaps, tags, self._cfg)
         return parse(heatmaps, tags, self._cfg)
+
+    def _fused_decode(self, scales: Sequence[float]) -> bool:
+        """Whether frame maps go straight to the compiled decode, which projects them itself (one
+        scale, and decode_maps not replaced by a subclass: serving's CUDA decoder wants them
+        projected)."""
+        return (getattr(self, "_cpu_decode", False) and len(scales) == 1
+                and type(self).decode_maps is Pipeline.decode_maps)
 
     def postprocess(self, i: int, frame: np.ndarray, geometry: FrameGeometry, outputs) -> Poses:
         """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->
@@ -444,10 +498,16 @@ class Pipeline:
             return Poses.empty(num_joints, geometry.image_wh, valid=False)
         agg = MultiScaleAggregator(geometry.base_size_wh, scales,
                                    resolution="input" if self.project2image else "heatmap")
-        for s, (h, t) in zip(scales, maps):
-            agg.add(s, h, t)
-        heatmaps, tags = agg.result()
-        grouped, scores = self.decode_maps(heatmaps[0], tags[0])
+        if self._fused_decode(scales):
+            h, t = maps[0]
+            if t.shape[2:4] != h.shape[2:4]:  # stride-4 tags: the official first step to stride 2
+                t = resize_tags(t, (h.shape[3], h.shape[2]), backend="numpy")
+            grouped, scores = cpu_decode.decode(h[0], t[0], self._cfg, size_wh=agg.output_size_wh)
+        else:
+            for s, (h, t) in zip(scales, maps):
+                agg.add(s, h, t)
+            heatmaps, tags = agg.result()
+            grouped, scores = self.decode_maps(heatmaps[0], tags[0])
         poses = people_from_grouped(  # as maps_to_poses, with the decode step swappable
             grouped, scores, geometry, num_joints, self.kpt_thr,
             heatmap_size_wh=None if self.project2image else agg.output_size_wh,

@@ -117,7 +117,8 @@ def pipeline_from_parameters(params: Mapping[str, str], pb_utils, max_batch: int
     try:
         backend = BlsBackend(params[proto.PARAM_NETWORK], io, meta, pb_utils)
         pipe = _ServedPipeline(params[proto.PARAM_NETWORK], backend=backend, scales=settings.scales,
-                               project2image=settings.project2image, decode=cfg, max_batch=max(1, max_batch))
+                               project2image=settings.project2image, decode=cfg, max_batch=max(1, max_batch),
+                               person_thr=0.0)  # every candidate: each client applies its person_thr
         pipe.map_decoder = choice.decoder
         return pipe.activate(), settings, choice
     except BaseException:  # the decoder's device buffers go with the failed load

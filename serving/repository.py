@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.bounds import QUEUE_DELAY_US
 from ..core.errors import UserError
 from ..core.metadata import ModelMeta
 from ..runtime.backends import triton_protocol as proto
@@ -256,9 +255,13 @@ def check_replaceable(folder: str, inputs: Sequence[str]) -> None:
 
 
 def check_queue_delay(queue_delay_us: int) -> int:
-    """The queue delay as an int, UserError outside core.bounds.QUEUE_DELAY_US."""
-    if not QUEUE_DELAY_US.check(int(queue_delay_us)):
-        raise UserError(f"queue_delay_us {queue_delay_us}: expected {QUEUE_DELAY_US.describe()}")
+    """The queue delay as an int, UserError outside core.limits.QUEUE_DELAY_US_RANGE."""
+    from ..core.limits import QUEUE_DELAY_US_RANGE
+
+    lo, hi = QUEUE_DELAY_US_RANGE
+    if not lo <= int(queue_delay_us) <= hi:
+        raise UserError(f"queue_delay_us {queue_delay_us}: expected a whole number from {lo} to {hi} "
+                        "microseconds")
     return int(queue_delay_us)
 
 
@@ -305,7 +308,7 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
     name: the pipeline model's name (default: the model file's stem); the network is NAME_network.
     max_batch: Triton's max_batch_size for both (the network's only if its batch is dynamic).
     instances / pipeline_instances: instance counts (network on the GPU unless gpu=False).
-    queue_delay_us: the dynamic batchers' max queue delay, microseconds (core.bounds.QUEUE_DELAY_US).
+    queue_delay_us: the dynamic batchers' max queue delay, microseconds (core.limits.QUEUE_DELAY_US_RANGE).
     scales / project2image / decode: what the pipeline decodes with (as Pipeline's arguments).
     decode_device: where it decodes: auto (the CUDA kernels where the server's Python backend can
         run them, else NumPy), cpu (NumPy) or cuda (the kernels, else the model fails to load).

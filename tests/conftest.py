@@ -118,7 +118,7 @@ def demo_onnx(tmp_path_factory) -> Path:
     """The bundled demo network (trained weights where bundled, else random) as the demo command
     exports it: batch 1, dynamic height and width, flip test (the Triton tests serve it)."""
     pytest.importorskip("torch")
-    from higherhrnet_trt.cli.demo import DEMO_WEIGHTS, package_file
+    from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
     from higherhrnet_trt.export.api import export
 
     weights = package_file(DEMO_WEIGHTS)
@@ -134,7 +134,7 @@ def demo_onnx_dynamic_batch(tmp_path_factory) -> Path:
     """The bundled trained demo network with dynamic batch, height and width and flip test: the
     several-sources tests check that a round's frames go through one network call."""
     pytest.importorskip("torch")
-    from higherhrnet_trt.cli.demo import DEMO_WEIGHTS, package_file
+    from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
     from higherhrnet_trt.export.api import export
 
     weights = package_file(DEMO_WEIGHTS)

@@ -58,14 +58,16 @@ def test_foreign_onnx_without_metadata(tmp_path):
 def test_graph_optimization_option(tiny_onnx):
     """--graph-optimization reaches the backend; its session runs at the level asked for, and
     "auto" runs an fp32 file at "all" (INT8 files: tests/test_backend_onnxruntime_int8.py)."""
-    import argparse
+    from higherhrnet_trt.cli import build_parser
+    from higherhrnet_trt.cli.flags import options
+    from higherhrnet_trt.runtime.options import ModelOptions
 
-    from higherhrnet_trt.runtime.run_cli import add_model_options, backend_options
+    def backend_options(*argv):
+        args = build_parser().parse_args(["run", str(tiny_onnx), "-s", "x", *argv])
+        return options(args, ModelOptions).backend_options()
 
-    p = argparse.ArgumentParser()
-    add_model_options(p)
-    assert backend_options(p.parse_args([str(tiny_onnx)])) == {}
-    opts = backend_options(p.parse_args([str(tiny_onnx), "--graph-optimization", "basic"]))
+    assert backend_options() == {}
+    opts = backend_options("--graph-optimization", "basic")
     assert opts == {"graph_optimization": "basic"}
     with create_backend(str(tiny_onnx), **opts) as backend:
         assert backend.graph_optimization_used == "basic"

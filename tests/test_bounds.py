@@ -1,5 +1,5 @@
 """Absurd numbers (issue 27 item 4) end while the command line is parsed, in one line that names
-the valid range, before any model loads. The ranges are written here by hand from core.bounds'
+the valid range, before any model loads. The ranges are written here by hand from cli/bounds.py'
 docstrings (an outside reference for the parsers under test)."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from higherhrnet_trt.cli import main
-from higherhrnet_trt.core import bounds
+from higherhrnet_trt.cli import bounds, main
 
 M = "model.onnx"  # never opened: every case below ends in the parser
 

@@ -21,8 +21,8 @@ def test_export_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     out = capsys.readouterr().out
-    options = ("--checkpoint", "--config", "--input-size", "--dynamic", "--no-flip", "--precision", "--data",
-               "--seed")
+    options = ("--checkpoint", "--config", "--input-size", "--dynamic", "--no-flip", "--precision",
+               "--images", "--seed")
     for opt in options:
         assert opt in out
 

@@ -1,4 +1,4 @@
-"""engine.cli: calibrate / build / info / debug-precision through ``higherhrnet-trt``."""
+"""cli/engine.py, cli/precision.py: calibrate / build / info / debug-precision through ``higherhrnet-trt``."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def test_every_option_is_explained():
         p = subs[name]
         assert p.description, name
         for action in p._actions:
-            if isinstance(action, argparse._HelpAction):
-                continue
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue  # old spellings, hidden (cli/flags.py)
             assert action.help and len(action.help) > 15, (name, action.dest)
 
 
@@ -42,7 +42,7 @@ def test_help_exits_cleanly(name, capsys):
 
 
 def test_cli_module_imports_nothing_heavy():
-    code = ("import sys, higherhrnet_trt.engine.cli, higherhrnet_trt.cli as c; c.build_parser(); "
+    code = ("import sys, higherhrnet_trt.cli.engine, higherhrnet_trt.cli as c; c.build_parser(); "
             "heavy = [m for m in ('tensorrt', 'tensorrt_rtx', 'onnx', 'onnxruntime', 'modelopt', "
             "'polygraphy', 'torch', 'cv2') if m in sys.modules]; print(heavy); assert not heavy")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
@@ -81,9 +81,9 @@ def test_build_and_info_engine(tiny_onnx, tmp_path, capsys):
     assert "this machine:" in out
     # A user error is one line on stderr and exit code 1.
     assert main(["build", str(tiny_onnx), "-o", str(engine), "--backend", "tensorrt-rtx",
-                 "--fp16"]) == 1
+                 "--precision", "fp16"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: --fp16 is a TensorRT 10 builder flag") and err.count("\n") == 1
+    assert err.startswith("error: --precision fp16 is a TensorRT 10 builder flag") and err.count("\n") == 1
 
 
 def test_calibrate_and_debug_precision(tiny_onnx, tmp_path, capsys):

@@ -308,17 +308,37 @@ def test_too_many_people_are_capped_with_one_warning(caplog):
     be = OracleBackend()
     be.image_wh, be.people = (640, 480), people_in((640, 480), 2)
     be.tag_per_joint_offset = 10.0  # no joint matches another: 17 x 2 single-joint 'people'
-    with caplog.at_level(logging.WARNING, logger="higherhrnet_trt.runtime"), make(be) as pipe:
+    # person_thr 0: single-joint people score about 1/17, below the default threshold
+    with caplog.at_level(logging.WARNING, logger="higherhrnet_trt.runtime"), make(be, person_thr=0) as pipe:
         poses = pipe.predict(frame_of((640, 480)))
         pipe.predict(frame_of((640, 480)))
         assert pipe.stats.capped == 2
     assert len(poses) == 30 and np.all(np.diff(poses.scores) <= 0)
     msgs = [r.message for r in caplog.records if "max_people" in r.message]
     assert len(msgs) == 1 and "34 people" in msgs[0]
-    smaller = make(OracleBackend(), decode={"max_people": 5})
+    smaller = make(OracleBackend(), decode={"max_people": 5}, person_thr=0)
     smaller.backend.image_wh, smaller.backend.people = (640, 480), people_in((640, 480), 2)
     smaller.backend.tag_per_joint_offset = 10.0
     assert len(smaller.predict(frame_of((640, 480)))) == 5
+
+
+def test_people_below_person_thr_are_not_returned():
+    """Two whole people (every joint at its peak: score about 1) and, split off by their tags,
+    single-joint 'people' (one joint of 17: score about 1/17 = 0.059): the default 0.15 returns
+    the whole ones only, 0 returns every candidate."""
+    def backend(split: bool):
+        be = OracleBackend()
+        be.image_wh, be.people = (640, 480), people_in((640, 480), 2)
+        if split:
+            be.tag_per_joint_offset = 10.0
+        return be
+
+    whole = make(backend(False)).predict(frame_of((640, 480)))
+    assert len(whole) == 2 and np.all(whole.scores > 0.9)
+    split = make(backend(True)).predict(frame_of((640, 480)))
+    assert len(split) == 0
+    every = make(backend(True), person_thr=0, decode={"max_people": 40}).predict(frame_of((640, 480)))
+    assert len(every) == 34 and np.all(np.abs(every.scores - 1 / 17) < 0.01)
 
 
 @pytest.mark.parametrize("frame, match", [
@@ -485,3 +505,35 @@ def test_track_gives_each_person_one_id_per_source():
         other = pipe.predict(frame_of(wh), source=1)
         assert sorted(other.track_ids.tolist()) == [1, 2] and set(pipe.trackers) == {0, 1}
     assert make(OracleBackend()).predict(frame_of(wh)).track_ids is None
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_decoders_give_the_same_people(tiny_onnx, tiny_onnx_dynamic, monkeypatch, dynamic):
+    """decoder="cpu" (maps projected and decoded by kernels/cpu_decode.cpp) against decoder="numpy"
+    with the NumPy resize (OpenCV's is float32-close, not bit-equal): the same people, bit for bit;
+    multi-scale (dynamic model, scales 1 and 2) aggregates first, then the compiled decode."""
+    from higherhrnet_trt.decode import aggregate
+    from higherhrnet_trt.kernels import cpu
+
+    if not cpu.available():
+        pytest.skip(f"compiled CPU decode unavailable: {cpu.unavailable_reason()}")
+    monkeypatch.setattr(aggregate, "_cv2_or_none", lambda: None)
+    model, scales = (tiny_onnx_dynamic, (1, 2)) if dynamic else (tiny_onnx, (1,))
+    frames = [np.random.default_rng(s).integers(0, 255, (90, 120, 3), dtype=np.uint8) for s in range(3)]
+    decode = {"max_people": 8, "detection_threshold": 0.0}
+    with Pipeline(str(model), scales=scales, decode=decode, decoder="cpu") as fast, \
+            Pipeline(str(model), scales=scales, decode=decode, decoder="numpy") as ref:
+        assert fast._cpu_decode and not ref._cpu_decode
+        for frame in frames:
+            a, b = fast.predict(frame), ref.predict(frame)
+            assert len(b) > 0
+            np.testing.assert_array_equal(a.keypoints, b.keypoints)
+            np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_decoder_choice_is_checked(tiny_onnx, monkeypatch):
+    from higherhrnet_trt.kernels import cpu
+
+    with pytest.raises(UserError, match="decoder must be one of"):
+        Pipeline(str(tiny_onnx), decoder="fast")
+    monkeypatch.setattr(cpu, "_state", {"error": "no C++ compiler found (set CXX or install g++)"})
+    with pytest.raises(UserError, match="--decoder numpy"):
+        Pipeline(str(tiny_onnx), decoder="cpu").activate()

@@ -72,8 +72,8 @@ def test_help_lists_ros2_and_missing_rclpy_is_one_line(capsys):
 def test_unbuilt_message_package_is_one_line():
     import importlib.util
 
+    from higherhrnet_trt.cli import ros2 as ros_cli
     from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.ros import cli as ros_cli
 
     if importlib.util.find_spec("higherhrnet_trt_msgs") is not None:
         pytest.skip("higherhrnet_trt_msgs is importable here; the message for its absence cannot be checked")
@@ -209,12 +209,13 @@ def test_latest_slot_keeps_the_newest_and_counts_the_rest():
 
 @pytest.fixture(scope="module")
 def reference(demo_onnx):
-    """People of the bundled sample by Pipeline.predict in this process, at the node's default
-    score threshold (0.15)."""
+    """People of the bundled sample by Pipeline.predict in this process, at the default person
+    threshold (0.15), which the node's must equal: the same people."""
     from higherhrnet_trt.runtime import Pipeline
 
     with Pipeline(str(demo_onnx)) as pipe:
-        poses = pipe.predict(cv2.imread(SAMPLE)).select(0.15)
+        assert pipe.person_thr == 0.15
+        poses = pipe.predict(cv2.imread(SAMPLE))
     assert len(poses) >= 2, "the demo network finds people on its own sample"
     return poses
 
@@ -371,8 +372,8 @@ def test_ros_python_is_separate_from_this_venv():
 def test_wrong_parameters_are_one_line_errors(tmp_path):
     env = probe.loopback_env(str(tmp_path))
     cases = {
-        ("--ros-args", "-p", "model:=x.onnx", "-p", "score_threshold:=1"):
-            "error: Trying to set parameter 'score_threshold' to '1' of type 'INTEGER', expecting "
+        ("--ros-args", "-p", "model:=x.onnx", "-p", "person_thr:=1"):
+            "error: Trying to set parameter 'person_thr' to '1' of type 'INTEGER', expecting "
             "type 'DOUBLE'",
         (str(tmp_path / "none.onnx"), "--ros-args", "-p", "qos_depth:=2"):
             f"error: model file not found: {tmp_path / 'none.onnx'}",

@@ -142,6 +142,49 @@ def test_missing_model_and_bad_numbers(tmp_path, capsys):
     assert "from 0 to 1" in capsys.readouterr().err
 
 
+# -- the person threshold (issue 26 item 4) ------------------------------------------------------
+
+
+def test_people_below_person_thr_are_left_out_of_what_run_writes(demo_onnx, tmp_path, capsys):
+    """The demo network on its sample: the default run writes (and counts) exactly the candidates
+    that --person-thr 0 writes with a score >= 0.15, filtered here by hand."""
+    import shutil
+
+    from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(package_file(SAMPLE_IMAGE), src / "sample.jpg")
+    rc, _, err_all = run_cli(capsys, "run", demo_onnx, "-s", src, "--json", tmp_path / "all.json",
+                             "--person-thr", "0", "--no-progress")
+    assert rc == 0, err_all
+    rc, _, err = run_cli(capsys, "run", demo_onnx, "-s", src, "--json", tmp_path / "kept.json",
+                         "--no-progress")
+    assert rc == 0, err
+    every = [r["score"] for r in json.loads((tmp_path / "all.json").read_text())]
+    kept = [r["score"] for r in json.loads((tmp_path / "kept.json").read_text())]
+    assert min(every) < 0.15 <= max(every)  # candidates on both sides, or this checks nothing
+    assert sorted(kept) == sorted(s for s in every if s >= 0.15)
+    assert f"1 frames, {len(kept)} people (score >= 0.15)" in err
+    assert f"wrote {len(kept)} people" in err
+
+
+def test_run_stream_takes_arguments(tiny_onnx, tmp_path):
+    """The stream loop of run, called as the Python API: typed arguments, a callback per frame."""
+    from higherhrnet_trt.runtime import Pipeline
+    from higherhrnet_trt.runtime.options import OutputOptions
+    from higherhrnet_trt.runtime.run_loop import run_stream
+
+    seen = []
+    pipe = Pipeline(str(tiny_onnx), person_thr=0.0)
+    done = run_stream([str(images(tmp_path / "in", 3))], pipe,
+                      OutputOptions(json=str(tmp_path / "p.json"), no_progress=True), max_frames=2,
+                      on_people=lambda k, frame, poses: seen.append((k, frame.name, len(poses))))
+    assert (done.status, done.frames, done.exit_code) == ("done", 2, 0)
+    assert [s[:2] for s in seen] == [(0, "000000000001.jpg"), (0, "000000000002.jpg")]
+    assert len(json.loads((tmp_path / "p.json").read_text())) == sum(s[2] for s in seen) == done.people
+
+
 # -- eval --------------------------------------------------------------------------------------
 
 

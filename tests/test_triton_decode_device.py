@@ -31,8 +31,8 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file  # noqa: E402
 from higherhrnet_trt.core.errors import UserError  # noqa: E402
+from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file  # noqa: E402
 from higherhrnet_trt.core.gpu import query_gpu  # noqa: E402
 from higherhrnet_trt.decode import DecodeConfig, parse  # noqa: E402
 from higherhrnet_trt.runtime import Pipeline  # noqa: E402

@@ -29,8 +29,8 @@ cv2 = pytest.importorskip("cv2")
 
 from higherhrnet_trt.benchmarks.triton_load import free_ports  # noqa: E402
 from higherhrnet_trt.cli import main  # noqa: E402
-from higherhrnet_trt.cli.demo import SAMPLE_IMAGE, package_file  # noqa: E402
 from higherhrnet_trt.core.errors import UserError  # noqa: E402
+from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file  # noqa: E402
 from higherhrnet_trt.runtime import Pipeline  # noqa: E402
 from higherhrnet_trt.serving.server import remove_leftovers  # noqa: E402
 

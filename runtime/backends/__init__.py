@@ -53,11 +53,17 @@ def create_backend(path: str, backend: str = "auto", **options) -> Backend:
         device=..., threads=..., inference_precision=...).
     """
     name = default_backend_for(path) if backend == "auto" else backend
+    return backend_class(name)(path, **options)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as ``name`` (its module imports only NumPy and our own code: the
+    heavy library loads in ``activate``). Its ``options`` say which ModelOptions it takes."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
     module_name, cls_name = BACKENDS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(path, **options)
+    return getattr(importlib.import_module(module_name), cls_name)
 
 
-__all__ = ["Backend", "TensorSpec", "BACKENDS", "create_backend", "register_backend", "is_remote"]
+__all__ = ["Backend", "TensorSpec", "BACKENDS", "backend_class", "create_backend", "register_backend",
+           "is_remote"]

@@ -35,6 +35,10 @@ class Backend(abc.ABC):
     """Runs a model on named numpy arrays. Subclasses set ``name`` and implement the four methods."""
 
     name: str = "base"
+    #: The ModelOptions fields (runtime/options.py) this backend's constructor takes, by the same
+    #: names; the commands refuse the others for it in one line. A new backend option: a field of
+    #: ModelOptions, a flag in cli/flags.py, its name here.
+    options: tuple[str, ...] = ()
     #: True for a backend that runs the whole pipeline elsewhere (a Triton server): it takes frames
     #: and returns people through ``infer_frames(frames) -> [(keypoints, scores, valid)]`` and
     #: ``check_settings(scales, project2image, decode_config)``; Pipeline then only converts.

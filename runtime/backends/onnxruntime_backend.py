@@ -82,6 +82,7 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    options = ("providers", "threads", "graph_optimization", "config")
 
     def __init__(
         self,

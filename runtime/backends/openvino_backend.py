@@ -175,6 +175,7 @@ class OpenVINOBackend(Backend):
     """
 
     name = "openvino"
+    options = ("threads", "inference_precision")
 
     def __init__(
         self,

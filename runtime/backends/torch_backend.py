@@ -71,6 +71,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    options = ("config", "device")
 
     def __init__(self, path: str, config: str = "auto", device: str = "auto", half: bool | None = None,
                  flip: bool = True, compile: bool = False, cuda_graph: bool = False) -> None:

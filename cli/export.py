@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import sys
 
-from higherhrnet_trt.core.bounds import BATCH, input_size
-from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
-from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
+from higherhrnet_trt.cli.args import positive_int as _positive_int
+from higherhrnet_trt.core.precision import CalibrationOptions, PrecisionOptions
+
+from .bounds import BATCH, input_size
+from .flags import add_flags, options
 
 
 def _size(text: str):
-    """'512' -> 512, '384x640' -> (384, 640) (H x W); bounded by core.bounds.input_size."""
+    """'512' -> 512, '384x640' -> (384, 640) (H x W); bounded by cli.bounds.input_size."""
     h, w = input_size(text)
     return (h, w) if "x" in text.lower().replace("*", "x") else h
 
 
 def _config_help() -> str:
-    from .configs import CONFIGS
+    from higherhrnet_trt.export.configs import CONFIGS
 
     return "architecture: " + "; ".join(f"{k} ({v.description})" for k, v in CONFIGS.items())
 
@@ -54,21 +57,15 @@ def register(sub) -> None:
                    help="leave out the flip test (half the compute, ~1-2 AP lower)")
     p.add_argument("--raw-outputs", action="store_true",
                    help="export the two raw network outputs instead of the aggregated heatmaps/tags")
-    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
-                   help="precision written into the ONNX (strongly typed: engines build it as is)")
-    # --images / --num-images as in 'calibrate'; --data / --num-calib-images are the 0.1 names.
-    p.add_argument("--images", "--data", dest="data", metavar="DIR",
-                   help="calibration images for --precision int8 (as 'calibrate --images')")
-    p.add_argument("--num-images", "--num-calib-images", dest="num_calib_images", metavar="N",
-                   type=_positive_int, default=512,
-                   help="images used for INT8 calibration (as 'calibrate --num-images')")
-    p.add_argument("--calib-method", choices=["entropy", "max", "percentile"], default="entropy",
-                   help="INT8 activation range method")
+    add_flags(p, PrecisionOptions, precision=dict(
+        help="precision written into the ONNX (strongly typed: engines build it as is)"))
+    add_flags(p, CalibrationOptions, images=dict(
+        help="calibration images for --precision int8 (as 'calibrate --images')"))
     p.add_argument("--engine", action="store_true",
                    help="also build a TensorRT engine from the written ONNX (default builder)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the ONNX Runtime vs PyTorch check (not recommended)")
-    from .weights import add_cli_options
+    from higherhrnet_trt.export.weights import add_cli_options
 
     add_cli_options(p)
     p.set_defaults(func=run_export)
@@ -92,25 +89,25 @@ def register(sub) -> None:
                    help="frames to measure ranges and the error on (default: random normal inputs)")
     c.add_argument("--num-check", type=_positive_int, default=8, metavar="N",
                    help="check inputs: N images from --images, or min(N, 4) random inputs")
-    c.add_argument("--no-progress", dest="progress", action="store_false",
+    c.add_argument("--no-progress", action="store_true",
                    help="hide the progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_convert)
 
 
 def run_export(args) -> int:
     from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export.api import export
 
-    from .api import export
-
+    precision, calibration = options(args, PrecisionOptions), options(args, CalibrationOptions)
     if args.seed is not None and args.checkpoint:
         raise UserError("--seed sets RANDOM weights, which --checkpoint replaces: leave --seed out")
     res = export(
         checkpoint=args.checkpoint, config=args.config, output=args.output,
         format="engine" if args.engine else "onnx", input_size=args.input_size, batch=args.batch,
         dynamic=args.dynamic, dynamic_batch=args.dynamic_batch, flip=args.flip,
-        outputs="raw" if args.raw_outputs else "aggregated", half=args.precision == "fp16",
-        int8=args.precision == "int8", data=args.data, num_calib_images=args.num_calib_images,
-        calib_method=args.calib_method, check=args.check,
+        outputs="raw" if args.raw_outputs else "aggregated", half=precision.half,
+        int8=precision.int8, data=calibration.images, num_calib_images=calibration.num_images,
+        calib_method=calibration.method, check=args.check,
         seed=0 if args.seed is None else args.seed, cache_dir=args.cache_dir, weights_url=args.weights_url,
     )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())
@@ -121,12 +118,12 @@ def run_export(args) -> int:
 def run_convert(args) -> int:
     import warnings
 
-    from .quantize import convert_fp16
+    from higherhrnet_trt.export.quantize import convert_fp16
 
     with warnings.catch_warnings():  # the report carries them: printed as plain lines below
         warnings.simplefilter("ignore", UserWarning)
         report = convert_fp16(args.onnx, args.output, images=args.images, num_check=args.num_check,
-                              method=args.method, progress=args.progress)
+                              method=args.method, progress=not args.no_progress)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(report.summary())

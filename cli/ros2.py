@@ -1,13 +1,21 @@
 """``higherhrnet-trt ros2 MODEL``: the pose node for ROS 2 (node.py); ``ros2-echo``: its people
 printed (echo.py; the PyPI ROS wheels have no ``ros2 topic echo``).
 
-Only argparse at module level: ``higherhrnet-trt --help`` works without rclpy, and ``ros2`` without
-it says in one line how to get it.
+Nothing of ROS at module level: ``higherhrnet-trt --help`` works without rclpy, and ``ros2`` without
+it says in one line how to get it. The model and threshold flags are cli/flags.py's, and the node's
+parameters carry the same names (person_thr, kpt_thr, max_people, ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions, options_from
+
+from .args import HelpFormatter, paragraphs, positive_int, setup_logging
+from .flags import add_flags
 
 #: Top-level modules of the ROS 2 packages the node imports; a missing one is an install problem.
 _ROS_MODULES = {"rclpy", "rcl_interfaces", "sensor_msgs", "visualization_msgs", "geometry_msgs",
@@ -18,9 +26,6 @@ INSTALL_HINT = ("pip install 'higherhrnet-trt[ros]' into a virtual environment o
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.core.bounds import THREADS, nonempty_list
-    from higherhrnet_trt.core.cli_args import HelpFormatter, fraction, paragraphs, positive_int
-
     p = sub.add_parser(
         "ros2",
         help="ROS 2 node: image topic in, people (higherhrnet_trt_msgs/People + RViz markers) out",
@@ -36,7 +41,7 @@ def register(sub) -> None:
             "'camera_info' for the markers' placement. Rename topics with --ros-args -r "
             "image:=/camera/image_raw. A frame still waiting when a newer one arrives is dropped, "
             "so answers stay about one inference old. Every option is also a node parameter "
-            "(--ros-args -p score_threshold:=0.3, launch files, --params-file), which wins over "
+            "(--ros-args -p person_thr:=0.3, launch files, --params-file), which wins over "
             "the option. Ctrl-C / SIGTERM stop it cleanly with a summary line, exit status 0.",
             "Needs rclpy, the common message packages and higherhrnet_trt_msgs built in the same "
             "environment: make ros-setup (PyPI ROS 2 wheels in a virtual environment of their own, then "
@@ -48,26 +53,19 @@ def register(sub) -> None:
             "  higherhrnet-trt ros2 model.onnx --ros-args -r image:=/camera/color/image_raw\n"
             "  higherhrnet-trt ros2 model.engine --publish-image --image-transport compressed \\\n"
             "    --ros-args -r image/compressed:=/camera/image_raw/compressed -r __ns:=/front\n"
-            "  higherhrnet-trt ros2 --ros-args -p model:=model.onnx -p score_threshold:=0.3"
+            "  higherhrnet-trt ros2 --ros-args -p model:=model.onnx -p person_thr:=0.3"
         ),
     )
-    p.add_argument("model", metavar="MODEL", nargs="?", default="",
-                   help="model exported by 'higherhrnet-trt export' (.onnx; .engine with a TensorRT "
-                        "backend); or parameter model")
-    p.add_argument("--backend", default="auto",
-                   help="auto (from the file extension), onnxruntime, openvino, tensorrt, tensorrt-rtx, "
-                        "torch")
-    p.add_argument("--providers", type=nonempty_list("execution provider names"), default=None,
-                   metavar="EP[,EP...]",
-                   help="onnxruntime only: execution providers in priority order (default: CPU)")
-    p.add_argument("--threads", type=THREADS, default=0,
-                   help="onnxruntime / openvino only: CPU threads (0 = the library's default)")
-    p.add_argument("--score-threshold", type=fraction, default=0.15,
-                   help="people scored below this (mean joint score) are not published")
-    p.add_argument("--max-people", type=positive_int, default=30, help="most people per frame (best scores)")
-    p.add_argument("--kpt-threshold", type=fraction, default=0.1,
-                   help="joints scored at or below this are left out of the markers and the image "
-                        "(the people message keeps every joint with its score)")
+    add_flags(p, ModelOptions, ["model", "backend", "providers", "threads"],
+              model=dict(nargs="?", default="", help=(
+                  "model exported by 'higherhrnet-trt export' (.onnx; .engine with a TensorRT backend); "
+                  "or parameter model")),
+              backend=dict(help="auto (from the file extension), onnxruntime, openvino, tensorrt, "
+                                "tensorrt-rtx, torch"))
+    add_flags(p, DecodeOptions, ["person_thr", "max_people", "kpt_thr"],
+              person_thr=dict(help="people scored below this (mean joint score) are not published"),
+              kpt_thr=dict(help="joints scored at or below this are left out of the markers and the "
+                                "image (the people message keeps every joint with its score)"))
     p.add_argument("--qos-depth", type=positive_int, default=1,
                    help="history depth of the subscription (best effort) and the publishers (reliable); "
                         "the node answers the newest frame whatever the depth")
@@ -79,9 +77,9 @@ def register(sub) -> None:
     p.add_argument("--marker-depth", type=float, default=2.0, metavar="METRES",
                    help="RViz skeletons are drawn on the plane this far in front of the camera, along "
                         "each joint's pixel ray (intrinsics from 'camera_info', else a 53 deg guess)")
-    p.add_argument("--track", action="store_true",
-                   help="person IDs across frames: each person's track_id in 'people' is the same on "
-                        "the same person (-1 without --track or for a person not tracked)")
+    add_flags(p, DecodeOptions, ["track"], track=dict(
+        help="person IDs across frames: each person's track_id in 'people' is the same on the same "
+             "person (-1 without --track or for a person not tracked)"))
     p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
                    help="everything after it goes to ROS: -r FROM:=TO remaps, -p NAME:=VALUE "
                         "parameters, --params-file FILE, --log-level LEVEL")
@@ -90,14 +88,12 @@ def register(sub) -> None:
 
 
 def _register_echo(sub) -> None:
-    from higherhrnet_trt.core.cli_args import HelpFormatter, fraction
-
     p = sub.add_parser(
         "ros2-echo",
         help="print the people a ros2 node publishes (the ROS wheels have no 'ros2 topic echo')",
         description="Subscribe to a higherhrnet_trt_msgs/People topic and print each message: stamp, "
                     "frame_id, image size, and per person its score, track id and the pixel box of its "
-                    "joints above --kpt-threshold (--joints: every joint; --json: one JSON object a line). "
+                    "joints above --kpt-thr (--joints: every joint; --json: one JSON object a line). "
                     "Run it with the node's environment (ROS_DOMAIN_ID, the ROS venv).",
         formatter_class=HelpFormatter,
         epilog="examples:\n"
@@ -112,11 +108,8 @@ def _register_echo(sub) -> None:
                    help="fail if no message came within S seconds (0: wait for ever)")
     p.add_argument("--json", action="store_true", help="one JSON object a message (pixels, scores)")
     p.add_argument("--joints", action="store_true", help="also print every joint: name, x, y, score")
-    p.add_argument("--kpt-threshold", type=fraction, default=0.1,
-                   help="joints scored at or below this are left out of each person's box")
-    p.add_argument("--track", action="store_true",
-                   help="person IDs across frames: each person's track_id in 'people' is the same on "
-                        "the same person (-1 without --track or for a person not tracked)")
+    add_flags(p, DecodeOptions, ["kpt_thr"], kpt_thr=dict(
+        help="joints scored at or below this are left out of each person's box"))
     p.add_argument("--ros-args", nargs=argparse.REMAINDER, dest="ros_args",
                    help="everything after it goes to ROS (remaps, e.g. -r __ns:=/front)")
     p.set_defaults(func=run_echo)
@@ -125,10 +118,6 @@ def _register_echo(sub) -> None:
 def _import_ros(name: str):
     """Import module ``name`` (one that needs ROS), turning a missing ROS package into one line
     that says how to get it."""
-    import importlib
-
-    from higherhrnet_trt.core.errors import UserError
-
     try:
         return importlib.import_module(name)
     except ImportError as e:
@@ -145,25 +134,24 @@ def _import_ros(name: str):
 
 
 def run_echo(args) -> int:
-    from . import echo
+    from higherhrnet_trt.ros import echo
 
     for needed in ("rclpy", "higherhrnet_trt_msgs.msg"):  # echo imports them when it runs
         _import_ros(needed)
-    return echo.echo(args.topic, args.count, args.timeout, args.json, args.kpt_threshold, args.joints,
+    return echo.echo(args.topic, args.count, args.timeout, args.json, args.kpt_thr, args.joints,
                      list(args.ros_args or []))
 
 
 def run_ros2(args) -> int:
-    node = _import_ros(f"{__package__}.node")
-    from higherhrnet_trt.core.cli_args import setup_logging
-
+    node = _import_ros("higherhrnet_trt.ros.node")
     setup_logging()
-    defaults = {
-        "model": args.model, "backend": args.backend, "providers": args.providers or "",
-        "threads": args.threads, "score_threshold": args.score_threshold,
-        "max_people": args.max_people, "kpt_threshold": args.kpt_threshold,
-        "qos_depth": args.qos_depth, "image_transport": args.image_transport,
+    model = options_from(ModelOptions, args)
+    decode = options_from(DecodeOptions, args)
+    defaults = {  # the node's parameters: the options' field names
+        "model": model.model, "backend": model.backend, "providers": ",".join(model.providers or ()),
+        "threads": model.threads, "person_thr": decode.person_thr, "max_people": decode.max_people,
+        "kpt_thr": decode.kpt_thr, "qos_depth": args.qos_depth, "image_transport": args.image_transport,
         "publish_image": args.publish_image, "marker_depth": float(args.marker_depth),
-        "track": bool(args.track),
+        "track": decode.track,
     }
     return node.run(defaults, list(args.ros_args or []))

@@ -1,6 +1,6 @@
 """What every command's parser shares: one help formatter, one set of number parsers, logging.
 
-Each part registers its commands (``register(subparsers)`` in its cli module) with these, so
+Each command module of cli/ builds its parser with these (and the flag groups of flags.py), so
 ``--help`` looks and validates the same everywhere. Only argparse and textwrap at import time.
 """
 

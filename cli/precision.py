@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
-from higherhrnet_trt.core import bounds
-from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
-from higherhrnet_trt.core.cli_args import positive_int as _positive_int
-from higherhrnet_trt.core.cli_args import whole_number_at_least
+from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
+from higherhrnet_trt.cli.args import positive_int as _positive_int
+from higherhrnet_trt.cli.args import whole_number_at_least
+from higherhrnet_trt.core.precision import CalibrationOptions
+from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
 
-from .calib_taps import DEFAULT_SAMPLE
+from . import bounds
+from .flags import add_flags, options
 
 _whole_number = whole_number_at_least(0)
 #: calibrate --percentile when --method percentile is given without it.
@@ -30,7 +32,7 @@ def register(sub) -> None:
 def _add_calibrate(sub, fmt) -> None:
     c = sub.add_parser(
         "calibrate",
-        help="fp32 ONNX + your images -> INT8 Q/DQ ONNX (build it with 'build', no --int8)",
+        help="fp32 ONNX + your images -> INT8 Q/DQ ONNX (build it with 'build' as it is)",
         description=(
             "Post-training INT8 quantization with NVIDIA ModelOpt: explicit Q/DQ pairs "
             "(per-channel weights), activation ranges calibrated on your images pre-processed "
@@ -41,17 +43,10 @@ def _add_calibrate(sub, fmt) -> None:
         formatter_class=fmt,
     )
     c.add_argument("onnx", help="fp32 ONNX written by 'higherhrnet-trt export'")
-    c.add_argument("--images", required=True, metavar="DIR",
-                   help="folder of calibration images (searched recursively): a few hundred frames "
-                        "like the ones the robot will see; unreadable files are skipped and counted")
+    add_flags(c, CalibrationOptions, ["images"], images=dict(required=True))
     c.add_argument("-o", "--output", metavar="ONNX",
                    help="output INT8 ONNX (default: MODEL.int8.onnx next to the input)")
-    c.add_argument("--num-images", type=_positive_int, default=512,
-                   help="images used for calibration (a seeded shuffle picks them); fewer warns")
-    c.add_argument("--method", choices=["entropy", "max", "percentile"], default="entropy",
-                   help="activation range: entropy (KL divergence, as TensorRT's calibrator), max "
-                        "(largest |x|: no clipping, coarser steps), percentile (clip the top "
-                        "100-P %% of |x|)")
+    add_flags(c, CalibrationOptions, ["num_images", "method"])
     c.add_argument("--percentile", type=bounds.PERCENTILE, default=None, metavar="P",
                    help=f"share of |x| kept by --method percentile, in percent (default: "
                         f"{DEFAULT_PERCENTILE:g})")
@@ -74,7 +69,7 @@ def _add_calibrate(sub, fmt) -> None:
     c.add_argument("--no-cache", dest="use_cache", action="store_false",
                    help="recompute the ranges even when cached (the cache is refreshed)")
     c.add_argument("--seed", type=int, default=0, help="seed of the image shuffle")
-    c.add_argument("--no-progress", dest="progress", action="store_false",
+    c.add_argument("--no-progress", action="store_true",
                    help="hide the calibration progress bar (shown on terminals only anyway)")
     c.set_defaults(func=run_calibrate)
 
@@ -121,12 +116,13 @@ def run_calibrate(args) -> int:
     import warnings
 
     from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export.quantize import quantize_int8
 
-    from .quantize import quantize_int8
-
-    if args.percentile is not None and args.method != "percentile":
+    calibration = options(args, CalibrationOptions)
+    if args.percentile is not None and calibration.method != "percentile":
         raise UserError(f"--percentile applies to --method percentile only (this run uses "
-                        f"--method {args.method}): add --method percentile or leave --percentile out")
+                        f"--method {calibration.method}): add --method percentile or leave "
+                        "--percentile out")
     percentile = DEFAULT_PERCENTILE if args.percentile is None else args.percentile
     output = args.output or os.path.splitext(args.onnx)[0] + ".int8.onnx"
     # The report carries the warnings (too few images, unreadable files): print them as plain
@@ -134,10 +130,11 @@ def run_calibrate(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         report = quantize_int8(
-            args.onnx, output, images=args.images, num_images=args.num_images, method=args.method,
+            args.onnx, output, images=calibration.images, num_images=calibration.num_images,
+            method=calibration.method,
             percentile=percentile, holdout=args.holdout, high_precision=args.high_precision,
             input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
-            seed=args.seed, progress=args.progress, sample=args.sample,
+            seed=args.seed, progress=not args.no_progress, sample=args.sample,
         )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -153,9 +150,8 @@ def run_debug_precision(args) -> int:
     from higherhrnet_trt.core.metadata import ModelMeta
     from higherhrnet_trt.engine.onnx_info import summarize
     from higherhrnet_trt.engine.related import check_related
-
-    from .precision_debug import compare_layers
-    from .quantize import InputMaker, list_images
+    from higherhrnet_trt.export.precision_debug import compare_layers
+    from higherhrnet_trt.export.quantize import InputMaker, list_images
 
     ref = summarize(args.onnx)
     var = summarize(args.variant)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from higherhrnet_trt.core.cli_args import HelpFormatter as _Formatter
-from higherhrnet_trt.core.cli_args import positive_int as _positive_int
+from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
+from higherhrnet_trt.cli.args import positive_int as _positive_int
+from higherhrnet_trt.core.precision import PrecisionOptions
+
+from .flags import add_flags, options
 
 
 def _shape(text: str) -> str:
@@ -48,13 +51,11 @@ def _add_build(sub, fmt) -> None:
                    help="builder: tensorrt builds for this machine's GPU (on a Jetson: JetPack's "
                         "TensorRT 10.3); tensorrt-rtx builds ahead of time on any machine, for "
                         "RTX-class GPUs (not Jetson Orin, not H100); auto = tensorrt if installed")
-    prec = b.add_mutually_exclusive_group()
-    prec.add_argument("--fp16", action="store_true",
-                      help="TensorRT 10 only, fp32 ONNX only: let TensorRT pick fp16 kernels "
-                           "(weak typing). Elsewhere build the fp16 ONNX from 'convert' instead")
-    prec.add_argument("--int8", action="store_true",
-                      help="accepted for a Q/DQ ONNX from 'calibrate' (changes nothing there); INT8 "
-                           "is never calibrated by the builder")
+    add_flags(b, PrecisionOptions, precision=dict(help=(
+        "fp32: as the ONNX says (fp16 / INT8 files from 'convert' / 'calibrate' build as they are); "
+        "fp16: TensorRT 10 only, fp32 ONNX only: let TensorRT pick fp16 kernels (weak typing), "
+        "elsewhere build the fp16 ONNX from 'convert' instead; int8: accepted for a Q/DQ ONNX from "
+        "'calibrate' (changes nothing there); INT8 is never calibrated by the builder")))
     b.add_argument("--min-shape", type=_shape, metavar="NxCxHxW",
                    help="smallest input of a dynamic-shape ONNX (H, W multiples of 64)")
     b.add_argument("--opt-shape", type=_shape, metavar="NxCxHxW",
@@ -79,7 +80,7 @@ def _add_build(sub, fmt) -> None:
                         "default: 3)")
     b.add_argument("--no-sanitize", dest="sanitize", action="store_false",
                    help="skip polygraphy constant folding before parsing")
-    b.add_argument("--no-progress", dest="progress", action="store_false",
+    b.add_argument("--no-progress", action="store_true",
                    help="hide the build progress bar (shown on terminals only anyway)")
     b.add_argument("--show-warnings", action="store_true",
                    help="print TensorRT's warnings and info messages")
@@ -111,15 +112,16 @@ def _add_info(sub, fmt) -> None:
 
 
 def run_build(args) -> int:
-    from .build import build_engine
+    from higherhrnet_trt.engine.build import build_engine
 
+    precision = options(args, PrecisionOptions)
     output = args.output or os.path.splitext(args.onnx)[0] + ".engine"
     report = build_engine(
-        args.onnx, output, backend=args.backend, fp16=args.fp16, int8=args.int8,
+        args.onnx, output, backend=args.backend, fp16=precision.half, int8=precision.int8,
         min_shape=args.min_shape, opt_shape=args.opt_shape, max_shape=args.max_shape,
         workspace=args.workspace, timing_cache=args.timing_cache, dla_core=args.dla_core,
         gpu_fallback=args.gpu_fallback, version_compatible=args.version_compatible,
-        optimization_level=args.optimization_level, progress=args.progress,
+        optimization_level=args.optimization_level, progress=not args.no_progress,
         sanitize=args.sanitize, verbose=args.show_warnings,
     )
     print(report.summary())
@@ -127,7 +129,7 @@ def run_build(args) -> int:
 
 
 def run_info(args) -> int:
-    from .info import info
+    from higherhrnet_trt.engine.info import info
 
     return info(args.file, args.layers)
 

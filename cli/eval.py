@@ -1,9 +1,19 @@
 """``higherhrnet-trt eval``: keypoint AP of a model on COCO or CrowdPose annotations (pycocotools).
 
-Nothing heavy is imported at module level (``higherhrnet-trt --help`` must stay instant).
+Nothing heavy is imported at module level (``higherhrnet-trt --help`` must stay instant). Every
+candidate person is scored (person_thr 0), as COCO evaluation needs.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+
+from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
+from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions
+
+from .args import HelpFormatter, paragraphs, positive_int, setup_logging
+from .flags import add_flags, options
 
 #: The official multi-scale test set (experiments' TEST.SCALE_FACTOR for multi-scale results).
 MULTI_SCALE = (2.0, 1.0, 0.5)
@@ -17,10 +27,6 @@ FLIP_NOTE = (
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs, positive_int
-
-    from .run_cli import _scales, add_model_options
-
     p = sub.add_parser(
         "eval",
         help="COCO / CrowdPose keypoint AP of a model (pycocotools)",
@@ -38,7 +44,8 @@ def register(sub) -> None:
             "    --ann coco/annotations/person_keypoints_val2017.json",
         ),
     )
-    add_model_options(p)
+    add_flags(p, ModelOptions)
+    add_flags(p, DecodeOptions, ["heatmap_resolution"])
     p.add_argument("--ann", required=True, metavar="JSON",
                    help="keypoint annotations, e.g. person_keypoints_val2017.json or crowdpose_val.json")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of the annotated images")
@@ -48,7 +55,7 @@ def register(sub) -> None:
     g.add_argument("--multi-scale", action="store_true",
                    help="official multi-scale test, scales 2, 1, 0.5 (needs a model exported with "
                         "--dynamic)")
-    g.add_argument("--scales", type=_scales, metavar="S[,S...]", help="custom test scales, e.g. 1,2")
+    add_flags(g, DecodeOptions, ["scales"], scales=dict(default=None, help="custom test scales, e.g. 1,2"))
     p.add_argument("--json", metavar="FILE",
                    help="also write the COCO keypoint results to FILE.json (renamed into place when "
                         "complete; after Ctrl-C or SIGTERM it holds the images done so far)")
@@ -57,26 +64,18 @@ def register(sub) -> None:
 
 
 def run_eval(args) -> int:
-    import os
-    import sys
-
-    from higherhrnet_trt.core.cli_args import setup_logging
-    from higherhrnet_trt.core.errors import UserError
-
-    from .evaluate import evaluate_pipeline
-    from .pipeline import Pipeline
-    from .run_cli import backend_options
+    # Here, not at the top: they import OpenCV and pycocotools, and --help must stay instant.
+    from higherhrnet_trt.runtime.evaluate import evaluate_pipeline
+    from higherhrnet_trt.runtime.pipeline import Pipeline
 
     setup_logging()
-    from .run_cli import _served
-
-    if not os.path.isfile(args.model) and not _served(args):
-        raise UserError(f"model file not found: {args.model}")
+    model = options(args, ModelOptions)
+    model.check_model_exists()
     if args.json:
         _check_json(args)
     scales = MULTI_SCALE if args.multi_scale else (args.scales or (1.0,))
-    with Pipeline(args.model, backend=args.backend, scales=scales,
-                  project2image=not args.heatmap_resolution, **backend_options(args)) as pipe:
+    decode = options(args, DecodeOptions, scales=scales, person_thr=0.0)  # every candidate is scored
+    with Pipeline.from_options(model, decode) as pipe:
         meta = pipe.meta
         print(f"model: {os.path.basename(args.model)} ({meta.dataset}, {meta.config_name or '?'}, "
               f"input {meta.input_size}, flip test {'on' if meta.flip else 'off'}, scales "
@@ -90,8 +89,6 @@ def run_eval(args) -> int:
 def _check_json(args) -> None:
     """--json names a .json file that is neither the model nor the annotation file (checked
     before the model loads; an image cannot end in .json)."""
-    from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
-
     require_suffix(args.json, (".json",), "--json", "the results are a JSON list (e.g. --json "
                    "results.json)")
     check_outputs([Output("--json", args.json, "give --json another file name")],

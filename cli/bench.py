@@ -1,17 +1,23 @@
 """``higherhrnet-trt bench``: per-stage latency, throughput and memory of a model on a backend.
 
-Only argparse is imported at module level (``higherhrnet-trt --help`` must stay instant); the
-work is in benchmarks/bench.py.
+Nothing heavy is imported at module level (``higherhrnet-trt --help`` must stay instant); the
+work is in benchmarks/bench.py, with the model options of cli/flags.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
-from higherhrnet_trt.core.bounds import BATCH, input_size
-from higherhrnet_trt.core.cli_args import whole_number_at_least
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
+from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions
 
-_input_size = input_size  # (H, W), multiples of 64, bounded (core.bounds)
+from .args import HelpFormatter, paragraphs, setup_logging, whole_number_at_least
+from .bounds import BATCH, input_size
+from .flags import add_flags, options
+
+_input_size = input_size  # (H, W), multiples of 64, bounded (cli.bounds)
 
 #: What --plot can write (matplotlib picks the format from the extension).
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
@@ -28,9 +34,6 @@ _count = whole_number_at_least
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.core.cli_args import HelpFormatter, paragraphs
-    from higherhrnet_trt.runtime.run_cli import add_model_options
-
     p = sub.add_parser(
         "bench",
         help="per-stage latency, throughput, CPU and memory of a model on a backend (JSON, plot)",
@@ -59,7 +62,8 @@ def register(sub) -> None:
             "  higherhrnet-trt bench w32_dynamic.onnx --input-size 512x768 --threads 2"
         ),
     )
-    add_model_options(p)
+    add_flags(p, ModelOptions)
+    add_flags(p, DecodeOptions, ["heatmap_resolution"])
     p.add_argument("--batch", type=BATCH, default=1,
                    help="frames per iteration (a fixed-batch model needs its own batch size)")
     p.add_argument("--input-size", type=_input_size, metavar="H[xW]",
@@ -80,29 +84,25 @@ def register(sub) -> None:
 
 
 def run_bench_cli(args) -> int:
-    import os
-
-    from higherhrnet_trt.core.cli_args import setup_logging
-    from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.runtime.run_cli import backend_options
-
-    from .bench import BenchSettings, format_report, plot, run_bench
+    # Here, not at the top: the benchmark imports OpenCV and the backends; --help stays instant.
+    from higherhrnet_trt.benchmarks.bench import BenchSettings, format_report, plot, run_bench
 
     setup_logging()
-    if not os.path.isfile(args.model):
-        raise UserError(f"model file not found: {args.model}")
+    model = options(args, ModelOptions)
+    if not os.path.isfile(model.model):  # a local file: a served model's speed is triton_load's
+        raise UserError(f"model file not found: {model.model}")
     _check_outputs(args)
     settings = BenchSettings(
-        model=args.model, backend=args.backend, batch=args.batch, input_size=args.input_size,
+        model=model.model, backend=model.backend, batch=args.batch, input_size=args.input_size,
         warmup=args.warmup, iters=args.iters, cuda_graph=args.cuda_graph, image=args.image,
-        project2image=not args.heatmap_resolution, progress=not args.no_progress,
-        backend_options=backend_options(args),
+        project2image=not options(args, DecodeOptions).heatmap_resolution, progress=not args.no_progress,
+        backend_options=model.backend_options(),
     )
     result = run_bench(settings)
     print(format_report(result))
     stopped = result.get("interrupted")
     if args.json:
-        from .environment import write_json
+        from higherhrnet_trt.benchmarks.environment import write_json  # its GPU probes are slow
 
         write_json(args.json, result)
     if args.plot:
@@ -117,7 +117,6 @@ def run_bench_cli(args) -> int:
 def _check_outputs(args) -> None:
     """--json names a .json file; neither it nor --plot is the model, --image or the other
     (checked before the model loads)."""
-    from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
 
     if args.json:
         require_suffix(args.json, (".json",), "--json", "the results are JSON (e.g. --json "

@@ -1,6 +1,6 @@
 """``higherhrnet-trt triton-repo | serve``: a model behind NVIDIA Triton Inference Server.
 
-Only argparse at module level (``--help`` stays instant); PyTriton, tritonclient and the model load
+Nothing heavy at module level (``--help`` stays instant); PyTriton, tritonclient and the model load
 when the subcommand runs.
 """
 
@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+from higherhrnet_trt.runtime.options import DecodeOptions
+
+from .args import HelpFormatter, paragraphs
+from .args import positive_int as _positive_int
+from .bounds import PORT, QUEUE_DELAY_US, THREADS, nonempty
+from .bounds import host as bounds_host
+from .flags import add_flags
+
 
 def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -> None:
     """The served model: name, batching, instances, and what it decodes with (clients must ask for
     the same; run's defaults)."""
-    from ..core.bounds import QUEUE_DELAY_US, nonempty
-    from ..core.cli_args import fraction as _fraction
-    from ..core.cli_args import positive_int as _positive_int
-    from ..runtime.run_cli import _scales
-
     p.add_argument("--name", type=nonempty("a model name"), default=None,
                    help="the pipeline model's name in the URL (default: the model file's stem); the "
                         "network is NAME_network")
@@ -26,14 +29,9 @@ def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -
                    help="dynamic batching: longest wait for more requests to batch, microseconds")
     p.add_argument("--pipeline-instances", type=_positive_int, default=pipeline_instances, metavar="N",
                    help="Python-backend processes running pre-processing and decode in parallel")
-    p.add_argument("--scales", type=_scales, default="1", metavar="S[,S...]",
-                   help="test scales, e.g. 2,1,0.5 (clients must ask for the same)")
-    p.add_argument("--det-thr", type=_fraction, default=0.1,
-                   help="decoder: heatmap peaks above this become joint candidates")
-    p.add_argument("--max-people", type=_positive_int, default=30,
-                   help="most people per frame: the fixed size of the people tensors")
-    p.add_argument("--heatmap-resolution", action="store_true",
-                   help="decode maps at half the input resolution: faster, not the official results")
+    add_flags(p, DecodeOptions, ["scales", "det_thr", "max_people", "heatmap_resolution"],
+              scales=dict(help="test scales, e.g. 2,1,0.5 (clients must ask for the same)"),
+              max_people=dict(help="most people per frame: the fixed size of the people tensors"))
     p.add_argument("--decode-device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the pipeline model decodes: auto = the CUDA decode kernels when an NVIDIA "
                         "GPU, cuda-python and NVRTC work in Triton's Python backend, else NumPy; cpu = "
@@ -42,11 +40,6 @@ def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -
 
 
 def register(sub) -> None:
-    from ..core.bounds import PORT, THREADS
-    from ..core.bounds import host as bounds_host
-    from ..core.cli_args import HelpFormatter, paragraphs
-    from ..core.cli_args import positive_int as _positive_int
-
     p = sub.add_parser(
         "triton-repo",
         help="write a Triton model repository: the network + a Python-backend pipeline model",
@@ -120,7 +113,7 @@ def triton_repo(args) -> int:
     import os
     import sys
 
-    from .repository import write_repository
+    from higherhrnet_trt.serving.repository import write_repository
 
     folders = write_repository(
         args.model, args.output, name=args.name or "", max_batch=args.max_batch, instances=args.instances,
@@ -138,8 +131,8 @@ def triton_repo(args) -> int:
 
 
 def serve(args) -> int:
-    from .server import print_ready
-    from .server import serve as run_server
+    from higherhrnet_trt.serving.server import print_ready
+    from higherhrnet_trt.serving.server import serve as run_server
 
     options = {"threads": args.threads} if args.threads else {}
     run_server(args.model, name=args.name or "", host=args.host, http_port=args.http_port,

@@ -17,7 +17,7 @@ import argparse
 import math
 from dataclasses import dataclass
 
-from .limits import MAX_ASPECT, MAX_INPUT_PIXELS
+from higherhrnet_trt.core.limits import MAX_ASPECT, MAX_INPUT_PIXELS, QUEUE_DELAY_US_RANGE
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ NUM_INPUTS = IntRange(1, 1000)
 #: caught where the images are counted).
 HOLDOUT = IntRange(0, 100_000, unit="images")
 #: Triton's dynamic batcher: longest wait for a fuller batch (0: none; 1 s at most).
-QUEUE_DELAY_US = IntRange(0, 1_000_000, unit="microseconds")
+QUEUE_DELAY_US = IntRange(*QUEUE_DELAY_US_RANGE, unit="microseconds")
 #: A TCP port (serve --http-port, --grpc-port, --metrics-port).
 PORT = IntRange(1, 65535)
 #: debug-precision --tolerance: relative error max|err| / max|fp32| above which a jump is reported.
