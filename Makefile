@@ -80,9 +80,11 @@ demo: setup
 	$(BIN)/higherhrnet-trt demo --save-dir $(OUT)
 
 # tests/test_ros2.py runs the node and its peers with the ROS venv's Python; the Triton tests
-# run serve from the Triton venv.
+# run serve from the Triton venv. One pytest worker per core (pytest-xdist), each test file on one
+# worker (its module fixtures built once); PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
 test: setup lint test-py310 triton-setup ros-setup gstreamer
-	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q
+	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 $(STAMP310): setup.py Makefile
 	test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310)

@@ -103,7 +103,8 @@ setup(
         # munkres: the official loop decoder (benchmarks/loop_decode.py) and its tests, not the runtime;
         # motmetrics: IDF1 / MOTA of the tracker (benchmarks/track_eval.py).
         "bench": ["matplotlib>=3.5", "psutil>=5.9", "munkres>=1.0.12,<2", "motmetrics>=1.4", "lap>=0.5.12"],
-        "dev": ["pytest>=7", "ruff>=0.5", "hypothesis>=6.100", "munkres>=1.0.12,<2", "lap>=0.5.12",
+        "dev": ["pytest>=7", "pytest-xdist>=3.5", "ruff>=0.5", "hypothesis>=6.100",
+                "munkres>=1.0.12,<2", "lap>=0.5.12",
                 "opencv-python-headless>=4.5",
                 "pycocotools>=2.0", "matplotlib>=3.5", "psutil>=5.9"],
     },

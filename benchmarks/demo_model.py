@@ -37,7 +37,9 @@ def card_path(weights: str) -> str:
 
 def export_variants(weights: str | None, work_dir: str, calib_images: str, num_calib: int = 64,
                     precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
-    """ONNX files of the demo model: precision -> path (static 256x256 input, flip test)."""
+    """ONNX files of the demo model: precision -> path (static 256x256 input, flip test).
+    "int8" is calibrate's default (target tensorrt), "int8_cpu" the same calibration with
+    target cpu (ONNX Runtime's placement, run at full graph optimisation)."""
     from ..export.api import export
     from ..export.quantize import convert_fp16, quantize_int8
 
@@ -52,6 +54,10 @@ def export_variants(weights: str | None, work_dir: str, calib_images: str, num_c
         out["int8"] = os.path.join(work_dir, "demo_int8.onnx")
         log(quantize_int8(fp32, out["int8"], images=calib_images, num_images=num_calib,
                           cache_dir=work_dir, progress=False).summary())
+    if "int8_cpu" in precisions:
+        out["int8_cpu"] = os.path.join(work_dir, "demo_int8_cpu.onnx")
+        log(quantize_int8(fp32, out["int8_cpu"], images=calib_images, num_images=num_calib,
+                          cache_dir=work_dir, progress=False, target="cpu").summary())
     return out
 
 
@@ -108,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", type=int, default=200, help="held-out generated scenes to evaluate")
     ap.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="seed of those scenes")
     ap.add_argument("--calib", type=int, default=64, help="generated scenes for INT8 calibration")
+    ap.add_argument("--precisions", default="fp32,fp16,int8",
+                    help="comma-separated variants among fp32, fp16, int8 (target tensorrt) and "
+                         "int8_cpu (calibrate --target cpu)")
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--card", action="store_true",
                     help="also measure the CI set (50 scenes, seed 2000) and write both, with the CI "
@@ -119,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                  "or pass --weights)")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="demo_ap_") as work:
-        variants = prepare_variants(weights, work, args.calib)
+        precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
+        variants = prepare_variants(weights, work, args.calib, precisions)
         res = measure(weights, args.scenes, args.seed, args.calib, work_dir=work, variants=variants)
         ci = None
         if args.card:

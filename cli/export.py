@@ -107,7 +107,7 @@ def run_export(args) -> int:
         dynamic=args.dynamic, dynamic_batch=args.dynamic_batch, flip=args.flip,
         outputs="raw" if args.raw_outputs else "aggregated", half=precision.half,
         int8=precision.int8, data=calibration.images, num_calib_images=calibration.num_images,
-        calib_method=calibration.method, check=args.check,
+        calib_method=calibration.method, target=calibration.target, check=args.check,
         seed=0 if args.seed is None else args.seed, cache_dir=args.cache_dir, weights_url=args.weights_url,
     )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())

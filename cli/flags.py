@@ -20,6 +20,7 @@ from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.limits import check_scales
 from higherhrnet_trt.core.precision import (
     CALIBRATION_METHODS,
+    CALIBRATION_TARGETS,
     PRECISIONS,
     CalibrationOptions,
     PrecisionOptions,
@@ -177,6 +178,10 @@ GROUPS: dict[type, dict[str, Flag]] = {
             "activation range: entropy (KL divergence, as TensorRT's calibrator), max (largest |x|: "
             "no clipping, coarser steps), percentile (clip the top 100-P %% of |x|)")),
             aliases=("--calib-method",)),
+        Flag("target", dict(choices=CALIBRATION_TARGETS, default="tensorrt", help=(
+            "runtime the INT8 Q/DQ graph is laid out for (written to the file): tensorrt (ModelOpt's "
+            "placement; ONNX Runtime runs it slower than fp32) or cpu (ONNX Runtime / OpenVINO: ONNX "
+            "Runtime's placement, uint8 activations, fp32 elsewhere; TensorRT cannot build it)"))),
     ),
     OutputOptions: _flags(
         Flag("save_dir", dict(metavar="DIR", help=(

@@ -59,7 +59,8 @@ def _add_calibrate(sub, fmt) -> None:
     c.add_argument("--holdout", type=bounds.HOLDOUT, default=10, metavar="N",
                    help="images kept out of calibration to measure the error (at most 1/5 of them)")
     c.add_argument("--high-precision", choices=["fp16", "fp32"], default="fp16",
-                   help="dtype of the layers left unquantized: fp16 runs faster in TensorRT")
+                   help="--target tensorrt: dtype of the layers left unquantized: fp16 runs faster in "
+                        "TensorRT")
     c.add_argument("--input-size", type=bounds.input_side, metavar="N",
                    help="pre-processing size for a dynamic-shape ONNX (default: the model's); "
                         "static models letterbox frames into their fixed H x W")
@@ -134,14 +135,17 @@ def run_calibrate(args) -> int:
             method=calibration.method,
             percentile=percentile, holdout=args.holdout, high_precision=args.high_precision,
             input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
-            seed=args.seed, progress=not args.no_progress, sample=args.sample,
+            seed=args.seed, progress=not args.no_progress, sample=args.sample, target=calibration.target,
         )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(report.summary())
     for note in report.notes:
         print(f"note: {note}")
-    print(f"next: higherhrnet-trt build {output} -o {os.path.splitext(output)[0]}.engine")
+    if calibration.target == "cpu":
+        print(f"next: higherhrnet-trt run {output} --source IMAGE_OR_VIDEO")
+    else:
+        print(f"next: higherhrnet-trt build {output} -o {os.path.splitext(output)[0]}.engine")
     return 0
 
 

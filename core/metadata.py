@@ -38,6 +38,8 @@ class ModelMeta:
     heatmap_stride / tag_stride: output strides in input pixels (aggregated: 2 and 2; raw: the
         tags at 4, where the network makes them).
     mean / std: per RGB channel, applied to pixels scaled to [0, 1].
+    target: for INT8 files, the runtime the Q/DQ graph is laid out for: "tensorrt" (also files
+        without the key, written before it existed) or "cpu" (ONNX Runtime, OpenVINO); "" otherwise.
     """
 
     model_name: str = "higherhrnet"
@@ -60,6 +62,7 @@ class ModelMeta:
     dynamic_shape: bool = False
     random_weights: bool = False
     precision: str = "fp32"
+    target: str = ""
     exporter: str = ""
     format_version: int = FORMAT_VERSION
 

@@ -15,6 +15,9 @@ from .errors import UserError
 PRECISIONS = ("fp32", "fp16", "int8")
 #: How INT8 activation ranges are chosen (export/calib_ranges.py).
 CALIBRATION_METHODS = ("entropy", "max", "percentile")
+#: The runtime an INT8 Q/DQ file is laid out for (written into its metadata): "tensorrt"
+#: (ModelOpt's placement, fp16 elsewhere) or "cpu" (ONNX Runtime's placement for its integer kernels).
+CALIBRATION_TARGETS = ("tensorrt", "cpu")
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,18 @@ class CalibrationOptions:
     images: folder of calibration images (searched recursively).
     num_images: how many of them calibrate (a seeded shuffle picks them).
     method: activation range method, one of CALIBRATION_METHODS.
+    target: the runtime the Q/DQ graph is for, one of CALIBRATION_TARGETS.
     """
 
     images: str | None = None
     num_images: int = 512
     method: str = "entropy"
+    target: str = "tensorrt"
 
     def __post_init__(self) -> None:
+        if self.target not in CALIBRATION_TARGETS:
+            raise UserError(f"calibration target {self.target!r}: expected one of "
+                            f"{', '.join(CALIBRATION_TARGETS)}")
         if self.method not in CALIBRATION_METHODS:
             raise UserError(f"calibration method {self.method!r}: expected one of "
                             f"{', '.join(CALIBRATION_METHODS)}")

@@ -194,6 +194,10 @@ def plan_precision(flavor: Flavor, summary: OnnxSummary, fp16: bool, int8: bool,
             f"calibrators): run 'higherhrnet-trt calibrate {onnx_path} --images DIR -o "
             f"{stem}.int8.onnx' on the fp32 ONNX and build that file without --precision int8"
         )
+    if prec == "int8" and summary.has_meta and summary.meta().target == "cpu":
+        raise UserError(f"{onnx_path} is an INT8 file for CPU runtimes (calibrate --target cpu: uint8 "
+                        "activations TensorRT does not build): calibrate the fp32 ONNX again with "
+                        "--target tensorrt (the default) for TensorRT")
     if prec != "fp32":
         notes = []
         if fp16 or int8:

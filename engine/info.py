@@ -25,6 +25,7 @@ def meta_line(meta) -> str:
     return (f"{meta.model_name} (config {meta.config_name or '?'}), {meta.dataset} "
             f"{meta.num_joints} joints, input size {meta.input_size}, outputs {meta.outputs}, "
             f"flip {meta.flip}, precision {meta.precision}"
+            + (f" for {meta.target}" if meta.precision == "int8" and meta.target else "")
             + (", RANDOM WEIGHTS" if meta.random_weights else ""))
 
 

@@ -56,6 +56,7 @@ def export(
     data: str | None = None,
     num_calib_images: int = 512,
     calib_method: str = "entropy",
+    target: str = "tensorrt",
     check: bool = True,
     seed: int = 0,
     cache_dir: str | None = None,
@@ -73,6 +74,8 @@ def export(
     input_size: traced H or (H, W), multiples of 64; default the config's input size.
     half / int8: precision of the written ONNX (precision lives in the ONNX: strongly typed builds).
     data: folder of calibration images for int8 (pre-processed exactly as the runtime does).
+    target: for int8, the runtime the Q/DQ graph is laid out for: "tensorrt" or "cpu" (ONNX
+        Runtime / OpenVINO; no engine can be built from it), see quantize.quantize_int8.
     seed: without a checkpoint, the seed of the random weights: the same seed and config give the
         same weights (pipeline tests only; a checkpoint's weights replace them).
     cache_dir / weights_url: where names are cached and an optional mirror to fetch them from
@@ -82,6 +85,9 @@ def export(
     from .onnx_export import export_onnx
 
     precision = _check_request(format, half, int8, data, batch)
+    if int8 and target == "cpu" and format == "engine":
+        raise UserError("an INT8 file for the CPU (target cpu) builds no TensorRT engine: leave out "
+                        "format='engine' (--engine), or use target tensorrt")
     checkpoint, entry = _resolve_checkpoint(checkpoint, cache_dir, weights_url)
     config = config or (entry.config if entry else "w32_512")
     cfg = get_config(config)
@@ -100,7 +106,8 @@ def export(
     result.timings["onnx"] = time.perf_counter() - t1
     log(report.summary())
     if precision != "fp32":
-        _convert(precision, fp32_path, output, data, num_calib_images, calib_method, result, log)
+        _convert(precision, fp32_path, output, data, num_calib_images, calib_method, result, log,
+                 target)
     if format == "engine":
         _build(output, result, log)
     return result
@@ -170,7 +177,7 @@ def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: in
 
 
 def _convert(precision: str, fp32_path: str, output: str, data: str | None, num_calib_images: int,
-             calib_method: str, result: ExportResult, log) -> None:
+             calib_method: str, result: ExportResult, log, target: str = "tensorrt") -> None:
     """The fp32 ONNX -> fp16 (AutoCast) or INT8 Q/DQ (calibrated on ``data``) ONNX at ``output``."""
     from . import quantize
 
@@ -179,7 +186,8 @@ def _convert(precision: str, fp32_path: str, output: str, data: str | None, num_
         q = quantize.convert_fp16(fp32_path, output)
     else:
         q = quantize.quantize_int8(
-            fp32_path, output, images=data, num_images=num_calib_images, method=calib_method
+            fp32_path, output, images=data, num_images=num_calib_images, method=calib_method,
+            target=target,
         )
     result.timings[precision] = time.perf_counter() - t2
     summary = getattr(q, "summary", None)

@@ -105,10 +105,21 @@ def _group_stats(values: Mapping, names: Sequence[str]):
     return low, high, np.concatenate([np.asarray(s.sample, np.float32).ravel() for s in stats])
 
 
+def _fold_extremes(groups: Mapping, lows: dict[str, float], highs: dict[str, float]) -> None:
+    """Fold one feed's (low, high, values) per group into the running min / max."""
+    for k, (low, high, whole) in groups.items():
+        if low is None:  # exact pass: only the values are known
+            low, high = float(np.min(whole)), float(np.max(whole))
+        lows[k], highs[k] = min(lows[k], low), max(highs[k], high)
+
+
 def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: float,
                    feeds: Iterable[Mapping[str, np.ndarray]], tmpdir: str,
-                   sample: int = DEFAULT_SAMPLE) -> tuple[dict[str, float], int]:
+                   sample: int = DEFAULT_SAMPLE,
+                   extremes: dict[str, tuple[float, float]] | None = None) -> tuple[dict[str, float], int]:
     """max |x| threshold per activation tensor over ``feeds``. Returns (ranges, feeds seen).
+    ``extremes``, when given, is filled with each tensor's (min, max) over the feeds (of its
+    concat group): what an asymmetric (uint8) quantizer needs beside the threshold.
 
     sample: values per tensor and image the entropy / percentile histograms see, on a grid, with
     each tensor's exact min and max computed in-graph (calib_taps); 0: every value, fetched whole
@@ -120,6 +131,8 @@ def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: 
     group_of = placement.group_of()
     members = {min(g): sorted(g) for g in group_of.values()}  # one histogram per group
     absmax: dict[str, float] = dict.fromkeys(members, 0.0)
+    lows: dict[str, float] = dict.fromkeys(members, 0.0)  # 0 in the range, as both quantizers do
+    highs: dict[str, float] = dict.fromkeys(members, 0.0)
     hists = _histograms(method)
     stats, count = None, 0
     for feed in feeds:
@@ -128,6 +141,8 @@ def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: 
         count += 1
         groups = {k: _group_stats(values, names) for k, names in members.items()}
         del values
+        if extremes is not None:
+            _fold_extremes(groups, lows, highs)
         if hists is None:
             for k, (low, high, whole) in groups.items():
                 seen = _absmax(whole) if low is None else max(abs(low), abs(high))
@@ -140,6 +155,8 @@ def collect_ranges(onnx_in: str, placement: Placement, method: str, percentile: 
         raise UserError("no calibration image could be read")
     if hists is not None:
         absmax.update(hists.thresholds(num_quantized_bins=128, percentile=percentile))
+    if extremes is not None:
+        extremes.update({t: (lows[min(group_of[t])], highs[min(group_of[t])]) for t in tensors})
     return {t: absmax[min(group_of[t])] for t in tensors}, count
 
 

@@ -61,6 +61,7 @@ class QuantizeReport:
     cache_hit: bool = False
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    target: str = ""  # int8: the runtime the Q/DQ graph is for, "tensorrt" | "cpu"
 
     def summary(self) -> str:
         errs = ", ".join(
@@ -68,7 +69,8 @@ class QuantizeReport:
             + (f" peaks {100 * v.peak_agreement:.1f}%" if v.peak_agreement is not None else "")
             for k, v in self.errors.items()
         )
-        parts = [f"wrote {self.path} ({self.precision}) in {self.seconds:.1f}s"]
+        what = f"{self.precision} for {self.target}" if self.target else self.precision
+        parts = [f"wrote {self.path} ({what}) in {self.seconds:.1f}s"]
         if self.precision == "int8":
             parts.append(f"{self.method} calibration on {self.calibration_images} images"
                          + (" (cached ranges)" if self.cache_hit else "")

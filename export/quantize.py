@@ -29,6 +29,12 @@ INT8 (:func:`quantize_int8`), in three steps:
 3. The activation scales (``max|x| / 127``, symmetric int8, as ONNX Runtime computes them) are
    written into the placed graph (qdq.py).
 
+That is ``target="tensorrt"`` (the default). ``target="cpu"`` (ONNX Runtime, OpenVINO) replaces
+steps 1 and 3 with ONNX Runtime's own QDQ quantizer (qdq_cpu.py): every tensor it wants a range for
+is calibrated by the same step 2 (its [min, max] clipped to the method's threshold), and it writes
+uint8 asymmetric activations, int8 per-channel weights and fp32 elsewhere, the graph ONNX Runtime
+fuses into integer kernels at full graph optimisation. The file's metadata carries the target.
+
 Static-shape models: the official pre-processing sizes the input after the image (short side =
 input size, long side 64-aligned), which a fixed H x W network cannot take. Such models get the
 same warp with the image *letterboxed* into H x W, as the runtime pipeline feeds them
@@ -70,6 +76,7 @@ from .calib_ranges import collect_ranges as _collect_ranges
 from .calib_taps import DEFAULT_SAMPLE
 from .fp16 import _EXACT_IN_FP16, convert_fp16  # noqa: F401
 from .qdq import INT8_MAX, Placement, apply_scales, place_qdq  # noqa: F401
+from .qdq_cpu import TARGETS, clipped_range, quantize_cpu, shape_inferred, tensors_to_calibrate
 from .quant_common import (
     OutputError,
     QuantizeReport,
@@ -84,11 +91,15 @@ from .quant_common import quiet as _quiet  # noqa: F401
 #: Fewer calibration images than this gives noisy activation ranges: warn.
 RECOMMENDED_MIN_IMAGES = 100
 METHODS = ("entropy", "max", "percentile")
+#: ONNX Runtime graph optimisation an INT8 file of each target runs at (needed_level).
+_RUN_LEVEL = {"tensorrt": "disable", "cpu": "all"}
 
 
 # -- INT8 steps -------------------------------------------------------------------------------------
 def _check_int8_args(method: str, percentile: float, high_precision: str, num_images: int,
-                     sample: int = DEFAULT_SAMPLE) -> None:
+                     sample: int = DEFAULT_SAMPLE, target: str = "tensorrt") -> None:
+    if target not in TARGETS:
+        raise UserError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if method not in METHODS:
         raise UserError(f"calibration method must be one of {', '.join(METHODS)}, not {method!r}")
     if high_precision not in ("fp16", "fp32"):
@@ -128,18 +139,24 @@ def _placement(work_in: str, maker: InputMaker, calib_paths: list[str], high_pre
 def _calibrate(work_in: str, placement: Placement, maker: InputMaker, calib_paths: list[str],
                method: str, percentile: float, num_images: int, progress: bool, tmp: str,
                report: QuantizeReport, skipped: list[str],
-               sample: int = DEFAULT_SAMPLE) -> dict[str, float]:
+               sample: int = DEFAULT_SAMPLE, target: str = "tensorrt") -> dict:
     """Step 2, the pass: ranges over up to ``num_images`` readable calibration images, with a
-    progress bar; unreadable ones are appended to ``skipped``."""
+    progress bar; unreadable ones are appended to ``skipped``. Ranges: {tensor: max |x|
+    threshold} for target "tensorrt", {tensor: [min, max]} (clipped to the threshold) for "cpu"."""
     from tqdm import tqdm
 
-    target = min(num_images, len(calib_paths))
-    with tqdm(total=target, desc=f"INT8 calibration ({method})", unit="img",
+    wanted = min(num_images, len(calib_paths))
+    with tqdm(total=wanted, desc=f"INT8 calibration ({method})", unit="img",
               disable=None if progress else True, leave=False) as bar:
         stats: dict = {}
         feeds = maker.feeds(calib_paths, skipped, limit=num_images, bar=bar, stats=stats)
-        ranges, _ = _collect_ranges(work_in, placement, method, percentile, feeds, tmp, sample)
+        extremes: dict[str, tuple[float, float]] | None = {} if target == "cpu" else None
+        ranges, _ = _collect_ranges(work_in, placement, method, percentile, feeds, tmp, sample,
+                                    extremes=extremes)
         report.calibration_images = stats["used"]
+    if target == "cpu":
+        return {t: list(extremes[t] if method == "max" else clipped_range(*extremes[t], ranges[t]))
+                for t in ranges}
     return ranges
 
 
@@ -152,7 +169,7 @@ def _cached_ranges(cache: tuple[dict, str, str], use_cache: bool, onnx_in: str, 
     if cached:
         report.cache_hit = True
         report.calibration_images = int(cached.get("images", 0))
-        return ({t: float(cached["ranges"][t]) for t in placement.scales},
+        return ({t: cached["ranges"][t] for t in placement.scales},
                 list(cached.get("skipped", [])))
     skipped: list[str] = []
     ranges = calibrate(skipped)
@@ -162,17 +179,24 @@ def _cached_ranges(cache: tuple[dict, str, str], use_cache: bool, onnx_in: str, 
 
 
 def _int8_notes(report: QuantizeReport, placement: Placement, maker: InputMaker,
-                high_precision: str, method: str = "entropy", sample: int = DEFAULT_SAMPLE) -> None:
-    report.notes.append(f"{len(placement.scales)} activation quantizers, "
-                        f"{len(placement.groups)} concat groups sharing a scale; "
-                        f"unquantized layers in {high_precision}")
+                high_precision: str, method: str = "entropy", sample: int = DEFAULT_SAMPLE,
+                target: str = "tensorrt") -> None:
+    if target == "cpu":
+        report.notes.append(f"target cpu (ONNX Runtime, OpenVINO): {len(placement.scales)} activations "
+                            "quantized to uint8 by ONNX Runtime's placement, the rest in fp32; runs at "
+                            "graph optimisation 'all'; TensorRT cannot build it (calibrate --target "
+                            "tensorrt for TensorRT)")
+    else:
+        report.notes.append(f"target tensorrt: {len(placement.scales)} activation quantizers, "
+                            f"{len(placement.groups)} concat groups sharing a scale; "
+                            f"unquantized layers in {high_precision}")
     if sample and method != "max":
         report.notes.append(f"{method} histograms from a grid sample of about {sample} values per "
                             "tensor and image (exact min / max); --sample 0 reads every value")
     if maker.fixed_hw:
         report.notes.append(f"static input {maker.fixed_hw[0]}x{maker.fixed_hw[1]}: frames "
                             "letterboxed into it (see fixed_size_input)")
-    if high_precision == "fp16":
+    if target == "tensorrt" and high_precision == "fp16":
         report.notes.append("fp16 Q/DQ graph: ONNX Runtime's bias quantization pass miscomputes it, so "
                             "run / eval / bench / Pipeline run INT8 files with ONNX Runtime graph "
                             "optimisation disabled (--graph-optimization auto); TensorRT is unaffected")
@@ -191,7 +215,7 @@ def _check_int8(report: QuantizeReport, maker: InputMaker, onnx_in: str, onnx_ou
     if not feeds:
         feeds = list(maker.feeds(calib_paths, check_skips, limit=max(1, min(4, len(calib_paths)))))
         report.checked_on = f"{len(feeds)} calibration images (none held out: too few images)"
-    report.errors, _ = compare_outputs(onnx_in, onnx_out, feeds, "disable")
+    report.errors, _ = compare_outputs(onnx_in, onnx_out, feeds, report.graph_optimization)
     return check_skips
 
 
@@ -229,6 +253,7 @@ def quantize_int8(
     progress: bool = True,
     log=None,
     sample: int = DEFAULT_SAMPLE,
+    target: str = "tensorrt",
 ) -> QuantizeReport:
     """Write an INT8 Q/DQ ONNX of ``onnx_in`` calibrated on ``images`` (see module docstring).
 
@@ -245,11 +270,16 @@ def quantize_int8(
     sample: values per tensor and image the entropy / percentile histograms see (a grid, with
         exact min and max measured in-graph; "max" reads no sample); 0: every value, as ModelOpt
         calibrates (about twice as slow).
+    target: the runtime the Q/DQ graph is laid out for (qdq_cpu.TARGETS), written to the file's
+        metadata: "tensorrt" (ModelOpt's placement, unquantized layers in ``high_precision``) or
+        "cpu" (ONNX Runtime / OpenVINO: ONNX Runtime's placement, uint8 activations, fp32
+        elsewhere, see qdq_cpu.py; ``high_precision`` does not apply).
     """
     t0 = time.perf_counter()
     check_onnx_output(onnx_in, onnx_out, "int8")
-    _check_int8_args(method, percentile, high_precision, num_images, sample)
-    require_modelopt("modelopt.onnx.quantization", "INT8 quantization")
+    _check_int8_args(method, percentile, high_precision, num_images, sample, target)
+    if target == "tensorrt":
+        require_modelopt("modelopt.onnx.quantization", "INT8 quantization")
     from ..engine.onnx_info import copy_metadata
     from ..engine.related import derived_from_record
 
@@ -260,29 +290,38 @@ def quantize_int8(
     settings, key, cache_path = cache_entry(onnx_in, pool, {
         "method": method, "percentile": percentile if method == "percentile" else None,
         "num_images": num_images, "holdout": n_hold, "seed": seed, "input": maker.describe(),
-        "sample": sample},
+        "sample": sample, **({"target": target} if target != "tensorrt" else {})},
         cache_dir)
     # Before any calibration work: the ranges are always written to the cache (--no-cache
     # refreshes it), so a read-only or misplaced cache folder would fail only at the end.
     check_writable(os.path.dirname(cache_path), "the calibration cache folder",
                    "give a writable --cache-dir (or set XDG_CACHE_HOME)", folder=True)
     report = QuantizeReport(path=onnx_out, reference=onnx_in, precision="int8", checked_on="",
-                            graph_optimization="disable", method=method, cache_path=cache_path)
+                            graph_optimization=_RUN_LEVEL[target], method=method,
+                            cache_path=cache_path, target=target)
     with tempfile.TemporaryDirectory(prefix="higherhrnet_trt_int8_") as tmp:
         # ModelOpt writes intermediate files next to its input: give it a private copy.
         work_in = os.path.join(tmp, "model.onnx")
         shutil.copyfile(onnx_in, work_in)
-        placed, placement = _placement(work_in, maker, calib_paths, high_precision, tmp, src_model,
-                                       onnx_in)
+        if target == "cpu":
+            placed = shape_inferred(work_in)
+            placement = Placement({t: set() for t in tensors_to_calibrate(placed)}, [])
+        else:
+            placed, placement = _placement(work_in, maker, calib_paths, high_precision, tmp,
+                                           src_model, onnx_in)
         ranges, skipped = _cached_ranges(
             (settings, key, cache_path), use_cache, onnx_in, placement, report,
             lambda skipped: _calibrate(work_in, placement, maker, calib_paths, method, percentile,
-                                       num_images, progress, tmp, report, skipped, sample))
-        # 3. Scales into the placed graph, metadata back (ModelOpt drops it).
-        apply_scales(placed, placement, ranges)
-        copy_metadata(src_model, placed, precision="int8", derived_from=derived_from_record(onnx_in))
+                                       num_images, progress, tmp, report, skipped, sample, target))
+        # 3. Scales into the graph, metadata back (the quantizers drop it).
+        if target == "cpu":
+            placed = quantize_cpu(placed, {t: (float(lo), float(hi)) for t, (lo, hi) in ranges.items()})
+        else:
+            apply_scales(placed, placement, ranges)
+        copy_metadata(src_model, placed, precision="int8", target=target,
+                      derived_from=derived_from_record(onnx_in))
         save_onnx(placed, onnx_out)
-    _int8_notes(report, placement, maker, high_precision, method, sample)
+    _int8_notes(report, placement, maker, high_precision, method, sample, target)
     check_skips = _check_int8(report, maker, onnx_in, onnx_out, hold_paths, calib_paths)
     report.skipped_images = skipped + [s for s in check_skips if s not in skipped]
     _int8_warnings(report, num_images, n_hold, len(pool))

@@ -225,7 +225,7 @@ def _start(cmd: list, env: dict, log: Path) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL)
 
 
-def _stop(proc: subprocess.Popen, sig: int, timeout: float = 30) -> int:
+def _stop(proc: subprocess.Popen, sig: int, timeout: float = 90) -> int:  # slow under load
     if proc.poll() is None:
         proc.send_signal(sig)
     try:

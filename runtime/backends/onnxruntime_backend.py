@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 
@@ -12,6 +13,8 @@ from higherhrnet_trt.core.image_io import shown_path
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
+
+log = logging.getLogger("higherhrnet_trt")
 
 #: --graph-optimization values: "auto" (the level the file needs, see :func:`needed_level`) or
 #: one of ONNX Runtime's levels.
@@ -54,7 +57,9 @@ def _check_providers(ort, providers: Sequence[str]) -> None:
 
 def needed_level(meta: ModelMeta | None) -> str:
     """The graph optimisation level "auto" picks from a file's metadata: "disable" for INT8 Q/DQ
-    files (precision "int8"), "all" otherwise.
+    files laid out for TensorRT (precision "int8", target "tensorrt" or none), "all" otherwise
+    (INT8 files of ``calibrate --target cpu`` included: their fp32 Q/DQ graph is what ONNX
+    Runtime fuses into its integer kernels at that level).
 
     Why: ONNX Runtime's level-1 WeightBiasQuantization pass (basic and above) turns each quantized
     Conv's float bias into int32 (bias / (input scale x weight scale)) and rounds it through the
@@ -63,10 +68,21 @@ def needed_level(meta: ModelMeta | None) -> str:
     scenes): 123 of its 6003 biases overflow, and the tags' mean |error| against fp32 doubles
     (0.051 -> 0.102, cosine 0.99903 -> 0.99684); the heatmaps' barely moves (3.06e-3 -> 3.05e-3).
     tests/test_backend_onnxruntime_int8.py checks it. INT8 files
-    with fp32 layers (--high-precision fp32) give the same results at "all" (about 5 % faster on
-    the demo); "auto" cannot tell them apart from the metadata and disables for both.
+    with fp32 layers (--high-precision fp32) give the same results at "all" (still slower than
+    fp32: ONNX Runtime fuses almost none of TensorRT's placement, see export/qdq_cpu.py); "auto"
+    cannot tell them apart from the metadata and disables for both.
     """
-    return "disable" if meta is not None and meta.precision == "int8" else "all"
+    tensorrt_int8 = meta is not None and meta.precision == "int8" and meta.target != "cpu"
+    return "disable" if tensorrt_int8 else "all"
+
+
+def pairing_note(meta: ModelMeta | None, path: str) -> str | None:
+    """One line for an INT8 file laid out for TensorRT run here (slower than its fp32 file under
+    ONNX Runtime), else None."""
+    if meta is None or meta.precision != "int8" or meta.target == "cpu":
+        return None
+    return (f"{os.path.basename(path)} is an INT8 file for TensorRT: ONNX Runtime runs it slower than "
+            "fp32; for the CPU make one with 'higherhrnet-trt calibrate --target cpu'")
 
 
 class OnnxRuntimeBackend(Backend):
@@ -74,8 +90,8 @@ class OnnxRuntimeBackend(Backend):
 
     providers: ONNX Runtime execution providers in priority order (default: CPU only).
     threads: intra-op threads (0 = ONNX Runtime's default, one per core).
-    graph_optimization: "auto" (default: :func:`needed_level`, "disable" for INT8 Q/DQ files,
-        "all" otherwise), "all", "extended", "basic" or "disable". After activate(),
+    graph_optimization: "auto" (default: :func:`needed_level`, "disable" for INT8 Q/DQ files laid
+        out for TensorRT, "all" otherwise), "all", "extended", "basic" or "disable". After activate(),
         ``graph_optimization_used`` is the level the session runs at.
     config: for an ONNX without higherhrnet_trt metadata (exported by other tools): its config
         name (export/configs.py); see backends/foreign.py.
@@ -136,6 +152,9 @@ class OnnxRuntimeBackend(Backend):
             self._session = None  # one session in memory at a time
             self._session = self._open(ort, level)
         self.graph_optimization_used = level
+        note = pairing_note(self._meta, self.path)
+        if note:
+            log.warning(note)
 
     def _open(self, ort, level: str):
         """An InferenceSession of the file at graph optimisation ``level``; one-line UserError for

@@ -1,0 +1,94 @@
+"""INT8 Q/DQ graph for CPU runtimes (``calibrate --target cpu``): ONNX Runtime's own QDQ placement
+with our calibrated ranges.
+
+Why a second placement: the TensorRT placement (qdq.py, ModelOpt) quantizes the *inputs* of each
+Conv and leaves its output in float (TensorRT fuses Conv + bias + ReLU + Add in int8 itself). ONNX
+Runtime's CPU provider only turns a DequantizeLinear -> op -> QuantizeLinear pattern into an
+integer kernel (QLinearConv, QLinearAdd, QLinearConcat, uint8 Resize), so on that graph only 4 of
+the demo's 137 convolutions become QLinearConv: the rest run in fp32 behind a DequantizeLinear of
+their weights at every frame, slower than the fp32 file (0.6x measured on the demo). ONNX Runtime's
+quantizer puts a Q/DQ pair on every input and output of the ops it has integer kernels for, with
+uint8 activations quantized asymmetrically (zero point where the tensor's minimum maps), which is
+what lets the optimiser drop a ReLU into the preceding QuantizeLinear (its range starts at 0) and
+fuse every Conv, Add, Concat and Resize of HigherHRNet: 137 QLinearConv, 79 QLinearAdd on the demo.
+
+Ranges: ours (calib_ranges.collect_ranges: streamed, cached, pre-processed as the runtime does),
+handed to ONNX Runtime's QDQQuantizer as a MinMax TensorsData, so its biases (int32, scale = input
+scale x weight scale) agree with the activation scales. A symmetric threshold t (entropy,
+percentile) clips the tensor's measured [min, max] to [max(min, -t), min(max, t)]; "max" keeps
+[min, max]. Weights: int8, symmetric, per output channel (ONNX Runtime's defaults).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import numpy as np
+
+from higherhrnet_trt.core.precision import CALIBRATION_TARGETS
+
+#: ModelMeta.target values of INT8 files: which runtime the Q/DQ graph is laid out for.
+TARGETS = CALIBRATION_TARGETS
+
+
+def _quantizable_ops() -> list[str]:
+    """Op types ONNX Runtime's static quantizer quantizes by default (as quantize_static)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+
+
+def shape_inferred(path: str):
+    """The ONNX at ``path`` with shapes inferred (what ONNX Runtime's quantizer works on)."""
+    from pathlib import Path
+
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+    return load_model_with_shape_infer(Path(path))
+
+
+def tensors_to_calibrate(model) -> list[str]:
+    """Float activations ONNX Runtime's quantizer wants a range for: every non-initializer float
+    input and output of an op it quantizes (its calibrator's own selection).
+
+    model: a shape-inferred ModelProto (:func:`shape_inferred`)."""
+    from onnx import TensorProto
+
+    ops = set(_quantizable_ops())
+    infos = {vi.name: vi for vi in itertools.chain(model.graph.value_info, model.graph.output,
+                                                    model.graph.input)}
+    inits = {i.name for i in model.graph.initializer}
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
+    out: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type not in ops:
+            continue
+        for name in itertools.chain(node.input, node.output):
+            vi = infos.get(name)
+            if (vi is not None and name not in inits and vi.type.HasField("tensor_type")
+                    and vi.type.tensor_type.elem_type in floats):
+                out.add(name)
+    return sorted(out)
+
+
+def clipped_range(low: float, high: float, threshold: float) -> tuple[float, float]:
+    """[min, max] of a tensor clipped to a symmetric threshold [-t, t] (entropy / percentile)."""
+    return max(low, -threshold), min(high, threshold)
+
+
+def quantize_cpu(model, ranges: Mapping[str, tuple[float, float]]):
+    """ONNX Runtime's QDQ quantization of ``model`` (shape-inferred, see :func:`shape_inferred`)
+    with the (min, max) ``ranges`` of every tensor :func:`tensors_to_calibrate` names: uint8
+    asymmetric activations, int8 per-channel weights. Returns the quantized ModelProto."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+
+    data = {t: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+            for t, (lo, hi) in ranges.items()}
+    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QUInt8,
+                             TensorsData(CalibrationMethod.MinMax, data), [], [],
+                             _quantizable_ops(), {})
+    quantizer.quantize_model()
+    return quantizer.model.model

@@ -1,0 +1,167 @@
+"""``calibrate --target cpu`` (export/qdq_cpu.py) on the tiny network: the Q/DQ graph ONNX Runtime's
+own static quantizer writes from the same images, fused by ONNX Runtime into integer kernels, and
+the pairing checks (ONNX Runtime's level, TensorRT's refusal).
+
+Reference for the graph: onnxruntime.quantization.quantize_static (QDQ, per-channel, uint8
+activations, MinMax) on the same pre-processed frames, which must give the same initializers
+(activation scales and zero points, int8 weights, int32 biases) as our ranges with ``method max``.
+"""
+
+from __future__ import annotations
+
+import collections
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime.quantization")
+pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def cpu_files(tiny_onnx, tmp_path_factory):
+    """(fp32 ONNX, cpu-target INT8 ONNX (method max), calibration folder, report summary)."""
+    from higherhrnet_trt.export.quantize import quantize_int8
+    from higherhrnet_trt.references.scenes import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("int8_cpu")
+    generate_dataset(str(tmp / "calib"), 4, seed=3000, size=(128, 128))
+    out = str(tmp / "tiny.cpu.int8.onnx")
+    with warnings.catch_warnings():  # "calibrated on 4 images": few on purpose (time)
+        warnings.simplefilter("ignore")
+        report = quantize_int8(str(tiny_onnx), out, str(tmp / "calib" / "images"), num_images=4, holdout=0,
+                               method="max", target="cpu", cache_dir=str(tmp / "cache"),
+                               progress=False)
+    return str(tiny_onnx), out, str(tmp / "calib" / "images"), report.summary()
+
+
+def _initializers(path: str) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+
+
+def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
+
+    fp32, ours, images, _ = cpu_files
+    _, summary, meta = check_fp32_input(fp32)
+    maker = InputMaker(summary, meta, None)
+    feeds = list(maker.feeds(list_images(images), []))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    ref = str(tmp_path / "ort.onnx")
+    quantize_static(fp32, ref, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    a, b = _initializers(ours), _initializers(ref)
+    assert set(a) == set(b)
+    scales = [n for n in a if n.endswith("_scale")]
+    assert len(scales) > 50  # activations and weights of every Conv
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        # Our min / max come from an optimised session (fused Conv arithmetic), ORT's from its
+        # unoptimised one: the last bit of a range may differ, so a scale by float rounding and an
+        # int32 bias (bias / scale, rounded) by one step where it sits at a half.
+        atol = 1 if a[name].dtype == np.int32 else 0
+        np.testing.assert_allclose(a[name].astype(np.float64), b[name].astype(np.float64),
+                                   rtol=1e-6, atol=atol, err_msg=name)
+
+
+def _optimised_ops(path: str, tmp_path) -> collections.Counter:
+    import onnx
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+
+
+def test_onnxruntime_fuses_every_conv(cpu_files, tmp_path):
+    """What makes the file fast: at "all" no Conv is left in float."""
+    import onnx
+
+    fp32, ours, _, _ = cpu_files
+    convs = sum(n.op_type == "Conv" for n in onnx.load(fp32).graph.node)
+    ops = _optimised_ops(ours, tmp_path)
+    assert ops["QLinearConv"] == convs, ops
+    assert ops["Conv"] == ops["FusedConv"] == 0, ops
+
+
+def test_backend_runs_it_optimised_and_close_to_fp32(cpu_files, caplog):
+    from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
+    from higherhrnet_trt.runtime.backends import create_backend
+
+    fp32, ours, images, _ = cpu_files
+    _, summary, meta = check_fp32_input(fp32)
+    feed = next(iter(InputMaker(summary, meta, None).feeds(list_images(images), [])))
+    with create_backend(fp32, threads=1) as b:
+        ref = b.infer(feed)
+    with caplog.at_level("WARNING", logger="higherhrnet_trt"), create_backend(ours, threads=1) as b:
+        got = b.infer(feed)
+        assert b.metadata.target == "cpu" and b.metadata.precision == "int8"
+        assert b.graph_optimization_used == "all"
+    assert not [r for r in caplog.records if "INT8 file for TensorRT" in r.getMessage()]
+    r, v = ref["heatmaps"].ravel(), got["heatmaps"].ravel()
+    cos = float(r @ v / np.sqrt((r @ r) * (v @ v)))
+    assert 0.99 < cos < 1.0, cos  # INT8, not fp32 twice
+
+
+def test_pairings():
+    from higherhrnet_trt.core.metadata import ModelMeta
+    from higherhrnet_trt.runtime.backends.onnxruntime_backend import needed_level, pairing_note
+
+    trt, cpu = ModelMeta(precision="int8", target="tensorrt"), ModelMeta(precision="int8", target="cpu")
+    old = ModelMeta(precision="int8")  # written before the key existed: TensorRT's placement
+    assert [needed_level(m) for m in (trt, cpu, old, ModelMeta())] == ["disable", "all", "disable", "all"]
+    assert pairing_note(cpu, "m.onnx") is None and pairing_note(ModelMeta(), "m.onnx") is None
+    note = pairing_note(old, "/x/m.onnx")
+    assert "\n" not in note and "--target cpu" in note and "m.onnx" in note
+
+
+def test_tensorrt_build_refuses_cpu_target(cpu_files):
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.engine.build_plan import plan_precision
+    from higherhrnet_trt.engine.onnx_info import summarize
+
+    _, ours, _, summary = cpu_files
+    assert f"wrote {ours} (int8 for cpu)" in summary  # calibrate says which target the file is for
+    with pytest.raises(UserError, match="--target tensorrt") as e:
+        plan_precision(None, summarize(ours), False, False, ours)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_target_is_one_line(tiny_onnx, tmp_path):
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export.quantize import quantize_int8
+
+    with pytest.raises(UserError, match="target must be one of tensorrt, cpu"):
+        quantize_int8(str(tiny_onnx), str(tmp_path / "x.onnx"), str(tmp_path), target="gpu")
+
+
+def test_export_refuses_an_engine_of_a_cpu_target(tmp_path):
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export.api import export
+
+    with pytest.raises(UserError, match="builds no TensorRT engine"):
+        export(None, config="tiny", output=str(tmp_path / "x.onnx"), int8=True, data=str(tmp_path),
+               target="cpu", format="engine", log=lambda *a, **k: None)
