@@ -103,14 +103,9 @@ def default_image() -> str:
 
 
 def _load_frame(path: str | None) -> np.ndarray:
-    from higherhrnet_trt.runtime.sources import import_cv2
+    from higherhrnet_trt.core.image_io import read_image
 
-    cv2 = import_cv2()
-    path = path or default_image()
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise UserError(f"cannot read image {path}")
-    return frame
+    return read_image(path or default_image())
 
 
 def _usage() -> tuple[float, float, float]:

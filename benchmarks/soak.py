@@ -89,7 +89,10 @@ def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 
 
     Returns {"frames", "seconds", "fps", "host": growth, "device": growth | None,
     "host_second_half": growth, "device_second_half": growth | None,
-    "samples": [[frame, host_mib, device_mib], ...], "people_total"}."""
+    "samples": [[frame, host_mib, device_mib], ...], "people_total", "interrupted"}. Ctrl-C or
+    SIGTERM (under core.errors.sigterm_as_interrupt) ends the loop early: the result covers the
+    frames done (a last sample taken then), and "interrupted" names the signal (else None)."""
+    from ..core.errors import interrupt_word
     from ..runtime.pipeline import Pipeline
 
     images = load_frames(images_dir)
@@ -106,26 +109,37 @@ def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 
         opened = GpuPipeline(model, cuda_graph=True, **backend_options)
     else:
         opened = Pipeline(model, backend=backend, **backend_options)
+    interrupted = None
+    done = 0
     with opened as pipe:
         t0 = time.perf_counter()
-        for i in range(frames):
-            people += len(pipe.predict(images[i % len(images)]))
-            done = i + 1
-            if done >= warmup and (done - warmup) % every == 0 or done == frames:
+        try:
+            for i in range(frames):
+                people += len(pipe.predict(images[i % len(images)]))
+                done = i + 1
+                if done >= warmup and (done - warmup) % every == 0 or done == frames:
+                    samples.append((done, host_rss_mib(), device_used_mib()))
+                if bar is not None:
+                    bar.update(1)
+        except KeyboardInterrupt as e:  # keep what was measured, as the CLI commands do
+            interrupted = e
+            if done and (not samples or samples[-1][0] != done):
                 samples.append((done, host_rss_mib(), device_used_mib()))
-            if bar is not None:
-                bar.update(1)
         seconds = time.perf_counter() - t0
         backend_name = ("gpu pipeline, " if gpu_pipeline else "") + pipe.backend.name
     if bar is not None:
         bar.close()
+    if not samples:  # stopped before the first frame: nothing measured
+        raise interrupted if interrupted is not None else RuntimeError("no frames ran")
     xs = [s[0] for s in samples]
     dev = [s[2] for s in samples]
     has_dev = bool(dev) and all(d is not None for d in dev)
     half = len(samples) // 2
     return {
-        "model": os.path.basename(model), "backend": backend_name, "frames": frames, "warmup": warmup,
-        "seconds": round(seconds, 1), "fps": round(frames / seconds, 1), "people_total": people,
+        "model": os.path.basename(model), "backend": backend_name, "frames": done, "warmup": warmup,
+        "seconds": round(seconds, 1), "fps": round(done / max(seconds, 1e-9), 1),
+        "people_total": people,
+        "interrupted": None if interrupted is None else interrupt_word(interrupted),
         "host": growth(xs, [s[1] for s in samples]),
         "device": growth(xs, dev) if has_dev else None,
         "host_second_half": growth(xs[half:], [s[1] for s in samples[half:]]),
@@ -154,9 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu_pipeline and (args.backend != "auto" or args.threads):
         ap.error("--gpu-pipeline picks its network from the file (engine or .pth): "
                  "drop --backend / --threads")
+    from ..core.errors import Terminated, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
+
     opts = {"threads": args.threads} if args.threads else {}
-    res = soak(args.model, args.backend, args.frames, args.warmup, args.every, args.images,
-               progress=not args.no_progress, gpu_pipeline=args.gpu_pipeline, **opts)
+    with sigterm_as_interrupt():  # SIGTERM (timeout, systemd) stops the loop like Ctrl-C
+        res = soak(args.model, args.backend, args.frames, args.warmup, args.every, args.images,
+                   progress=not args.no_progress, gpu_pipeline=args.gpu_pipeline, **opts)
+    stopped = None
+    if res["interrupted"] is not None:
+        stopped = Terminated() if res["interrupted"] == interrupt_word(Terminated()) else KeyboardInterrupt()
+        print(f"{res['interrupted']} after {res['frames']} of {args.frames} frames: the numbers "
+              "below cover those", file=sys.stderr)
     h = res["host"]
     print(f"{res['frames']} frames ({res['backend']}, {res['fps']} fps, {res['people_total']} people): "
           f"host RSS {h['start_mib']:.1f} -> {h['end_mib']:.1f} MiB (growth {h['growth_mib']:+.2f}, slope "
@@ -171,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         from .environment import write_json
 
         write_json(args.json, res)
-    return 0
+    return 0 if stopped is None else interrupt_exit_code(stopped)
 
 
 if __name__ == "__main__":

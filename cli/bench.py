@@ -14,22 +14,21 @@ from higherhrnet_trt.core.files import Output, check_outputs, require_suffix
 from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions
 
 from .args import HelpFormatter, paragraphs, setup_logging, whole_number_at_least
+from .bounds import BATCH, input_size
 from .flags import add_flags, options
 
+_input_size = input_size  # (H, W), multiples of 64, bounded (cli.bounds)
 
-def _input_size(text: str) -> tuple[int, int]:
-    """'512' -> (512, 512); '512x768' -> (512, 768) as (H, W); multiples of 64."""
-    try:
-        parts = [int(v) for v in text.lower().replace("*", "x").split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 64 or any(p % 64 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected H or HxW in multiples of 64 (e.g. 512 or 512x768), "
-                                         f"got {text!r}")
-    return parts[0], parts[1]
+#: What --plot can write (matplotlib picks the format from the extension).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
 
+
+def _plot_file(text: str) -> str:
+    """argparse type: a file name ending in one of PLOT_SUFFIXES."""
+    if not text.lower().endswith(PLOT_SUFFIXES):
+        raise argparse.ArgumentTypeError(f"expected a file ending in {', '.join(PLOT_SUFFIXES)} "
+                                         f"(matplotlib picks the format from it), got {text!r}")
+    return text
 
 _count = whole_number_at_least
 
@@ -65,7 +64,7 @@ def register(sub) -> None:
     )
     add_flags(p, ModelOptions)
     add_flags(p, DecodeOptions, ["heatmap_resolution"])
-    p.add_argument("--batch", type=_count(1), default=1,
+    p.add_argument("--batch", type=BATCH, default=1,
                    help="frames per iteration (a fixed-batch model needs its own batch size)")
     p.add_argument("--input-size", type=_input_size, metavar="H[xW]",
                    help="letterbox frames into this input (models exported with --dynamic); default: "
@@ -77,8 +76,9 @@ def register(sub) -> None:
     p.add_argument("--image", metavar="FILE",
                    help="frame to run (default: the bundled 640x480 sample with 5 people)")
     p.add_argument("--json", metavar="FILE", help="write the full results (and the environment) here")
-    p.add_argument("--plot", metavar="PNG", help="draw per-stage latencies and the per-iteration "
-                                                 "times here (needs matplotlib)")
+    p.add_argument("--plot", type=_plot_file, metavar="PNG",
+                   help="draw per-stage latencies and the per-iteration times here (.png, .svg, .pdf "
+                        "or .jpg; needs matplotlib)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_bench_cli)
 

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
 from higherhrnet_trt.cli.args import positive_int as _positive_int
 from higherhrnet_trt.core.precision import CalibrationOptions, PrecisionOptions
 
+from .bounds import BATCH, input_size
 from .flags import add_flags, options
 
 
 def _size(text: str):
-    """'512' -> 512, '384x640' -> (384, 640) (H x W)."""
-    try:
-        if "x" in text:
-            h, w = text.lower().split("x")
-            return int(h), int(w)
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, e.g. 512 or 384x640, got {text!r}") from None
+    """'512' -> 512, '384x640' -> (384, 640) (H x W); bounded by cli.bounds.input_size."""
+    h, w = input_size(text)
+    return (h, w) if "x" in text.lower().replace("*", "x") else h
 
 
 def _config_help() -> str:
@@ -57,7 +52,7 @@ def register(sub) -> None:
     p.add_argument("--dynamic", action="store_true",
                    help="dynamic height and width (multiples of 64): one file for any image shape")
     p.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
-    p.add_argument("--batch", type=_positive_int, default=1, help="static batch size")
+    p.add_argument("--batch", type=BATCH, default=1, help="static batch size")
     p.add_argument("--no-flip", dest="flip", action="store_false",
                    help="leave out the flip test (half the compute, ~1-2 AP lower)")
     p.add_argument("--raw-outputs", action="store_true",

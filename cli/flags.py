@@ -39,6 +39,7 @@ from higherhrnet_trt.runtime.options import (
 from higherhrnet_trt.runtime.streams import DEFAULT_TIMEOUT_S
 
 from .args import fraction, positive_int, seconds
+from .bounds import THREADS, nonempty_list, torch_device
 
 
 def scales(text: str) -> tuple[float, ...]:
@@ -90,10 +91,10 @@ GROUPS: dict[type, dict[str, Flag]] = {
             "onnxruntime, openvino (Intel CPUs), tensorrt, tensorrt-rtx, torch, triton (MODEL is then "
             "a served model: triton://HOST:PORT/NAME, see 'higherhrnet-trt serve'), or another "
             "registered backend"))),
-        Flag("providers", dict(metavar="EP[,EP...]", help=(
+        Flag("providers", dict(type=nonempty_list("execution provider names"), metavar="EP[,EP...]", help=(
             "onnxruntime only: execution providers in priority order, e.g. "
             "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)"))),
-        Flag("threads", dict(type=int, default=0, help=(
+        Flag("threads", dict(type=THREADS, default=0, help=(
             "onnxruntime / openvino only: CPU threads (0 = the library's default)"))),
         Flag("graph_optimization", dict(choices=("auto", "all", "extended", "basic", "disable"),
                                         default=None, help=(
@@ -108,7 +109,7 @@ GROUPS: dict[type, dict[str, Flag]] = {
             "torch: the checkpoint's config (w32_512, w48_640, ...; default: the one that fits its "
             "shapes); onnxruntime: the config of an ONNX exported by other tools, without "
             "higherhrnet_trt metadata (files from 'export' describe themselves)"))),
-        Flag("device", dict(default=None, help=(
+        Flag("device", dict(type=torch_device, default=None, help=(
             "torch only: cuda, cuda:N or cpu (default: cuda when a GPU is visible; FP16 there)"))),
     ),
     DecodeOptions: _flags(

@@ -15,6 +15,7 @@ import importlib
 import sys
 
 from higherhrnet_trt.core.errors import UserError, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
+from higherhrnet_trt.core.files import disk_error_message
 
 from .args import add_global_options
 
@@ -58,7 +59,18 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _printable_streams() -> None:
+    """File names that are not UTF-8 (surrogate escapes) print as \\xNN instead of raising
+    UnicodeEncodeError half-way through a command (stderr does this already; stdout does not)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we may change
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -77,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt as e:
             print(interrupt_word(e), file=sys.stderr)
             return interrupt_exit_code(e)
+        except OSError as e:  # a full, read-only or over-quota disk: one line, not a traceback
+            message = disk_error_message(e)
+            if message is None or args.verbose:
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ from higherhrnet_trt.cli.args import whole_number_at_least
 from higherhrnet_trt.core.precision import CalibrationOptions
 from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
 
+from . import bounds
 from .flags import add_flags, options
 
 _whole_number = whole_number_at_least(0)
+#: calibrate --percentile when --method percentile is given without it.
+DEFAULT_PERCENTILE = 99.999
 
 
 def register(sub) -> None:
@@ -44,20 +47,21 @@ def _add_calibrate(sub, fmt) -> None:
     c.add_argument("-o", "--output", metavar="ONNX",
                    help="output INT8 ONNX (default: MODEL.int8.onnx next to the input)")
     add_flags(c, CalibrationOptions, ["num_images", "method"])
-    c.add_argument("--percentile", type=float, default=99.999, metavar="P",
-                   help="share of |x| kept by --method percentile, in percent")
+    c.add_argument("--percentile", type=bounds.PERCENTILE, default=None, metavar="P",
+                   help=f"share of |x| kept by --method percentile, in percent (default: "
+                        f"{DEFAULT_PERCENTILE:g})")
     c.add_argument("--sample", type=_whole_number, default=DEFAULT_SAMPLE, metavar="N",
                    help="values per tensor and image the entropy and percentile histograms see (a "
                         "grid over rows and columns; each tensor's exact min and max are always "
                         "measured, in-graph): 1.2-1.3x the time of plain inference on W32-512. 0: "
                         "every value, fetched as ModelOpt calibrates: ranges equal to ModelOpt's "
                         "and ONNX Runtime's histograms exactly, about 2.6x plain inference")
-    c.add_argument("--holdout", type=int, default=10, metavar="N",
+    c.add_argument("--holdout", type=bounds.HOLDOUT, default=10, metavar="N",
                    help="images kept out of calibration to measure the error (at most 1/5 of them)")
     c.add_argument("--high-precision", choices=["fp16", "fp32"], default="fp16",
                    help="--target tensorrt: dtype of the layers left unquantized: fp16 runs faster in "
                         "TensorRT")
-    c.add_argument("--input-size", type=_positive_int, metavar="N",
+    c.add_argument("--input-size", type=bounds.input_side, metavar="N",
                    help="pre-processing size for a dynamic-shape ONNX (default: the model's); "
                         "static models letterbox frames into their fixed H x W")
     c.add_argument("--cache-dir", metavar="DIR",
@@ -89,12 +93,12 @@ def _add_debug_precision(sub, fmt) -> None:
     d.add_argument("--images", metavar="DIR",
                    help="images to compare on, pre-processed as the runtime does (default: random "
                         "normal inputs)")
-    d.add_argument("--num-inputs", type=_positive_int, default=2,
+    d.add_argument("--num-inputs", type=bounds.NUM_INPUTS, default=2,
                    help="inputs to run (every tensor of both models is kept per input: "
                         "memory grows with the network)")
-    d.add_argument("--tolerance", type=float, default=1e-2,
+    d.add_argument("--tolerance", type=bounds.TOLERANCE, default=1e-2,
                    help="relative error (max|err| / max|fp32|) above which a jump is reported")
-    d.add_argument("--factor", type=float, default=2.0,
+    d.add_argument("--factor", type=bounds.FACTOR, default=2.0,
                    help="a layer 'jumps' when its error is at least this many times its inputs'")
     d.add_argument("--top", type=_positive_int, default=5, help="layers listed per table")
     d.add_argument("--graph-optimization", choices=["disable", "basic", "extended", "all"],
@@ -112,9 +116,15 @@ def _add_debug_precision(sub, fmt) -> None:
 def run_calibrate(args) -> int:
     import warnings
 
+    from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.export.quantize import quantize_int8
 
     calibration = options(args, CalibrationOptions)
+    if args.percentile is not None and calibration.method != "percentile":
+        raise UserError(f"--percentile applies to --method percentile only (this run uses "
+                        f"--method {calibration.method}): add --method percentile or leave "
+                        "--percentile out")
+    percentile = DEFAULT_PERCENTILE if args.percentile is None else args.percentile
     output = args.output or os.path.splitext(args.onnx)[0] + ".int8.onnx"
     # The report carries the warnings (too few images, unreadable files): print them as plain
     # lines instead of Python's "file:line: UserWarning" form.
@@ -123,7 +133,7 @@ def run_calibrate(args) -> int:
         report = quantize_int8(
             args.onnx, output, images=calibration.images, num_images=calibration.num_images,
             method=calibration.method,
-            percentile=args.percentile, holdout=args.holdout, high_precision=args.high_precision,
+            percentile=percentile, holdout=args.holdout, high_precision=args.high_precision,
             input_size=args.input_size, cache_dir=args.cache_dir, use_cache=args.use_cache,
             seed=args.seed, progress=not args.no_progress, sample=args.sample, target=calibration.target,
         )

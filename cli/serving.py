@@ -12,17 +12,20 @@ from higherhrnet_trt.runtime.options import DecodeOptions
 
 from .args import HelpFormatter, paragraphs
 from .args import positive_int as _positive_int
+from .bounds import PORT, QUEUE_DELAY_US, THREADS, nonempty
+from .bounds import host as bounds_host
 from .flags import add_flags
 
 
 def _served_model_options(p: argparse.ArgumentParser, pipeline_instances: int) -> None:
     """The served model: name, batching, instances, and what it decodes with (clients must ask for
     the same; run's defaults)."""
-    p.add_argument("--name", default=None, help="the pipeline model's name in the URL (default: the "
-                   "model file's stem); the network is NAME_network")
+    p.add_argument("--name", type=nonempty("a model name"), default=None,
+                   help="the pipeline model's name in the URL (default: the model file's stem); the "
+                        "network is NAME_network")
     p.add_argument("--max-batch", type=_positive_int, default=8,
                    help="Triton's max_batch_size: most frames (and network inputs) one execution takes")
-    p.add_argument("--queue-delay-us", type=int, default=2000, metavar="US",
+    p.add_argument("--queue-delay-us", type=QUEUE_DELAY_US, default=2000, metavar="US",
                    help="dynamic batching: longest wait for more requests to batch, microseconds")
     p.add_argument("--pipeline-instances", type=_positive_int, default=pipeline_instances, metavar="N",
                    help="Python-backend processes running pre-processing and decode in parallel")
@@ -86,16 +89,16 @@ def register(sub) -> None:
                 "  higherhrnet-trt run triton://127.0.0.1:8000/demo --source photo.jpg --save-dir out/"),
     )
     p.add_argument("model", metavar="MODEL", help="exported .onnx (or a model any local backend runs)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", type=bounds_host, default="127.0.0.1",
                    help="address to bind (0.0.0.0 = every interface: only on a trusted network)")
-    p.add_argument("--http-port", type=_positive_int, default=8000, help="HTTP port")
-    p.add_argument("--grpc-port", type=_positive_int, default=8001, help="gRPC port")
-    p.add_argument("--metrics-port", type=_positive_int, default=8002, help="Prometheus metrics port")
+    p.add_argument("--http-port", type=PORT, default=8000, help="HTTP port")
+    p.add_argument("--grpc-port", type=PORT, default=8001, help="gRPC port")
+    p.add_argument("--metrics-port", type=PORT, default=8002, help="Prometheus metrics port")
     _served_model_options(p, pipeline_instances=1)
     p.add_argument("--backend", default="auto",
                    help="local backend running the network: auto (from the extension), onnxruntime, "
                         "openvino, tensorrt, ...")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=THREADS, default=0,
                    help="onnxruntime / openvino: CPU threads (0 = the library's default)")
     p.add_argument("--log-file", metavar="FILE",
                    help="Triton's log (default: a temporary file, named if the server fails)")

@@ -16,6 +16,7 @@ Only the standard library is imported: the CLI modules use this before anything 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import secrets
@@ -50,6 +51,56 @@ def discard(tmp: str) -> None:
         pass
 
 
+#: errno values that mean the output's filesystem cannot take it (full, over quota, read-only,
+#: file too large): the CLI prints them in one line (:func:`disk_error_message`), no traceback.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the filesystem holding ``path`` (or its nearest existing folder)."""
+    here = os.path.abspath(path)
+    while not os.path.exists(here):
+        here = os.path.dirname(here)
+    return _mount_of(here)
+
+
+def _mount_of(here: str) -> str:
+    try:
+        dev = os.stat(here).st_dev
+        while here != os.path.dirname(here) and os.stat(os.path.dirname(here)).st_dev == dev:
+            here = os.path.dirname(here)
+    except OSError:
+        pass
+    return here
+
+
+def name_output(e: OSError, path: str) -> OSError:
+    """``e`` with ``path`` as its file name when it has none (a failed write() names no file), so
+    the one-line message can say which output it was. Returns ``e``."""
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS and not e.filename:
+        e.filename = str(path)
+    return e
+
+
+def disk_error_message(e: BaseException) -> str | None:
+    """'no space left on DEVICE writing PATH' (and the like) for an OSError of DISK_ERRNOS, else
+    None. DEVICE: the mount point of the file's filesystem."""
+    if not isinstance(e, OSError) or e.errno not in DISK_ERRNOS:
+        return None
+    from .image_io import shown_path
+
+    path = shown_path(os.fsdecode(e.filename)) if e.filename else None
+    where = mount_point(path) if path else None
+    writing = f" writing {path}" if path else ""
+    on = f" on {where}" if where else ""
+    if e.errno == errno.EROFS:
+        return f"read-only file system{on}: cannot write{writing or ' the output'}; choose a writable folder"
+    if e.errno == errno.EFBIG:
+        return f"file too large for the file system{on}{writing}; write it to another file system"
+    what = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left"
+    return f"{what}{on}{writing}; free some space or write to another disk (nothing partial was kept)"
+
+
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path to write; on success it replaces ``path``.
@@ -63,6 +114,10 @@ def atomic_path(path: str) -> Iterator[str]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        discard(tmp)
+        name_output(e, path)
+        raise
     except BaseException:
         discard(tmp)
         raise
@@ -187,5 +242,6 @@ def package_file(parts: tuple[str, str, str]) -> str:
     return os.path.join(base, *parts[1:])
 
 
-__all__ = ["DEMO_WEIGHTS", "SAMPLE_IMAGE", "Output", "atomic_open", "atomic_path", "check_outputs",
-           "check_writable", "discard", "package_file", "require_suffix", "temp_path"]
+__all__ = ["DEMO_WEIGHTS", "DISK_ERRNOS", "SAMPLE_IMAGE", "Output", "atomic_open", "atomic_path",
+           "check_outputs", "check_writable", "discard", "disk_error_message", "mount_point",
+           "name_output", "package_file", "require_suffix", "temp_path"]

@@ -36,6 +36,8 @@ MAX_SCALES = 4
 SCALE_RANGE = (0.25, 4.0)
 #: Most pixels of one network input (one scale of one frame): 3 Mpx = 3 * 2**20.
 MAX_INPUT_PIXELS = 3 * 2**20
+#: Triton's dynamic batcher: longest wait for a fuller batch, microseconds (0: none; 1 s at most).
+QUEUE_DELAY_US_RANGE = (0, 1_000_000)
 #: Largest ratio of the network input's long side to its short side.
 MAX_ASPECT = 8.0
 #: Host memory of one frame per network input pixel, bytes: the worst case measured (W32-512,

@@ -31,16 +31,19 @@ def meta_line(meta) -> str:
 
 def info_onnx(path: str) -> None:
     """Print what an ONNX file is; UserError when it is empty, unreadable or has no graph."""
-    from .onnx_info import summarize
+    from .onnx_info import check_weights, load_model, summarize_model
 
-    s = summarize(path)
+    model = load_model(path)
+    s = summarize_model(model, path)
+    weights_state = check_weights(model, path)  # NaN/inf weights, or not the exported ones
     print(f"{path}: ONNX opset {s.opset}, producer {s.producer or '?'}, precision {s.precision}")
     for kind, items in (("input", s.inputs), ("output", s.outputs)):
         for t in items:
             print(f"  {kind:6} {t.name}: {t.dtype} {t.shape_text()}")
     print("  ops: " + ", ".join(f"{k} {v}" for k, v in s.op_counts.items()))
     if s.initializer_bytes:
-        print("  weights: " + ", ".join(f"{k} {_mib(v)}" for k, v in s.initializer_bytes.items()))
+        print("  weights: " + ", ".join(f"{k} {_mib(v)}" for k, v in s.initializer_bytes.items())
+              + f"; finite; sha256 {weights_state}")
     if s.has_meta:
         print(f"  model: {meta_line(s.meta())}")
     else:

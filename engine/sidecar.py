@@ -109,12 +109,12 @@ def build_command(args: dict) -> str:
 
 
 def write_sidecar(engine_path: str, sidecar: Sidecar) -> str:
+    from higherhrnet_trt.core.files import atomic_open
+
     path = sidecar_path(engine_path)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:  # a full disk leaves no torn or temporary sidecar
         json.dump(sidecar.to_json(), f, indent=2)
         f.write("\n")
-    os.replace(tmp, path)
     return path
 
 

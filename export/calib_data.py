@@ -18,6 +18,7 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
+from higherhrnet_trt.core.image_io import shown_path, try_read_image
 from higherhrnet_trt.core.metadata import ModelMeta
 
 
@@ -44,17 +45,9 @@ def list_images(images: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
 
 def read_image(path: str) -> tuple[np.ndarray | None, str]:
-    """(BGR uint8 image, "") or (None, reason). imdecode of the bytes also reads non-ASCII paths."""
-    import cv2
-
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        return None, f"cannot read ({e.strerror or e})"
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        return None, "not a decodable image"
-    return image, ""
+    """(BGR uint8 image, "") or (None, reason): core.image_io.try_read_image (any file name,
+    regular files only, the size bounded before decoding)."""
+    return try_read_image(path)
 
 
 def fixed_size_input(image_bgr: np.ndarray, size_hw: tuple[int, int], mean, std) -> np.ndarray:
@@ -86,6 +79,10 @@ class InputMaker:
         n, _, h, w = inp.dims
         self.batch = n if isinstance(n, int) and n > 0 else 1
         self.fixed_hw = (h, w) if all(isinstance(d, int) and d > 0 for d in (h, w)) else None
+        if self.fixed_hw and input_size:
+            raise UserError(f"--input-size {input_size}: this model's input is fixed at {h}x{w} "
+                            "(frames are letterboxed into it); --input-size is for models exported "
+                            "with --dynamic: leave it out")
         self.input_size = int(input_size or meta.input_size)
         self.mean, self.std = tuple(meta.mean), tuple(meta.std)
 
@@ -117,7 +114,7 @@ class InputMaker:
                 break
             image, why = read_image(path)
             if image is None:
-                skipped.append(f"{path}: {why}")
+                skipped.append(f"{shown_path(path)}: {why}")
                 if bar is not None:
                     bar.set_postfix(skipped=len(skipped))
                 continue

@@ -257,6 +257,9 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
     for k, v in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
+    from higherhrnet_trt.engine.onnx_info import stamp_weights
+
+    stamp_weights(proto)  # checked by 'info': a flipped byte in a copy is found
     proto.producer_name = "higherhrnet_trt"
     # torch.export names dynamic dims after its symbols ("64*h64"); give users readable ones.
     names = {0: "batch", 2: "height", 3: "width"}

@@ -173,14 +173,17 @@ def require_modelopt(module: str, what: str):
 
 
 def check_fp32_input(onnx_in: str):
-    """(model, OnnxSummary, ModelMeta) of an fp32 ONNX; a UserError for an fp16 / int8 one."""
-    from ..engine.onnx_info import load_model, summarize_model
+    """(model, OnnxSummary, ModelMeta) of an fp32 ONNX; a UserError for an fp16 / int8 one, or
+    for NaN/inf weights or weights that are not the exported ones (engine.onnx_info.check_weights):
+    converting them would pass the damage on under a new hash."""
+    from ..engine.onnx_info import check_weights, load_model, summarize_model
 
     model = load_model(onnx_in)
     summary = summarize_model(model, onnx_in)
     if summary.precision != "fp32":
         raise UserError(f"{onnx_in} is already {summary.precision}: convert or quantize the fp32 "
                         "ONNX written by 'higherhrnet-trt export'")
+    check_weights(model, onnx_in)
     return model, summary, summary.meta()
 
 
@@ -188,6 +191,10 @@ def save_onnx(model, path: str) -> None:
     """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
     import onnx
 
+    from ..engine.onnx_info import WEIGHTS_KEY, stamp_weights
+
+    if any(p.key == WEIGHTS_KEY for p in model.metadata_props):
+        stamp_weights(model)  # the weights as saved, whatever changed since copy_metadata
     with atomic_path(path) as tmp:
         onnx.save_model(model, tmp)
 

@@ -65,6 +65,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import check_writable
 
 # Every name this module had before it was split stays importable from here (noqa: F401).
 from .calib_data import IMAGE_EXTENSIONS, InputMaker, fixed_size_input, list_images, read_image  # noqa: F401
@@ -291,6 +292,10 @@ def quantize_int8(
         "num_images": num_images, "holdout": n_hold, "seed": seed, "input": maker.describe(),
         "sample": sample, **({"target": target} if target != "tensorrt" else {})},
         cache_dir)
+    # Before any calibration work: the ranges are always written to the cache (--no-cache
+    # refreshes it), so a read-only or misplaced cache folder would fail only at the end.
+    check_writable(os.path.dirname(cache_path), "the calibration cache folder",
+                   "give a writable --cache-dir (or set XDG_CACHE_HOME)", folder=True)
     report = QuantizeReport(path=onnx_out, reference=onnx_in, precision="int8", checked_on="",
                             graph_optimization=_RUN_LEVEL[target], method=method,
                             cache_path=cache_path, target=target)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.image_io import shown_path, try_read_image
 from higherhrnet_trt.core.keypoints import KeypointSet
 
 from .results import CocoResultsWriter, poses_to_coco
@@ -125,6 +126,7 @@ def load_ground_truth(ann_file: str, keypoints: KeypointSet):
     if n != keypoints.num_joints:
         raise UserError(f"{ann_file} has {n} keypoints per person but the model predicts "
                         f"{keypoints.num_joints} ({keypoints.name}): use the matching annotation file")
+    check_annotations(data, n, ann_file)
     for ann in data["annotations"]:
         if "num_keypoints" not in ann:  # pycocotools ignores people by it; derive it when absent
             ann["num_keypoints"] = int(np.count_nonzero(np.asarray(ann.get("keypoints", []))[2::3]))
@@ -138,6 +140,52 @@ def load_ground_truth(ann_file: str, keypoints: KeypointSet):
     with _quiet():
         gt.createIndex()
     return gt
+
+
+def _finite_numbers(value, count: int | None = None) -> bool:
+    """A list of ``count`` (any when None) finite real numbers (bools are not numbers here)."""
+    if not isinstance(value, list) or (count is not None and len(value) != count):
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+               for v in value)
+
+
+def check_annotations(data: dict, num_joints: int, ann_file: str) -> None:
+    """UserError (one line, naming the first bad entry) unless every image has an integer id and
+    a file name, and every annotation names a listed image and has 3 x num_joints finite keypoint
+    values (x, y, visibility) and, where given, a finite 4-number bbox and a finite area: NaN
+    ground truth would otherwise give an AP that means nothing."""
+    images = data["images"]
+    if not isinstance(images, list) or not isinstance(data["annotations"], list):
+        raise UserError(f"{ann_file}: 'images' and 'annotations' must be lists")
+    ids = set()
+    for k, img in enumerate(images):
+        if not isinstance(img, dict) or type(img.get("id")) is not int:
+            raise UserError(f"{ann_file}: images[{k}] needs an integer 'id' (COCO image ids are "
+                            f"numbers), got {img.get('id') if isinstance(img, dict) else img!r}")
+        if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+            raise UserError(f"{ann_file}: images[{k}] (id {img['id']}) has no 'file_name'")
+        ids.add(img["id"])
+    for k, ann in enumerate(data["annotations"]):
+        where = f"{ann_file}: annotations[{k}]"
+        if not isinstance(ann, dict):
+            raise UserError(f"{where} is not an object")
+        if type(ann.get("image_id")) is not int or ann["image_id"] not in ids:
+            raise UserError(f"{where} has image_id {ann.get('image_id')!r}, which no entry of "
+                            "'images' has")
+        if not _finite_numbers(ann.get("keypoints"), 3 * num_joints):
+            kp = ann.get("keypoints")
+            got = repr(kp) if not isinstance(kp, list) else (
+                f"{len(kp)} values" if len(kp) != 3 * num_joints else "NaN/inf or non-numbers")
+            raise UserError(f"{where} (image {ann['image_id']}): 'keypoints' must be {3 * num_joints} "
+                            f"finite numbers (x, y, visibility for each of {num_joints} joints), got "
+                            f"{got}")
+        if "bbox" in ann and not _finite_numbers(ann["bbox"], 4):
+            raise UserError(f"{where} (image {ann['image_id']}): 'bbox' must be 4 finite numbers "
+                            f"(x, y, width, height), got {ann['bbox']!r}")
+        if "area" in ann and not _finite_numbers([ann["area"]]):
+            raise UserError(f"{where} (image {ann['image_id']}): 'area' must be a finite number, "
+                            f"got {ann['area']!r}")
 
 
 def person_category(gt) -> int:
@@ -240,7 +288,7 @@ def run_evaluation(
     """
     from .sources import import_cv2
 
-    cv2 = import_cv2()
+    import_cv2()
     gt = load_ground_truth(ann_file, keypoints)
     if not os.path.isdir(images_dir):
         raise UserError(f"image folder not found: {images_dir}")
@@ -262,10 +310,11 @@ def run_evaluation(
         for img_id in tqdm(img_ids, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):
             info = gt.imgs[img_id]
             path = os.path.join(images_dir, info["file_name"])
-            image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+            image, why = try_read_image(path)
             if image is None:
                 if not skipped:
-                    log.warning("cannot read %s: skipping it (and counting any others)", path)
+                    log.warning("cannot read %s: %s; skipping it (and counting any others)",
+                                shown_path(path), why)
                 skipped.append(path)
                 continue
             poses = predict(image, info)

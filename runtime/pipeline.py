@@ -180,6 +180,8 @@ class Pipeline:
         self.stats = PipelineStats()
         self._meta: ModelMeta | None = None
         self._cfg: DecodeConfig | None = None
+        self._static_hw: tuple[int, int] | None = None  # set by activate()
+        self._batch = -1
         self._warned: set[str] = set()
         self.track = track
         self.trackers: dict[int, Tracker] = {}  # source index -> its tracker, when tracking
@@ -388,7 +390,10 @@ class Pipeline:
     # -- stages (public for per-stage timing: benchmarks.bench; predict_batch chains them) ----------
     def prepare(self, frame: np.ndarray) -> tuple[list[tuple[float, np.ndarray]], FrameGeometry]:
         """Stage 1: (H, W, 3) uint8 frame -> [(scale, input (1, 3, h, w) float32)], its geometry.
-        Official multi-scale resize for dynamic models; letterbox into a fixed input otherwise."""
+        Official multi-scale resize for dynamic models; letterbox into a fixed input otherwise.
+        Loads the model first if needed (its input size and metadata decide the resize)."""
+        self.activate()
+        frame = check_frame(frame)
         meta = self._meta
         image_wh = (frame.shape[1], frame.shape[0])
         if self._static_hw is not None:
@@ -439,6 +444,7 @@ class Pipeline:
     def model_maps(self, result: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Stage 2 (after ``backend.infer``): backend outputs -> (heatmaps (N, J, h, w), tags
         (N, J, h', w', T)), for both output layouts ("aggregated" and raw)."""
+        self.activate()
         names = [o.name for o in self.backend.outputs]
         j = self._meta.keypoints.num_joints
         if self._meta.outputs == "aggregated":
@@ -464,6 +470,7 @@ class Pipeline:
         -> grouped people (P, J, 3 + T) in map pixels and their scores (P,), as decode.parse.
         The decoder option's (compiled CPU or NumPy); the Triton pipeline model (serving) swaps in
         the CUDA kernels."""
+        self.activate()
         if getattr(self, "_cpu_decode", False):
             return cpu_decode.decode(heatmaps, tags, self._cfg)
         return parse(heatmaps, tags, self._cfg)
@@ -482,6 +489,7 @@ class Pipeline:
         """Stage 3: frame ``i``'s maps -> Poses in image pixels. ``outputs``: (frame, scale) ->
         (heatmaps (1, J, h, w), tags (1, J, h', w', T)) from :meth:`model_maps`; scales aggregated,
         decoded, capped at max_people; counts into ``stats``."""
+        self.activate()
         self.stats.frames += 1
         num_joints = self._meta.keypoints.num_joints
         scales = [s for s in self.scales if (i, s) in outputs]

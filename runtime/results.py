@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from higherhrnet_trt.core.files import atomic_open, temp_path
+from higherhrnet_trt.core.files import atomic_open, discard, name_output, temp_path
 
 
 def poses_to_coco(poses, image_id: int, category_id: int = 1, **extra: Any) -> list[dict]:
@@ -84,11 +84,15 @@ class CocoResultsWriter:
         if self._file is None:
             raise ValueError(f"{self.path} is already closed")
         records = poses_to_coco(poses, image_id, self.category_id, **extra)
-        for rec in records:
-            self._file.write(("\n" if self.count == 0 else ",\n") + json.dumps(rec))
-            self.count += 1
+        try:
+            for rec in records:
+                self._file.write(("\n" if self.count == 0 else ",\n") + json.dumps(rec))
+                self.count += 1
+            self._file.flush()
+        except OSError as e:  # disk full: close() removes the torn list
+            name_output(e, self.path)
+            raise
         self.images += 1
-        self._file.flush()
         return len(records)
 
     def close(self) -> None:
@@ -96,10 +100,18 @@ class CocoResultsWriter:
         if self._file is None:
             return
         f, self._file = self._file, None
-        # Should this fail (disk full), the records stay in temp_path rather than being deleted.
-        with f:
-            f.write("\n]\n" if self.count else "]\n")
-        os.replace(self.temp_path, self.path)
+        try:
+            try:
+                f.write("\n]\n" if self.count else "]\n")
+            finally:
+                f.close()
+            os.replace(self.temp_path, self.path)
+        except OSError as e:
+            # A full disk has torn the list already (a write failed half-way): nothing of it is
+            # usable, so nothing partial is left behind.
+            discard(self.temp_path)
+            name_output(e, self.path)
+            raise
 
     def __enter__(self) -> CocoResultsWriter:
         return self

@@ -112,20 +112,34 @@ def run_stream(sources: MultiSource | Sequence[str | int], pipeline, outputs: Ou
     finally:
         if bar is not None:
             bar.close()
-        for closer in (writer, *per_source, sources):
-            if closer is not None:
-                closer.close()
+        close_error = _close_all((writer, *per_source, sources))
         pipeline.deactivate()
         if outputs.show:
             cv2.destroyAllWindows()
         if done.too_large:
             say(f"skipped {len(done.too_large)} frames too large for the network input limits "
                 f"(first: {done.too_large[0]})")
-        if done.frames or done.status != "error":
+        if (done.frames or done.status != "error") and close_error is None:
             say(summary(done, time.perf_counter() - t_start, pipeline, sources, per_source, writer,
                         max_people))
-    _check_frames_ran(done, sources)
+    if close_error is not None:  # a full disk while finishing the JSON or the video
+        raise close_error
+    _check_frames_ran(done, sources, pipeline.stats)
     return done
+
+
+def _close_all(closers) -> BaseException | None:
+    """Close each of ``closers`` (None skipped), all of them even when one fails; the first
+    failure is returned, for the caller to raise once everything is released."""
+    first = None
+    for closer in closers:
+        if closer is None:
+            continue
+        try:
+            closer.close()
+        except Exception as e:  # e.g. OSError(ENOSPC) finishing a file: still close the rest
+            first = first or e
+    return first
 
 
 def describe_model(pipeline) -> str:
@@ -256,8 +270,14 @@ def check_run_outputs(outputs: OutputOptions, model: str, sources, save_dirs) ->
     check_outputs(found, inputs)
 
 
-def _check_frames_ran(done: Progress, source) -> None:
-    """A run that ended normally without one frame is an error, with the reason."""
+def _check_frames_ran(done: Progress, source, stats=None) -> None:
+    """A run that ended normally without one frame, or whose every frame gave NaN/inf network
+    outputs (NaN weights, an fp16 overflow), is an error, with the reason."""
+    if (done.status == "done" and stats is not None and done.frames
+            and getattr(stats, "skipped_nonfinite", 0) >= done.frames):
+        raise UserError(f"the network returned NaN/inf for every one of the {done.frames} frames: "
+                        "its weights are probably NaN or inf (check the checkpoint, re-export "
+                        "it), or an fp16/INT8 file overflows (compare with the fp32 model)")
     if done.status != "done" or done.frames:
         return
     if done.too_large:
@@ -310,7 +330,7 @@ def summary(done: Progress, seconds: float, pipe, source, per_source, writer, ma
         tag = f"[{k}] " if len(per_source) > 1 else ""
         if out.failed:
             lines.append(f"{tag}could not write {len(out.failed)} images (first: {out.failed[0]})")
-        if out.dir:
+        if out.dir and (out.images or out.video_path or done.status != "error"):
             what = out.video_path or f"{out.images} images in {out.dir}"
             lines.append(f"{tag}wrote {what}")
     if writer is not None:

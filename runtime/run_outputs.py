@@ -20,26 +20,26 @@ def _save_dirs(save_dir: str | None, count: int) -> list[str | None]:
 
 
 def _write_image(cv2, path: str, image) -> bool:
-    """cv2.imwrite under a temporary name, renamed when complete; False when it failed."""
+    """Encode with OpenCV, write with Python under a temporary name, renamed when complete.
+
+    False when OpenCV cannot encode it; a failed write (disk full) raises the OSError, with the
+    temporary file removed (Python writes any file name, imwrite crashed on names that are not
+    UTF-8, and reported a full disk as success).
+    """
     import os
 
-    from higherhrnet_trt.core.files import discard, temp_path
+    from higherhrnet_trt.core.files import atomic_path
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # names keep sub-folders
-    tmp = temp_path(path)
     try:
-        try:
-            ok = cv2.imwrite(tmp, image)
-        except cv2.error:
-            ok = False
-        if ok:
-            os.replace(tmp, path)
-            return True
-    except BaseException:  # Ctrl-C / SIGTERM between the write and the rename
-        discard(tmp)
-        raise
-    discard(tmp)
-    return False
+        ok, data = cv2.imencode(os.path.splitext(path)[1] or ".jpg", image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        return False
+    with atomic_path(path) as tmp:  # folders made: names keep sub-folders
+        with open(tmp, "wb") as f:
+            f.write(data.tobytes())
+    return True
 
 
 class _Outputs:
@@ -95,6 +95,7 @@ class _Outputs:
         name = getattr(self.source, "name", "video")
         fps = self.source.fps or 30.0
         size = (image.shape[1], image.shape[0])
+        _need_space(self.dir, image.nbytes)  # a full disk opens no mp4 and then writes 0-byte avis
         src_path = os.path.abspath(self.source.path) if getattr(self.source, "path", None) else None
         for ext, fourcc in ((".mp4", "mp4v"), (".avi", "MJPG")):
             path = os.path.join(self.dir, name + ext)
@@ -112,13 +113,57 @@ class _Outputs:
                         "an MJPG encoder (or the folder is not writable)")
 
     def close(self) -> None:
-        """Finish the video (release writes the mp4 index) and give it its name."""
+        """Finish the video (release writes the mp4 index), check it by reading its frame count
+        back, and give it its name; a video short of frames (disk full) is removed and raises."""
         import os
+
+        from higherhrnet_trt.core.files import discard
 
         if self.video is not None:
             video, self.video = self.video, None
             video.release()
+            try:
+                self._check_video(self.video_temp)
+            except BaseException:
+                discard(self.video_temp)
+                raise
             os.replace(self.video_temp, self.video_path)
+
+    def _check_video(self, tmp: str) -> None:
+        """OSError(ENOSPC) or UserError unless ``tmp`` reads back with every frame written."""
+        import errno
+        import os
+
+        from higherhrnet_trt.core.errors import UserError
+
+        cap = self.cv2.VideoCapture(tmp)
+        try:
+            frames = int(cap.get(self.cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        if frames >= self.images > 0:
+            return
+        if _free_bytes(self.dir) < 2**20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.video_path)
+        raise UserError(f"writing {self.video_path} failed: it reads back with {frames} of the "
+                        f"{self.images} frames written (is the disk full or failing?)")
+
+
+def _free_bytes(folder: str) -> int:
+    """Bytes an unprivileged writer may still use on ``folder``'s filesystem."""
+    import os
+
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def _need_space(folder: str, nbytes: int) -> None:
+    """OSError(ENOSPC) naming ``folder`` when its filesystem has under ``nbytes`` free."""
+    import errno
+    import os
+
+    if _free_bytes(folder) < nbytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
 
 
 def _open_window(cv2) -> None:

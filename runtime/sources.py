@@ -31,6 +31,7 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
+from higherhrnet_trt.core.image_io import shown_path, try_read_image
 from higherhrnet_trt.core.lazy import import_cv2
 
 from .streams import DEFAULT_TIMEOUT_S, open_network_capture
@@ -108,19 +109,17 @@ class ImageFiles(Source):
         self.names = relative_names(self.paths)
 
     def __iter__(self) -> Iterator[Frame]:
-        cv2 = import_cv2()
+        import_cv2()  # a missing OpenCV is one error, not every file skipped
         self.skipped = []
         index = 0
         for path, name in zip(self.paths, self.names):
-            # imread returns None (no exception) for missing, truncated or non-image files. A
-            # decoder exception (rare, corrupt headers in some codecs) is treated the same way.
-            try:
-                image = cv2.imread(path, cv2.IMREAD_COLOR)
-            except cv2.error:
-                image = None
-            if image is None or image.size == 0:
+            # core.image_io: bytes through Python (any file name), regular files only, the size
+            # bounded by the header before decoding.
+            image, why = try_read_image(path)
+            if image is None:
                 if not self.skipped:
-                    log.warning("cannot read image %s: skipping it (and counting any others)", path)
+                    log.warning("cannot read image %s: %s; skipping it (and counting any others)",
+                                shown_path(path), why)
                 self.skipped.append(path)
                 continue
             yield Frame(image=image, index=index, name=name, path=path)
@@ -446,6 +445,10 @@ def _open_path(spec: str, opener, live: dict) -> Source | None:
             open_error=f"cannot open camera {spec}: is it used by another program?",
             **live,
         )
+    if os.path.exists(spec) and not spec.startswith("/dev/video"):
+        raise UserError(f"--source {shown_path(spec)} is a device, pipe or socket, not a file: give "
+                        "an image, a folder of images, a video file, a camera index such as 0 or "
+                        "/dev/videoN, an rtsp:// URL or a GStreamer pipeline")
     if any(c in spec for c in "*?["):
         paths = sorted(p for p in glob.glob(spec) if p.lower().endswith(IMAGE_EXTENSIONS))
         if not paths:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ from .python_model import PARAM_NETWORK_IO
 
 #: the network's model name beside the pipeline's
 NETWORK_SUFFIX = "_network"
+#: First line of every config.pbtxt written here (a protobuf text comment, which Triton ignores):
+#: ``--force`` replaces only model folders that start with it.
+OWN_MARKER = "# written by higherhrnet-trt triton-repo; --force may replace this model folder"
 
 TRITON_DTYPES = {
     np.dtype(np.float32): "TYPE_FP32", np.dtype(np.float16): "TYPE_FP16",
@@ -136,7 +140,8 @@ def network_config(name: str, info: NetworkInfo, max_batch: int, instances: int,
     """config.pbtxt of the network model. A dynamic-batch model gets Triton's dynamic batcher up to
     max_batch; a fixed-batch one max_batch_size 0 (its dims keep the batch)."""
     batched = info.dynamic_batch
-    lines = [f'name: "{name}"',
+    lines = [OWN_MARKER,
+             f'name: "{name}"',
              f'backend: "{info.platform}"',
              f"max_batch_size: {max_batch if batched else 0}"]
     text = "\n".join(lines) + "\n"
@@ -174,7 +179,7 @@ def pipeline_config(name: str, network: str, meta: ModelMeta, settings: proto.Se
         PARAM_NETWORK_IO: json.dumps(network_tensors),
         PARAM_DECODE_DEVICE: decode_device,
     }
-    text = f'name: "{name}"\nbackend: "python"\nmax_batch_size: {max_batch}\n'
+    text = f'{OWN_MARKER}\nname: "{name}"\nbackend: "python"\nmax_batch_size: {max_batch}\n'
     text += _tensors_text("input", [frames], True)
     text += _tensors_text("output", outputs, True)
     text += f"instance_group [\n  {{\n    count: {instances}\n    kind: KIND_CPU\n  }}\n]\n"
@@ -226,6 +231,73 @@ def write_pipeline_model(repo: str, name: str, config_text: str) -> str:
     return folder
 
 
+def check_replaceable(folder: str, inputs: Sequence[str]) -> None:
+    """UserError unless ``--force`` may remove ``folder``: a model folder this module wrote (its
+    config.pbtxt starts with OWN_MARKER) that holds none of ``inputs`` (the files being read)."""
+    real = os.path.realpath(folder)
+    for path in inputs:
+        inside = os.path.realpath(path)
+        if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
+            raise UserError(f"{folder} holds the input {path}: --force would delete it; copy the "
+                            "model elsewhere first, or choose another --name or -o")
+    if not os.path.isdir(folder):
+        raise UserError(f"{folder} exists and is not a model folder: --force replaces only model "
+                        "folders written by triton-repo; remove it yourself or choose another --name")
+    try:
+        with open(os.path.join(folder, "config.pbtxt"), encoding="utf-8") as f:
+            first = f.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        first = ""
+    if first != OWN_MARKER:
+        raise UserError(f"{folder} was not written by triton-repo (its config.pbtxt does not start "
+                        "with our marker): --force replaces only those; remove it yourself or "
+                        "choose another --name or -o")
+
+
+def check_queue_delay(queue_delay_us: int) -> int:
+    """The queue delay as an int, UserError outside core.limits.QUEUE_DELAY_US_RANGE."""
+    from ..core.limits import QUEUE_DELAY_US_RANGE
+
+    lo, hi = QUEUE_DELAY_US_RANGE
+    if not lo <= int(queue_delay_us) <= hi:
+        raise UserError(f"queue_delay_us {queue_delay_us}: expected a whole number from {lo} to {hi} "
+                        "microseconds")
+    return int(queue_delay_us)
+
+
+def _write_network_model(folder: str, model: str, file_name: str, config_text: str) -> None:
+    os.makedirs(os.path.join(folder, "1"), exist_ok=True)
+    shutil.copyfile(model, os.path.join(folder, "1", file_name))
+    with open(os.path.join(folder, "config.pbtxt"), "w", encoding="utf-8") as f:
+        f.write(config_text)
+
+
+def _swap_in(staged: dict[str, str]) -> None:
+    """Move each staged folder onto its target: the old one aside first, removed once every new
+    one is in place (a failure half-way puts the old ones back)."""
+    import secrets
+
+    moved: list[tuple[str, str | None]] = []  # (target, its old folder set aside or None)
+    try:
+        for target, new in staged.items():
+            old = None
+            if os.path.lexists(target):
+                old = os.path.join(os.path.dirname(target),
+                                   f".{os.path.basename(target)}.{secrets.token_hex(3)}.old")
+                os.rename(target, old)
+            moved.append((target, old))
+            os.rename(new, target)
+    except BaseException:
+        for target, old in reversed(moved):
+            if old is not None:
+                shutil.rmtree(target, ignore_errors=True)
+                os.rename(old, target)
+        raise
+    for _, old in moved:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, instances: int = 1,
                      pipeline_instances: int = 2, gpu: bool = True, queue_delay_us: int = 2000,
                      scales: Sequence[float] = (1.0,), project2image: bool = True,
@@ -236,34 +308,49 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
     name: the pipeline model's name (default: the model file's stem); the network is NAME_network.
     max_batch: Triton's max_batch_size for both (the network's only if its batch is dynamic).
     instances / pipeline_instances: instance counts (network on the GPU unless gpu=False).
-    queue_delay_us: the dynamic batchers' max queue delay, microseconds.
+    queue_delay_us: the dynamic batchers' max queue delay, microseconds (core.limits.QUEUE_DELAY_US_RANGE).
     scales / project2image / decode: what the pipeline decodes with (as Pipeline's arguments).
     decode_device: where it decodes: auto (the CUDA kernels where the server's Python backend can
         run them, else NumPy), cpu (NumPy) or cuda (the kernels, else the model fails to load).
-    force: replace existing model folders of these names. Returns the folders written.
+    force: replace existing model folders of these names, only those written here (OWN_MARKER)
+        that hold no input (:func:`check_replaceable`). Both folders are written beside their
+        targets first and swapped in at the end: a failure leaves the repository as it was.
+    Returns the folders written.
     """
-    info = inspect_model(model)
+    if os.path.exists(repo) and not os.path.isdir(repo):
+        raise UserError(f"-o {repo} is a file, not a folder: give the repository folder")
+    queue_delay_us = check_queue_delay(queue_delay_us)
     name = name or _stem(model)
     _check_name(name)
+    info = inspect_model(model)
     network = name + NETWORK_SUFFIX
     if max_batch < 1 or instances < 1 or pipeline_instances < 1:
         raise UserError("--max-batch, --instances and --pipeline-instances must be 1 or more")
     targets = [os.path.join(repo, network), os.path.join(repo, name)]
-    existing = [t for t in targets if os.path.exists(t)]
+    existing = [t for t in targets if os.path.lexists(t)]
     if existing and not force:
         raise UserError(f"{', '.join(existing)} already exist: choose another --name or -o, or pass "
                         "--force to replace them")
+    for t in existing:
+        check_replaceable(t, [model])
     settings = resolve_settings(info.meta, scales, project2image, decode)
     net_text = network_config(network, info, max_batch, instances, gpu, queue_delay_us)
     pipe_text = pipeline_config(name, network, info.meta, settings, network_io(info.inputs, info.outputs),
                                 max_batch, pipeline_instances, queue_delay_us, decode_device)
-    for t in existing:
-        shutil.rmtree(t)
-    os.makedirs(os.path.join(targets[0], "1"), exist_ok=True)
-    shutil.copyfile(model, os.path.join(targets[0], "1", info.file_name))
-    with open(os.path.join(targets[0], "config.pbtxt"), "w", encoding="utf-8") as f:
-        f.write(net_text)
-    write_pipeline_model(repo, name, pipe_text)
+    from ..core.files import check_writable, name_output
+
+    check_writable(repo, "-o", "give a writable repository folder", folder=True)
+    os.makedirs(repo, exist_ok=True)
+    stage = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=repo)
+    try:
+        _write_network_model(os.path.join(stage, network), model, info.file_name, net_text)
+        write_pipeline_model(stage, name, pipe_text)
+        _swap_in({t: os.path.join(stage, os.path.basename(t)) for t in targets})
+    except OSError as e:  # a full disk: named in the CLI's one line, the staging folder removed
+        name_output(e, repo)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return targets
 
 

@@ -39,6 +39,7 @@ from .repository import (
     Tensor,
     _check_name,
     _stem,
+    check_queue_delay,
     network_io,
     pipeline_config,
     resolve_settings,
@@ -129,8 +130,9 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
 
     name = name or _stem(model)
     _check_name(name)
-    if max_batch < 1 or pipeline_instances < 1 or queue_delay_us < 0:
-        raise UserError("--max-batch and --pipeline-instances must be 1 or more, --queue-delay-us 0 or more")
+    if max_batch < 1 or pipeline_instances < 1:
+        raise UserError("--max-batch and --pipeline-instances must be 1 or more")
+    queue_delay_us = check_queue_delay(queue_delay_us)
     if str(decode_device).strip().lower() not in DECODE_DEVICES:
         raise UserError(f"--decode-device {decode_device!r}: choose one of {', '.join(DECODE_DEVICES)}")
     try:

@@ -149,7 +149,7 @@ def test_export_batch_zero_is_refused_and_leaves_no_onnx(tmp_path, capsys):
     out = tmp_path / "b0.onnx"
     with pytest.raises(SystemExit):
         main(["export", "--config", "tiny", "--batch", "0", "-o", str(out)])
-    assert "expected a whole number >= 1" in capsys.readouterr().err and not out.exists()
+    assert "expected a whole number from 1 to 256" in capsys.readouterr().err and not out.exists()
     from higherhrnet_trt.export.api import export
 
     with pytest.raises(UserError, match="batch must be 1 or more"):

@@ -50,3 +50,29 @@ def test_soak_of_the_gpu_pipeline_on_a_checkpoint(tiny_model, tmp_path):
                     config="tiny")
     assert res["backend"] == "gpu pipeline, torch" and res["frames"] == 40
     assert res["device"] is not None and len(res["samples"]) == 4
+
+
+@pytest.mark.parametrize("stop, code", [("sigterm", 143), ("ctrl-c", 130)])
+def test_a_stopped_soak_writes_what_it_measured(tiny_onnx, tmp_path, capsys, monkeypatch, stop, code):
+    """SIGTERM (here raised as the handler of sigterm_as_interrupt raises it) after 3 frames: the
+    JSON covers those 3 frames, says why it stopped, and the exit status is the signal's."""
+    from higherhrnet_trt.core.errors import Terminated
+    from higherhrnet_trt.runtime.pipeline import Pipeline
+
+    real = Pipeline.predict
+    calls = []
+
+    def predict(self, frame):
+        calls.append(1)
+        if len(calls) == 4:
+            raise Terminated() if stop == "sigterm" else KeyboardInterrupt()
+        return real(self, frame)
+
+    monkeypatch.setattr(Pipeline, "predict", predict)
+    out = tmp_path / "soak.json"
+    assert soak.main([str(tiny_onnx), "--frames", "1000", "--warmup", "1", "--every", "1",
+                      "--threads", "1", "--no-progress", "--json", str(out)]) == code
+    res = json.loads(out.read_text())
+    assert res["frames"] == 3 and [s[0] for s in res["samples"]] == [1, 2, 3]
+    assert res["interrupted"] == ("terminated (SIGTERM)" if stop == "sigterm" else "interrupted")
+    assert "after 3 of 1000 frames" in capsys.readouterr().err

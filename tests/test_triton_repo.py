@@ -181,3 +181,84 @@ def test_people_tensors_round_trip():
     np.testing.assert_array_equal(k0, kp)
     np.testing.assert_array_equal(s0, np.array([0.9, 0.5], np.float32))
     assert v0 and not v1 and k1.shape == (0, 3, 3) and s1.shape == (0,)
+
+
+def test_force_never_deletes_a_folder_holding_the_input_model(demo_onnx, tmp_path, capsys):
+    """triton-repo r/demo/1/model.onnx -o r --name demo --force once removed r/demo, input included."""
+    repo = tmp_path / "r"
+    assert main(["triton-repo", str(demo_onnx), "-o", str(repo), "--name", "demo"]) == 0
+    model = repo / "demo_network" / "1" / "model.onnx"
+    before = model.read_bytes()
+    capsys.readouterr()
+    assert main(["triton-repo", str(model), "-o", str(repo), "--name", "demo", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "input" in err
+    assert model.read_bytes() == before
+
+
+def test_force_replaces_only_folders_it_wrote(demo_onnx, tmp_path, capsys):
+    repo = tmp_path / "r"
+    foreign = repo / "demo"
+    (foreign / "1").mkdir(parents=True)
+    (foreign / "config.pbtxt").write_text('name: "demo"\nbackend: "python"\n')
+    (foreign / "1" / "keep.txt").write_text("user data")
+    assert main(["triton-repo", str(demo_onnx), "-o", str(repo), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "not written by triton-repo" in err
+    assert (foreign / "1" / "keep.txt").read_text() == "user data"
+    assert not (repo / "demo_network").exists()
+
+
+def test_config_starts_with_the_marker_and_still_parses(demo_onnx, tmp_path):
+    from higherhrnet_trt.serving.repository import OWN_MARKER
+
+    repo = tmp_path / "r"
+    write_repository(str(demo_onnx), str(repo))
+    for folder in ("demo", "demo_network"):
+        text = (repo / folder / "config.pbtxt").read_text()
+        assert text.splitlines()[0] == OWN_MARKER
+        assert parse(repo / folder / "config.pbtxt").name == folder
+    assert sorted(p.name for p in repo.iterdir()) == ["demo", "demo_network"]  # no staging left
+
+
+def test_a_failed_forced_write_leaves_the_old_repository(demo_onnx, tmp_path, monkeypatch):
+    from higherhrnet_trt.serving import repository
+
+    repo = tmp_path / "r"
+    write_repository(str(demo_onnx), str(repo), max_batch=4)
+    before = (repo / "demo" / "config.pbtxt").read_text()
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(repository, "write_pipeline_model", full_disk)
+    with pytest.raises(OSError):
+        write_repository(str(demo_onnx), str(repo), max_batch=2, force=True)
+    assert (repo / "demo" / "config.pbtxt").read_text() == before
+    assert (repo / "demo_network" / "1" / "model.onnx").read_bytes() == demo_onnx.read_bytes()
+    assert sorted(p.name for p in repo.iterdir()) == ["demo", "demo_network"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--queue-delay-us", "-1"], "from 0 to 1000000"),
+    (["--queue-delay-us", "1e9"], "from 0 to 1000000"),
+    (["--name", ""], "empty"),
+    (["--name", "a/b"], "letters, digits"),
+])
+def test_bad_served_model_options_are_one_line(demo_onnx, tmp_path, capsys, argv, needle):
+    repo = tmp_path / "r"
+    with pytest.raises(SystemExit) as exit_:
+        code = main(["triton-repo", str(demo_onnx), "-o", str(repo), *argv])
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert exit_.value.code in (1, 2) and needle in err, err
+    assert "Traceback" not in err and not repo.exists()
+
+
+def test_output_that_is_a_file_is_one_line(demo_onnx, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.write_text("not a folder")
+    assert main(["triton-repo", str(demo_onnx), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "is a file" in err
+    assert out.read_text() == "not a folder"

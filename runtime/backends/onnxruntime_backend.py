@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.image_io import shown_path
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
@@ -169,13 +170,21 @@ class OnnxRuntimeBackend(Backend):
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }
         opts.graph_optimization_level = levels[level]
+        model = self.path
         try:
-            return ort.InferenceSession(self.path, opts, providers=self.providers)
+            self.path.encode("utf-8")
+        except UnicodeEncodeError:
+            # A file name that is not UTF-8 (surrogate escapes): ORT cannot take it as a path, so
+            # it gets the bytes (HigherHRNet ONNX files keep their weights inside, no external data).
+            with open(self.path, "rb") as f:
+                model = f.read()
+        try:
+            return ort.InferenceSession(model, opts, providers=self.providers)
         except Exception as e:  # ORT raises its own exception types for corrupt files
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(
-                f"ONNX Runtime cannot load {self.path}: {first} (is it a complete ONNX file? "
-                "re-export it with 'higherhrnet-trt export')"
+                f"ONNX Runtime cannot load {shown_path(self.path)}: {first} (is it a complete ONNX "
+                "file? re-export it with 'higherhrnet-trt export')"
             ) from e
 
     def deactivate_impl(self) -> None:
