@@ -46,7 +46,7 @@ def _add_calibrate(sub, fmt) -> None:
     add_flags(c, CalibrationOptions, ["images"], images=dict(required=True))
     c.add_argument("-o", "--output", metavar="ONNX",
                    help="output INT8 ONNX (default: MODEL.int8.onnx next to the input)")
-    add_flags(c, CalibrationOptions, ["num_images", "method"])
+    add_flags(c, CalibrationOptions, ["num_images", "method", "target"])
     c.add_argument("--percentile", type=bounds.PERCENTILE, default=None, metavar="P",
                    help=f"share of |x| kept by --method percentile, in percent (default: "
                         f"{DEFAULT_PERCENTILE:g})")

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.precision import CALIBRATION_TARGETS
 
 #: ModelMeta.target values of INT8 files: which runtime the Q/DQ graph is laid out for.
@@ -92,3 +93,18 @@ def quantize_cpu(model, ranges: Mapping[str, tuple[float, float]]):
                              _quantizable_ops(), {})
     quantizer.quantize_model()
     return quantizer.model.model
+
+
+def check_onnxruntime_unpatched() -> None:
+    """Refuse in one line where ModelOpt has changed onnxruntime.quantization in this process.
+
+    ModelOpt, once it has calibrated here (a TensorRT-layout file), rewrites ORT's quantizer in
+    place (modelopt.onnx.quantization.ort_patching: BaseQuantizer.adjust_tensor_ranges, the op
+    registries): the CPU layout would then differ from ORT's own, or fail ("Quantization
+    parameters are not specified for param cat"). A new process has ORT as it ships."""
+    from onnxruntime.quantization import base_quantizer
+
+    if base_quantizer.BaseQuantizer.adjust_tensor_ranges.__module__ != base_quantizer.__name__:
+        raise UserError("target cpu: a TensorRT-layout calibration ran earlier in this process and "
+                        "ModelOpt changed onnxruntime.quantization in place; calibrate for the CPU "
+                        "in a new process (a separate 'higherhrnet-trt calibrate --target cpu')")

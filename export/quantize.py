@@ -76,7 +76,14 @@ from .calib_ranges import collect_ranges as _collect_ranges
 from .calib_taps import DEFAULT_SAMPLE
 from .fp16 import _EXACT_IN_FP16, convert_fp16  # noqa: F401
 from .qdq import INT8_MAX, Placement, apply_scales, place_qdq  # noqa: F401
-from .qdq_cpu import TARGETS, clipped_range, quantize_cpu, shape_inferred, tensors_to_calibrate
+from .qdq_cpu import (
+    TARGETS,
+    check_onnxruntime_unpatched,
+    clipped_range,
+    quantize_cpu,
+    shape_inferred,
+    tensors_to_calibrate,
+)
 from .quant_common import (
     OutputError,
     QuantizeReport,
@@ -304,6 +311,7 @@ def quantize_int8(
         work_in = os.path.join(tmp, "model.onnx")
         shutil.copyfile(onnx_in, work_in)
         if target == "cpu":
+            check_onnxruntime_unpatched()
             placed = shape_inferred(work_in)
             placement = Placement({t: set() for t in tensors_to_calibrate(placed)}, [])
         else:

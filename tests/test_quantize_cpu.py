@@ -10,7 +10,8 @@ activations, MinMax) on the same pre-processed frames, which must give the same 
 from __future__ import annotations
 
 import collections
-import warnings
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -23,19 +24,40 @@ pytest.importorskip("cv2")
 
 @pytest.fixture(scope="module")
 def cpu_files(tiny_onnx, tmp_path_factory):
-    """(fp32 ONNX, cpu-target INT8 ONNX (method max), calibration folder, report summary)."""
-    from higherhrnet_trt.export.quantize import quantize_int8
+    """(fp32 ONNX, cpu-target INT8 ONNX (method max), calibration folder, calibrate's output),
+    made by the command in a process of its own, as a user runs it (test_refused_after_modelopt)."""
     from higherhrnet_trt.references.scenes import generate_dataset
 
     tmp = tmp_path_factory.mktemp("int8_cpu")
     generate_dataset(str(tmp / "calib"), 4, seed=3000, size=(128, 128))
     out = str(tmp / "tiny.cpu.int8.onnx")
-    with warnings.catch_warnings():  # "calibrated on 4 images": few on purpose (time)
-        warnings.simplefilter("ignore")
-        report = quantize_int8(str(tiny_onnx), out, str(tmp / "calib" / "images"), num_images=4, holdout=0,
-                               method="max", target="cpu", cache_dir=str(tmp / "cache"),
-                               progress=False)
-    return str(tiny_onnx), out, str(tmp / "calib" / "images"), report.summary()
+    done = subprocess.run(
+        [sys.executable, "-m", "higherhrnet_trt.cli", "calibrate", str(tiny_onnx), "-o", out,
+         "--images", str(tmp / "calib" / "images"), "--num-images", "4", "--holdout", "0",
+         "--method", "max", "--target", "cpu", "--cache-dir", str(tmp / "cache"), "--no-progress"],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return str(tiny_onnx), out, str(tmp / "calib" / "images"), done.stdout
+
+
+def test_refused_after_modelopt_patched_onnxruntime(tiny_onnx, tmp_path, monkeypatch):
+    """Once ModelOpt has patched ORT's quantizer in this process, the CPU layout is refused in one
+    line (it would differ from ORT's own or fail) instead of written wrong."""
+    from onnxruntime.quantization import base_quantizer
+
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export.quantize import quantize_int8
+    from higherhrnet_trt.references.scenes import generate_dataset
+
+    modelopt_patching = pytest.importorskip("modelopt.onnx.quantization.ort_patching")
+    monkeypatch.setattr(base_quantizer.BaseQuantizer, "adjust_tensor_ranges",
+                        modelopt_patching._adjust_tensor_ranges)  # what patch_ort_modules sets
+    generate_dataset(str(tmp_path / "calib"), 2, seed=3000, size=(128, 128))
+    with pytest.raises(UserError, match="calibrate for the CPU in a new process"):
+        quantize_int8(str(tiny_onnx), str(tmp_path / "x.onnx"), str(tmp_path / "calib" / "images"),
+                      num_images=2, holdout=0, method="max", target="cpu", progress=False,
+                      cache_dir=str(tmp_path / "cache"))
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def _initializers(path: str) -> dict[str, np.ndarray]:
@@ -45,33 +67,39 @@ def _initializers(path: str) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
 
 
-def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+REFERENCE_QUANTIZER = """
+import sys
+import numpy as np
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                      QuantType, quantize_static)
+data = np.load(sys.argv[2])
+feeds = [{sys.argv[4]: data[k]} for k in sorted(data.files, key=int)]
+class Reader(CalibrationDataReader):
+    def __init__(self):
+        self.it = iter(feeds)
+    def get_next(self):
+        return next(self.it, None)
+quantize_static(sys.argv[1], sys.argv[3], Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax)
+"""
 
+
+def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
     from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
 
     fp32, ours, images, _ = cpu_files
     _, summary, meta = check_fp32_input(fp32)
     maker = InputMaker(summary, meta, None)
     feeds = list(maker.feeds(list_images(images), []))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(feeds)
-
-        def get_next(self):
-            return next(self.it, None)
-
+    (name,) = {k for f in feeds for k in f}
+    np.savez(tmp_path / "feeds.npz", **{str(i): f[name] for i, f in enumerate(feeds)})
     ref = str(tmp_path / "ort.onnx")
-    quantize_static(fp32, ref, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+    # ONNX Runtime's own quantizer in a fresh process: ModelOpt, once imported (calibrate's
+    # TensorRT layout), patches onnxruntime.quantization in place, and the patched
+    # quantize_static fails on this graph ("Quantization parameters are not specified for param cat").
+    subprocess.run([sys.executable, "-c", REFERENCE_QUANTIZER, fp32, str(tmp_path / "feeds.npz"), ref, name],
+                   check=True, timeout=600)
     a, b = _initializers(ours), _initializers(ref)
     assert set(a) == set(b)
     scales = [n for n in a if n.endswith("_scale")]
