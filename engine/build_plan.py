@@ -201,7 +201,8 @@ def plan_precision(flavor: Flavor, summary: OnnxSummary, fp16: bool, int8: bool,
     if prec != "fp32":
         notes = []
         if fp16 or int8:
-            notes.append(f"--{'fp16' if fp16 else 'int8'} not needed: {onnx_path} is already {label}, "
+            asked = "fp16" if fp16 else "int8"
+            notes.append(f"--precision {asked} not needed: {onnx_path} is already {label}, "
                          "built strongly typed as written")
         return PrecisionPlan(True, [], label, notes)
     if fp16:

@@ -96,7 +96,10 @@ def build_command(args: dict) -> str:
     parts = ["higherhrnet-trt", "build", str(args["onnx_path"]), "-o", str(args["engine_path"])]
     if args.get("backend", "auto") != "auto":
         parts += ["--backend", args["backend"]]
-    for flag in ("fp16", "int8", "gpu_fallback", "version_compatible"):
+    for precision in ("fp16", "int8"):
+        if args.get(precision):
+            parts += ["--precision", precision]
+    for flag in ("gpu_fallback", "version_compatible"):
         if args.get(flag):
             parts.append("--" + flag.replace("_", "-"))
     for key in ("min_shape", "opt_shape", "max_shape"):

@@ -114,7 +114,7 @@ def test_build_int8_from_qdq_onnx(int8_onnx, tmp_path):
     report = build_engine(str(int8_onnx), str(engine), backend="tensorrt-rtx", int8=True, progress=False)
     s = _check_sidecar(engine, int8_onnx, "int8+fp16")
     assert s.onnx_precision == "int8" and s.model["precision"] == "int8"
-    assert any("--int8 not needed" in n for n in report.notes)
+    assert any("--precision int8 not needed" in n for n in report.notes)
 
 
 @rtx
@@ -138,11 +138,12 @@ def test_build_dynamic_profile(tiny_onnx_dynamic, tmp_path):
 @rtx
 def test_precision_flags_are_user_errors_on_rtx(tiny_onnx, fp16_onnx, tmp_path):
     engine = str(tmp_path / "x.engine")
-    with pytest.raises(UserError, match=r"--fp16 is a TensorRT 10 builder flag .*'higherhrnet-trt convert"):
+    with pytest.raises(UserError,
+                       match=r"--precision fp16 is a TensorRT 10 builder flag .*'higherhrnet-trt convert"):
         build_engine(str(tiny_onnx), engine, backend="tensorrt-rtx", fp16=True)
-    with pytest.raises(UserError, match=r"--int8 needs a Q/DQ ONNX .*'higherhrnet-trt calibrate"):
+    with pytest.raises(UserError, match=r"--precision int8 needs a Q/DQ ONNX .*'higherhrnet-trt calibrate"):
         build_engine(str(tiny_onnx), engine, backend="tensorrt-rtx", int8=True)
-    with pytest.raises(UserError, match="--int8 needs a Q/DQ ONNX"):
+    with pytest.raises(UserError, match="--precision int8 needs a Q/DQ ONNX"):
         build_engine(str(fp16_onnx), engine, backend="tensorrt-rtx", int8=True)
     with pytest.raises(UserError, match="reports no DLA"):
         build_engine(str(fp16_onnx), engine, backend="tensorrt-rtx", dla_core=0)

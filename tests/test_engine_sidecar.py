@@ -46,7 +46,7 @@ def test_build_command_lists_only_non_defaults():
                          "opt_shape": None, "max_shape": [1, 3, 1024, 1024], "workspace": 2048,
                          "timing_cache": None, "dla_core": 0, "gpu_fallback": True,
                          "version_compatible": False, "optimization_level": None})
-    assert cmd == ("higherhrnet-trt build 'a b.onnx' -o x.engine --backend tensorrt --fp16 "
+    assert cmd == ("higherhrnet-trt build 'a b.onnx' -o x.engine --backend tensorrt --precision fp16 "
                    "--gpu-fallback --min-shape 1x3x256x256 --max-shape 1x3x1024x1024 "
                    "--workspace 2048 --dla-core 0")
 
