@@ -94,8 +94,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     Only the first SIGTERM raises: later ones are ignored, so a second ``kill`` cannot break the
     clean-up (closing the JSON, the video's index) that the first one started; SIGKILL still ends
-    the process at once. Outside the main thread (a host application calling ``main()`` from a
-    worker) nothing is installed: Python allows signal handlers in the main thread only.
+    the process at once. SIGINT raises KeyboardInterrupt inside too, even where the process was
+    started with SIGINT ignored (a job a script starts with ``&``, a pytest-xdist worker's child):
+    ROS 2 launch and supervisors stop a node with SIGINT. Outside the main thread (a host
+    application calling ``main()`` from a worker) nothing is installed: Python allows signal
+    handlers in the main thread only.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -109,8 +112,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
             raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
+    ignored_interrupt = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         # None: a handler installed from C; the default is the closest Python can restore.
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        if ignored_interrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

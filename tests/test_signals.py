@@ -195,3 +195,32 @@ def test_sigterm_during_calibrate_cleans_up_and_writes_no_output(tiny_onnx, tmp_
     for path in (cache.iterdir() if cache.is_dir() else ()):  # only complete cache entries
         assert ".part" not in path.name and json.loads(path.read_text())["ranges"]
     assert not out.exists() or not no_temporaries(out)
+
+
+INTERRUPTIBLE = """
+import time
+from higherhrnet_trt.core.errors import sigterm_as_interrupt
+with sigterm_as_interrupt():
+    print("ready", flush=True)
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        raise SystemExit(0)
+raise SystemExit(3)
+"""
+
+
+def test_sigint_stops_a_process_started_with_sigint_ignored():
+    """A job started by a script with '&', or by a pytest-xdist worker, inherits SIGINT ignored;
+    ROS 2 launch still stops nodes with SIGINT: inside sigterm_as_interrupt it must interrupt."""
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+        assert proc.stdout.read().strip() == "interrupted"
+    finally:
+        proc.kill()
+        proc.wait()
