@@ -80,7 +80,7 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
             num_calib: int = 64, work_dir: str | None = None, precisions=("fp32", "fp16", "int8"),
             threads: int = 0, log=print, variants: dict[str, str] | None = None) -> dict:
     """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
-    ``benchmarks.scenes``' default distribution) of ``seed``. Returns {"ap": {precision: AP},
+    ``references.scenes``' default distribution) of ``seed``. Returns {"ap": {precision: AP},
     "stats": {precision: {...}}, "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}.
 
     ``variants`` (from :func:`prepare_variants`) skips the export; otherwise ``weights`` are

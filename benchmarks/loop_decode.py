@@ -34,7 +34,7 @@ def loop_nms(heatmaps: np.ndarray, kernel: int = 5, padding: int = 2) -> np.ndar
 def loop_top_k(det: np.ndarray, tags: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """det (J, H, W), tags (J, H, W, T) -> loc (J, k, 2) int64 [x, y], val (J, k), tag (J, k, T).
 
-    Value descending, ties by lower flat index (also at the cut-off), as runtime.decode.topk.
+    Value descending, ties by lower flat index (also at the cut-off), as decode.topk.
     """
     J, H, W = det.shape
     k = min(k, H * W)
@@ -138,7 +138,7 @@ def loop_refine_person(heatmaps: np.ndarray, tags: np.ndarray, person: np.ndarra
 def loop_parse(
     heatmaps: np.ndarray, tags: np.ndarray, cfg: DecodeConfig | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Same contract as runtime.decode.parse: (P, J, 3 + T) float32 and scores (P,) float32."""
+    """Same contract as decode.parse: (P, J, 3 + T) float32 and scores (P,) float32."""
     cfg = cfg or DecodeConfig()
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     tags = np.asarray(tags, dtype=np.float32)

@@ -20,7 +20,6 @@ _LAZY = {
     "check_engine_file": ("sidecar", "check_engine_file"),
     "sidecar_path": ("sidecar", "sidecar_path"),
     "Sidecar": ("sidecar", "Sidecar"),
-    "query_gpu": ("higherhrnet_trt.core.gpu", "query_gpu"),  # moved to core; kept here for 0.1 code
 }
 
 

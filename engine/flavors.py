@@ -174,11 +174,6 @@ def load_flavor(backend: str = "auto") -> Flavor:
     raise BackendUnavailable(f"{backend} is not importable here: {INSTALL_HINT[backend]}")
 
 
-def flavor_names_available() -> list[str]:
-    """Flavours importable on this machine (imports them: call only when about to use one)."""
-    return [n for n in AUTO_ORDER if _import(n) is not None]
-
-
 #: GPUs by compute capability, to say in words where an engine runs.
 GPU_FAMILIES = {
     "7.2": "Jetson Xavier", "7.5": "Turing (RTX 20xx, T4)", "8.0": "A100",

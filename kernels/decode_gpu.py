@@ -3,7 +3,7 @@
     from higherhrnet_trt.kernels.decode_gpu import GpuDecoder
     dec = GpuDecoder(num_joints=17, height=256, width=256, tag_dim=2)   # maps at input size
     people = dec.decode(heatmaps, tags)     # device arrays (CuPy, torch, pycuda, Numba) or NumPy
-    grouped, scores = people[0]             # as runtime.decode.parse: (P, J, 3 + T), (P,)
+    grouped, scores = people[0]             # as decode.parse: (P, J, 3 + T), (P,)
 
 Device inputs are taken without copies from anything exposing ``__cuda_array_interface__`` (CuPy,
 torch CUDA tensors, pycuda ``GPUArray``, Numba; checked: C-contiguous float32 of the decoder's
@@ -218,7 +218,7 @@ class GpuDecoder:
     def decode(self, heatmaps, tags, batch: int | None = None,
                stream=None) -> list[tuple[np.ndarray, np.ndarray]]:
         """heatmaps (N, J, H, W) float32, tags (N, J, H, W, T) float32, on the device or the host.
-        Returns per image (grouped (P, J, 3 + T), scores (P,)) as runtime.decode.parse."""
+        Returns per image (grouped (P, J, 3 + T), scores (P,)) as decode.parse."""
         _check(self.drv.cuCtxPushCurrent(self.ctx), "cuCtxPushCurrent")  # callable from any thread
         try:
             return self._decode(heatmaps, tags, batch, stream)

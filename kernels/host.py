@@ -77,7 +77,7 @@ def _lib():
 
 
 def decode_host(heatmaps: np.ndarray, tags: np.ndarray, cfg=None) -> tuple[np.ndarray, np.ndarray]:
-    """runtime.decode.parse, computed by the kernels' C++ code. Same inputs and outputs:
+    """decode.parse, computed by the kernels' C++ code. Same inputs and outputs:
     heatmaps (J, H, W) float32, tags (J, H, W, T) float32 -> grouped (P, J, 3 + T), scores (P,)."""
     from higherhrnet_trt.decode import DecodeConfig
 

@@ -239,7 +239,7 @@ class GpuPreprocessor(_KernelModule):
 
 class GpuResizer(_KernelModule):
     """Bilinear resize of device maps with PyTorch's coordinates (align_corners=False), equal to
-    runtime.aggregate.resize_bilinear(backend="numpy") (resize.cu).
+    decode.aggregate.resize_bilinear(backend="numpy") (resize.cu).
 
     in_hw, out_hw: (h, w) and (H, W) of the planes, pixels. Taps are uploaded once.
     """

@@ -107,7 +107,7 @@ def test_gpu_wrapper_struct_layouts_match():
 
 
 def test_warp_normalize_equals_runtime_preprocess():
-    """The fused pre-processing kernel = runtime.preprocess.normalize of the kernel's warp (bit for
+    """The fused pre-processing kernel = core.preprocess.normalize of the kernel's warp (bit for
     bit: table lookup, BGR -> RGB plane order, CHW), and = the whole runtime pre-processing where
     OpenCV warps in fixed point (<= 4.10; newer OpenCV: within its warp's level differences)."""
     cv2 = pytest.importorskip("cv2")

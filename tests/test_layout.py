@@ -210,25 +210,20 @@ def test_version_and_verbose_after_the_command(capsys):
     assert parser.parse_args(["info", "x.onnx"]).verbose is False
 
 
-@pytest.mark.parametrize("old,new", [
-    ("higherhrnet_trt.runtime.errors", "higherhrnet_trt.core.errors"),
-    ("higherhrnet_trt.runtime.metadata", "higherhrnet_trt.core.metadata"),
-    ("higherhrnet_trt.runtime.datasets", "higherhrnet_trt.core.keypoints"),
-    ("higherhrnet_trt.runtime.preprocess", "higherhrnet_trt.core.preprocess"),
-    ("higherhrnet_trt.runtime.decode", "higherhrnet_trt.decode"),
-])
-def test_module_paths_of_0_1_are_the_moved_modules(old, new):
-    """Code written against 0.1 imports the same objects (one UserError class, not two)."""
-    import importlib
-
-    assert importlib.import_module(old) is importlib.import_module(new)
-
-
-def test_public_names_of_0_1_still_import():
-    from higherhrnet_trt.core.errors import UserError
+def test_public_names_import():
     from higherhrnet_trt.runtime import DecodeConfig, ModelMeta, Pipeline, Poses, maps_to_poses
-    from higherhrnet_trt.runtime.errors import UserError as OldUserError
     from higherhrnet_trt.runtime.pipeline import Poses as PipelinePoses
 
-    assert OldUserError is UserError and PipelinePoses is Poses
+    assert PipelinePoses is Poses
     assert all(callable(x) for x in (DecodeConfig, ModelMeta, Pipeline, maps_to_poses))
+
+
+def test_no_alias_modules_or_dead_names():
+    """No module replaces itself in sys.modules (aliases of moved modules): one path per module."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    aliases = [str(p.relative_to(root)) for p in root.rglob("*.py")
+               if ".venv" not in p.parts and p.name != "test_layout.py"
+               and "sys.modules[__name__] =" in p.read_text(encoding="utf-8", errors="ignore")]
+    assert aliases == []

@@ -1,7 +1,7 @@
 """The whole pre-decode chain against the official test-time flow (pipeline_vectors.npz, 3 cases).
 
-image -> runtime.preprocess (official sizing + warp + normalisation) -> exported ONNX (flip test and
-stride-2 averaging in the graph) on ONNX Runtime -> runtime.aggregate (projection to input size,
+image -> core.preprocess (official sizing + warp + normalisation) -> exported ONNX (flip test and
+stride-2 averaging in the graph) on ONNX Runtime -> decode.aggregate (projection to input size,
 multi-scale averaging, tag concatenation) must give the official final heatmaps and tags: pA in
 full, pB (scales 2, 1, 0.5, no flip) and pC (scales 2, 1, flip) at 4096 sampled positions.
 """

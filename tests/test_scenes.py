@@ -1,4 +1,4 @@
-"""benchmarks.scenes: deterministic generated scenes with valid COCO keypoint annotations."""
+"""references.scenes: deterministic generated scenes with valid COCO keypoint annotations."""
 
 from __future__ import annotations
 

@@ -74,13 +74,6 @@ class ServerSettings:
         return cls(scales=tuple(float(s) for s in d["scales"]), project2image=bool(d["project2image"]),
                    decode=dict(d["decode"]))
 
-    @classmethod
-    def of_pipeline(cls, pipe) -> ServerSettings:
-        """The settings of an activated local Pipeline."""
-        decode = asdict(pipe.decode_config)
-        decode["joint_order"] = list(decode["joint_order"])
-        return cls(scales=tuple(pipe.scales), project2image=pipe.project2image, decode=decode)
-
     def differences(self, other: ServerSettings) -> list[str]:
         """Human-readable 'name: ours vs theirs' for every setting that differs."""
         out = []

@@ -1,7 +1,0 @@
-"""Moved to ``higherhrnet_trt.core.preprocess``; this name stays for code written against 0.1."""
-
-import sys
-
-from higherhrnet_trt.core import preprocess as _moved
-
-sys.modules[__name__] = _moved
