@@ -12,22 +12,27 @@ costs) and elongated ones; W48 not measured. An odd frame (a 20x2000 strip becom
 input) or a typo (``--scales 100``) would otherwise exhaust the machine with no message, so both
 are refused before any work, in one line that names the fix:
 
-- at most :data:`MAX_SCALES` test scales, each within :data:`SCALE_RANGE`;
+- at most :data:`MAX_SCALES` test scales, each within :data:`SCALE_RANGE` (:func:`check_scales`,
+  the one scale check, also of the multi-scale rules);
 - each scale's network input at most :data:`MAX_INPUT_PIXELS` pixels (the official multi-scale
   test of w32_640 on a 16:9 frame needs 2.95 Mpx) and at most :data:`MAX_ASPECT` : 1 between its
   sides.
 
-:func:`plan_frame` plans one frame for the GPU pipeline as the CPU Pipeline does (here, in core, so
-the kernels can use it). Only NumPy and geometry are imported.
+:func:`check_frame` is the one frame check (type, dtype, shape, size; :class:`FrameError`).
+:func:`needs_letterbox` is the one choice between the official sizing and a letterbox for a model
+with a fixed input; :func:`plan_frame` plans one frame for the GPU pipeline as the CPU Pipeline does
+(here, in core, so the kernels can use it). Only NumPy and geometry are imported.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from .errors import UserError
+from .formats import SIZE_MULTIPLE
 from .geometry import FrameGeometry, get_multi_scale_size
 
 #: Most test scales at once (the official multi-scale set has 3: 2, 1, 0.5).
@@ -45,11 +50,64 @@ MAX_ASPECT = 8.0
 BYTES_PER_INPUT_PIXEL = 1.5 * 1024
 
 
-class FrameTooLarge(UserError):
+#: Most pixels of a frame itself (before any resize).
+MAX_FRAME_PIXELS = 100_000_000
+
+
+class FrameError(UserError, ValueError):
+    """A frame the pipeline cannot take (wrong type, dtype, shape or size): a UserError for the
+    commands, a ValueError for code that calls the pre-processing functions directly."""
+
+
+class FrameTooLarge(FrameError):
     """A frame whose network input would exceed the documented bounds (see the module docstring)."""
 
 
-def check_scales(scales: Sequence[float]) -> None:
+def check_frame(frame: np.ndarray, convert: bool = True) -> np.ndarray:
+    """The one frame check: (H, W, 3) uint8, contiguous. With ``convert`` grey (H, W) / (H, W, 1)
+    and 4-channel frames are accepted and converted (the Pipeline's API); without, only (H, W, 3)
+    (the pre-processing functions). Raises FrameError in one line naming the fix."""
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"expected a frame as a numpy array (H, W, 3) uint8, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise FrameError(f"expected a uint8 frame (0..255, as cv2 reads it), got {frame.dtype}: convert "
+                         "with np.clip(img * 255, 0, 255).astype(np.uint8) for 0..1 floats")
+    if convert and (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1)):
+        frame = np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
+    elif convert and frame.ndim == 3 and frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
+        raise FrameError(f"expected an (H, W, 3) frame, got shape {frame.shape}")
+    if math.prod(frame.shape[:2]) > MAX_FRAME_PIXELS:
+        raise FrameError(f"frame of {frame.shape[1]}x{frame.shape[0]} pixels is too large; resize it first")
+    return np.ascontiguousarray(frame)
+
+
+def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    """The one scale check: numbers, positive, 1..MAX_SCALES of them within SCALE_RANGE, and a
+    multi-scale set that holds 1 with each scale an integer multiple of the smallest (or the input
+    sizes stop being multiples of SIZE_MULTIPLE). Returns them distinct, largest first."""
+    try:
+        values = tuple(sorted({float(s) for s in scales}, reverse=True))
+    except (TypeError, ValueError):
+        raise UserError(f"scales must be numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}") from None
+    if not values or min(values) <= 0 or not all(math.isfinite(s) for s in values):
+        raise UserError(f"scales must be positive numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}")
+    _check_scale_bounds(values)
+    if len(values) > 1:
+        if 1.0 not in values:
+            raise UserError(f"a multi-scale set must contain 1 (tags come from scale 1): {values}")
+        smallest = values[-1]
+        if any(abs(s / smallest - round(s / smallest)) > 1e-9 for s in values):
+            raise UserError(
+                f"scales {values}: each must be an integer multiple of the smallest, or the input "
+                f"sizes stop being multiples of {SIZE_MULTIPLE} and HigherHRNet cannot run them "
+                "(the official multi-scale set is 2, 1, 0.5)"
+            )
+    return values
+
+
+def _check_scale_bounds(scales: Sequence[float]) -> None:
     """UserError unless there are 1..MAX_SCALES scales within SCALE_RANGE."""
     lo, hi = SCALE_RANGE
     if len(scales) > MAX_SCALES:
@@ -89,6 +147,18 @@ def check_frame_size(image_wh: tuple[int, int], input_size: int, scales: Sequenc
                 "--input-size (frames are letterboxed into it)")
 
 
+def official_input_wh(image_wh: tuple[int, int], input_size: int, scale: float = 1.0) -> tuple[int, int]:
+    """(W, H) of the network input that the official sizing gives a frame at one test scale."""
+    return tuple(int(v) for v in FrameGeometry.official(image_wh, input_size, scale).input_size_wh(scale))
+
+
+def needs_letterbox(image_wh: tuple[int, int], input_size: int, fixed_wh: tuple[int, int],
+                    scale: float = 1.0) -> bool:
+    """The one choice between the official sizing and a letterbox for a fixed-input model: True
+    when the official input of the frame at ``scale`` is not the model's fixed (W, H)."""
+    return official_input_wh(image_wh, input_size, scale) != tuple(int(v) for v in fixed_wh)
+
+
 def plan_frame(image_wh: tuple[int, int], input_size: int, fixed_wh: tuple[int, int] | None = None
                ) -> tuple[tuple[int, int], np.ndarray, FrameGeometry]:
     """(input (W, H), forward (2, 3) float64 warp, FrameGeometry) of one frame, as Pipeline.prepare
@@ -98,10 +168,8 @@ def plan_frame(image_wh: tuple[int, int], input_size: int, fixed_wh: tuple[int, 
     geometry = None
     if fixed_wh is None:
         check_frame_size(wh, input_size, (1.0,))
-    else:
-        official = FrameGeometry.official(wh, input_size)
-        if tuple(official.base_size_wh) != tuple(fixed_wh):
-            geometry = FrameGeometry.letterbox(wh, tuple(fixed_wh))
+    elif needs_letterbox(wh, input_size, fixed_wh):
+        geometry = FrameGeometry.letterbox(wh, tuple(fixed_wh))
     if geometry is None:
         geometry = FrameGeometry.official(wh, input_size)
     matrix, size = geometry.warp(1.0)

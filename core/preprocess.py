@@ -30,12 +30,10 @@ from .metadata import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"empty image: {image.shape}")
-    return image
+    """(H, W, 3) uint8 only: the pre-processing functions convert nothing (core.limits.check_frame)."""
+    from .limits import check_frame
+
+    return check_frame(image if isinstance(image, np.ndarray) else np.asarray(image), convert=False)
 
 
 def warp_image(image: np.ndarray, geometry: FrameGeometry, scale: float = 1.0) -> np.ndarray:

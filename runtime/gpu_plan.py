@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
-from higherhrnet_trt.core.limits import plan_frame  # noqa: F401 (part of this module's contract)
-
-from .poses import check_frame
+from higherhrnet_trt.core.limits import (
+    check_frame,
+    plan_frame,  # noqa: F401 (part of this module's contract)
+)
 
 
 def host_frame(frame: Any) -> np.ndarray:

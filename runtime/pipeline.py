@@ -33,9 +33,15 @@ from typing import Any
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
-from higherhrnet_trt.core.geometry import SIZE_MULTIPLE, FrameGeometry
+from higherhrnet_trt.core.geometry import FrameGeometry
 from higherhrnet_trt.core.keypoints import KeypointSet
-from higherhrnet_trt.core.limits import check_frame_size, check_scales
+from higherhrnet_trt.core.limits import (
+    check_frame,
+    check_frame_size,
+    check_scales,
+    needs_letterbox,
+    official_input_wh,
+)
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.preprocess import letterbox, preprocess
 from higherhrnet_trt.decode import DecodeConfig, parse
@@ -48,7 +54,6 @@ from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     Poses,
     boxes_from_keypoints,
     cap_people,
-    check_frame,
     decode_config_for,
     is_bgr,
     maps_to_poses,
@@ -90,27 +95,6 @@ class _Job:
     frame: int
     scale: float
     tensor: np.ndarray  # (1, 3, h, w) float32
-
-
-def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
-    try:
-        values = tuple(sorted({float(s) for s in scales}, reverse=True))
-    except (TypeError, ValueError):
-        raise UserError(f"scales must be numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}") from None
-    if not values or min(values) <= 0:
-        raise UserError(f"scales must be positive numbers, e.g. (1.0,) or (2, 1, 0.5); got {scales!r}")
-    check_scales(values)  # count and range: each scale runs the network once (core/limits.py)
-    if len(values) > 1:
-        if 1.0 not in values:
-            raise UserError(f"a multi-scale set must contain 1 (tags come from scale 1): {values}")
-        smallest = values[-1]
-        if any(abs(s / smallest - round(s / smallest)) > 1e-9 for s in values):
-            raise UserError(
-                f"scales {values}: each must be an integer multiple of the smallest, or the input "
-                f"sizes stop being multiples of {SIZE_MULTIPLE} and HigherHRNet cannot run them "
-                "(the official multi-scale set is 2, 1, 0.5)"
-            )
-    return values
 
 
 class Pipeline:
@@ -164,7 +148,7 @@ class Pipeline:
         self.decoder = decoder
         self.bgr = is_bgr(color_order)
         self.model_path = str(model)
-        self.scales = _check_scales(scales)
+        self.scales = check_scales(scales)
         self.project2image = bool(project2image)
         self.kpt_thr = float(kpt_thr)
         self.person_thr = float(person_thr)
@@ -399,8 +383,8 @@ class Pipeline:
         if self._static_hw is not None:
             in_h, in_w = self._static_hw
             scale = self.scales[0]  # static models run one scale (checked in _configure)
-            official = FrameGeometry.official(image_wh, meta.input_size, scale).input_size_wh(scale)
-            if tuple(official) != (in_w, in_h):
+            if needs_letterbox(image_wh, meta.input_size, (in_w, in_h), scale):
+                official = official_input_wh(image_wh, meta.input_size, scale)
                 self._warn_once(
                     "letterbox",
                     "frames of %dx%d are letterboxed into the model's fixed %dx%d input (the official "

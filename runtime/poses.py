@@ -8,7 +8,6 @@ cap at max_people. The frame checks and the decode-settings resolution are here 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,21 +173,3 @@ def decode_config_for(meta: ModelMeta, arg: DecodeConfig | Mapping[str, Any] | N
     except ValueError as e:
         raise UserError(f"decode settings do not fit this model: {e}") from None
     return cfg
-
-
-def check_frame(frame: np.ndarray) -> np.ndarray:
-    """Accept (H, W, 3) uint8 (also grey (H, W) / (H, W, 1) and 4-channel frames, converted)."""
-    if not isinstance(frame, np.ndarray):
-        raise UserError(f"expected a frame as a numpy array (H, W, 3) uint8, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise UserError(f"expected a uint8 frame (0..255, as cv2 reads it), got {frame.dtype}: convert "
-                        "with np.clip(img * 255, 0, 255).astype(np.uint8) for 0..1 floats")
-    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
-        frame = np.repeat(frame.reshape(frame.shape[0], frame.shape[1], 1), 3, axis=2)
-    elif frame.ndim == 3 and frame.shape[2] == 4:
-        frame = frame[:, :, :3]
-    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
-        raise UserError(f"expected an (H, W, 3) frame, got shape {frame.shape}")
-    if math.prod(frame.shape[:2]) > 100_000_000:
-        raise UserError(f"frame of {frame.shape[1]}x{frame.shape[0]} pixels is too large; resize it first")
-    return np.ascontiguousarray(frame)

@@ -194,8 +194,8 @@ def resolve_settings(meta: ModelMeta, scales: Sequence[float] = (1.0,), project2
     """The settings a local Pipeline with these arguments decodes with (validated as it would)."""
     from dataclasses import asdict
 
+    from ..core.limits import check_scales
     from ..decode import DecodeConfig
-    from ..runtime.pipeline import _check_scales
 
     cfg = DecodeConfig.for_keypoints(meta.keypoints, **dict(decode or {}))
     try:
@@ -204,7 +204,7 @@ def resolve_settings(meta: ModelMeta, scales: Sequence[float] = (1.0,), project2
         raise UserError(f"decode settings do not fit this model: {e}") from None
     d = asdict(cfg)
     d["joint_order"] = list(d["joint_order"])
-    return proto.ServerSettings(_check_scales(scales), bool(project2image), d)
+    return proto.ServerSettings(check_scales(scales), bool(project2image), d)
 
 
 # --------------------------------------------------------------------------------------------------

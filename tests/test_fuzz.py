@@ -118,7 +118,7 @@ def test_decoder_never_crashes_and_keeps_its_shapes(m, max_people, adjust, refin
     ),
 )
 def test_frame_check_accepts_or_refuses_in_one_line(frame):
-    from higherhrnet_trt.runtime.poses import check_frame
+    from higherhrnet_trt.core.limits import check_frame
 
     try:
         out = check_frame(frame)
