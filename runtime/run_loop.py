@@ -260,6 +260,9 @@ def check_run_outputs(outputs: OutputOptions, model: str, sources, save_dirs) ->
         require_suffix(outputs.json, (".json",), "--json", "the results are a JSON list (e.g. "
                        "--json people.json)")
         found.append(Output("--json", outputs.json, "give --json another file name"))
+        check_writable(outputs.json, "--json", "give --json another file name")
+        if outputs.save_dir and os.path.abspath(outputs.json) == os.path.abspath(outputs.save_dir):
+            raise UserError(f"--json {outputs.json} is also the --save-dir folder: give them different names")
     if outputs.save_dir:
         check_writable(outputs.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
     for source, save_dir in zip(sources, save_dirs):

@@ -147,3 +147,20 @@ def test_calibrate_checks_its_cache_folder_before_any_work(tiny_onnx, tmp_path, 
                "--cache-dir", str(blocker / "sub"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and "cache folder" in err and "--cache-dir" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_run_json_and_save_dir_refused_before_any_work(tiny_onnx, tmp_path, capsys, same):
+    """--json on the --save-dir folder (or on an existing folder) is one line before the model loads,
+    not an IsADirectoryError after the frames ran."""
+    cv2 = pytest.importorskip("cv2")
+    image = tmp_path / "a.jpg"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    out = tmp_path / "out.json"
+    if not same:
+        out.mkdir()
+    extra = ["--save-dir", str(out)] if same else []
+    rc = main(["run", str(tiny_onnx), "--source", str(image), "--json", str(out), "--no-progress", *extra])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and "done:" not in err, err
+    assert err.strip().startswith("error: --json") and len(err.strip().splitlines()) == 1, err
