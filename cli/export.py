@@ -106,8 +106,8 @@ def run_export(args) -> int:
         format="engine" if args.engine else "onnx", input_size=args.input_size, batch=args.batch,
         dynamic=args.dynamic, dynamic_batch=args.dynamic_batch, flip=args.flip,
         outputs="raw" if args.raw_outputs else "aggregated", half=precision.half,
-        int8=precision.int8, data=calibration.images, num_calib_images=calibration.num_images,
-        calib_method=calibration.method, target=calibration.target, check=args.check,
+        int8=precision.int8, images=calibration.images, num_images=calibration.num_images,
+        method=calibration.method, target=calibration.target, check=args.check,
         seed=0 if args.seed is None else args.seed, cache_dir=args.cache_dir, weights_url=args.weights_url,
     )
     times = ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items())

@@ -2,7 +2,7 @@
 
     from higherhrnet_trt.export import export
     export("pose_higher_hrnet_w32_512.pth", config="w32_512", half=True)          # fp16 ONNX
-    export("w32.pth", config="w32_512", int8=True, data="calib_images/")          # INT8 Q/DQ ONNX
+    export("w32.pth", config="w32_512", int8=True, images="calib_images/")          # INT8 Q/DQ ONNX
     export("w32.pth", config="w32_512", format="engine", half=True)               # + TensorRT engine
     export("mmpose_w32_512", half=True)   # a released name: downloaded, verified, its config (export.weights)
 """
@@ -53,9 +53,9 @@ def export(
     outputs: str = "aggregated",
     half: bool = False,
     int8: bool = False,
-    data: str | None = None,
-    num_calib_images: int = 512,
-    calib_method: str = "entropy",
+    images: str | None = None,
+    num_images: int = 512,
+    method: str = "entropy",
     target: str = "tensorrt",
     check: bool = True,
     seed: int = 0,
@@ -73,9 +73,11 @@ def export(
     format: "onnx" or "engine" (builds with engine.build_engine after the ONNX).
     input_size: traced H or (H, W), multiples of 64; default the config's input size.
     half / int8: precision of the written ONNX (precision lives in the ONNX: strongly typed builds).
-    data: folder of calibration images for int8 (pre-processed exactly as the runtime does).
-    target: for int8, the runtime the Q/DQ graph is laid out for: "tensorrt" or "cpu" (ONNX
-        Runtime / OpenVINO; no engine can be built from it), see quantize.quantize_int8.
+    images / num_images / method / target: int8 calibration, named as core.precision's
+        CalibrationOptions fields and calibrate's flags: a folder of calibration images
+        (pre-processed exactly as the runtime does), how many of them, the range method.
+        target: the runtime the Q/DQ graph is laid out for, "tensorrt" or "cpu" (ONNX Runtime /
+        OpenVINO; no engine can be built from it), see quantize.quantize_int8.
     seed: without a checkpoint, the seed of the random weights: the same seed and config give the
         same weights (pipeline tests only; a checkpoint's weights replace them).
     cache_dir / weights_url: where names are cached and an optional mirror to fetch them from
@@ -84,7 +86,7 @@ def export(
     from .configs import get_config
     from .onnx_export import export_onnx
 
-    precision = _check_request(format, half, int8, data, batch)
+    precision = _check_request(format, half, int8, images, batch)
     if int8 and target == "cpu" and format == "engine":
         raise UserError("an INT8 file for the CPU (target cpu) builds no TensorRT engine: leave out "
                         "format='engine' (--engine), or use target tensorrt")
@@ -106,7 +108,7 @@ def export(
     result.timings["onnx"] = time.perf_counter() - t1
     log(report.summary())
     if precision != "fp32":
-        _convert(precision, fp32_path, output, data, num_calib_images, calib_method, result, log,
+        _convert(precision, fp32_path, output, images, num_images, method, result, log,
                  target)
     if format == "engine":
         _build(output, result, log)
@@ -122,12 +124,12 @@ def _resolve_checkpoint(checkpoint: str | None, cache_dir: str | None, weights_u
     return resolve(checkpoint, cache_dir=cache_dir, weights_url=weights_url)
 
 
-def _check_request(format: str, half: bool, int8: bool, data: str | None, batch: int = 1) -> str:
+def _check_request(format: str, half: bool, int8: bool, images: str | None, batch: int = 1) -> str:
     """The ONNX precision asked for ("fp32", "fp16", "int8"), or a UserError naming the fix."""
     if half and int8:
         raise UserError("choose one of half (fp16) and int8, not both")
-    if int8 and not data:
-        raise UserError("int8 needs calibration images: pass data=DIR (--images DIR), ~500 of your own "
+    if int8 and not images:
+        raise UserError("int8 needs calibration images: pass images=DIR (--images DIR), ~500 of your own "
                         "frames")
     if format not in ("onnx", "engine"):
         raise UserError(f"format must be 'onnx' or 'engine', not {format!r}")
@@ -176,9 +178,9 @@ def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: in
     return model
 
 
-def _convert(precision: str, fp32_path: str, output: str, data: str | None, num_calib_images: int,
-             calib_method: str, result: ExportResult, log, target: str = "tensorrt") -> None:
-    """The fp32 ONNX -> fp16 (AutoCast) or INT8 Q/DQ (calibrated on ``data``) ONNX at ``output``."""
+def _convert(precision: str, fp32_path: str, output: str, images: str | None, num_images: int,
+             method: str, result: ExportResult, log, target: str = "tensorrt") -> None:
+    """The fp32 ONNX -> fp16 (AutoCast) or INT8 Q/DQ (calibrated on ``images``) ONNX at ``output``."""
     from . import quantize
 
     t2 = time.perf_counter()
@@ -186,7 +188,7 @@ def _convert(precision: str, fp32_path: str, output: str, data: str | None, num_
         q = quantize.convert_fp16(fp32_path, output)
     else:
         q = quantize.quantize_int8(
-            fp32_path, output, images=data, num_images=num_calib_images, method=calib_method,
+            fp32_path, output, images=images, num_images=num_images, method=method,
             target=target,
         )
     result.timings[precision] = time.perf_counter() - t2

@@ -54,7 +54,7 @@ def test_int8_onnx_calibrated_on_the_given_images(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few images: the warning is tested in test_quantize
         r = export(config="tiny", output=str(tmp_path / "t.onnx"), input_size=128, int8=True,
-                   data=images, num_calib_images=5, calib_method="max", log=lambda m: None)
+                   images=images, num_images=5, method="max", log=lambda m: None)
     assert summarize(r.onnx).precision == "int8" and r.engine is None
     assert set(r.timings) == {"load", "onnx", "int8"}
     assert len(list((tmp_path / "cache").rglob("int8_ranges_*.json"))) == 1

@@ -191,5 +191,5 @@ def test_export_refuses_an_engine_of_a_cpu_target(tmp_path):
     from higherhrnet_trt.export.api import export
 
     with pytest.raises(UserError, match="builds no TensorRT engine"):
-        export(None, config="tiny", output=str(tmp_path / "x.onnx"), int8=True, data=str(tmp_path),
+        export(None, config="tiny", output=str(tmp_path / "x.onnx"), int8=True, images=str(tmp_path),
                target="cpu", format="engine", log=lambda *a, **k: None)
