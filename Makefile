@@ -51,7 +51,7 @@ RUNTIME_TESTS := tests/test_decode_*.py tests/test_aggregate.py tests/test_pipel
 PY310_DESELECT := --deselect tests/test_preprocess.py::test_resize_align_bit_exact \
 	--deselect tests/test_preprocess.py::test_preprocess_inputs_and_geometry
 
-.PHONY: setup demo-setup triton-setup ros-setup demo test lint clean test-py310 gstreamer
+.PHONY: setup demo-setup triton-setup ros-setup demo test lint clean test-py310 gstreamer real-data
 
 setup: $(STAMP)
 
@@ -97,7 +97,7 @@ demo: demo-setup
 # run serve from the Triton venv. One pytest worker per core (pytest-xdist), each test file on one
 # worker (its module fixtures built once); PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
-test: setup lint test-py310 triton-setup ros-setup gstreamer
+test: setup lint test-py310 triton-setup ros-setup gstreamer real-data
 	HIGHERHRNET_TRT_TRITON_PYTHON=$(TRITON_VENV)/bin/python HIGHERHRNET_TRT_ROS_PYTHON=$(abspath $(ROS_VENV))/bin/python $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 $(STAMP310): setup.py Makefile
@@ -113,6 +113,17 @@ else
 test-py310: $(STAMP310)
 	$(VENV310)/bin/python -m pytest -q -p no:cacheprovider $(PY310_DESELECT) $(RUNTIME_TESTS)
 endif
+
+# Real pictures of people for tests/test_real_people.py (the demo network's held-out frames and
+# photos): Debian's opencv-doc, examples/data (vtest.avi, messi5.jpg, basketball1.png; ~275 MB).
+OPENCV_DATA := /usr/share/doc/opencv-doc/examples/data
+real-data:
+	@if [ ! -f $(OPENCV_DATA)/vtest.avi ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends opencv-doc >/dev/null; \
+	  else echo "note: opencv-doc missing and apt-get (as root) unavailable: real-image tests will skip"; fi; \
+	fi
 
 # Debian's GStreamer and PyGObject, installed when missing (root and apt-get needed; elsewhere the
 # stream tests skip and say why). PyGObject has no wheels on PyPI: the venv gets Debian's gi package

@@ -2,7 +2,7 @@
 
 Official HigherHRNet checkpoints stay the real input of this toolkit. This module exists because
 none can be downloaded on the project's machines: a narrow network trained for an hour on the CPU on
-``benchmarks.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
+``references.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
 real skeletons. It follows the official recipe (Cheng et al., CVPR 2020; HRNet/HigherHRNet-Human-
 Pose-Estimation), kept small:
 
@@ -44,7 +44,13 @@ from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
 from higherhrnet_trt.export.model import HigherHRNet
 
-from .train_data import SceneDataset, _network_input, joint_indices, render_heatmaps  # noqa: F401 (tests use them here)
+from .train_data import (  # noqa: F401 (tests use them here)
+    SceneDataset,
+    _network_input,
+    joint_indices,
+    render_heatmaps,
+    split_repeat,
+)
 from .train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
 from .train_options import TrainOptions
 
@@ -171,7 +177,7 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
         path = os.path.join(images_dir, rec["file_name"])
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
-            raise OSError(f"cannot read {path}: regenerate the scenes (benchmarks.scenes) or fix --val")
+            raise OSError(f"cannot read {path}: regenerate the scenes (references.scenes) or fix --val")
         with torch.no_grad():
             out4, out2 = model(_network_input(bgr)[None])
         heat = (F.interpolate(out4[:, :j], size=out2.shape[2:], mode="bilinear", align_corners=False)
@@ -260,7 +266,7 @@ def _start_or_resume(cfg: ModelConfig, opt: TrainOptions, ckpt_path: str | None,
 
 
 def train(
-    train_ann: str,
+    train_ann: str | list[str],
     out_dir: str,
     cfg: ModelConfig = DEMO_CONFIG,
     options: TrainOptions | None = None,
@@ -354,7 +360,11 @@ def train(
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.references.train",
                                  description="Train the demo HigherHRNet on generated scenes (CPU).")
-    ap.add_argument("--train", required=True, help="COCO keypoints JSON (images in its images/ folder)")
+    ap.add_argument("--train", required=True, nargs="+", metavar="JSON[@N]",
+                    help="COCO keypoints JSON files (images in each one's images/ folder); FILE@N counts "
+                         "that file's images N times (to balance sources). Image records may carry "
+                         "'zoom' (input pixels per image pixel; default: the longer side fills the input); "
+                         "iscrowd regions are left out of the loss")
     ap.add_argument("--val", help="held-out COCO keypoints JSON: AP measured at the end (fp32 ONNX)")
     ap.add_argument("--out", default="/tmp/demo_train", help="checkpoints, logs, ONNX for evaluation")
     ap.add_argument("--minutes", type=float, default=60.0, help="wall-time budget (sets the LR decay)")

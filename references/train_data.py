@@ -7,6 +7,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -83,6 +84,14 @@ def _network_input(bgr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(normalize(bgr, IMAGENET_MEAN, IMAGENET_STD, bgr=True)[0])
 
 
+def split_repeat(spec: str) -> tuple[str, int]:
+    """"FILE.json@3" -> ("FILE.json", 3): a training file whose images count three times."""
+    path, sep, count = spec.rpartition("@")
+    if sep and count.isdigit() and int(count) > 0:
+        return path, int(count)
+    return spec, 1
+
+
 class SceneDataset(torch.utils.data.Dataset):
     """COCO-format keypoint images -> (image, targets), with the official augmentation.
 
@@ -93,33 +102,54 @@ class SceneDataset(torch.utils.data.Dataset):
     With ``augment`` False the image is only scaled so its longer side is S (centred).
     """
 
-    def __init__(self, ann_file: str, images_dir: str | None = None, options: TrainOptions | None = None,
-                 augment: bool = True, dataset: str = "coco", seed: int = 0):
-        with open(ann_file, encoding="utf-8") as f:
-            data = json.load(f)
-        self.images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
-        self.images = sorted(data["images"], key=lambda r: r["id"])
+    def __init__(self, ann_file: str | Sequence[str], images_dir: str | None = None,
+                 options: TrainOptions | None = None, augment: bool = True, dataset: str = "coco",
+                 seed: int = 0):
+        self.images: list[dict] = []
+        self.joints: dict[int, np.ndarray] = {}
+        self.ignore: dict[int, list[list[float]]] = defaultdict(list)
+        for path, repeat in map(split_repeat, [ann_file] if isinstance(ann_file, str) else ann_file):
+            self._load(path, images_dir, repeat)
         self.opt = options or TrainOptions()
         self.augment = augment
         self.kps = keypoint_set(dataset)
         self.flip_index = np.asarray(self.kps.flip_index)
         self.rng = np.random.default_rng(seed)
+        self.empty = np.zeros((0, self.kps.num_joints, 3), np.float32)
+
+    def _load(self, ann_file: str, images_dir: str | None, repeat: int) -> None:
+        """Append one COCO file's images (``repeat`` times each) under fresh ids: records get
+        ``path``; people go to ``joints``, crowd regions (and people without joints) to ``ignore``."""
+        with open(ann_file, encoding="utf-8") as f:
+            data = json.load(f)
+        folder = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
+        base = len(self.images)
+        new_id = {}
+        for n, rec in enumerate(sorted(data["images"], key=lambda r: r["id"])):
+            new_id[rec["id"]] = base + n
+            self.images.append({**rec, "id": base + n, "path": os.path.join(folder, rec["file_name"])})
         by_image = defaultdict(list)
         for a in data["annotations"]:
-            if not a.get("iscrowd", 0) and a.get("num_keypoints", 1) > 0:
-                by_image[a["image_id"]].append(np.asarray(a["keypoints"], np.float32).reshape(-1, 3))
-        j = self.kps.num_joints
-        self.joints = {k: np.stack(v) for k, v in by_image.items()}
-        self.empty = np.zeros((0, j, 3), np.float32)
+            if a.get("iscrowd", 0) or a.get("num_keypoints", 1) == 0:
+                if "bbox" in a:
+                    self.ignore[new_id[a["image_id"]]].append(a["bbox"])
+            else:
+                by_image[new_id[a["image_id"]]].append(np.asarray(a["keypoints"], np.float32).reshape(-1, 3))
+        self.joints.update({k: np.stack(v) for k, v in by_image.items()})
+        self.images += self.images[base:] * (repeat - 1)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def _matrix(self, w: int, h: int) -> tuple[np.ndarray, bool]:
-        """2x3 image -> input matrix and whether to flip (flip happens before the matrix)."""
+    def _matrix(self, w: int, h: int, zoom: float | None = None) -> tuple[np.ndarray, bool]:
+        """2x3 image -> input matrix and whether to flip (flip happens before the matrix).
+
+        zoom: input pixels per image pixel before augmentation (None: the longer side fills the
+        input); a zoomed image larger than the crop is seen through a random window."""
         s = self.opt.input_size
         out = self.opt.crop_size or s
-        zoom = s / max(w, h)
+        fixed_zoom = zoom is not None
+        zoom = zoom if fixed_zoom else s / max(w, h)
         angle, tx, ty, flip = 0.0, 0.0, 0.0, False
         if self.augment:
             zoom *= self.rng.uniform(*self.opt.scale_range)
@@ -129,7 +159,8 @@ class SceneDataset(torch.utils.data.Dataset):
         # A crop window anywhere over the scaled image (centred when it is as large as the image).
         span = max(0.0, (max(w, h) * zoom - out) / 2)
         # Whole-pixel offsets: a crop moves the window, it does not resample.
-        ox, oy = np.round(self.rng.uniform(-span, span, 2)) if out < s else (0.0, 0.0)
+        ox, oy = np.round(self.rng.uniform(-span, span, 2)) if out < s or (fixed_zoom and self.augment) \
+            else (0.0, 0.0)
         c, si = math.cos(angle) * zoom, math.sin(angle) * zoom
         a = np.array([[c, -si], [si, c]])
         t = np.array([out / 2 + tx - ox, out / 2 + ty - oy]) - a @ np.array([w / 2, h / 2])
@@ -139,15 +170,19 @@ class SceneDataset(torch.utils.data.Dataset):
         import cv2
 
         rec = self.images[i]
-        path = os.path.join(self.images_dir, rec["file_name"])
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = cv2.imread(rec["path"], cv2.IMREAD_COLOR)
         if img is None:
-            raise OSError(f"cannot read {path}")
+            raise OSError(f"cannot read {rec['path']}")
         h, w = img.shape[:2]
         joints = self.joints.get(rec["id"], self.empty).copy()
-        m, flip = self._matrix(w, h)
+        m, flip = self._matrix(w, h, rec.get("zoom"))
+        # The loss sees the image's pixels less the regions of people nobody labelled.
+        ones = np.ones((h, w), np.float32)
+        for bx, by, bw, bh in self.ignore.get(rec["id"], ()):
+            ones[max(int(by), 0):int(math.ceil(by + bh)), max(int(bx), 0):int(math.ceil(bx + bw))] = 0
         if flip:
             img = img[:, ::-1]
+            ones = np.ascontiguousarray(ones[:, ::-1])
             # Corner origin: pixel i -> w - 1 - i, so a coordinate x -> w - x.
             joints[:, :, 0] = np.where(joints[:, :, 2] > 0, w - joints[:, :, 0], 0)
             joints = joints[:, self.flip_index]
@@ -155,7 +190,6 @@ class SceneDataset(torch.utils.data.Dataset):
         warped = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
         item = {"image": _network_input(warped)}
-        ones = np.ones((h, w), np.float32)
         for stride in (4, 2):
             res = s // stride
             mr = m * (res / s)

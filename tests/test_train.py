@@ -1,4 +1,4 @@
-"""export.train: targets, losses and steps of the demo-model trainer (CPU, tiny network)."""
+"""references.train: targets, losses and steps of the demo-model trainer (CPU, tiny network)."""
 
 from __future__ import annotations
 
@@ -314,3 +314,45 @@ def test_cli_wrong_init_checkpoint_is_one_line(tmp_path, capsys):
         T.main(["--train", "x.json", "--out", str(tmp_path / "o"), "--init-from", str(wrong)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--init-from:" in err and "[keys:" not in err
+
+
+def _silver_file(tmp_path, name: str, zoom: float | None) -> str:
+    """A 512x512 grey image with one person (left shoulder at x 200, y 120) and one crowd box
+    (x 320..384, y 64..128), in COCO format."""
+    import json
+
+    import cv2
+
+    folder = tmp_path / name
+    (folder / "images").mkdir(parents=True)
+    cv2.imwrite(str(folder / "images" / "a.png"), np.full((512, 512, 3), 128, np.uint8))
+    kp = [0.0] * 51
+    kp[5 * 3:5 * 3 + 3] = [200.0, 120.0, 2]
+    rec = {"id": 7, "file_name": "a.png", "width": 512, "height": 512, **({"zoom": zoom} if zoom else {})}
+    anns = [{"id": 1, "image_id": 7, "keypoints": kp, "num_keypoints": 1, "iscrowd": 0},
+            {"id": 2, "image_id": 7, "keypoints": [0] * 51, "num_keypoints": 0, "iscrowd": 1,
+             "bbox": [320, 64, 64, 64]}]
+    path = folder / "person_keypoints.json"
+    path.write_text(json.dumps({"images": [rec], "annotations": anns}))
+    return str(path)
+
+
+def test_dataset_zoom_ignore_regions_and_repeats(tmp_path):
+    """An image record's zoom sets the input scale; crowd boxes are left out of the loss mask; FILE@N
+    counts a file's images N times. Expected values worked out by hand for a 256 input."""
+    whole = _silver_file(tmp_path, "whole", None)  # 512 -> 256: scale 0.5
+    ds = T.SceneDataset([whole, whole + "@3"], options=T.TrainOptions(input_size=256), augment=False)
+    assert len(ds) == 4
+    item = ds[0]
+    # Crowd box x 320..384, y 64..128 at scale 0.5 / stride 4 -> mask_4 columns 40..47, rows 8..15.
+    mask = item["mask_4"].numpy()
+    assert (mask[8:16, 40:48] == 0).all() and mask.sum() == 64 * 64 - 64
+    # Left shoulder (200, 120) * 0.5 / 2 = (50, 30) on the stride-2 map.
+    heat = item["heatmaps_2"][5].numpy()
+    assert np.unravel_index(heat.argmax(), heat.shape) == (30, 50)
+    # zoom 0.25 (a 128 px view of the 512 image, centred in the 256 input: offset 64).
+    zoomed = T.SceneDataset(_silver_file(tmp_path, "zoomed", 0.25), options=T.TrainOptions(input_size=256),
+                            augment=False)[0]
+    heat = zoomed["heatmaps_2"][5].numpy()
+    assert np.unravel_index(heat.argmax(), heat.shape) == ((64 + 30) // 2, (64 + 50) // 2)
+    assert T.split_repeat("a.json@3") == ("a.json", 3) and T.split_repeat("a@b.json") == ("a@b.json", 1)
