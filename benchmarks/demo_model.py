@@ -138,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         card = {"heldout": res,
                 "ci": {"scenes": CI_SCENES, "seed": CI_SEED, "calib": args.calib, "ap_fp32": ci["ap"]["fp32"],
                        "ap": ci["ap"], "seconds": round(ci["seconds"], 1)}}
-        with open(card_path(weights), "w", encoding="utf-8") as f:
+        path = card_path(weights)
+        if os.path.isfile(path):  # other sections (benchmarks.real_people's "real") stay
+            with open(path, encoding="utf-8") as f:
+                card = {**json.load(f), **card}
+        with open(path, "w", encoding="utf-8") as f:
             json.dump(card, f, indent=1)
         print(f"wrote {card_path(weights)} (CI set: " + ", ".join(f"{k} {v:.4f}" for k, v in ci["ap"].items())
               + ")")

@@ -1,4 +1,4 @@
-"""``higherhrnet-trt demo``: the whole chain on the bundled sample, on the CPU, in one command.
+"""``higherhrnet-trt demo``: the whole chain on the bundled street frame, on the CPU, in one command.
 
 The bundled fp16 demo ONNX (runtime/assets, exported from the bundled weights by
 ``python -m higherhrnet_trt.cli.demo_onnx``; flip test and aggregation in the graph) -> ONNX
@@ -6,8 +6,10 @@ Runtime on the CPU -> decode -> skeletons drawn + COCO keypoint JSON. Only the r
 (numpy, onnxruntime, OpenCV, tqdm): no torch. ``--weights`` or ``--force-export`` export a
 checkpoint first (the export extra: torch, onnx).
 
-The demo network is trained on generated scenes (``benchmarks.scenes``), not on COCO: its skeletons
-show that the chain works, not HigherHRNet's accuracy. Without its weights (a checkout where they
+The default sample is frame 700 of OpenCV's vtest.avi (``REAL_SAMPLE``), which the demo network's
+training held out; the network is trained on silver-labelled people of that camera and generated
+scenes, not on COCO (export/assets/MODEL_CARD.md): its skeletons show the chain working on real
+people, not HigherHRNet's accuracy. Without its weights (a checkout where they
 were not trained yet) the demo exports random weights and says so loudly: the chain still runs,
 the people it finds mean nothing.
 
@@ -18,9 +20,17 @@ from __future__ import annotations
 
 import os
 
-from higherhrnet_trt.core.files import DEMO_WEIGHTS, SAMPLE_IMAGE, package_file
+from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
 
 DEMO_ONNX = ("runtime", "assets", "demo_w16_256.fp16.onnx")  # export/demo_onnx.DEMO_ONNX
+#: The default sample: frame 700 of OpenCV's vtest.avi (pedestrians seen by a static campus camera;
+#: Apache-2.0 AND BSD-3-Clause as Debian's opencv-doc ships it, README "Sample"), held out from the
+#: demo network's training.
+REAL_SAMPLE = ("runtime", "assets", "vtest_0700.jpg")
+REAL_SAMPLE_FRAME = 700  # its frame number in vtest.avi (benchmarks/data/silver_heldout.json)
+#: Test scale of the demo network on that frame: its people are 50-150 px of 768x576 and the
+#: network's input is 256 (the shorter side becomes 256 x this), as the model card measures them.
+REAL_SAMPLE_SCALE = "2"
 
 
 def register(sub) -> None:
@@ -28,15 +38,17 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "demo",
-        help="run the bundled demo model on the bundled sample (CPU, ONNX Runtime)",
+        help="run the bundled demo model on the bundled street frame (CPU, ONNX Runtime)",
         description=paragraphs(
             "The whole chain in one command, on any machine: the bundled fp16 demo ONNX (exported "
             "from the bundled checkpoint) runs on the CPU with ONNX Runtime on the bundled sample "
-            "image (or --source), is decoded, and the people are drawn and written as COCO "
+            "(frame 700 of OpenCV's vtest.avi, held out from training, at --scales 2; or --source), "
+            "is decoded, and the people are drawn and written as COCO "
             "keypoint JSON. Needs only the runtime (no torch). --weights and --force-export "
             "export a checkpoint to ONNX first (checked against PyTorch by ONNX Runtime), which "
             "needs the export extra (torch, onnx).",
-            "The demo network is small and trained on generated scenes, not COCO; for real use export "
+            "The demo network is small and trained on one camera's pedestrians (silver labels) and "
+            "generated scenes, not COCO; for real use export "
             "an official checkpoint with 'higherhrnet-trt export --checkpoint X.pth --config w32_512'.",
         ),
         formatter_class=HelpFormatter,
@@ -133,13 +145,18 @@ def demo(args) -> int:
     if weights is None:
         bundled = package_file(DEMO_WEIGHTS)
         weights = bundled if os.path.isfile(bundled) else None
-    source = args.source or package_file(SAMPLE_IMAGE)
-    if args.source is None and not os.path.isfile(source):
-        raise UserError(f"the bundled sample {source} is missing: reinstall the package, or pass --source")
     from higherhrnet_trt.core.files import check_writable
 
     check_writable(args.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
     os.makedirs(args.save_dir, exist_ok=True)
+    source, scales = args.source, None
+    if source is None:
+        source = package_file(REAL_SAMPLE)
+        if not os.path.isfile(source):
+            raise UserError(f"the bundled sample {source} is missing: reinstall the package, "
+                            "or pass --source")
+        # The demo network's input is 256: the frame's small people need the larger scale.
+        scales = REAL_SAMPLE_SCALE if config == "demo" else None
     bundled_onnx = package_file(DEMO_ONNX)
     if args.weights is None and not args.force_export and os.path.isfile(bundled_onnx):
         onnx_path = bundled_onnx
@@ -147,7 +164,7 @@ def demo(args) -> int:
               "checkpoint instead)", file=sys.stderr)
     else:
         onnx_path = _exported(args, weights, config)
-    return _run(onnx_path, source, args.save_dir)
+    return _run(onnx_path, source, args.save_dir, scales)
 
 
 def _exported(args, weights: str | None, config: str) -> str:
@@ -181,7 +198,7 @@ def _exported(args, weights: str | None, config: str) -> str:
     return onnx_path
 
 
-def _run(onnx_path: str, source: str, save_dir: str) -> int:
+def _run(onnx_path: str, source: str, save_dir: str, scales: str | None = None) -> int:
     """``run`` of the demo's model on its source, writing into ``save_dir``."""
     import sys
 
@@ -189,6 +206,8 @@ def _run(onnx_path: str, source: str, save_dir: str) -> int:
 
     run_args = ["run", onnx_path, "--source", source, "--save-dir", save_dir,
                 "--json", os.path.join(save_dir, "people.json"), "--boxes"]
+    if scales:
+        run_args += ["--scales", scales]
     code = cli_main(run_args)
     if code == 0:
         exported = "" if os.path.dirname(os.path.abspath(onnx_path)) != os.path.abspath(save_dir) \

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from higherhrnet_trt.cli import demo as demo_cli
+from higherhrnet_trt.core.files import SAMPLE_IMAGE
 from higherhrnet_trt.export import demo_onnx as demo_export
 
 pytest.importorskip("torch")
@@ -40,7 +41,7 @@ def test_committed_demo_onnx_is_a_fresh_export_of_the_bundled_weights(demo_onnx,
     assert committed == os.path.join(demo_export.package_root(), *demo_export.DEMO_ONNX)
     assert os.path.isfile(committed) and os.path.getsize(committed) < 10e6
     fresh = demo_export.fp16_from(str(demo_onnx), str(tmp_path / "fresh.onnx"), log=lambda *a: None)
-    image = cv2.imread(demo_cli.package_file(demo_cli.SAMPLE_IMAGE))
+    image = cv2.imread(demo_cli.package_file(SAMPLE_IMAGE))
     for got, want in zip(network_outputs(committed, image), network_outputs(fresh, image)):
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=1e-3)
