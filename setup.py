@@ -62,6 +62,8 @@ setup(
         # The demo's sample image and ONNX, the OpenVINO int8 probe.
         "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
+        # The real held-out set's silver labels (benchmarks.real_people; images from opencv-doc).
+        "higherhrnet_trt.benchmarks": ["data/*.json"],
         # The ROS 2 people message's source, built by ros/build_msgs.py.
         "higherhrnet_trt.ros": [f"interfaces/higherhrnet_trt_msgs/{files}"
                                 for files in ("package.xml", "CMakeLists.txt", "msg/*.msg")],
