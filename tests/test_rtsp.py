@@ -142,12 +142,13 @@ def test_run_on_a_real_rtsp_stream_finds_what_predict_finds(rtsp, demo_onnx, tmp
         assert len({r["capture_time"] for r in records}) == 1
     assert frame_count(tmp_path / "out" / "stream.mp4") == 4
     # What the stream costs against the JPEG itself (H.264 carries I420: chroma at half
-    # resolution), a bound rather than equality. Measured: the sample's 4 people, matched by
-    # position, differ by at most 2.1 px in joints scored above 0.3 and 0.034 in person score.
-    assert len(expected) >= 4 and len(original) >= 4
-    for i in range(4):
+    # resolution), a bound rather than equality. The bundled network finds 3 of the sample's 4
+    # people (export/assets/MODEL_CARD.md); matched by position they differed by at most 2.1 px in
+    # joints scored above 0.3 and 0.034 in person score (measured with the earlier network).
+    assert len(expected) >= 3 and len(original) >= 3
+    for i in range(3):
         dist = [np.linalg.norm(expected.keypoints[i, :, :2] - original.keypoints[j, :, :2], axis=1)
-                for j in range(4)]
+                for j in range(len(original))]
         j = int(np.argmin([d.mean() for d in dist]))
         strong = (expected.keypoints[i, :, 2] > 0.3) & (original.keypoints[j, :, 2] > 0.3)
         assert dist[j][strong].max() < 4.0 and np.median(dist[j]) < 2.0
@@ -260,7 +261,7 @@ def test_a_slow_model_gets_the_newest_frame(rtsp, demo_onnx):
             newest = source.read - 1  # the index of the newest frame decoded, now
             behind.append(newest - frame.index)
             indices.append(frame.index)
-            assert frame.capture_time is not None and len(poses) >= 4
+            assert frame.capture_time is not None and len(poses) >= 3
     source.close()
     bound = 1 + math.ceil(max(took[1:]) * fps) + 2
     assert max(behind[1:]) <= bound, (behind, took)
