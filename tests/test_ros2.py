@@ -24,12 +24,13 @@ import pytest
 
 from higherhrnet_trt.cli import demo as demo_cli
 from higherhrnet_trt.cli import main
+from higherhrnet_trt.core.files import SAMPLE_IMAGE
 from higherhrnet_trt.ros import latest, messages, probe
 
 cv2 = pytest.importorskip("cv2")
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = demo_cli.package_file(demo_cli.SAMPLE_IMAGE)
+SAMPLE = demo_cli.package_file(SAMPLE_IMAGE)
 #: COCO's keypoint names in its annotation order (the person category of the COCO 2017 annotations).
 COCO_JOINTS = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
                "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",

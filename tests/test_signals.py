@@ -201,8 +201,8 @@ INTERRUPTIBLE = """
 import time
 from higherhrnet_trt.core.errors import sigterm_as_interrupt
 with sigterm_as_interrupt():
-    print("ready", flush=True)
-    try:
+    try:  # the signal may arrive while "ready" is still being written
+        print("ready", flush=True)
         time.sleep(60)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
