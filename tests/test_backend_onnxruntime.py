@@ -75,3 +75,19 @@ def test_graph_optimization_option(tiny_onnx):
         assert backend.graph_optimization_used == "all"
     with pytest.raises(UserError, match="expected one of auto, all"):
         create_backend(str(tiny_onnx), graph_optimization="none")
+
+
+def test_stated_config_must_fit_the_graph(tiny_onnx, tmp_path):
+    """An ONNX without our metadata run with a --config of another width is refused in one line
+    (W16 run as W32 would decode at the wrong input size and never say so)."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    path = tmp_path / "nometa.onnx"
+    onnx.save(model, str(path))
+    with create_backend(str(path), config="tiny") as backend:
+        assert backend.metadata.config_name == "tiny"
+    # tiny's first final layer takes 8 channels (export/configs.py: stage4 widths 8, 16, ...).
+    with pytest.raises(UserError, match=r"not a w32_512 network \(its final layer takes 8 channels; "
+                                        r"w32_512 has 32\).*it fits tiny"):
+        create_backend(str(path), config="w32_512").activate()

@@ -164,3 +164,22 @@ def test_run_json_and_save_dir_refused_before_any_work(tiny_onnx, tmp_path, caps
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err and "done:" not in err, err
     assert err.strip().startswith("error: --json") and len(err.strip().splitlines()) == 1, err
+
+
+def test_run_refuses_a_config_the_graph_does_not_fit(tiny_onnx, tmp_path, capsys):
+    """`run nometa.onnx --config w32_512` on a narrower network: one line, before any frame."""
+    onnx = pytest.importorskip("onnx")
+    cv2 = pytest.importorskip("cv2")
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    path = tmp_path / "nometa.onnx"
+    onnx.save(model, str(path))
+    image = tmp_path / "a.jpg"
+    cv2.imwrite(str(image), np.zeros((96, 128, 3), np.uint8))
+    rc = main(["run", str(path), "--config", "w32_512", "--source", str(image), "--json",
+               str(tmp_path / "p.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and "not a w32_512 network" in lines[0], err
+    assert not (tmp_path / "p.json").exists()
