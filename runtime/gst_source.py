@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -126,7 +127,8 @@ class GiCapture:
         error = self._bus_error() or ("did not start within the timeout" if
                                       ret == Gst.StateChangeReturn.ASYNC else "failed to start")
         log.warning("GStreamer: %s", error)
-        self._pipe.set_state(Gst.State.NULL)
+        self._stop()
+        self._pipe = None
         return False
 
     def _bus_error(self) -> str | None:
@@ -173,9 +175,25 @@ class GiCapture:
 
     def release(self) -> None:
         if self._pipe is not None:
-            self._pipe.set_state(self._Gst.State.NULL)
+            self._stop()
             self._pipe = None
         self._opened = False
+
+    def _stop(self) -> None:
+        """Set the pipeline to NULL, waiting at most the timeout.
+
+        set_state(NULL) joins the streaming threads, so an element stuck in a stalled stream
+        (a dead camera, a network source that stopped mid-frame) blocks it for as long as the
+        stall lasts: the stop runs in a daemon thread and is left to finish in the background.
+        """
+        pipe, null = self._pipe, self._Gst.State.NULL
+        stopper = threading.Thread(target=pipe.set_state, args=(null,), daemon=True,
+                                   name="gst-stop")
+        stopper.start()
+        stopper.join(self._timeout_ns / 1e9)
+        if stopper.is_alive():
+            log.warning("GStreamer: the pipeline did not stop within the timeout (a stalled "
+                        "element); left to stop in the background")
 
 
 def _appsink_of(Gst, pipe):  # noqa: N803 (the module's name)

@@ -90,3 +90,22 @@ def test_no_gstreamer_anywhere_is_one_line(tiny_onnx, capsys, monkeypatch):
                       "gst:videotestsrc ! videoconvert ! appsink", "--no-progress")
     assert rc == 1
     assert err.strip().splitlines() == [f"error: {gst_source.NO_GSTREAMER}"]
+
+
+def test_a_stalled_pipeline_ends_at_the_stream_timeout(gst, tiny_onnx, tmp_path):
+    """An element stuck for 60 s (identity sleeps per buffer) must not hold `run` for 60 s:
+    setting a stalled pipeline to NULL waits for its streaming thread, so the stop is bounded
+    by --stream-timeout too. A hang bound (40 s), not a speed target."""
+    import subprocess
+    import sys
+
+    stalled = ("gst:videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=10/1 ! "
+               "identity sleep-time=60000000 ! videoconvert ! video/x-raw,format=BGR ! appsink")
+    proc = subprocess.run(
+        [sys.executable, "-m", "higherhrnet_trt.cli.main", "run", str(tiny_onnx), "--source", stalled,
+         "--stream-timeout", "1", "--json", str(tmp_path / "p.json"), "--no-progress"],
+        capture_output=True, text=True, timeout=40)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[-1].startswith("error: cannot start the GStreamer pipeline"), proc.stderr
+    assert any("did not stop within the timeout" in ln for ln in lines), proc.stderr
