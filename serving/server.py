@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.errors import BackendUnavailable, UserError
 from ..runtime.backends import triton_protocol as proto
+from ..runtime.backends.triton_backend import TritonBackend
 from .decode_device import (
     DECODE_DEVICES,
     DEFAULT_DECODE_DEVICE,
@@ -225,23 +226,30 @@ def remove_leftovers(work: str) -> None:
 
 
 def _wait_until_ready(endpoints: Endpoints, log_file: str, timeout_s: float = 60.0) -> None:
-    """Both models ready on the HTTP endpoint (the pipeline loads from the repository at start)."""
-    import tritonclient.http as http
+    """Wait until the whole ensemble answers: a black frame through the pipeline model, over
+    HTTP and gRPC, each returning people.
 
-    client = http.InferenceServerClient(f"{_host(endpoints.host)}:{endpoints.http_port}")
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+    A model reported ready is not yet a request that succeeds: the pipeline model's BLS call to
+    the network model, or the gRPC endpoint, can still answer "not ready" for a moment after the
+    HTTP readiness check; a user's first request must not be the one that finds out.
+    """
+    frame = np.zeros((64, 64, 3), np.uint8)
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    for url in (endpoints.http_url, endpoints.grpc_url):
+        while True:
             try:
-                if client.is_model_ready(endpoints.name):
-                    return
-            except Exception:  # not answering yet
-                pass
+                with TritonBackend(url, timeout_s=max(1.0, deadline - time.monotonic()),
+                                   connect_timeout_s=2.0) as client:
+                    client.infer_frames([frame])
+                break
+            except Exception as e:  # not answering yet, or answering "not ready"
+                last = _first_line(e)
+            if time.monotonic() > deadline:
+                raise UserError(f"the pipeline model {endpoints.name!r} did not answer a request in "
+                                f"{timeout_s:.0f} s ({last}; is higherhrnet-trt installed in this "
+                                f"Python?); Triton's log: {_tail(log_file)}")
             time.sleep(0.2)
-    finally:
-        client.close()
-    raise UserError(f"the pipeline model {endpoints.name!r} did not become ready in {timeout_s:.0f} s "
-                    f"(is higherhrnet-trt installed in this Python?); Triton's log: {_tail(log_file)}")
 
 
 def decode_lines(log_file: str, start: int = 0) -> tuple[str, ...]:
