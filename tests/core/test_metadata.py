@@ -8,6 +8,8 @@ import pytest
 
 from higherhrnet_trt.core.metadata import FORMAT_VERSION, PREFIX, ModelMeta
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 #: The COCO keypoint convention as the COCO evaluation code defines it (pycocotools' cocoeval
 #: kpt_oks_sigmas / 10, and the person category's keypoint names), written out here by hand.
 COCO_NAMES = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",

@@ -12,6 +12,8 @@ pytest.importorskip("cv2")
 from higherhrnet_trt.core import preprocess as P  # noqa: E402
 from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 @pytest.fixture(scope="module")
 def pipeline(reference_dir):
@@ -25,6 +27,7 @@ def _key(s: float) -> str:
     return f"s{s:g}"  # 1.0 -> s1, 0.5 -> s0.5
 
 
+@pytest.mark.opencv5
 def test_resize_align_bit_exact(pipeline):
     """Warped inputs equal the official resize_align_multi_scale output to the last grey level."""
     meta, z = pipeline
@@ -54,6 +57,7 @@ def test_warp_matrix_bit_exact(reference_dir):
     assert n == 270
 
 
+@pytest.mark.opencv5
 def test_preprocess_inputs_and_geometry(pipeline):
     """BGR frame in -> the official normalised inputs (largest scale first) and geometry."""
     meta, z = pipeline

@@ -9,6 +9,8 @@ import pytest
 
 from higherhrnet_trt.core import geometry as T
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 @pytest.fixture(scope="module")
 def sizing(reference_dir) -> list[dict]:

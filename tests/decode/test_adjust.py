@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from higherhrnet_trt.decode import adjust_joints
+
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
 
 
 def _person(x: int, y: int, v: float = 0.5, joints: int = 1) -> np.ndarray:

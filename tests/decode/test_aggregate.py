@@ -13,6 +13,9 @@ from higherhrnet_trt.core.keypoints import COCO
 from higherhrnet_trt.decode import aggregate as A
 
 torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 F = torch.nn.functional
 
 J = 17

@@ -13,6 +13,8 @@ from higherhrnet_trt.decode import classic_munkres, match_cost
 
 munkres = pytest.importorskip("munkres")
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def _package(cost: np.ndarray) -> list[tuple[int, int]]:
     # A list of lists, as the package documents: for a numpy array it would slice rows as views

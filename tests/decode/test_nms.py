@@ -7,6 +7,8 @@ import pytest
 
 from higherhrnet_trt.decode import heatmap_nms, window_max
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def _brute_window_max(h: np.ndarray, p: int) -> np.ndarray:
     J, H, W = h.shape

@@ -12,6 +12,8 @@ import pytest
 from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE
 from higherhrnet_trt.decode import DEFAULT_CONFIG, DecodeConfig, parse
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def test_defaults_are_the_official_test_config():
     cfg = DecodeConfig()

@@ -9,6 +9,8 @@ import pytest
 
 from higherhrnet_trt.decode import DecodeConfig, parse
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 CASES = [f"case{i:02d}" for i in range(20)]
 MODES = {
     # mode: (config, grouped key suffix, scores key suffix)

@@ -22,6 +22,8 @@ from higherhrnet_trt.engine.sidecar import (
     write_sidecar,
 )
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 ORIN = GpuInfo(0, "Orin", "8.7")
 RTX4090 = GpuInfo(0, "NVIDIA GeForce RTX 4090", "8.9")
 

@@ -28,6 +28,8 @@ def image_dir(tmp_path):
     cv2.imwrite(str(folder / "000000000001.jpg"), np.zeros((96, 128, 3), np.uint8))
     return folder
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def run_cli(capsys, *argv):
     """main(argv) -> (exit status, stdout, stderr)."""

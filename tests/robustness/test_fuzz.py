@@ -27,6 +27,8 @@ from higherhrnet_trt.core.errors import UserError  # noqa: E402
 from higherhrnet_trt.core.metadata import ModelMeta  # noqa: E402
 from higherhrnet_trt.decode import DecodeConfig, parse  # noqa: E402
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 WATCHDOG_S = 60

@@ -8,6 +8,8 @@ import pytest
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.runtime.backends import create_backend
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def test_infer_returns_named_outputs(tiny_onnx):
     with create_backend(str(tiny_onnx)) as backend:

@@ -11,6 +11,8 @@ from higherhrnet_trt.runtime.pipeline import Poses, boxes_from_keypoints
 
 pytest.importorskip("cv2")
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def person(kp, x0, y0, score=0.9):
     """A person of the keypoint set laid out on a grid from (x0, y0): (J, 3)."""

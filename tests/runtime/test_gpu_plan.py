@@ -24,6 +24,9 @@ from higherhrnet_trt.runtime.gpu_plan import (
 )
 
 cv2 = pytest.importorskip("cv2")
+
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
 
 

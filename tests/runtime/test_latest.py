@@ -14,6 +14,8 @@ from higherhrnet_trt.runtime.latest import LatestFrames
 from higherhrnet_trt.runtime.multi_source import MultiSource
 from higherhrnet_trt.runtime.sources import Frame, Source
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 class Released(Source):
     """A live source that delivers frame k only once the test released k + 1 frames; after

@@ -34,6 +34,8 @@ from higherhrnet_trt.runtime.pipeline import (
 
 cv2 = pytest.importorskip("cv2")
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 J = COCO.num_joints
 # Unit-box template of a standing person (COCO joint order), x to the image right.
 TEMPLATE = np.array([

@@ -20,6 +20,8 @@ from higherhrnet_trt.decode.aggregate import aggregate  # noqa: E402
 from higherhrnet_trt.export.onnx_export import export_onnx  # noqa: E402
 from higherhrnet_trt.runtime.backends import create_backend  # noqa: E402
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 TOL = 1e-4
 
 

@@ -17,6 +17,8 @@ from higherhrnet_trt.runtime.results import (
     write_results,
 )
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def poses(n, j=17):
     rng = np.random.default_rng(n)

@@ -17,6 +17,8 @@ from higherhrnet_trt.runtime.sources import (
 
 cv2 = pytest.importorskip("cv2")
 
+pytestmark = pytest.mark.runtime  # also under Python 3.10 / NumPy 1.x: make test-py310
+
 
 def write_images(folder, n, size=(40, 30)):
     folder.mkdir(exist_ok=True)
