@@ -3,6 +3,21 @@
 A part may import the parts listed before it in LAYERS and never one after it (function-level
 imports count: a lazy import is still a dependency). The references (training, scenes) are never
 imported by the product. The expectation is written here by hand, not derived from the code.
+
+argparse: the commands of ``higherhrnet-trt`` live in cli/, and argparse is imported nowhere else,
+with one exception: a stand-alone developer script, i.e. a module that runs its own ``main`` under
+``if __name__ == "__main__":`` (``python -m higherhrnet_trt.benchmarks.soak``, the README's table of
+developer tools) and sits in benchmarks/ or references/ or is one of ARGPARSE_TOOLS below. The
+library modules of those parts (benchmarks/bench.py, which ``bench`` drives; ros/node.py, which
+``ros2`` runs) take typed options like the rest; a mention in a docstring (runtime/options.py) is
+not an import.
+
+Flags and options: where a command turns its namespace into typed options objects
+(``options(args, Cls)`` / ``options_from(Cls, args)``, runtime/options.py), the objects are built by
+field name, so a flag stored under another name would be dropped without a word. Every flag of such
+a command therefore stores into a field of one of those classes or is read by name in its module,
+and every ``field=args.dest`` handed to a dataclass in cli/ has ``dest == field`` (``not
+args.no_X`` for ``X``).
 """
 
 from __future__ import annotations
@@ -29,10 +44,10 @@ ALLOWED: dict[str, set[str]] = {
     # The commands, over everything they drive.
     "cli": {"core", "decode", "kernels", "engine", "export", "runtime", "serving", "benchmarks", "ros"},
 }
-#: Modules outside cli/ that may import argparse: developer tools run as ``python -m ...`` (the
-#: README's table), not commands of ``higherhrnet-trt``. benchmarks/ and references/ are such tools
-#: throughout. Anything else parses no command line: it takes typed options.
+#: Stand-alone developer scripts outside cli/, benchmarks/ and references/ that may import argparse
+#: (run as ``python -m ...``, the README's table; not commands of ``higherhrnet-trt``).
 ARGPARSE_TOOLS = {"kernels/compile.py", "ros/benchmark.py", "ros/probe.py", "ros/build_msgs.py"}
+#: Parts whose stand-alone scripts (a ``__main__`` block) may import argparse.
 ARGPARSE_TOOL_PARTS = {"benchmarks", "references"}
 
 
@@ -68,6 +83,15 @@ def imports_argparse(path: pathlib.Path) -> int:
     return 0
 
 
+def is_script(path: pathlib.Path) -> bool:
+    """``path`` runs something under ``if __name__ == "__main__":`` (a stand-alone script)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("__name__ == '__main__'",
+                                                                   "'__main__' == __name__"):
+            return True
+    return False
+
+
 def python_files(part: str) -> list[pathlib.Path]:
     return sorted((ROOT / part).rglob("*.py"))
 
@@ -83,23 +107,35 @@ def test_each_part_imports_only_the_parts_before_it(part):
 
 
 def test_argparse_only_in_cli():
-    """Commands (argparse) live in cli/; the runtime and the integrations take typed options."""
+    """Commands (argparse) live in cli/; elsewhere only stand-alone developer scripts parse a
+    command line (the rule in this module's docstring); the rest take typed options."""
     bad = []
-    for part in sorted(set(ALLOWED) - {"cli"} - ARGPARSE_TOOL_PARTS):
+    for part in sorted(set(ALLOWED) - {"cli"}):
         for path in python_files(part):
             rel = path.relative_to(ROOT).as_posix()
             line = imports_argparse(path)
-            if line and rel not in ARGPARSE_TOOLS:
+            if not line:
+                continue
+            if not (part in ARGPARSE_TOOL_PARTS or rel in ARGPARSE_TOOLS):
                 bad.append(f"{rel}:{line} imports argparse (commands go in cli/)")
+            elif not is_script(path):
+                bad.append(f"{rel}:{line} imports argparse but is no stand-alone script (no __main__ "
+                           "block): a library module takes typed options")
+    for rel in sorted(ARGPARSE_TOOLS):
+        assert (ROOT / rel).is_file(), f"{rel}: listed in ARGPARSE_TOOLS, not in the repository"
     assert not bad, "\n".join(bad)
 
 
 def test_the_argparse_check_can_fail(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("def f():\n    from argparse import ArgumentParser\n", encoding="utf-8")
-    assert imports_argparse(path) == 2
+    assert imports_argparse(path) == 2 and not is_script(path)
     path.write_text("import argparsex\n", encoding="utf-8")
     assert imports_argparse(path) == 0
+    path.write_text('"""Built from an argparse namespace."""\nimport os\n', encoding="utf-8")
+    assert imports_argparse(path) == 0  # a docstring that names argparse (runtime/options.py)
+    path.write_text("import argparse\n\nif __name__ == '__main__':\n    pass\n", encoding="utf-8")
+    assert imports_argparse(path) == 1 and is_script(path)
 
 
 def _subparsers():
@@ -134,6 +170,114 @@ def test_flag_destinations_are_option_field_names():
             for spelling in action.option_strings:
                 if spelling in field_of and action.dest != field_of[spelling]:
                     bad.append(f"{command} {spelling} -> {action.dest}, not {field_of[spelling]}")
+    assert not bad, "\n".join(bad)
+
+
+def _module_tree(module: str) -> ast.Module:
+    import importlib
+
+    return ast.parse(pathlib.Path(importlib.import_module(module).__file__).read_text(encoding="utf-8"))
+
+
+def _imported_names(tree: ast.Module) -> dict[str, str]:
+    """{name: module} for every ``from MODULE import name`` in ``tree`` (at any depth)."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update({a.asname or a.name: node.module for a in node.names})
+    return names
+
+
+def _options_classes(tree: ast.Module, module: str) -> set[type]:
+    """The option classes a command module builds from its namespace: ``options(args, Cls)`` and
+    ``options_from(Cls, args)``."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) >= 2:
+            cls = {"options": node.args[1], "options_from": node.args[0]}.get(node.func.id)
+            if isinstance(cls, ast.Name):
+                found.add(getattr(mod, cls.id))
+    return found
+
+
+def _args_read(tree: ast.Module) -> set[str]:
+    """Namespace attributes read by name: ``args.X`` and ``getattr(args, "X", ...)``."""
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "args":
+            read.add(node.attr)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+              and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+            read.add(node.args[1].value)
+    return read
+
+
+def test_no_flag_is_lost_on_the_way_to_its_options():
+    """A command that builds typed options from its namespace reads them by field name: each of its
+    flags stores into a field of one of those classes or is read by name in its module (a flag
+    stored under another name, e.g. --kpt-threshold -> kpt_threshold, would silently do nothing)."""
+    import argparse
+    import dataclasses
+
+    from higherhrnet_trt.cli import build_parser
+
+    top = {a.dest for a in build_parser()._actions}  # --help, --version, --verbose, the command
+    bad, checked = [], 0
+    for command, parser in _subparsers().items():
+        module = parser.get_default("func").__module__
+        tree = _module_tree(module)
+        classes = _options_classes(tree, module)
+        if not classes:
+            continue
+        checked += 1
+        fields = {f.name for cls in classes for f in dataclasses.fields(cls)}
+        read = _args_read(tree)
+        for action in parser._actions:
+            if action.dest in top or action.dest == argparse.SUPPRESS:
+                continue
+            if action.dest not in fields and action.dest not in read:
+                names = "/".join(action.option_strings) or action.dest
+                bad.append(f"{command} {names} -> {action.dest}: not a field of "
+                           f"{', '.join(sorted(c.__name__ for c in classes))} and never read")
+    assert checked >= 5  # export, calibrate, build, run, eval, bench, ros2 ...
+    assert not bad, "\n".join(bad)
+
+
+def test_dataclasses_in_cli_get_each_flag_under_its_field_name():
+    """``Settings(field=args.dest)`` in cli/: the dataclass field and the flag's destination are one
+    name (``progress=not args.no_progress`` is the one spelling of a negated switch)."""
+    import dataclasses
+    import importlib
+
+    from higherhrnet_trt.cli import COMMAND_MODULES
+
+    bad, seen = [], 0
+    for module in COMMAND_MODULES:
+        tree = _module_tree(module)
+        imported = _imported_names(tree)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in imported):
+                continue
+            target = getattr(importlib.import_module(imported[node.func.id]), node.func.id, None)
+            if not (isinstance(target, type) and dataclasses.is_dataclass(target)):
+                continue
+            for kw in node.keywords:
+                value, negated = kw.value, False
+                if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not):
+                    value, negated = value.operand, True
+                if not (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)
+                        and value.value.id == "args"):
+                    continue
+                seen += 1
+                want = "no_" + kw.arg if negated else kw.arg
+                if value.attr != want:
+                    bad.append(f"{module}:{node.lineno} {target.__name__}({kw.arg}="
+                               f"{'not ' if negated else ''}args.{value.attr})")
+    assert seen  # cli/bench.py's BenchSettings at least
     assert not bad, "\n".join(bad)
 
 
