@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "references": {"core", "decode", "engine", "export", "runtime"},
     "benchmarks": {"core", "decode", "kernels", "engine", "export", "runtime", "references"},
     # Integrations over the runtime (optional extras): only the commands import them.
-    "serving": {"core", "decode", "kernels", "engine", "export", "runtime"},
+    "serving": {"core", "decode", "kernels", "engine", "runtime"},
     "ros": {"core", "decode", "kernels", "engine", "export", "runtime", "benchmarks"},
     # The commands, over everything they drive.
     "cli": {"core", "decode", "kernels", "engine", "export", "runtime", "serving", "benchmarks", "ros"},
