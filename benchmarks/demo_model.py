@@ -3,7 +3,7 @@
 weights -> ``export`` (fp32 ONNX, flip test in the graph) -> ``convert_fp16`` / ``quantize_int8``
 (calibrated on other generated scenes) -> ONNX Runtime -> runtime decode -> COCO OKS AP.
 The model card's numbers (export/assets/MODEL_CARD.md, demo_w16_256.json) and the CI floor test
-(tests/test_demo_model.py) both come from :func:`measure`.
+(tests/accuracy/test_demo_model.py) both come from :func:`measure`.
 
     python -m higherhrnet_trt.benchmarks.demo_model --scenes 200 --seed 1000 --json ap.json
 """
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--card", action="store_true",
                     help="also measure the CI set (50 scenes, seed 2000) and write both, with the CI "
-                         "settings tests/test_demo_model.py reads, to the JSON beside the weights")
+                         "settings tests/accuracy/test_demo_model.py reads, to the JSON beside the weights")
     args = ap.parse_args(argv)
     weights = args.weights or default_weights()
     if not os.path.isfile(weights):

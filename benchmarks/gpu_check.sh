@@ -99,9 +99,9 @@ EOF
 )"
 
 # 2. GPU tests (before anything else shares the GPU: their timings are clean) ----------------------
-timeout 200 $PY -m pytest -p no:cacheprovider -m gpu -v -s -rs tests/test_kernels_gpu.py \
-    tests/test_backend_torch.py tests/test_gpu_pipeline.py tests/test_backend_tensorrt.py tests/test_bench_soak.py \
-    tests/test_triton_decode_device.py \
+timeout 200 $PY -m pytest -p no:cacheprovider -m gpu -v -s -rs tests/kernels/test_gpu.py \
+    tests/runtime/test_backend_torch.py tests/runtime/test_gpu_pipeline.py tests/runtime/test_backend_tensorrt.py tests/bench/test_soak.py \
+    tests/serving/test_decode_device.py \
     > "$OUT/gpu_tests.log" 2>&1
 say "GPU tests (rc $?): $(tail -n 1 "$OUT/gpu_tests.log")"
 
@@ -158,7 +158,7 @@ pids+=($!)
 if ls .whl/pycuda-*.tar.gz >/dev/null 2>&1; then
     ( timeout 300 $PY -m pip install --no-index --no-deps --no-build-isolation --no-cache-dir \
           --target "$WORK/site" .whl/pycuda-*.tar.gz > "$OUT/pycuda.log" 2>&1 \
-      && timeout 60 $PY -m pytest -p no:cacheprovider -m gpu -v -s -rs tests/test_kernels_gpu.py -k pycuda \
+      && timeout 60 $PY -m pytest -p no:cacheprovider -m gpu -v -s -rs tests/kernels/test_gpu.py -k pycuda \
           >> "$OUT/pycuda.log" 2>&1 ) &
     pids+=($!)
 else

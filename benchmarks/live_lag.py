@@ -55,7 +55,7 @@ def measure(pipe, url: str, fps: int, frames: int, every_frame: bool) -> dict:
     seen, took = [], []  # (source frame index, capture time, result time) per result
     try:
         # One result more, left out: FFmpeg's open reads ahead to learn the stream's format, and
-        # the frames it read reach the first inference at once (tests/test_rtsp.py says the same).
+        # the frames it read reach the first inference at once (tests/runtime/test_rtsp.py says the same).
         for n, (frame, _) in enumerate(pipe.stream(source, max_frames=frames + 1)):
             if n:
                 seen.append((frame.index, frame.capture_time, time.time()))

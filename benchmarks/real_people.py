@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--card", action="store_true",
                     help="write the first --scale's result as the 'real' section of the JSON beside the "
-                         "weights (the floor tests/test_real_people.py reads); needs the committed labels "
-                         "(no --silver), the set CI measures")
+                         "weights (the floor tests/accuracy/test_real_people.py reads); needs the committed "
+                         "labels (no --silver), the set CI measures")
     args = ap.parse_args(argv)
     if args.card and args.silver:
         ap.error("--card records the committed held-out set: leave out --silver")

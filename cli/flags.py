@@ -1,6 +1,6 @@
 """Every flag group, defined once, each mapped to a typed options object of the runtime
 (runtime/options.py): a flag's destination is the option's field name (``--kpt-thr`` ->
-``DecodeOptions.kpt_thr``; tests/test_layout.py checks it), so ``options(args, DecodeOptions)``
+``DecodeOptions.kpt_thr``; tests/project/test_layout.py checks it), so ``options(args, DecodeOptions)``
 builds the object the Python API takes too.
 
 A new option: one field in its options class, one ``Flag`` in its group here (its spelling is the

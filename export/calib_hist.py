@@ -16,7 +16,7 @@ definitions bin for bin and value for value:
   ``smooth_distribution`` and ``entropy`` for the divergence;
 - :func:`percentile_threshold` is ORT's ``compute_percentile`` (already vectorised there).
 
-tests/test_calib_hist.py checks histograms and thresholds against ORT's collector on the same data.
+tests/export/test_calib_hist.py checks histograms and thresholds against ORT's collector on the same data.
 """
 
 from __future__ import annotations

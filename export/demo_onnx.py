@@ -5,7 +5,7 @@
 export/assets/demo_w16_256.pth -> fp16 ONNX (dynamic height and width, flip test in the graph, as
 ``demo`` runs it) -> runtime/assets/demo_w16_256.fp16.onnx, which ``higherhrnet-trt demo`` runs
 with only the runtime installed (no torch). Needs the export extra (torch, onnx).
-tests/test_demo_onnx.py checks that the committed file gives what a fresh export gives.
+tests/export/test_demo_onnx.py checks that the committed file gives what a fresh export gives.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def export_demo_onnx(output: str, log=print) -> str:
 
 def fp16_from(fp32_path: str, output: str, log=print) -> str:
     """The demo's fp32 ONNX (dynamic height and width, flip test) -> the fp16 demo ONNX at
-    ``output``, the step tests/test_demo_onnx.py repeats on the suite's fp32 export."""
+    ``output``, the step tests/export/test_demo_onnx.py repeats on the suite's fp32 export."""
     from . import quantize
 
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

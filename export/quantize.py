@@ -25,7 +25,7 @@ INT8 (:func:`quantize_int8`), in three steps:
    ranges are cached under a key of the ONNX, the image list (paths, sizes, mtimes) and every
    setting, so a re-run skips this pass. Doing this step here instead of inside ModelOpt is what
    makes the cache, the progress bar, the speed and the percentile method possible; with "max" and
-   ``sample=0`` the scales equal ModelOpt's own to the bit (tests/test_quantize.py checks it).
+   ``sample=0`` the scales equal ModelOpt's own to the bit (tests/export/test_quantize.py checks it).
 3. The activation scales (``max|x| / 127``, symmetric int8, as ONNX Runtime computes them) are
    written into the placed graph (qdq.py).
 

@@ -2,7 +2,7 @@
 //
 // Every function marked HD compiles both as CUDA device code (NVRTC / nvcc) and as plain C++
 // (g++), so the exact arithmetic of the kernels is also tested on machines without a GPU
-// (kernels/host_harness.cpp, tests/test_kernels_host.py) against the NumPy decode in
+// (kernels/host_harness.cpp, tests/kernels/test_host.py) against the NumPy decode in
 // decode/, which is the ground truth. Float rules that keep the results bit-exact:
 //   - compile without FMA contraction (NVRTC --fmad=false, g++ -ffp-contract=off): NumPy rounds
 //     every multiply and add on its own;

@@ -1,7 +1,7 @@
 """The compiled CPU decode (``cpu_decode.cpp``): built on first use, loaded with ctypes.
 
 Same results as the NumPy decode (``decode.parse`` on the maps projected by
-``decode.aggregate.resize_bilinear(backend="numpy")``), bit for bit (tests/test_kernels_cpu.py),
+``decode.aggregate.resize_bilinear(backend="numpy")``), bit for bit (tests/kernels/test_cpu.py),
 at the speed of a compiled loop. The library is compiled once per source, compiler and machine
 into the per-user cache (``$XDG_CACHE_HOME/higherhrnet_trt/kernels``) with the system C++
 compiler (``$CXX``, else g++, else c++); where none is found, :func:`available` is False and

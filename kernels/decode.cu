@@ -1,5 +1,5 @@
 // The decode on the GPU: fused NMS + threshold + top-k + tag gather, grouping (+ adjust, scores),
-// refine. Mirrors decode/ (the NumPy decode is the ground truth: tests/test_kernels_*.py).
+// refine. Mirrors decode/ (the NumPy decode is the ground truth: tests/kernels/).
 //
 // Launch (N images, J joints, P = params.max_out_people, see kernels/decode_gpu.py):
 //   hhr_nms_topk  grid (J, N), block 256         -> candidates per joint

@@ -1,5 +1,5 @@
 // The kernels' arithmetic compiled as plain C++ (g++ -ffp-contract=off), so machines without a GPU
-// test it against the NumPy decode and OpenCV (tests/test_kernels_host.py). The serial loops here
+// test it against the NumPy decode and OpenCV (tests/kernels/test_host.py). The serial loops here
 // do what the GPU kernels in decode.cu / preprocess.cu do in parallel, with the same HD functions.
 #include <stdlib.h>
 #include <string.h>

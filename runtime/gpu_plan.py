@@ -1,5 +1,5 @@
 """The CPU half of the GPU pipeline: which frames it takes, how each reaches the network, and which
-engines it can read. Pure NumPy, so it is tested without a GPU (tests/test_gpu_plan.py); the GPU
+engines it can read. Pure NumPy, so it is tested without a GPU (tests/runtime/test_gpu_plan.py); the GPU
 pipeline (runtime/gpu_pipeline.py) and its pre-processing kernel (kernels/preprocess_gpu.py) call it.
 
 The contract is the CPU ``Pipeline``'s: host frames go through the same ``check_frame`` (grey and

@@ -2,7 +2,7 @@
 takes alike.
 
 Each field is one option under one name: the command-line flag is the field name with dashes
-(``kpt_thr`` <-> ``--kpt-thr``; cli/flags.py defines each group once, and tests/test_layout.py
+(``kpt_thr`` <-> ``--kpt-thr``; cli/flags.py defines each group once, and tests/project/test_layout.py
 fails when a flag's destination is not a field here), the ROS 2 node's parameter, the API's
 argument and the JSON key. A new option is one field here plus its flag in cli/flags.py.
 

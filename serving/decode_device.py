@@ -10,7 +10,7 @@ The setting travels in the pipeline model's config.pbtxt (``parameters`` key
 - ``cpu``: the CPU always;
 - ``cuda``: the kernels, or the model fails to load with one line naming the fix.
 
-The kernels compute what ``decode.parse`` computes (tests/test_kernels_gpu.py compares them bit
+The kernels compute what ``decode.parse`` computes (tests/kernels/test_gpu.py compares them bit
 for bit), so the people served do not depend on the choice; only where the time goes does. The maps
 reach the decode as host arrays (BLS returns NumPy, the multi-scale aggregation runs in NumPy) and
 are uploaded per frame, as ``GpuDecoder.decode`` does with host inputs.

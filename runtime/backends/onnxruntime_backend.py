@@ -67,7 +67,7 @@ def needed_level(meta: ModelMeta | None) -> str:
     values above fp16's 65504 become infinite. Measured on the demo INT8 file (ORT 1.32, 40
     scenes): 123 of its 6003 biases overflow, and the tags' mean |error| against fp32 doubles
     (0.051 -> 0.102, cosine 0.99903 -> 0.99684); the heatmaps' barely moves (3.06e-3 -> 3.05e-3).
-    tests/test_backend_onnxruntime_int8.py checks it. INT8 files
+    tests/runtime/test_backend_onnxruntime_int8.py checks it. INT8 files
     with fp32 layers (--high-precision fp32) give the same results at "all" (still slower than
     fp32: ONNX Runtime fuses almost none of TensorRT's placement, see export/qdq_cpu.py); "auto"
     cannot tell them apart from the metadata and disables for both.
