@@ -73,7 +73,7 @@ def model_precision(path: str, meta_precision: str) -> dict[str, str]:
 
 
 def _sha256_prefix(path: str) -> str:
-    from higherhrnet_trt.engine.onnx_info import sha256_file
+    from higherhrnet_trt.core.files import sha256_file
 
     return sha256_file(path)[:16]
 

@@ -101,7 +101,7 @@ def _inspector_json(flavor, sidecar, engine_path: str) -> str:
 
 def _print_engine(path: str, s) -> None:
     """The sidecar's description of the engine."""
-    from .onnx_info import sha256_file
+    from higherhrnet_trt.core.files import sha256_file
 
     size = os.path.getsize(path) if os.path.isfile(path) else 0
     target = (f"ahead-of-time for compute capabilities {', '.join(s.target_compute_capabilities)}"

@@ -29,8 +29,8 @@ SAME_META = ("model_name", "config_name", "dataset", "joint_names", "input_size"
 
 
 def derived_from_record(onnx_in: str) -> dict:
-    """The record a variant keeps of its fp32 source (for onnx_info.copy_metadata overrides)."""
-    from .onnx_info import sha256_file
+    """The record a variant keeps of its fp32 source (for core.metadata.copy_metadata overrides)."""
+    from higherhrnet_trt.core.files import sha256_file
 
     return {"sha256": sha256_file(onnx_in), "precision": "fp32"}
 
@@ -65,7 +65,9 @@ def check_related(ref_path: str, var_path: str, ref, var) -> None:
 
     ref, var: their onnx_info.OnnxSummary. Loads both graphs (weights included) once.
     """
-    from .onnx_info import load_model, sha256_file
+    from higherhrnet_trt.core.files import sha256_file
+
+    from .onnx_info import load_model
 
     fix = f"pass the fp32 ONNX that {var_path} was converted or calibrated from"
     record = var.props.get(PREFIX + DERIVED_FROM)

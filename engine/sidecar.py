@@ -219,7 +219,7 @@ def check_engine_file(engine_path: str, sidecar: Sidecar, full: bool = True) -> 
             f"{sidecar.engine_bytes}-byte engine (stale sidecar or truncated file); {fix}"
         )
     if full and sidecar.engine_sha256:
-        from .onnx_info import sha256_file
+        from higherhrnet_trt.core.files import sha256_file
 
         digest = sha256_file(engine_path)
         if digest != sidecar.engine_sha256:

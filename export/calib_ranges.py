@@ -195,7 +195,7 @@ def cache_entry(onnx_in: str, pool: Sequence[str], settings: dict,
                 cache_dir: str | None) -> tuple[dict, str, str]:
     """(settings completed with the library versions and cache format, key, cache file path).
     The key covers the ONNX's sha256, every setting and every image (path, size, mtime)."""
-    from ..engine.onnx_info import sha256_file
+    from higherhrnet_trt.core.files import sha256_file
 
     settings = {**settings, "versions": _modelopt_versions(), "format": CACHE_FORMAT}
     key = _cache_key(sha256_file(onnx_in), pool, settings)

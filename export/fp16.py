@@ -74,7 +74,8 @@ def _autocast(onnx_in: str, src_model, work: str, data_dir: str, keep_io_fp32: b
     """One AutoCast conversion of ``onnx_in`` to ``work``, nodes matching ``exclude`` kept fp32."""
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    from ..engine.onnx_info import copy_metadata
+    from higherhrnet_trt.core.metadata import copy_metadata
+
     from ..engine.related import derived_from_record
 
     with quiet():
@@ -119,7 +120,8 @@ def _convert_by_ranges(onnx_in: str, src_model, feeds, out: str, keep_io_fp32: b
     safe range (and ``keep``), convert, write ``out``. Returns the nodes kept for their ranges."""
     from tqdm import tqdm
 
-    from ..engine.onnx_info import copy_metadata
+    from higherhrnet_trt.core.metadata import copy_metadata
+
     from .fp16_ranges import DATA_MAX, convert_measured, measure_absmax
 
     with tqdm(total=len(feeds), desc="fp16: measuring ranges", unit="input",

@@ -257,7 +257,7 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
     for k, v in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    from higherhrnet_trt.engine.onnx_info import stamp_weights
+    from higherhrnet_trt.core.metadata import stamp_weights
 
     stamp_weights(proto)  # checked by 'info': a flipped byte in a copy is found
     proto.producer_name = "higherhrnet_trt"

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
-
-#: ONNX Runtime graph optimisation levels by name (as OnnxRuntimeBackend names them).
-GRAPH_OPTIMIZATION = ("all", "extended", "basic", "disable")
+from higherhrnet_trt.core.graph_optimization import ort_optimization_level
 
 
 @dataclass
@@ -93,20 +91,6 @@ class LayerComparison:
             lines.append(f"{label:<{nw}}  {t.name:<{tw}} {t.rel:9.2e} {t.input_rel:9.2e} {jump} "
                          f"{t.cosine:9.6f}")
         return "\n".join(lines)
-
-
-def ort_optimization_level(name: str):
-    import onnxruntime as ort
-
-    levels = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }
-    if name not in levels:
-        raise UserError(f"graph optimisation must be one of {', '.join(levels)}, not {name!r}")
-    return levels[name]
 
 
 def _runner(path: str, graph_optimization: str, name: str):

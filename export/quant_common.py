@@ -89,7 +89,7 @@ class QuantizeReport:
 def _session(path: str, graph_optimization: str):
     import onnxruntime as ort
 
-    from .precision_debug import ort_optimization_level
+    from higherhrnet_trt.core.graph_optimization import ort_optimization_level
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -191,7 +191,7 @@ def save_onnx(model, path: str) -> None:
     """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
     import onnx
 
-    from ..engine.onnx_info import WEIGHTS_KEY, stamp_weights
+    from higherhrnet_trt.core.metadata import WEIGHTS_KEY, stamp_weights
 
     if any(p.key == WEIGHTS_KEY for p in model.metadata_props):
         stamp_weights(model)  # the weights as saved, whatever changed since copy_metadata

@@ -287,7 +287,8 @@ def quantize_int8(
     _check_int8_args(method, percentile, high_precision, num_images, sample, target)
     if target == "tensorrt":
         require_modelopt("modelopt.onnx.quantization", "INT8 quantization")
-    from ..engine.onnx_info import copy_metadata
+    from higherhrnet_trt.core.metadata import copy_metadata
+
     from ..engine.related import derived_from_record
 
     src_model, summary, meta = check_fp32_input(onnx_in)

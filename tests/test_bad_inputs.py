@@ -223,7 +223,7 @@ def test_debug_precision_refuses_unrelated_networks(tiny_onnx, other_weights_onn
     # A variant that records another fp32 source is refused on that record alone.
     import onnx
 
-    from higherhrnet_trt.engine.onnx_info import copy_metadata
+    from higherhrnet_trt.core.metadata import copy_metadata
 
     model = onnx.load(str(tiny_onnx))
     copy_metadata(model, model, derived_from={"sha256": "f" * 64, "precision": "fp32"})

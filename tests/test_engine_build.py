@@ -13,10 +13,11 @@ import warnings
 import pytest
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import sha256_file
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.engine import build as build_mod
 from higherhrnet_trt.engine.build import build_engine, parse_shape
-from higherhrnet_trt.engine.onnx_info import sha256_file, summarize
+from higherhrnet_trt.engine.onnx_info import summarize
 from higherhrnet_trt.engine.sidecar import check_compatible, read_sidecar
 
 rtx = pytest.mark.tensorrt_rtx
