@@ -51,7 +51,7 @@ def output_agreement(variants: dict[str, str], images_dir: str, count: int = 8) 
     runtime does; ORT CPU at its default optimisation level, as in evaluation):
     {precision: {rel_max_err, mean_abs_err, cosine, peak_agreement}}. Meaningful even for weights
     that score no AP."""
-    from higherhrnet_trt.export.quantize import compare_outputs
+    from higherhrnet_trt.export.quant_common import compare_outputs
 
     from .bench import BenchSettings, StageRunner, _load_frame
 
@@ -129,7 +129,7 @@ def run_accuracy(
             elif prec in make:
                 out = os.path.join(work_dir, f"{os.path.basename(fp32)[:-5]}.{prec}.onnx")
                 try:
-                    _quantize(_import_quantize(), prec, fp32, out, work_dir, size, calib_images)
+                    _quantize(prec, fp32, out, work_dir, size, calib_images)
                 except Exception as e:  # ModelOpt missing or failing: keep the other rows
                     notes.append(f"{prec}: not produced ({type(e).__name__}: "
                                  f"{(str(e).strip().splitlines() or [''])[0]})")
@@ -145,12 +145,6 @@ def run_accuracy(
     return {"schema": "higherhrnet_trt.accuracy/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "what": what, "images": n_images, "results": results, "agreement": agreement, "notes": notes,
             "environment": environment.collect("onnxruntime")}
-
-
-def _import_quantize():
-    from higherhrnet_trt.export import quantize
-
-    return quantize
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,14 +110,15 @@ def _time_method(onnx: str, work: str, feeds, placement, maker, paths, method: s
 def run(onnx: str, images: str, num_images: int, methods: list[str], samples: list[int] | None = None,
         log=print) -> dict:
     from higherhrnet_trt.export import quantize as q
+    from higherhrnet_trt.export.calib_data import InputMaker, list_images
     from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
     from higherhrnet_trt.export.quant_common import check_fp32_input
 
     samples = samples if samples is not None else [DEFAULT_SAMPLE]
 
     src_model, summary, meta = check_fp32_input(onnx)
-    maker = q.InputMaker(summary, meta)
-    paths = q.list_images(images)[:num_images]
+    maker = InputMaker(summary, meta)
+    paths = list_images(images)[:num_images]
     first = list(maker.feeds(paths[:1], []))  # warms each plain session up
     result = {"images": len(paths), "methods": {}}
     with tempfile.TemporaryDirectory(prefix="calib_speed_") as tmp:

@@ -248,11 +248,9 @@ def make_variants(
         try:
             import warnings
 
-            from higherhrnet_trt.export import quantize
-
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                _quantize(quantize, prec, fp32, out, work_dir, size, calib_images)
+                _quantize(prec, fp32, out, work_dir, size, calib_images)
             notes.extend(f"{prec}: {w.message}" for w in caught)
         except Exception as e:  # ModelOpt missing or failing: say so, keep the other rows
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -263,17 +261,19 @@ def make_variants(
     return paths, notes
 
 
-def _quantize(quantize, prec: str, fp32: str, out: str, work_dir: str, size: int, calib_images: int) -> None:
+def _quantize(prec: str, fp32: str, out: str, work_dir: str, size: int, calib_images: int) -> None:
     """fp16 (AutoCast) or int8 (calibrated on generated scenes of the input size) of ``fp32``."""
+    from higherhrnet_trt.export.fp16 import convert_fp16
+    from higherhrnet_trt.export.quantize import quantize_int8
+
     if prec == "fp16":
-        quantize.convert_fp16(fp32, out)
+        convert_fp16(fp32, out)
     else:
         calib = os.path.join(work_dir, "calib")
         # quantize_int8 holds a fifth of the folder out to measure the error.
         write_scenes(calib, calib_images + calib_images // 4, size, seed=1)
-        quantize.quantize_int8(fp32, out, images=os.path.join(calib, "images"),
-                               num_images=calib_images, progress=False,
-                               cache_dir=os.path.join(work_dir, "cache"))
+        quantize_int8(fp32, out, images=os.path.join(calib, "images"), num_images=calib_images,
+                      progress=False, cache_dir=os.path.join(work_dir, "cache"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def export_variants(weights: str | None, work_dir: str, calib_images: str, num_c
     "int8" is calibrate's default (target tensorrt), "int8_cpu" the same calibration with
     target cpu (ONNX Runtime's placement, run at full graph optimisation)."""
     from ..export.api import export
-    from ..export.quantize import convert_fp16, quantize_int8
+    from ..export.fp16 import convert_fp16
+    from ..export.quantize import quantize_int8
 
     os.makedirs(work_dir, exist_ok=True)
     fp32 = os.path.join(work_dir, "demo_fp32.onnx")

@@ -100,7 +100,8 @@ def export_dynamic(weights: str | None, work_dir: str, calib_images: str | None,
                    num_calib: int = 64, precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
     """precision -> ONNX path of the demo model with a dynamic input (the traced size is 256)."""
     from ..export.api import export
-    from ..export.quantize import convert_fp16, quantize_int8
+    from ..export.fp16 import convert_fp16
+    from ..export.quantize import quantize_int8
 
     os.makedirs(work_dir, exist_ok=True)
     fp32 = os.path.join(work_dir, "demo_fp32_dynamic.onnx")

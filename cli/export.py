@@ -118,7 +118,7 @@ def run_export(args) -> int:
 def run_convert(args) -> int:
     import warnings
 
-    from higherhrnet_trt.export.quantize import convert_fp16
+    from higherhrnet_trt.export.fp16 import convert_fp16
 
     with warnings.catch_warnings():  # the report carries them: printed as plain lines below
         warnings.simplefilter("ignore", UserWarning)

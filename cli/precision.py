@@ -154,8 +154,8 @@ def run_debug_precision(args) -> int:
     from higherhrnet_trt.core.metadata import ModelMeta
     from higherhrnet_trt.engine.onnx_info import summarize
     from higherhrnet_trt.engine.related import check_related
+    from higherhrnet_trt.export.calib_data import InputMaker, list_images
     from higherhrnet_trt.export.precision_debug import compare_layers
-    from higherhrnet_trt.export.quantize import InputMaker, list_images
 
     ref = summarize(args.onnx)
     var = summarize(args.variant)

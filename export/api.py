@@ -181,13 +181,14 @@ def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: in
 def _convert(precision: str, fp32_path: str, output: str, images: str | None, num_images: int,
              method: str, result: ExportResult, log, target: str = "tensorrt") -> None:
     """The fp32 ONNX -> fp16 (AutoCast) or INT8 Q/DQ (calibrated on ``images``) ONNX at ``output``."""
-    from . import quantize
+    from .fp16 import convert_fp16
+    from .quantize import quantize_int8
 
     t2 = time.perf_counter()
     if precision == "fp16":
-        q = quantize.convert_fp16(fp32_path, output)
+        q = convert_fp16(fp32_path, output)
     else:
-        q = quantize.quantize_int8(
+        q = quantize_int8(
             fp32_path, output, images=images, num_images=num_images, method=method,
             target=target,
         )

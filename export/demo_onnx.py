@@ -52,10 +52,10 @@ def export_demo_onnx(output: str, log=print) -> str:
 def fp16_from(fp32_path: str, output: str, log=print) -> str:
     """The demo's fp32 ONNX (dynamic height and width, flip test) -> the fp16 demo ONNX at
     ``output``, the step tests/test_demo_onnx.py repeats on the suite's fp32 export."""
-    from . import quantize
+    from .fp16 import convert_fp16
 
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    q = quantize.convert_fp16(fp32_path, output)
+    q = convert_fp16(fp32_path, output)
     summary = getattr(q, "summary", None)
     log(summary() if callable(summary) else f"wrote {output} (fp16)")
     return output

@@ -26,7 +26,7 @@ rtx = pytest.mark.tensorrt_rtx
 @pytest.fixture(scope="module")
 def fp16_onnx(tiny_onnx, tmp_path_factory):
     pytest.importorskip("modelopt.onnx.autocast", reason="nvidia-modelopt is not installed")
-    from higherhrnet_trt.export.quantize import convert_fp16
+    from higherhrnet_trt.export.fp16 import convert_fp16
 
     out = tmp_path_factory.mktemp("fp16") / "tiny.fp16.onnx"
     convert_fp16(str(tiny_onnx), str(out))
