@@ -11,6 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.files import atomic_path, sha256_file
+from higherhrnet_trt.engine.onnx_info import load_model
+from higherhrnet_trt.engine.onnx_info import model_precision as onnx_prec
+from higherhrnet_trt.engine.sidecar import read_sidecar
+
 #: Version of the JSON layout written by :func:`run_bench`; bump on incompatible changes.
 SCHEMA = "higherhrnet_trt.bench/1"
 #: Stage keys in the order they run (end_to_end spans all).
@@ -56,16 +61,11 @@ def model_precision(path: str, meta_precision: str) -> dict[str, str]:
     sidecar, else the exporter's metadata. Returns {"precision", "source"}."""
     if path.lower().endswith(".onnx"):
         try:
-            from higherhrnet_trt.engine.onnx_info import load_model
-            from higherhrnet_trt.engine.onnx_info import model_precision as onnx_prec
-
             return {"precision": onnx_prec(load_model(path)), "source": "onnx graph (engine/onnx_info)"}
         except ImportError:
             pass
     else:
         try:
-            from higherhrnet_trt.engine.sidecar import read_sidecar
-
             return {"precision": read_sidecar(path).precision, "source": "engine sidecar"}
         except Exception:  # no sidecar: fall back to the metadata
             pass
@@ -73,8 +73,6 @@ def model_precision(path: str, meta_precision: str) -> dict[str, str]:
 
 
 def _sha256_prefix(path: str) -> str:
-    from higherhrnet_trt.core.files import sha256_file
-
     return sha256_file(path)[:16]
 
 
@@ -163,8 +161,6 @@ def engine_record(model: str) -> dict[str, Any] | None:
     if model.lower().endswith(".onnx"):
         return None
     try:
-        from higherhrnet_trt.engine.sidecar import read_sidecar
-
         sc = read_sidecar(model)
         return {"builder": sc.builder, "gpu": sc.gpu, "compute_capability": sc.compute_capability,
                 "precision": sc.precision, "onnx_precision": sc.onnx_precision,
@@ -262,7 +258,6 @@ def plot(r: Mapping[str, Any], path: str) -> str:
     fig.suptitle(f"{os.path.basename(r['model']['path'])} ({r['model']['precision']}) on "
                  f"{r['settings']['backend']}; {cpu['model']} x{cpu['usable_cores']}", fontsize=10)
     fig.tight_layout()
-    from higherhrnet_trt.core.files import atomic_path
 
     with atomic_path(path) as tmp:  # the temporary name keeps the extension: same format
         fig.savefig(tmp, dpi=110)

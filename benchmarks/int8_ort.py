@@ -25,13 +25,13 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.runtime.backends.onnxruntime_backend import needed_level
+
 
 def _session(path: str, threads: int, optimized_path: str):
     """(session, level) at the level the runtime picks for this file; the optimised graph saved."""
     import onnxruntime as ort
-
-    from higherhrnet_trt.core.metadata import ModelMeta
-    from higherhrnet_trt.runtime.backends.onnxruntime_backend import needed_level
 
     props = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     try:

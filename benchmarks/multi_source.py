@@ -25,6 +25,10 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.runtime import Pipeline
+from higherhrnet_trt.runtime.multi_source import MultiSource, predict_sources
+from higherhrnet_trt.runtime.sources import Frame, Source
+
 from .soak import host_rss_mib
 
 
@@ -41,9 +45,6 @@ def measure(pipe, n: int, rounds: int, warmup: int, sequential: bool) -> dict:
 
     The sources are in-memory frame lists read by MultiSource, so the rounds and their batching are
     those of ``run --source ... --source ...``."""
-    from higherhrnet_trt.runtime.multi_source import MultiSource, predict_sources
-    from higherhrnet_trt.runtime.sources import Frame, Source
-
     class Repeat(Source):
         def __init__(self, image):
             super().__init__(kind="video", description="memory", length=warmup + rounds)
@@ -84,8 +85,6 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
     ap.add_argument("--sequential", action="store_true", help="also N single predict() calls a round")
     args = ap.parse_args(argv)
-
-    from higherhrnet_trt.runtime import Pipeline
 
     opts = {"threads": args.threads} if args.threads else {}
     pipe = Pipeline(args.model, max_batch=64, **opts).activate()

@@ -22,6 +22,13 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.runtime.evaluate import evaluate_model
+
+from ..export.api import export
+from ..export.fp16 import convert_fp16
+from ..export.quantize import quantize_int8
+from .demo_model import card_path, default_weights, measure
+
 #: Where Debian's opencv-doc puts vtest.avi and the photos.
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
 HELDOUT_LABELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "silver_heldout.json")
@@ -99,10 +106,6 @@ def calibration_frames(out_dir: str, count: int = 64, data_dir: str = OPENCV_DAT
 def export_dynamic(weights: str | None, work_dir: str, calib_images: str | None, calib_size: int,
                    num_calib: int = 64, precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
     """precision -> ONNX path of the demo model with a dynamic input (the traced size is 256)."""
-    from ..export.api import export
-    from ..export.fp16 import convert_fp16
-    from ..export.quantize import quantize_int8
-
     os.makedirs(work_dir, exist_ok=True)
     fp32 = os.path.join(work_dir, "demo_fp32_dynamic.onnx")
     export(weights, config="demo", output=fp32, input_size=256, dynamic=True, flip=True, log=log)
@@ -120,8 +123,6 @@ def export_dynamic(weights: str | None, work_dir: str, calib_images: str | None,
 def evaluate_real(variants: dict[str, str], ann: str, images_dir: str, scale: float, threads: int = 0,
                   log=print) -> dict:
     """{precision: onnx} -> {"ap": {precision: AP}, "stats": {...}, "scale": s, "images": N, "people": P}."""
-    from higherhrnet_trt.runtime.evaluate import evaluate_model
-
     out: dict = {"ap": {}, "stats": {}, "scale": scale}
     for precision, path in variants.items():
         t0 = time.perf_counter()
@@ -157,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.card and args.silver:
         ap.error("--card records the committed held-out set: leave out --silver")
-    from .demo_model import card_path, default_weights, measure
 
     weights = args.weights or default_weights()
     if not os.path.isfile(weights):

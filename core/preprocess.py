@@ -26,13 +26,12 @@ from functools import lru_cache
 import numpy as np
 
 from .geometry import FrameGeometry, get_multi_scale_size, warp_matrix
+from .limits import check_frame
 from .metadata import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 only: the pre-processing functions convert nothing (core.limits.check_frame)."""
-    from .limits import check_frame
-
     return check_frame(image if isinstance(image, np.ndarray) else np.asarray(image), convert=False)
 
 

@@ -20,7 +20,10 @@ import json
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import sha256_file
 from higherhrnet_trt.core.metadata import PREFIX
+
+from .onnx_info import load_model
 
 #: metadata_props key (with PREFIX) under which convert / calibrate record their fp32 source.
 DERIVED_FROM = "derived_from"
@@ -30,8 +33,6 @@ SAME_META = ("model_name", "config_name", "dataset", "joint_names", "input_size"
 
 def derived_from_record(onnx_in: str) -> dict:
     """The record a variant keeps of its fp32 source (for core.metadata.copy_metadata overrides)."""
-    from higherhrnet_trt.core.files import sha256_file
-
     return {"sha256": sha256_file(onnx_in), "precision": "fp32"}
 
 
@@ -65,10 +66,6 @@ def check_related(ref_path: str, var_path: str, ref, var) -> None:
 
     ref, var: their onnx_info.OnnxSummary. Loads both graphs (weights included) once.
     """
-    from higherhrnet_trt.core.files import sha256_file
-
-    from .onnx_info import load_model
-
     fix = f"pass the fp32 ONNX that {var_path} was converted or calibrated from"
     record = var.props.get(PREFIX + DERIVED_FROM)
     if record:

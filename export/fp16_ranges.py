@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .quant_common import quiet
+from .taps import insert_after_producers, tapped_session
+
 #: AutoCast's default: activations beyond this stay fp32 (fp16's spacing is 0.5 at 512).
 DATA_MAX = 512.0
 _FLOAT = 1  # onnx.TensorProto.FLOAT
@@ -51,8 +54,6 @@ def add_range_outputs(model, tensors: list[str]) -> dict[str, tuple[str, str]]:
     import onnx
     from onnx import helper
 
-    from .taps import insert_after_producers
-
     produced = {out for node in model.graph.node for out in node.output}
     outs, taps = {}, {}
     for i, t in enumerate(dict.fromkeys(tensors)):
@@ -76,8 +77,6 @@ def measure_absmax(onnx_path: str, feeds: Iterable[Mapping[str, np.ndarray]], tm
     one inference's whatever the network. Returns ({tensor: max |x|}, number of feeds).
     """
     import onnx
-
-    from .taps import tapped_session
 
     model = onnx.load_model(onnx_path)
     tensors = _float_tensors(model)
@@ -127,8 +126,6 @@ def convert_measured(onnx_in: str, absmax: Mapping[str, float], keep_io_fp32: bo
     """fp32 ONNX file -> strongly typed fp16 ModelProto, fp32 kept where ``absmax`` needs it and
     for nodes matching ``exclude`` (regular expressions). Returns (model, rule with .kept)."""
     from modelopt.onnx.autocast import convert_to_mixed_precision
-
-    from .quant_common import quiet
 
     rule = measured_range_rule(absmax, data_max)
     with quiet():

@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.errors import UserError, deferred_interrupts
+from higherhrnet_trt.core.files import atomic_path
 from higherhrnet_trt.core.formats import SIZE_MULTIPLE
 from higherhrnet_trt.core.keypoints import keypoint_set
-from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.core.metadata import ModelMeta, stamp_weights
 
 from .configs import ModelConfig
 
@@ -154,7 +155,6 @@ def export_onnx(
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     t0 = time.perf_counter()
     program = _trace(graph, example, out_names, dyn)
-    from higherhrnet_trt.core.files import atomic_path
 
     # Written under a temporary name and renamed only once checked: a failed check, an error or an
     # interrupt leaves no ONNX (and no torn one) under the name.
@@ -208,8 +208,6 @@ def _trace(graph: nn.Module, example, out_names: list[str], dyn):
     import logging
     import warnings
 
-    from higherhrnet_trt.core.errors import deferred_interrupts
-
     # torch.onnx logs a warning per missing torchvision op; none of them is used here.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     # Ctrl-C inside torch.export's native code aborted the process (exit 134, no clean-up): the
@@ -257,7 +255,6 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
     for k, v in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    from higherhrnet_trt.core.metadata import stamp_weights
 
     stamp_weights(proto)  # checked by 'info': a flipped byte in a copy is found
     proto.producer_name = "higherhrnet_trt"

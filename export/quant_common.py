@@ -22,6 +22,10 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import Output, atomic_path, check_outputs
+from higherhrnet_trt.core.graph_optimization import ort_optimization_level
+from higherhrnet_trt.core.metadata import WEIGHTS_KEY, stamp_weights
+
+from ..engine.onnx_info import check_weights, load_model, summarize_model
 
 
 # -- reports ----------------------------------------------------------------------------------------
@@ -88,8 +92,6 @@ class QuantizeReport:
 # -- ONNX Runtime comparison ------------------------------------------------------------------------
 def _session(path: str, graph_optimization: str):
     import onnxruntime as ort
-
-    from higherhrnet_trt.core.graph_optimization import ort_optimization_level
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -176,8 +178,6 @@ def check_fp32_input(onnx_in: str):
     """(model, OnnxSummary, ModelMeta) of an fp32 ONNX; a UserError for an fp16 / int8 one, or
     for NaN/inf weights or weights that are not the exported ones (engine.onnx_info.check_weights):
     converting them would pass the damage on under a new hash."""
-    from ..engine.onnx_info import check_weights, load_model, summarize_model
-
     model = load_model(onnx_in)
     summary = summarize_model(model, onnx_in)
     if summary.precision != "fp32":
@@ -190,8 +190,6 @@ def check_fp32_input(onnx_in: str):
 def save_onnx(model, path: str) -> None:
     """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
     import onnx
-
-    from higherhrnet_trt.core.metadata import WEIGHTS_KEY, stamp_weights
 
     if any(p.key == WEIGHTS_KEY for p in model.metadata_props):
         stamp_weights(model)  # the weights as saved, whatever changed since copy_metadata

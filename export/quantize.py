@@ -66,7 +66,9 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import check_writable
+from higherhrnet_trt.core.metadata import copy_metadata
 
+from ..engine.related import derived_from_record
 from . import calib_ranges  # collect_ranges is looked up at call time: tests wrap it
 from .calib_data import InputMaker, list_images
 from .calib_ranges import cache_entry, read_cache, write_cache
@@ -281,9 +283,6 @@ def quantize_int8(
     _check_int8_args(method, percentile, high_precision, num_images, sample, target)
     if target == "tensorrt":
         require_modelopt("modelopt.onnx.quantization", "INT8 quantization")
-    from higherhrnet_trt.core.metadata import copy_metadata
-
-    from ..engine.related import derived_from_record
 
     src_model, summary, meta = check_fp32_input(onnx_in)
     maker = InputMaker(summary, meta, input_size)

@@ -40,9 +40,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from higherhrnet_trt.core.errors import CheckpointError
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.export.checkpoint import load_checkpoint
 from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
 from higherhrnet_trt.export.model import HigherHRNet
+from higherhrnet_trt.export.onnx_export import export_onnx
+from higherhrnet_trt.runtime.evaluate import evaluate_model
 
 from .train_data import (  # noqa: F401 (tests use them here)
     SceneDataset,
@@ -128,9 +132,6 @@ def evaluate(model: HigherHRNet, ann_file: str, images_dir: str | None, work_dir
 
     Returns the COCO stats (AP, AP50, ..., ARL) as a dict.
     """
-    from higherhrnet_trt.export.onnx_export import export_onnx
-    from higherhrnet_trt.runtime.evaluate import evaluate_model
-
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
     os.makedirs(work_dir, exist_ok=True)
     onnx_path = os.path.join(work_dir, f"{model.cfg.name}_fp32_dynamic.onnx")
@@ -247,8 +248,6 @@ def _start_or_resume(cfg: ModelConfig, opt: TrainOptions, ckpt_path: str | None,
     model = HigherHRNet(cfg)
     init_weights(model, init)
     if init_from:
-        from higherhrnet_trt.export.checkpoint import load_checkpoint
-
         load_checkpoint(model, init_from)
         log(f"initialised from {init_from}")
     if device == "auto":
@@ -440,8 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log(f"config: {DEMO_CONFIG.to_json()}")
         if args.init_from:  # a wrong checkpoint is a one-line usage error before any work
-            from higherhrnet_trt.core.errors import CheckpointError
-            from higherhrnet_trt.export.checkpoint import load_checkpoint
 
             try:
                 load_checkpoint(HigherHRNet(DEMO_CONFIG), args.init_from)

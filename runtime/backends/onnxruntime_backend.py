@@ -9,11 +9,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from higherhrnet_trt.core.errors import BackendUnavailable, UserError
+from higherhrnet_trt.core.files import shown_path
 from higherhrnet_trt.core.graph_optimization import GRAPH_OPTIMIZATION, ort_optimization_level
-from higherhrnet_trt.core.image_io import shown_path
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
+from .foreign import model_meta
 
 log = logging.getLogger("higherhrnet_trt")
 
@@ -141,7 +142,6 @@ class OnnxRuntimeBackend(Backend):
                             f"Runtime would run on {', '.join(self._session.get_providers())}): check "
                             "the GPU, driver and CUDA/TensorRT libraries, or leave --providers out for "
                             "the CPU")
-        from .foreign import model_meta
 
         props = self._session.get_modelmeta().custom_metadata_map
         ranks = [len(o.shape) for o in self._session.get_outputs()]
