@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 
 from higherhrnet_trt.core.files import atomic_path, sha256_file
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.engine.onnx_info import load_model
 from higherhrnet_trt.engine.onnx_info import model_precision as onnx_prec
 from higherhrnet_trt.engine.sidecar import read_sidecar
+
+matplotlib = lazy_import("matplotlib")
+plt = lazy_import("matplotlib.pyplot")
 
 #: Version of the JSON layout written by :func:`run_bench`; bump on incompatible changes.
 SCHEMA = "higherhrnet_trt.bench/1"
@@ -230,10 +234,7 @@ def format_report(r: Mapping[str, Any]) -> str:
 
 def plot(r: Mapping[str, Any], path: str) -> str:
     """Per-stage medians with p90 / p99 marks and the end-to-end time of every timed iteration."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = [n for n in STAGES if r["stages"][n].get("applicable")]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))

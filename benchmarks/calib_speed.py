@@ -24,15 +24,18 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.export import quantize as q
 from higherhrnet_trt.export.calib_data import InputMaker, list_images
 from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
 from higherhrnet_trt.export.quant_common import QuantizeReport, check_fp32_input
 
+cv2 = lazy_import("cv2")
+ort = lazy_import("onnxruntime")
+
 
 def _synthetic_images(folder: str, count: int, seed: int = 0) -> str:
     """``count`` 640x480 frames of blurred shapes and noise (no dataset on this machine)."""
-    import cv2
     import numpy as np
 
     os.makedirs(folder, exist_ok=True)
@@ -61,8 +64,6 @@ class _Interleaved:
     between the two halves of a run)."""
 
     def __init__(self, maker, onnx: str):
-        import onnxruntime as ort
-
         self._maker = maker
         opts = ort.SessionOptions()
         opts.log_severity_level = 3

@@ -52,6 +52,7 @@ import numpy as np
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.geometry import FrameGeometry
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
 from higherhrnet_trt.core.preprocess import resize_align
 from higherhrnet_trt.decode import DecodeConfig, parse
@@ -69,6 +70,9 @@ from .compare_report import PIPE_STAGES, format_table, plot_bars, plot_curve  # 
 from .decode_speed import _median_time, synthetic_scene
 from .environment import write_json
 from .loop_decode import loop_parse
+
+cv2 = lazy_import("cv2")
+torch = lazy_import("torch")
 
 OFFICIAL = "official-style (PyTorch eager fp32 + loop decode)"
 
@@ -107,8 +111,6 @@ class OfficialStyle:
     """tools/valid.py on one image at scale 1, flip test, PROJECT2IMAGE, in PyTorch eager fp32."""
 
     def __init__(self, model, input_size: int, flip_index: Sequence[int], mean, std) -> None:
-        import torch
-
         self.torch = torch
         self.model = model.eval()
         self.input_size = int(input_size)
@@ -119,8 +121,6 @@ class OfficialStyle:
 
     def preprocess(self, image_bgr: np.ndarray):
         """BGR frame -> ((1, 3, h, w) tensor, FrameGeometry), as the official transforms."""
-        import cv2
-
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)  # the official dataset reads RGB
         resized, center, scale = resize_align(rgb, self.input_size, 1.0, 1.0)
         x = self.torch.from_numpy(resized).permute(2, 0, 1).float().div(255.0)  # ToTensor
@@ -210,8 +210,6 @@ class Ours:
 
 def build_torch_model(config: str, checkpoint: str | None, seed: int = 0):
     """HigherHRNet of a config in eval mode: the checkpoint's weights, else seeded random ones."""
-    import torch
-
     # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from higherhrnet_trt.export.model import build_model
 
@@ -369,8 +367,6 @@ def run_compare(
     work_dir: str | None = None, seed: int = 0, progress: bool = True,
 ) -> dict[str, Any]:
     """Build, run and time every pipeline; returns the JSON-able result."""
-    import torch
-
     threads = threads or (os.cpu_count() or 1)
     torch.set_num_threads(threads)
     model = build_torch_model(config, checkpoint, seed)

@@ -25,16 +25,17 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.runtime import Pipeline
 from higherhrnet_trt.runtime.multi_source import MultiSource, predict_sources
 from higherhrnet_trt.runtime.sources import Frame, Source
 
 from .soak import host_rss_mib
 
+cv2 = lazy_import("cv2")
+
 
 def _frames(n: int) -> list[np.ndarray]:
-    import cv2
-
     path = os.path.join(os.path.dirname(__file__), "..", "runtime", "assets", "sample.jpg")
     image = cv2.imread(path)
     return [image if k % 2 == 0 else np.ascontiguousarray(image[:, ::-1]) for k in range(n)]

@@ -22,12 +22,15 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.runtime.evaluate import evaluate_model
 
 from ..export.api import export
 from ..export.fp16 import convert_fp16
 from ..export.quantize import quantize_int8
 from .demo_model import card_path, default_weights, measure
+
+cv2 = lazy_import("cv2")
 
 #: Where Debian's opencv-doc puts vtest.avi and the photos.
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
@@ -43,8 +46,6 @@ def distribution_missing(data_dir: str = OPENCV_DATA) -> str | None:
 
 
 def _vtest_frames(wanted: set[int], data_dir: str) -> dict:
-    import cv2
-
     cap = cv2.VideoCapture(os.path.join(data_dir, "vtest.avi"))
     frames, index = {}, 0
     while wanted - frames.keys():
@@ -63,8 +64,6 @@ def materialize(out_dir: str, labels: str = HELDOUT_LABELS, data_dir: str = OPEN
     """Write the held-out images named in ``labels`` (``source``: vtest.avi with ``frame``, or a
     photo's file name in ``data_dir``) as PNG into ``out_dir/images``; with ``max_images`` only
     the first ones (the photos always). Returns (annotation file, images folder)."""
-    import cv2
-
     with open(labels, encoding="utf-8") as f:
         data = json.load(f)
     records = data["images"]
@@ -94,8 +93,6 @@ def materialize(out_dir: str, labels: str = HELDOUT_LABELS, data_dir: str = OPEN
 def calibration_frames(out_dir: str, count: int = 64, data_dir: str = OPENCV_DATA) -> str:
     """``count`` vtest frames from the training part (evenly spaced below ``HOLDOUT_FRAME``) as PNG
     files in ``out_dir``: real frames of the camera, as a user calibrates on theirs."""
-    import cv2
-
     os.makedirs(out_dir, exist_ok=True)
     step = max(HOLDOUT_FRAME // count, 1)
     for index, frame in sorted(_vtest_frames(set(range(0, HOLDOUT_FRAME, step)[:count]), data_dir).items()):

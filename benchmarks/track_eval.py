@@ -32,9 +32,12 @@ import time
 import numpy as np
 
 from higherhrnet_trt.core.keypoints import COCO
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.runtime.pipeline import Pipeline
 from higherhrnet_trt.runtime.sources import import_cv2
 from higherhrnet_trt.runtime.track import Tracker, TrackerOptions, oks_matrix
+
+mm = lazy_import("motmetrics")
 
 SIGMAS = np.asarray(COCO.sigmas, dtype=np.float64)
 MATCH_OKS = 0.5
@@ -118,8 +121,6 @@ def gt_oks(gt: dict, kpts: np.ndarray) -> np.ndarray:
 
 
 def accumulate(truth, dets, ids):
-    import motmetrics as mm
-
     acc = mm.MOTAccumulator(auto_id=True)
     for frame, (kpts, _), fid in zip(truth, dets, ids):
         hyp = np.flatnonzero(fid > 0)
@@ -152,8 +153,6 @@ def _overlap(a, b) -> bool:
 
 
 def evaluate(videos: list[str], pipe, options: TrackerOptions | None = None) -> dict:
-    import motmetrics as mm
-
     accs = {"tracker": [], "greedy": [], "oracle": []}
     total_crossings = 0
     for v in videos:

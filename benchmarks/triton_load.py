@@ -30,9 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
 from ..core.files import SAMPLE_IMAGE, package_file
 from ..runtime import Pipeline
 from .environment import collect, write_json
+
+cv2 = lazy_import("cv2")
 
 DEFAULT_SERVER_PYTHON = os.path.join(".venv-triton", "bin", "python")
 
@@ -184,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if bool(args.model) == bool(args.url):
         p.error("give MODEL (a server is started) or --url (a running server), not both")
-    import cv2
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE))
     print(f"frame {frame.shape[1]}x{frame.shape[0]}, {args.requests} frames per client per cell\n"

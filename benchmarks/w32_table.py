@@ -37,6 +37,7 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
 from higherhrnet_trt.export.configs import get_config
 from higherhrnet_trt.references.scenes import render_scene
@@ -45,6 +46,8 @@ from . import environment
 from .bench import BenchSettings, StageRunner, _system_busy_s, _usage
 from .compare import OfficialStyle, build_torch_model
 from .environment import write_json
+
+torch = lazy_import("torch")
 
 STAGES = ("preprocess", "infer", "decode", "end_to_end")
 OFFICIAL = "official-style (PyTorch eager fp32 + loop decode)"
@@ -181,8 +184,6 @@ def run_table(files: dict[str, str], config: str, checkpoint: str | None, backen
               say=lambda m: print(m, file=sys.stderr)) -> tuple[list[Cell], dict[str, Any]]:
     """Every cell in this process, one after another; returns the cells (official first) and the
     run's context (environment, load)."""
-    import torch
-
     torch.set_num_threads(threads)
     size = get_config(config).input_size
     frames = [render_scene(np.random.default_rng([seed, i]), (size, size))[0] for i in range(frames_n)]

@@ -11,7 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import WEIGHTS_KEY, ModelMeta, initializer_array, weights_digest
+
+onnx = lazy_import("onnx")
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -57,8 +60,6 @@ class OnnxSummary:
 
 
 def _dtype_name(elem_type: int) -> str:
-    import onnx
-
     try:
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
     except Exception:  # exotic types (fp8, int4) have no plain numpy dtype
@@ -73,8 +74,6 @@ def _desc(value_info) -> TensorDesc:
 
 def model_precision(model) -> str:
     """"int8" (Q/DQ with int8 zero points), "fp8", "fp16" (any float16 compute) or "fp32"."""
-    import onnx
-
     inits = {i.name: i for i in model.graph.initializer}
     qdq = [n for n in model.graph.node if n.op_type in QDQ_OPS]
     if qdq:
@@ -124,8 +123,6 @@ def summarize_model(model, path: str = "") -> OnnxSummary:
 
 def load_model(path: str, weights: bool = True):
     """onnx.load with a one-line UserError for a missing or corrupt file."""
-    import onnx
-
     if not os.path.isfile(path):
         raise UserError(f"ONNX file not found: {path}")
     if os.path.getsize(path) == 0:

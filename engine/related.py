@@ -21,9 +21,12 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import sha256_file
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import PREFIX
 
 from .onnx_info import load_model
+
+numpy_helper = lazy_import("onnx.numpy_helper")
 
 #: metadata_props key (with PREFIX) under which convert / calibrate record their fp32 source.
 DERIVED_FROM = "derived_from"
@@ -42,8 +45,6 @@ def _io(summary) -> list[tuple]:
 
 def _weights_differ(ref_model, var_model) -> tuple[int, int]:
     """(float weights sharing a name and size, how many of them differ beyond fp16 rounding)."""
-    from onnx import numpy_helper
-
     floats = (1, 10)  # FLOAT, FLOAT16
     ref = {i.name: i for i in ref_model.graph.initializer if i.data_type in floats}
     shared = differ = 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import Output, check_outputs
+from higherhrnet_trt.core.lazy import lazy_import
 
 from ..engine.build import build_engine
 from .checkpoint import load_checkpoint
@@ -23,6 +24,8 @@ from .configs import get_config
 from .fp16 import convert_fp16
 from .quantize import quantize_int8
 from .weights import resolve
+
+torch = lazy_import("torch")
 
 RANDOM_WEIGHTS_BANNER = (
     "WARNING: no --checkpoint given: exporting RANDOM weights (seed {seed}). The file is fine for "
@@ -162,8 +165,6 @@ def _output_path(output: str | None, config: str, precision: str, dynamic: bool,
 def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: int = 0):
     """The network of ``cfg`` with the checkpoint's weights, or random ones drawn from ``seed``
     (with the banner)."""
-    import torch
-
     # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from .model import build_model
 

@@ -30,11 +30,14 @@ import numpy as np
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import atomic_open, sha256_file
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
+from higherhrnet_trt.core.lazy import lazy_import
 
 from .calib_hist import StreamingHistograms
 from .calib_taps import DEFAULT_SAMPLE, CalibrationTaps, TapValues
 from .qdq import Placement
 from .taps import tapped_session
+
+onnx = lazy_import("onnx")
 
 CACHE_FORMAT = 1
 
@@ -42,8 +45,6 @@ CACHE_FORMAT = 1
 # -- collection -------------------------------------------------------------------------------------
 def _augmented_session(onnx_in: str, tensors: Sequence[str], tmpdir: str):
     """An ONNX Runtime session of ``onnx_in`` with ``tensors`` added as outputs."""
-    import onnx
-
     model = onnx.load_model(onnx_in)
     outputs = {o.name for o in model.graph.output}
     for t in tensors:

@@ -29,9 +29,13 @@ from higherhrnet_trt.core.errors import UserError, deferred_interrupts
 from higherhrnet_trt.core.files import atomic_path
 from higherhrnet_trt.core.formats import SIZE_MULTIPLE
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import ModelMeta, stamp_weights
 
 from .configs import ModelConfig
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
 
 INPUT_NAME = "image"
 OPSET = 18  # torch's dynamo exporter: Resize has no opset-17 adapter; TensorRT 10.3 parses 18.
@@ -247,8 +251,6 @@ def _check_against_torch(graph: nn.Module, example, path: str, report: ExportRep
 
 
 def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) -> None:
-    import onnx
-
     props = meta.to_props()
     props["higherhrnet_trt.model_config"] = cfg.to_json()
     del proto.metadata_props[:]
@@ -267,15 +269,11 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
 
 
 def _run_onnxruntime(path: str, x: np.ndarray) -> list[np.ndarray]:
-    import onnxruntime as ort
-
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     return sess.run(None, {INPUT_NAME: x})
 
 
 def read_metadata(path: str) -> ModelMeta:
     """ModelMeta embedded in an exported ONNX file (reads the header only, not the weights)."""
-    import onnx
-
     proto = onnx.load_model(path, load_external_data=False)
     return ModelMeta.from_props({p.key: p.value for p in proto.metadata_props})

@@ -20,6 +20,10 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.graph_optimization import ort_optimization_level
+from higherhrnet_trt.core.lazy import lazy_import
+
+constants = lazy_import("polygraphy.constants")
+onnx = lazy_import("onnx")
 
 
 @dataclass
@@ -95,7 +99,6 @@ class LayerComparison:
 
 def _runner(path: str, graph_optimization: str, name: str):
     """polygraphy ONNX Runtime runner over ``path`` with every tensor marked as an output."""
-    from polygraphy import constants
     from polygraphy.backend.onnx import BytesFromOnnx, ModifyOutputs, OnnxFromPath
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
@@ -117,7 +120,6 @@ def compare_layers(
     marked as output most fusions cannot apply anyway, and ORT's bias quantization pass (basic and
     above) miscomputes modelopt's fp16 Q/DQ graphs (the results would blame the wrong layers).
     """
-    import onnx
     from polygraphy.logger import G_LOGGER
 
     ref_model = onnx.load_model(reference, load_external_data=False)

@@ -23,9 +23,13 @@ import numpy as np
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import Output, atomic_path, check_outputs
 from higherhrnet_trt.core.graph_optimization import ort_optimization_level
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import WEIGHTS_KEY, stamp_weights
 
 from ..engine.onnx_info import check_weights, load_model, summarize_model
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
 
 
 # -- reports ----------------------------------------------------------------------------------------
@@ -91,8 +95,6 @@ class QuantizeReport:
 
 # -- ONNX Runtime comparison ------------------------------------------------------------------------
 def _session(path: str, graph_optimization: str):
-    import onnxruntime as ort
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort_optimization_level(graph_optimization)
@@ -189,8 +191,6 @@ def check_fp32_input(onnx_in: str):
 
 def save_onnx(model, path: str) -> None:
     """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
-    import onnx
-
     if any(p.key == WEIGHTS_KEY for p in model.metadata_props):
         stamp_weights(model)  # the weights as saved, whatever changed since copy_metadata
     with atomic_path(path) as tmp:

@@ -42,6 +42,7 @@ import torch
 
 from higherhrnet_trt.core.errors import CheckpointError
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.export.checkpoint import load_checkpoint
 from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
 from higherhrnet_trt.export.model import HigherHRNet
@@ -57,6 +58,10 @@ from .train_data import (  # noqa: F401 (tests use them here)
 )
 from .train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
 from .train_options import TrainOptions
+
+F = lazy_import("torch.nn.functional")
+cv2 = lazy_import("cv2")
+nn = lazy_import("torch.nn")
 
 #: The demo network (``configs.CONFIGS['demo']``).
 DEMO_CONFIG = CONFIGS["demo"]
@@ -104,8 +109,6 @@ def init_weights(model: torch.nn.Module, scheme: str = "official") -> None:
     ``"official"``: the official initialisation (no ImageNet pre-training here): conv and deconv weights
     N(0, 0.001), biases 0, BN scale 1 and shift 0. BN keeps the features' scale, and the final
     layers then start near 0, so the first heatmap losses are small rather than huge."""
-    from torch import nn
-
     finals = {id(m) for m in getattr(model, "final_layers", [])}
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and (scheme == "official" or id(m) in finals):
@@ -158,9 +161,6 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
     The official parser joins a joint to a person when tags differ by less than 1: grouping works
     when the spread within a person is well below that and few pairs of people are within it.
     """
-    import cv2
-    import torch.nn.functional as F
-
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
     with open(ann_file, encoding="utf-8") as f:
         data = json.load(f)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core.errors import BackendUnavailable, UserError
+from ..core.lazy import lazy_import
 from ..runtime.backends import create_backend
 from ..runtime.backends import triton_protocol as proto
 from .decode_device import (
@@ -46,6 +47,8 @@ from .repository import (
     resolve_settings,
     write_pipeline_model,
 )
+
+http = lazy_import("tritonclient.http")
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,6 @@ def remove_leftovers(work: str) -> None:
 
 def _wait_until_ready(endpoints: Endpoints, log_file: str, timeout_s: float = 60.0) -> None:
     """Both models ready on the HTTP endpoint (the pipeline loads from the repository at start)."""
-    import tritonclient.http as http
-
     client = http.InferenceServerClient(f"{_host(endpoints.host)}:{endpoints.http_port}")
     try:
         deadline = time.monotonic() + timeout_s
