@@ -24,6 +24,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.engine.onnx_info import load_model, model_precision
+from higherhrnet_trt.export.quant_common import compare_outputs
+from higherhrnet_trt.runtime.evaluate import evaluate_model
+
+from . import environment
+from .bench import BenchSettings, StageRunner, _load_frame
+from .compare import _quantize, write_scenes
+from .environment import write_json
+
 METRICS = ("AP", "AP50", "AP75", "AR")
 
 
@@ -31,9 +41,6 @@ def evaluate_variants(
     variants: dict[str, str], ann: str, images_dir: str, threads: int = 0, progress: bool = False,
 ) -> dict[str, Any]:
     """{precision: onnx path} -> {precision: {stats, seconds, people, notes, precision_in_graph}}."""
-    from higherhrnet_trt.engine.onnx_info import load_model, model_precision
-    from higherhrnet_trt.runtime.evaluate import evaluate_model
-
     out: dict[str, Any] = {}
     for prec, path in variants.items():
         t0 = time.perf_counter()
@@ -51,10 +58,6 @@ def output_agreement(variants: dict[str, str], images_dir: str, count: int = 8) 
     runtime does; ORT CPU at its default optimisation level, as in evaluation):
     {precision: {rel_max_err, mean_abs_err, cosine, peak_agreement}}. Meaningful even for weights
     that score no AP."""
-    from higherhrnet_trt.export.quantize import compare_outputs
-
-    from .bench import BenchSettings, StageRunner, _load_frame
-
     names = sorted(f for f in os.listdir(images_dir) if f.lower().endswith((".jpg", ".png")))[:count]
     frames = [_load_frame(os.path.join(images_dir, n)) for n in names]
     runner = StageRunner(BenchSettings(model=variants["fp32"], backend="onnxruntime", progress=False),
@@ -102,11 +105,6 @@ def run_accuracy(
     calib_images: int = 32, progress: bool = False,
 ) -> dict[str, Any]:
     """Produce the missing variants, evaluate all; returns the JSON-able result."""
-    from higherhrnet_trt.core.errors import UserError
-
-    from . import environment
-    from .compare import _quantize, write_scenes
-
     if not os.path.isfile(fp32):
         raise UserError(f"model file not found: {fp32}")
     own = None
@@ -129,7 +127,7 @@ def run_accuracy(
             elif prec in make:
                 out = os.path.join(work_dir, f"{os.path.basename(fp32)[:-5]}.{prec}.onnx")
                 try:
-                    _quantize(_import_quantize(), prec, fp32, out, work_dir, size, calib_images)
+                    _quantize(prec, fp32, out, work_dir, size, calib_images)
                 except Exception as e:  # ModelOpt missing or failing: keep the other rows
                     notes.append(f"{prec}: not produced ({type(e).__name__}: "
                                  f"{(str(e).strip().splitlines() or [''])[0]})")
@@ -147,15 +145,7 @@ def run_accuracy(
             "environment": environment.collect("onnxruntime")}
 
 
-def _import_quantize():
-    from higherhrnet_trt.export import quantize
-
-    return quantize
-
-
 def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.core.errors import UserError
-
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.accuracy",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("model", metavar="MODEL_FP32", help="the fp32 ONNX (higherhrnet-trt export)")
@@ -183,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(r))
     if args.json:
-        from .environment import write_json
-
         write_json(args.json, r)
     return 0
 

@@ -48,7 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.errors import UserError, interrupt_exit_code
+from higherhrnet_trt.core.image_io import read_image
+from higherhrnet_trt.core.preprocess import letterbox
+from higherhrnet_trt.runtime.pipeline import Pipeline
+
+from . import environment
 
 # The result's layout, records and report forms (bench_result.py) and the GPU timing
 # (gpu_timing.py) keep their old import path, higherhrnet_trt.benchmarks.bench (noqa: F401).
@@ -103,8 +108,6 @@ def default_image() -> str:
 
 
 def _load_frame(path: str | None) -> np.ndarray:
-    from higherhrnet_trt.core.image_io import read_image
-
     return read_image(path or default_image())
 
 
@@ -140,8 +143,6 @@ class StageRunner:
     def __init__(self, s: BenchSettings, frames: Sequence[np.ndarray] | None = None) -> None:
         """frames: the batch's (H, W, 3) uint8 BGR frames; default ``s.batch`` copies of s.image.
         Callers may replace ``self.frames`` between iterations (same count)."""
-        from higherhrnet_trt.runtime.pipeline import Pipeline
-
         self.s = s
         self.last_outputs: Mapping[str, np.ndarray] | None = None  # of the latest iteration()
         self.last_poses: list | None = None
@@ -180,8 +181,6 @@ class StageRunner:
 
     def preprocess(self) -> tuple[np.ndarray, list]:
         """-> batch (N, 3, H, W) of the model's input dtype, geometries of the frames."""
-        from higherhrnet_trt.core.preprocess import letterbox
-
         tensors, geometries = [], []
         meta = self.pipe.meta
         for frame in self.frames:
@@ -293,8 +292,6 @@ def _measure(runner: StageRunner, s: BenchSettings) -> _Measured:
     needs from the runner while it is still open."""
     from tqdm import tqdm
 
-    from . import environment
-
     bar = tqdm(total=s.warmup + s.iters, desc="warm-up", unit="it", disable=not s.progress,
                dynamic_ncols=True, leave=False)
     for _ in range(s.warmup):
@@ -382,8 +379,6 @@ def _timed_loop(runner: StageRunner, iters: int, bar) -> tuple[dict[str, list[fl
     of the iterations that completed and the exit status (130 / 143), so that what was measured
     is still reported and written. Stopped before any iteration completed: the interrupt goes on
     (there is nothing to report)."""
-    from higherhrnet_trt.core.errors import interrupt_exit_code
-
     samples: dict[str, list[float]] = {}
     try:
         for _ in range(iters):

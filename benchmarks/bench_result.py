@@ -11,6 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.files import atomic_path, sha256_file
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.engine.onnx_info import load_model
+from higherhrnet_trt.engine.onnx_info import model_precision as onnx_prec
+from higherhrnet_trt.engine.sidecar import read_sidecar
+
+matplotlib = lazy_import("matplotlib")
+plt = lazy_import("matplotlib.pyplot")
+
 #: Version of the JSON layout written by :func:`run_bench`; bump on incompatible changes.
 SCHEMA = "higherhrnet_trt.bench/1"
 #: Stage keys in the order they run (end_to_end spans all).
@@ -56,16 +65,11 @@ def model_precision(path: str, meta_precision: str) -> dict[str, str]:
     sidecar, else the exporter's metadata. Returns {"precision", "source"}."""
     if path.lower().endswith(".onnx"):
         try:
-            from higherhrnet_trt.engine.onnx_info import load_model
-            from higherhrnet_trt.engine.onnx_info import model_precision as onnx_prec
-
             return {"precision": onnx_prec(load_model(path)), "source": "onnx graph (engine/onnx_info)"}
         except ImportError:
             pass
     else:
         try:
-            from higherhrnet_trt.engine.sidecar import read_sidecar
-
             return {"precision": read_sidecar(path).precision, "source": "engine sidecar"}
         except Exception:  # no sidecar: fall back to the metadata
             pass
@@ -73,8 +77,6 @@ def model_precision(path: str, meta_precision: str) -> dict[str, str]:
 
 
 def _sha256_prefix(path: str) -> str:
-    from higherhrnet_trt.engine.onnx_info import sha256_file
-
     return sha256_file(path)[:16]
 
 
@@ -163,8 +165,6 @@ def engine_record(model: str) -> dict[str, Any] | None:
     if model.lower().endswith(".onnx"):
         return None
     try:
-        from higherhrnet_trt.engine.sidecar import read_sidecar
-
         sc = read_sidecar(model)
         return {"builder": sc.builder, "gpu": sc.gpu, "compute_capability": sc.compute_capability,
                 "precision": sc.precision, "onnx_precision": sc.onnx_precision,
@@ -234,10 +234,7 @@ def format_report(r: Mapping[str, Any]) -> str:
 
 def plot(r: Mapping[str, Any], path: str) -> str:
     """Per-stage medians with p90 / p99 marks and the end-to-end time of every timed iteration."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     names = [n for n in STAGES if r["stages"][n].get("applicable")]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -262,7 +259,6 @@ def plot(r: Mapping[str, Any], path: str) -> str:
     fig.suptitle(f"{os.path.basename(r['model']['path'])} ({r['model']['precision']}) on "
                  f"{r['settings']['backend']}; {cpu['model']} x{cpu['usable_cores']}", fontsize=10)
     fig.tight_layout()
-    from higherhrnet_trt.core.files import atomic_path
 
     with atomic_path(path) as tmp:  # the temporary name keeps the extension: same format
         fig.savefig(tmp, dpi=110)

@@ -19,19 +19,20 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.export import quantize as q
+from higherhrnet_trt.export.calib_data import InputMaker, list_images
+from higherhrnet_trt.export.calib_ranges import collect_ranges
+from higherhrnet_trt.export.quant_common import check_fp32_input
+
 
 def compare(onnx: str, images: str, num_images: int, samples: list[int], methods: list[str],
             input_size: int | None = None, log=print) -> dict:
     """{method: {sample: {"seconds", "median", "p90", "max", "identical"}}} (sample 0: exact)."""
     import numpy as np
 
-    from higherhrnet_trt.export import quantize as q
-    from higherhrnet_trt.export.calib_ranges import collect_ranges
-    from higherhrnet_trt.export.quant_common import check_fp32_input
-
     src_model, summary, meta = check_fp32_input(onnx)
-    maker = q.InputMaker(summary, meta, input_size)
-    paths = q.list_images(images)[:num_images]
+    maker = InputMaker(summary, meta, input_size)
+    paths = list_images(images)[:num_images]
     result: dict = {}
     with tempfile.TemporaryDirectory(prefix="calib_sample_") as tmp:
         work = os.path.join(tmp, "model.onnx")  # ModelOpt writes files next to its input

@@ -24,10 +24,18 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.export import quantize as q
+from higherhrnet_trt.export.calib_data import InputMaker, list_images
+from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
+from higherhrnet_trt.export.quant_common import QuantizeReport, check_fp32_input
+
+cv2 = lazy_import("cv2")
+ort = lazy_import("onnxruntime")
+
 
 def _synthetic_images(folder: str, count: int, seed: int = 0) -> str:
     """``count`` 640x480 frames of blurred shapes and noise (no dataset on this machine)."""
-    import cv2
     import numpy as np
 
     os.makedirs(folder, exist_ok=True)
@@ -56,8 +64,6 @@ class _Interleaved:
     between the two halves of a run)."""
 
     def __init__(self, maker, onnx: str):
-        import onnxruntime as ort
-
         self._maker = maker
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -88,9 +94,6 @@ def _time_method(onnx: str, work: str, feeds, placement, maker, paths, method: s
                  tmp: str, log) -> dict:
     """One method's calibration pass with a plain inference of each image interleaved (timed
     apart and subtracted); prints and returns both times and both ratios."""
-    from higherhrnet_trt.export import quantize as q
-    from higherhrnet_trt.export.quant_common import QuantizeReport
-
     plain = _Interleaved(maker, onnx)
     plain.warm_up(feeds[0])  # not timed, as the pass's own session creation is
     report = QuantizeReport(path="", reference=onnx, precision="int8", checked_on="",
@@ -109,15 +112,11 @@ def _time_method(onnx: str, work: str, feeds, placement, maker, paths, method: s
 
 def run(onnx: str, images: str, num_images: int, methods: list[str], samples: list[int] | None = None,
         log=print) -> dict:
-    from higherhrnet_trt.export import quantize as q
-    from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
-    from higherhrnet_trt.export.quant_common import check_fp32_input
-
     samples = samples if samples is not None else [DEFAULT_SAMPLE]
 
     src_model, summary, meta = check_fp32_input(onnx)
-    maker = q.InputMaker(summary, meta)
-    paths = q.list_images(images)[:num_images]
+    maker = InputMaker(summary, meta)
+    paths = list_images(images)[:num_images]
     first = list(maker.feeds(paths[:1], []))  # warms each plain session up
     result = {"images": len(paths), "methods": {}}
     with tempfile.TemporaryDirectory(prefix="calib_speed_") as tmp:

@@ -49,8 +49,30 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.geometry import FrameGeometry
+from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
+from higherhrnet_trt.core.preprocess import resize_align
+from higherhrnet_trt.decode import DecodeConfig, parse
+from higherhrnet_trt.export.checkpoint import load_checkpoint
+from higherhrnet_trt.export.configs import CONFIGS, get_config
+from higherhrnet_trt.export.fp16 import convert_fp16
+from higherhrnet_trt.export.quantize import quantize_int8
+from higherhrnet_trt.references.scenes import generate_dataset, render_scene
+
+from . import environment
+from .bench import BenchSettings, StageRunner, _system_busy_s, _usage, stats_ms
+
 # The output forms (and the stage names they share) keep their old import path (noqa: F401).
 from .compare_report import PIPE_STAGES, format_table, plot_bars, plot_curve  # noqa: F401
+from .decode_speed import _median_time, synthetic_scene
+from .environment import write_json
+from .loop_decode import loop_parse
+
+cv2 = lazy_import("cv2")
+torch = lazy_import("torch")
 
 OFFICIAL = "official-style (PyTorch eager fp32 + loop decode)"
 
@@ -74,8 +96,6 @@ class PipelineTimes:
         return float(statistics.median(self.samples[stage]))
 
     def summary(self) -> dict[str, Any]:
-        from .bench import stats_ms
-
         return {"name": self.name, "precision": self.precision, "model": self.model,
                 "stages_ms": {k: stats_ms(v) for k, v in self.samples.items()},
                 "images_per_s": 1e3 / float(np.mean(self.samples["end_to_end"])),
@@ -91,8 +111,6 @@ class OfficialStyle:
     """tools/valid.py on one image at scale 1, flip test, PROJECT2IMAGE, in PyTorch eager fp32."""
 
     def __init__(self, model, input_size: int, flip_index: Sequence[int], mean, std) -> None:
-        import torch
-
         self.torch = torch
         self.model = model.eval()
         self.input_size = int(input_size)
@@ -103,11 +121,6 @@ class OfficialStyle:
 
     def preprocess(self, image_bgr: np.ndarray):
         """BGR frame -> ((1, 3, h, w) tensor, FrameGeometry), as the official transforms."""
-        import cv2
-
-        from higherhrnet_trt.core.geometry import FrameGeometry
-        from higherhrnet_trt.core.preprocess import resize_align
-
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)  # the official dataset reads RGB
         resized, center, scale = resize_align(rgb, self.input_size, 1.0, 1.0)
         x = self.torch.from_numpy(resized).permute(2, 0, 1).float().div(255.0)  # ToTensor
@@ -140,8 +153,6 @@ class OfficialStyle:
 
     def decode(self, maps, geometry) -> np.ndarray:
         """Official aggregate_results (PROJECT2IMAGE) + loop decoder + get_final_preds."""
-        from .loop_decode import loop_parse
-
         torch, F = self.torch, self.torch.nn.functional
         heatmaps, tags = maps
         size = (geometry.base_size_wh[1], geometry.base_size_wh[0])
@@ -178,8 +189,6 @@ class Ours:
     """runtime.Pipeline's stages on the ONNX Runtime backend (bench.StageRunner, batch 1)."""
 
     def __init__(self, path: str, threads: int, first_frame: np.ndarray) -> None:
-        from .bench import BenchSettings, StageRunner
-
         settings = BenchSettings(model=path, backend="onnxruntime", progress=False,
                                  backend_options={"threads": threads} if threads else {})
         self.runner = StageRunner(settings, frames=[first_frame])
@@ -201,10 +210,7 @@ class Ours:
 
 def build_torch_model(config: str, checkpoint: str | None, seed: int = 0):
     """HigherHRNet of a config in eval mode: the checkpoint's weights, else seeded random ones."""
-    import torch
-
-    from higherhrnet_trt.export.checkpoint import load_checkpoint
-    from higherhrnet_trt.export.configs import get_config
+    # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from higherhrnet_trt.export.model import build_model
 
     torch.manual_seed(seed)
@@ -216,8 +222,6 @@ def build_torch_model(config: str, checkpoint: str | None, seed: int = 0):
 
 def write_scenes(folder: str, count: int, size: int, seed: int) -> str:
     """Generated scenes of size x size for calibration / evaluation; returns the annotation file."""
-    from higherhrnet_trt.references.scenes import generate_dataset
-
     return generate_dataset(folder, count, seed=seed, size=(size, size))
 
 
@@ -228,6 +232,7 @@ def make_variants(
     """ONNX files per precision: fp32 exported from ``model`` (static, the config's input size, flip
     test); fp16 / int8 from ``given`` or produced from the fp32 file. Returns ({precision: path},
     notes on what was skipped and why)."""
+    # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from higherhrnet_trt.export.onnx_export import export_onnx
 
     notes: list[str] = []
@@ -248,11 +253,9 @@ def make_variants(
         try:
             import warnings
 
-            from higherhrnet_trt.export import quantize
-
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                _quantize(quantize, prec, fp32, out, work_dir, size, calib_images)
+                _quantize(prec, fp32, out, work_dir, size, calib_images)
             notes.extend(f"{prec}: {w.message}" for w in caught)
         except Exception as e:  # ModelOpt missing or failing: say so, keep the other rows
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -263,17 +266,16 @@ def make_variants(
     return paths, notes
 
 
-def _quantize(quantize, prec: str, fp32: str, out: str, work_dir: str, size: int, calib_images: int) -> None:
+def _quantize(prec: str, fp32: str, out: str, work_dir: str, size: int, calib_images: int) -> None:
     """fp16 (AutoCast) or int8 (calibrated on generated scenes of the input size) of ``fp32``."""
     if prec == "fp16":
-        quantize.convert_fp16(fp32, out)
+        convert_fp16(fp32, out)
     else:
         calib = os.path.join(work_dir, "calib")
         # quantize_int8 holds a fifth of the folder out to measure the error.
         write_scenes(calib, calib_images + calib_images // 4, size, seed=1)
-        quantize.quantize_int8(fp32, out, images=os.path.join(calib, "images"),
-                               num_images=calib_images, progress=False,
-                               cache_dir=os.path.join(work_dir, "cache"))
+        quantize_int8(fp32, out, images=os.path.join(calib, "images"), num_images=calib_images,
+                      progress=False, cache_dir=os.path.join(work_dir, "cache"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,11 +287,6 @@ def decode_curve(size: int, people: Sequence[int], repeat: int = 3, repeat_loop:
                  progress: bool = False) -> list[dict[str, Any]]:
     """Median decode time (ms) of the vectorised and the loop decoder on generated maps of
     (J, size, size) with T = 2, for each requested number of people (seed = that number)."""
-    from higherhrnet_trt.decode import DecodeConfig, parse
-
-    from .decode_speed import _median_time, synthetic_scene
-    from .loop_decode import loop_parse
-
     cfg = DecodeConfig()
     rows = []
     for n in people:
@@ -313,9 +310,6 @@ def decode_curve(size: int, people: Sequence[int], repeat: int = 3, repeat_loop:
 def _pipelines(model, paths: dict[str, str], frames: list[np.ndarray], threads: int):
     """[(PipelineTimes, pipeline)]: official-style first (the speed-up reference), then ours per
     precision."""
-    from higherhrnet_trt.core.keypoints import keypoint_set
-    from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
-
     size = model.cfg.input_size
     official = OfficialStyle(model, size, keypoint_set(model.cfg.dataset).flip_index,
                              IMAGENET_MEAN, IMAGENET_STD)
@@ -332,8 +326,6 @@ def _run_rounds(runners, frames: list[np.ndarray], warmup: int, iters: int,
     """Warm-up, then ``iters`` timed rounds, pipelines interleaved image by image (same load for
     all); ours are closed at the end. Returns the CPU % other processes used meanwhile (None:
     unknown)."""
-    from .bench import _system_busy_s, _usage
-
     try:
         for _times, pipe in runners:  # warm-up, each pipeline on every image
             for _ in range(warmup):
@@ -375,12 +367,6 @@ def run_compare(
     work_dir: str | None = None, seed: int = 0, progress: bool = True,
 ) -> dict[str, Any]:
     """Build, run and time every pipeline; returns the JSON-able result."""
-    import torch
-
-    from higherhrnet_trt.references.scenes import render_scene
-
-    from . import environment
-
     threads = threads or (os.cpu_count() or 1)
     torch.set_num_threads(threads)
     model = build_torch_model(config, checkpoint, seed)
@@ -430,9 +416,6 @@ def _people(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.export.configs import CONFIGS
-
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.compare",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="w32_512", choices=sorted(CONFIGS),
@@ -471,8 +454,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_table(r))
     if args.json:
-        from .environment import write_json
-
         write_json(args.json, r)
     if args.bar:
         print(f"wrote {plot_bars(r, args.bar)}")

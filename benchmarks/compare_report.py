@@ -6,6 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
+matplotlib = lazy_import("matplotlib")
+plt = lazy_import("matplotlib.pyplot")
+
 #: Stages each pipeline is timed in, per image (the table's and the bar chart's columns).
 PIPE_STAGES = ("preprocess", "network", "decode", "end_to_end")
 
@@ -44,10 +49,7 @@ def format_table(r: dict[str, Any]) -> str:
 
 def plot_bars(r: dict[str, Any], path: str) -> str:
     """Grouped bars: median ms per stage for each pipeline."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     pipes = r["pipelines"]
     x = np.arange(len(PIPE_STAGES))
@@ -74,10 +76,7 @@ def plot_bars(r: dict[str, Any], path: str) -> str:
 
 def plot_curve(r: dict[str, Any], path: str) -> str:
     """Decode latency (ms, log scale) against the number of people, both decoders."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     c = r["decode_vs_people"]
     n = [row["people"] for row in c]

@@ -30,6 +30,8 @@ import numpy as np
 
 from higherhrnet_trt.core.keypoints import COCO
 from higherhrnet_trt.decode import DecodeConfig, parse
+from higherhrnet_trt.decode.aggregate import MultiScaleAggregator
+from higherhrnet_trt.kernels import cpu
 
 from .loop_decode import loop_parse
 
@@ -174,9 +176,6 @@ def _median_times(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 def run_compiled(people_counts: tuple[int, ...] = (1, 30), repeat: int = 7, repeat_numpy: int = 3) -> dict:
     """The compiled CPU decode against the NumPy decode on W32-512 maps, projection included."""
-    from higherhrnet_trt.decode.aggregate import MultiScaleAggregator
-    from higherhrnet_trt.kernels import cpu
-
     if not cpu.available():
         return {"skipped": f"compiled CPU decode unavailable: {cpu.unavailable_reason()}"}
     cfg = DecodeConfig()

@@ -17,6 +17,14 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
+from higherhrnet_trt.references.scenes import generate_dataset
+
+from ..export.api import export
+from ..export.fp16 import convert_fp16
+from ..export.quantize import quantize_int8
+from .accuracy import evaluate_variants
+
 #: Seeds of the generated sets (training used seed 1; see the model card).
 HELD_OUT_SEED = 1000  # model card: 200 scenes
 CI_SEED = 2000  # CI: 50 scenes
@@ -25,8 +33,6 @@ CALIB_SEED = 3000  # INT8 calibration scenes
 
 
 def default_weights() -> str:
-    from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
-
     return package_file(DEMO_WEIGHTS)
 
 
@@ -40,9 +46,6 @@ def export_variants(weights: str | None, work_dir: str, calib_images: str, num_c
     """ONNX files of the demo model: precision -> path (static 256x256 input, flip test).
     "int8" is calibrate's default (target tensorrt), "int8_cpu" the same calibration with
     target cpu (ONNX Runtime's placement, run at full graph optimisation)."""
-    from ..export.api import export
-    from ..export.quantize import convert_fp16, quantize_int8
-
     os.makedirs(work_dir, exist_ok=True)
     fp32 = os.path.join(work_dir, "demo_fp32.onnx")
     export(weights, config="demo", output=fp32, input_size=256, flip=True, log=log)
@@ -66,8 +69,6 @@ def prepare_variants(weights: str | None, work_dir: str, num_calib: int = 64,
     """Generate the calibration scenes (seed ``CALIB_SEED``) in ``work_dir`` and export the ONNX
     variants there once: precision -> path. :func:`measure` takes the result to evaluate several
     scene sets without exporting and calibrating again (minutes of CPU each time)."""
-    from higherhrnet_trt.references.scenes import generate_dataset
-
     weights = weights or default_weights()
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"demo weights not found: {weights}")
@@ -85,10 +86,6 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
 
     ``variants`` (from :func:`prepare_variants`) skips the export; otherwise ``weights`` are
     exported and calibrated on ``num_calib`` scenes first."""
-    from higherhrnet_trt.references.scenes import generate_dataset
-
-    from .accuracy import evaluate_variants
-
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="demo_ap_") as tmp:
         work = work_dir or tmp

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from typing import Any
 
+from higherhrnet_trt.core.files import atomic_open
+from higherhrnet_trt.core.gpu import query_gpu
 from higherhrnet_trt.core.lazy import import_cudart as _import_cudart
 
 
@@ -113,8 +115,6 @@ def cuda_runtime_version() -> str | None:
 
 def gpu_info() -> dict[str, Any] | None:
     """GPU 0: name, compute capability, driver, CUDA versions; None on a machine without one."""
-    from higherhrnet_trt.core.gpu import query_gpu
-
     gpu = query_gpu(0)
     if gpu is None:
         return None
@@ -231,8 +231,6 @@ def collect(backend_name: str | None = None, backend: Any = None) -> dict[str, A
 def write_json(path: str, data: dict) -> None:
     """Write a benchmark result as indented JSON and say where (the CLIs' common last step)."""
     import json
-
-    from higherhrnet_trt.core.files import atomic_open
 
     with atomic_open(path) as f:  # complete or absent, never half a file
         json.dump(data, f, indent=2)

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from higherhrnet_trt.core.limits import MAX_INPUT_PIXELS
+
 _CHILD = """
 import json, resource, sys, time
 import numpy as np
@@ -93,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-gb", type=float, default=5.5,
                     help="kill a process whose resident memory passes this, GB (shared machines)")
     args = ap.parse_args(argv)
-    from higherhrnet_trt.core.limits import MAX_INPUT_PIXELS
 
     print("frame (W x H)  input (H x W)   Mpx   of limit  peak RSS   loaded   growth/input px   "
           "predict s")

@@ -10,6 +10,9 @@ import os
 from typing import Any
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.gpu import query_gpu
+
+from .environment import _run, import_cudart
 
 
 class StagedBackend:
@@ -43,8 +46,6 @@ class CudaEvents:
     """
 
     def __init__(self, stream: Any, count: int = 4) -> None:
-        from .environment import import_cudart
-
         self.cudart = import_cudart()
         if self.cudart is None:
             raise UserError("GPU stage timing needs cuda-python (pip install 'cuda-python>=12'); "
@@ -77,10 +78,6 @@ def gpu_memory(backend: Any = None) -> dict[str, Any] | None:
     """Device memory: this process's use (NVML / nvidia-smi), the device's used / total
     (cudaMemGetInfo), and the backend's own allocation when it reports one; None without a GPU.
     All in MiB."""
-    from higherhrnet_trt.core.gpu import query_gpu
-
-    from .environment import _run, import_cudart
-
     if query_gpu(0) is None:
         return None
     out: dict[str, Any] = {}

@@ -25,14 +25,16 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.runtime.backends.onnxruntime_backend import needed_level
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
+
 
 def _session(path: str, threads: int, optimized_path: str):
     """(session, level) at the level the runtime picks for this file; the optimised graph saved."""
-    import onnxruntime as ort
-
-    from higherhrnet_trt.core.metadata import ModelMeta
-    from higherhrnet_trt.runtime.backends.onnxruntime_backend import needed_level
-
     props = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     try:
         level = needed_level(ModelMeta.from_props(props))
@@ -49,8 +51,6 @@ def _session(path: str, threads: int, optimized_path: str):
 
 def op_counts(optimized_path: str) -> dict[str, int]:
     """Op types of ONNX Runtime's optimised graph: integer kernels vs float Convs left."""
-    import onnx
-
     graph = onnx.load(optimized_path, load_external_data=False).graph
     counts = collections.Counter(n.op_type for n in graph.node)
     keep = ("QLinear", "Conv", "FusedConv", "QuantizeLinear", "DequantizeLinear", "Resize",

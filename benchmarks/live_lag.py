@@ -23,6 +23,9 @@ import subprocess
 import sys
 import time
 
+from higherhrnet_trt.runtime import Pipeline
+from higherhrnet_trt.runtime.sources import open_source
+
 
 def _repo_file(*parts: str) -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *parts)
@@ -49,8 +52,6 @@ def start_server(fps: int) -> tuple[subprocess.Popen, str]:
 
 def measure(pipe, url: str, fps: int, frames: int, every_frame: bool) -> dict:
     """One mode: ``frames`` results; lag of each (s), the frames dropped, inference times (s)."""
-    from higherhrnet_trt.runtime.sources import open_source
-
     source = open_source(url, every_frame=every_frame)
     seen, took = [], []  # (source frame index, capture time, result time) per result
     try:
@@ -98,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
-
-    from higherhrnet_trt.runtime import Pipeline
 
     proc, url = start_server(args.fps)
     try:

@@ -25,12 +25,17 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.runtime import Pipeline
+from higherhrnet_trt.runtime.multi_source import MultiSource, predict_sources
+from higherhrnet_trt.runtime.sources import Frame, Source
+
 from .soak import host_rss_mib
+
+cv2 = lazy_import("cv2")
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    import cv2
-
     path = os.path.join(os.path.dirname(__file__), "..", "runtime", "assets", "sample.jpg")
     image = cv2.imread(path)
     return [image if k % 2 == 0 else np.ascontiguousarray(image[:, ::-1]) for k in range(n)]
@@ -41,9 +46,6 @@ def measure(pipe, n: int, rounds: int, warmup: int, sequential: bool) -> dict:
 
     The sources are in-memory frame lists read by MultiSource, so the rounds and their batching are
     those of ``run --source ... --source ...``."""
-    from higherhrnet_trt.runtime.multi_source import MultiSource, predict_sources
-    from higherhrnet_trt.runtime.sources import Frame, Source
-
     class Repeat(Source):
         def __init__(self, image):
             super().__init__(kind="video", description="memory", length=warmup + rounds)
@@ -84,8 +86,6 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
     ap.add_argument("--sequential", action="store_true", help="also N single predict() calls a round")
     args = ap.parse_args(argv)
-
-    from higherhrnet_trt.runtime import Pipeline
 
     opts = {"threads": args.threads} if args.threads else {}
     pipe = Pipeline(args.model, max_batch=64, **opts).activate()

@@ -20,6 +20,12 @@ import numpy as np
 
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.export.api import export
+from higherhrnet_trt.references.scenes import generate_dataset
+from higherhrnet_trt.runtime import Pipeline
+
+cv2 = lazy_import("cv2")
 
 THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 OKS_MATCH = 0.5
@@ -56,12 +62,6 @@ def match(scores: np.ndarray, preds: np.ndarray, gts: list[tuple[np.ndarray, flo
 
 def measure(num_scenes: int, seed: int, work: str, weights: str, log=print) -> dict:
     """{"thresholds": [{person_thr, precision, recall, reported}], "annotated": N, ...}."""
-    import cv2
-
-    from higherhrnet_trt.export.api import export
-    from higherhrnet_trt.references.scenes import generate_dataset
-    from higherhrnet_trt.runtime import Pipeline
-
     onnx = os.path.join(work, "demo.onnx")
     export(weights, config="demo", output=onnx, input_size=256, flip=True, log=lambda *a: None)
     ann_path = generate_dataset(os.path.join(work, "scenes"), num_scenes, seed=seed)

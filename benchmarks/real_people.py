@@ -22,6 +22,16 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.runtime.evaluate import evaluate_model
+
+from ..export.api import export
+from ..export.fp16 import convert_fp16
+from ..export.quantize import quantize_int8
+from .demo_model import card_path, default_weights, measure
+
+cv2 = lazy_import("cv2")
+
 #: Where Debian's opencv-doc puts vtest.avi and the photos.
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
 HELDOUT_LABELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "silver_heldout.json")
@@ -36,8 +46,6 @@ def distribution_missing(data_dir: str = OPENCV_DATA) -> str | None:
 
 
 def _vtest_frames(wanted: set[int], data_dir: str) -> dict:
-    import cv2
-
     cap = cv2.VideoCapture(os.path.join(data_dir, "vtest.avi"))
     frames, index = {}, 0
     while wanted - frames.keys():
@@ -56,8 +64,6 @@ def materialize(out_dir: str, labels: str = HELDOUT_LABELS, data_dir: str = OPEN
     """Write the held-out images named in ``labels`` (``source``: vtest.avi with ``frame``, or a
     photo's file name in ``data_dir``) as PNG into ``out_dir/images``; with ``max_images`` only
     the first ones (the photos always). Returns (annotation file, images folder)."""
-    import cv2
-
     with open(labels, encoding="utf-8") as f:
         data = json.load(f)
     records = data["images"]
@@ -87,8 +93,6 @@ def materialize(out_dir: str, labels: str = HELDOUT_LABELS, data_dir: str = OPEN
 def calibration_frames(out_dir: str, count: int = 64, data_dir: str = OPENCV_DATA) -> str:
     """``count`` vtest frames from the training part (evenly spaced below ``HOLDOUT_FRAME``) as PNG
     files in ``out_dir``: real frames of the camera, as a user calibrates on theirs."""
-    import cv2
-
     os.makedirs(out_dir, exist_ok=True)
     step = max(HOLDOUT_FRAME // count, 1)
     for index, frame in sorted(_vtest_frames(set(range(0, HOLDOUT_FRAME, step)[:count]), data_dir).items()):
@@ -99,9 +103,6 @@ def calibration_frames(out_dir: str, count: int = 64, data_dir: str = OPENCV_DAT
 def export_dynamic(weights: str | None, work_dir: str, calib_images: str | None, calib_size: int,
                    num_calib: int = 64, precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
     """precision -> ONNX path of the demo model with a dynamic input (the traced size is 256)."""
-    from ..export.api import export
-    from ..export.quantize import convert_fp16, quantize_int8
-
     os.makedirs(work_dir, exist_ok=True)
     fp32 = os.path.join(work_dir, "demo_fp32_dynamic.onnx")
     export(weights, config="demo", output=fp32, input_size=256, dynamic=True, flip=True, log=log)
@@ -119,8 +120,6 @@ def export_dynamic(weights: str | None, work_dir: str, calib_images: str | None,
 def evaluate_real(variants: dict[str, str], ann: str, images_dir: str, scale: float, threads: int = 0,
                   log=print) -> dict:
     """{precision: onnx} -> {"ap": {precision: AP}, "stats": {...}, "scale": s, "images": N, "people": P}."""
-    from higherhrnet_trt.runtime.evaluate import evaluate_model
-
     out: dict = {"ap": {}, "stats": {}, "scale": scale}
     for precision, path in variants.items():
         t0 = time.perf_counter()
@@ -156,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.card and args.silver:
         ap.error("--card records the committed held-out set: leave out --silver")
-    from .demo_model import card_path, default_weights, measure
 
     weights = args.weights or default_weights()
     if not os.path.isfile(weights):

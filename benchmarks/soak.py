@@ -26,6 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
+
+from ..core.errors import Terminated, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
+from ..runtime.gpu_pipeline import GpuPipeline
+from ..runtime.pipeline import Pipeline
+from ..runtime.sources import import_cv2
+from .environment import import_cudart, write_json
+
 
 def host_rss_mib() -> float:
     """Current resident set size of this process (not the peak), MiB. Linux /proc; psutil elsewhere."""
@@ -41,8 +50,6 @@ def host_rss_mib() -> float:
 
 def device_used_mib() -> float | None:
     """Used memory of GPU 0 (all processes), MiB; None without a GPU or cuda-python."""
-    from .environment import import_cudart
-
     cudart = import_cudart()
     if cudart is None:
         return None
@@ -63,19 +70,14 @@ def growth(frames: list[int], values: list[float]) -> dict[str, float]:
 
 
 def load_frames(images_dir: str | None) -> list[np.ndarray]:
-    from ..runtime.sources import import_cv2
-
     cv2 = import_cv2()
     if images_dir:
         names = sorted(n for n in os.listdir(images_dir) if n.lower().endswith((".jpg", ".jpeg", ".png")))
         frames = [cv2.imread(os.path.join(images_dir, n), cv2.IMREAD_COLOR) for n in names[:64]]
         frames = [f for f in frames if f is not None]
         if not frames:
-            from higherhrnet_trt.core.errors import UserError
-
             raise UserError(f"no readable .jpg/.png images in {images_dir}")
         return frames
-    from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE), cv2.IMREAD_COLOR)
     return [frame, np.ascontiguousarray(frame[:, ::-1])]
@@ -92,9 +94,6 @@ def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 
     "samples": [[frame, host_mib, device_mib], ...], "people_total", "interrupted"}. Ctrl-C or
     SIGTERM (under core.errors.sigterm_as_interrupt) ends the loop early: the result covers the
     frames done (a last sample taken then), and "interrupted" names the signal (else None)."""
-    from ..core.errors import interrupt_word
-    from ..runtime.pipeline import Pipeline
-
     images = load_frames(images_dir)
     samples: list[tuple[int, float, float | None]] = []
     people = 0
@@ -104,8 +103,6 @@ def soak(model: str, backend: str = "auto", frames: int = 10_000, warmup: int = 
 
         bar = tqdm(total=frames, unit="frame", desc="soak", file=sys.stderr)
     if gpu_pipeline:
-        from ..runtime.gpu_pipeline import GpuPipeline
-
         opened = GpuPipeline(model, cuda_graph=True, **backend_options)
     else:
         opened = Pipeline(model, backend=backend, **backend_options)
@@ -168,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu_pipeline and (args.backend != "auto" or args.threads):
         ap.error("--gpu-pipeline picks its network from the file (engine or .pth): "
                  "drop --backend / --threads")
-    from ..core.errors import Terminated, interrupt_exit_code, interrupt_word, sigterm_as_interrupt
 
     opts = {"threads": args.threads} if args.threads else {}
     with sigterm_as_interrupt():  # SIGTERM (timeout, systemd) stops the loop like Ctrl-C
@@ -190,8 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"second half: host slope {h2['slope_mib_per_1000_frames']:+.3f} MiB / 1000 frames"
           + ("" if d2 is None else f", GPU slope {d2['slope_mib_per_1000_frames']:+.3f} MiB / 1000 frames"))
     if args.json:
-        from .environment import write_json
-
         write_json(args.json, res)
     return 0 if stopped is None else interrupt_exit_code(stopped)
 

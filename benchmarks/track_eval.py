@@ -32,7 +32,12 @@ import time
 import numpy as np
 
 from higherhrnet_trt.core.keypoints import COCO
-from higherhrnet_trt.runtime.track import Tracker, TrackerOptions
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.runtime.pipeline import Pipeline
+from higherhrnet_trt.runtime.sources import import_cv2
+from higherhrnet_trt.runtime.track import Tracker, TrackerOptions, oks_matrix
+
+mm = lazy_import("motmetrics")
 
 SIGMAS = np.asarray(COCO.sigmas, dtype=np.float64)
 MATCH_OKS = 0.5
@@ -49,7 +54,6 @@ def detect(video: str, pipe) -> list[tuple[np.ndarray, np.ndarray]]:
     if os.path.exists(cache):
         data = np.load(cache)
         return [(data[f"k{i}"], data[f"s{i}"]) for i in range(int(data["n"]))]
-    from higherhrnet_trt.runtime.sources import import_cv2
 
     cv2 = import_cv2()
     out = []
@@ -77,8 +81,6 @@ def track_with(tracker: Tracker, dets) -> list[np.ndarray]:
 
 def greedy(dets, min_score: float = 0.3, min_oks: float = 0.1) -> list[np.ndarray]:
     """Naive per-frame matching to the previous frame (see module)."""
-    from higherhrnet_trt.runtime.track import oks_matrix
-
     next_id, prev, out = 1, None, []
     for kpts, scores in dets:
         ids = np.full(len(scores), -1, np.int64)
@@ -119,8 +121,6 @@ def gt_oks(gt: dict, kpts: np.ndarray) -> np.ndarray:
 
 
 def accumulate(truth, dets, ids):
-    import motmetrics as mm
-
     acc = mm.MOTAccumulator(auto_id=True)
     for frame, (kpts, _), fid in zip(truth, dets, ids):
         hyp = np.flatnonzero(fid > 0)
@@ -153,8 +153,6 @@ def _overlap(a, b) -> bool:
 
 
 def evaluate(videos: list[str], pipe, options: TrackerOptions | None = None) -> dict:
-    import motmetrics as mm
-
     accs = {"tracker": [], "greedy": [], "oracle": []}
     total_crossings = 0
     for v in videos:
@@ -190,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a TrackerOptions field for this run (repeatable)")
     args = p.parse_args(argv)
-    from higherhrnet_trt.runtime.pipeline import Pipeline
 
     options = TrackerOptions(**{k: type(getattr(TrackerOptions(), k))(v)
                                 for k, v in (s.split("=", 1) for s in args.set)})

@@ -30,6 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
+from ..core.files import SAMPLE_IMAGE, package_file
+from ..runtime import Pipeline
+from .environment import collect, write_json
+
+cv2 = lazy_import("cv2")
+
 DEFAULT_SERVER_PYTHON = os.path.join(".venv-triton", "bin", "python")
 
 
@@ -93,8 +101,6 @@ def network_counters(metrics_url: str, model: str) -> tuple[float, float]:
 def run_load(url: str, frame: np.ndarray, clients: int, requests: int) -> dict[str, Any]:
     """``clients`` threads x ``requests`` frames each, one at a time per client. Returns frames,
     seconds, fps, p50_ms, p99_ms, errors."""
-    from ..runtime import Pipeline
-
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -140,8 +146,6 @@ def _ints(text: str) -> list[int]:
 
 def measure(url: str, metrics_url: str | None, frame: np.ndarray, clients: list[int], requests: int,
             max_batch: int | None, network: str) -> list[dict]:
-    from ..runtime import Pipeline
-
     with Pipeline(url) as pipe:  # warm-up: first-call allocations out of the timed cells
         for _ in range(2):
             pipe.predict(frame)
@@ -184,10 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if bool(args.model) == bool(args.url):
         p.error("give MODEL (a server is started) or --url (a running server), not both")
-    import cv2
-
-    from ..core.files import SAMPLE_IMAGE, package_file
-    from .environment import collect, write_json
 
     frame = cv2.imread(package_file(SAMPLE_IMAGE))
     print(f"frame {frame.shape[1]}x{frame.shape[0]}, {args.requests} frames per client per cell\n"

@@ -35,6 +35,20 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
+from higherhrnet_trt.export.configs import get_config
+from higherhrnet_trt.references.scenes import render_scene
+
+from . import environment
+from .bench import BenchSettings, StageRunner, _system_busy_s, _usage
+from .compare import OfficialStyle, build_torch_model
+from .environment import write_json
+
+torch = lazy_import("torch")
+
 STAGES = ("preprocess", "infer", "decode", "end_to_end")
 OFFICIAL = "official-style (PyTorch eager fp32 + loop decode)"
 
@@ -108,8 +122,6 @@ def _time_ours(path: str, backend: str, options: dict[str, Any], frames: list[np
                warmup: int) -> tuple[Cell, list[np.ndarray]]:
     """runtime.Pipeline's stages (bench.StageRunner) on ``backend``: a Cell and the heatmaps
     (1, J, h, w) per frame."""
-    from .bench import BenchSettings, StageRunner
-
     settings = BenchSettings(model=path, backend=backend, progress=False, backend_options=options)
     runner = StageRunner(settings, frames=[frames[0]])
     cell, maps = Cell(""), []
@@ -135,11 +147,6 @@ def _time_ours(path: str, backend: str, options: dict[str, Any], frames: list[np
 def _time_official(config: str, checkpoint: str | None, frames: list[np.ndarray],
                    warmup: int) -> tuple[Cell, list[np.ndarray]]:
     """compare.OfficialStyle on the same weights: a Cell and its averaged stride-2 heatmaps."""
-    from higherhrnet_trt.core.keypoints import keypoint_set
-    from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
-
-    from .compare import OfficialStyle, build_torch_model
-
     model = build_torch_model(config, checkpoint)
     off = OfficialStyle(model, model.cfg.input_size, keypoint_set(model.cfg.dataset).flip_index,
                         IMAGENET_MEAN, IMAGENET_STD)
@@ -162,14 +169,10 @@ class OtherLoad:
     percent: float | None = None
 
     def __enter__(self) -> OtherLoad:
-        from .bench import _system_busy_s, _usage
-
         self._busy0, self._u0 = _system_busy_s(), _usage()
         return self
 
     def __exit__(self, *exc) -> None:
-        from .bench import _system_busy_s, _usage
-
         busy1, u1 = _system_busy_s(), _usage()
         if self._busy0 is not None and busy1 is not None and u1[0] > self._u0[0]:
             ours = (u1[1] - self._u0[1]) + (u1[2] - self._u0[2])
@@ -181,13 +184,6 @@ def run_table(files: dict[str, str], config: str, checkpoint: str | None, backen
               say=lambda m: print(m, file=sys.stderr)) -> tuple[list[Cell], dict[str, Any]]:
     """Every cell in this process, one after another; returns the cells (official first) and the
     run's context (environment, load)."""
-    import torch
-
-    from higherhrnet_trt.export.configs import get_config
-    from higherhrnet_trt.references.scenes import render_scene
-
-    from . import environment
-
     torch.set_num_threads(threads)
     size = get_config(config).input_size
     frames = [render_scene(np.random.default_rng([seed, i]), (size, size))[0] for i in range(frames_n)]
@@ -227,9 +223,8 @@ def run_table(files: dict[str, str], config: str, checkpoint: str | None, backen
 def export_fp32(config: str, checkpoint: str | None, path: str) -> str:
     """The fp32 ONNX (static, input size of the config, flip test in the graph) of the weights
     ``_time_official`` runs: the checkpoint's, else compare.build_torch_model's seeded random ones."""
+    # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from higherhrnet_trt.export.onnx_export import export_onnx
-
-    from .compare import build_torch_model
 
     model = build_torch_model(config, checkpoint)
     export_onnx(model, path, input_size=model.cfg.input_size, flip=True,
@@ -238,8 +233,6 @@ def export_fp32(config: str, checkpoint: str | None, path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.core.errors import UserError
-
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.w32_table",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--export", metavar="ONNX",
@@ -281,8 +274,6 @@ def main(argv: list[str] | None = None) -> int:
         note = "" if c.note in ("", "reference") else f"; {c.note}"
         print(f"  {c.name}: other processes {load}{note}")
     if args.json:
-        from .environment import write_json
-
         write_json(args.json, {"context": context, "cells": [vars(c) for c in cells]})
     return 0
 

@@ -84,7 +84,7 @@ def register(sub) -> None:
 
 
 def run_bench_cli(args) -> int:
-    # Here, not at the top: the benchmark imports OpenCV and the backends; --help stays instant.
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.benchmarks.bench import BenchSettings, format_report, plot, run_bench
 
     setup_logging()

@@ -20,7 +20,13 @@ from __future__ import annotations
 
 import os
 
-from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
+from higherhrnet_trt.cli.args import HelpFormatter, paragraphs
+from higherhrnet_trt.core.errors import CheckpointError, UserError
+from higherhrnet_trt.core.files import DEMO_WEIGHTS, atomic_open, check_writable, package_file
+from higherhrnet_trt.export import weights as registry
+from higherhrnet_trt.export.weights import add_cli_options
+
+from . import main as cli_main
 
 DEMO_ONNX = ("runtime", "assets", "demo_w16_256.fp16.onnx")  # export/demo_onnx.DEMO_ONNX
 #: The default sample: frame 700 of OpenCV's vtest.avi (pedestrians seen by a static campus camera;
@@ -34,8 +40,6 @@ REAL_SAMPLE_SCALE = "2"
 
 
 def register(sub) -> None:
-    from higherhrnet_trt.cli.args import HelpFormatter, paragraphs
-
     p = sub.add_parser(
         "demo",
         help="run the bundled demo model on the bundled street frame (CPU, ONNX Runtime)",
@@ -66,7 +70,6 @@ def register(sub) -> None:
                    help="demo-config checkpoint to use instead of the bundled one, or a released "
                         "weights name such as mmpose_w32_512 (downloaded to the cache and sha256-checked "
                         "first, exported with its own config: 'higherhrnet-trt weights list')")
-    from higherhrnet_trt.export.weights import add_cli_options
 
     add_cli_options(p)
     p.add_argument("--force-export", action="store_true",
@@ -116,8 +119,6 @@ def _needs_export(onnx_path: str, weights: str | None) -> bool:
 def _write_record(onnx_path: str, weights: str | None) -> None:
     import json
 
-    from higherhrnet_trt.core.files import atomic_open
-
     with atomic_open(_stamp_path(onnx_path)) as f:
         json.dump(_source_record(onnx_path, weights), f, indent=1)
 
@@ -125,9 +126,6 @@ def _write_record(onnx_path: str, weights: str | None) -> None:
 def _weights_and_config(args) -> tuple[str | None, str]:
     """--weights as a file and the config to export it with: a released name becomes its verified
     cached file and brings its config; a file is a demo-config checkpoint."""
-    from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.export import weights as registry
-
     if args.weights is None:
         return None, "demo"
     path, entry = registry.resolve(args.weights, args.cache_dir, args.weights_url)
@@ -139,13 +137,10 @@ def _weights_and_config(args) -> tuple[str | None, str]:
 def demo(args) -> int:
     import sys
 
-    from higherhrnet_trt.core.errors import UserError
-
     weights, config = _weights_and_config(args)
     if weights is None:
         bundled = package_file(DEMO_WEIGHTS)
         weights = bundled if os.path.isfile(bundled) else None
-    from higherhrnet_trt.core.files import check_writable
 
     check_writable(args.save_dir, "--save-dir", "choose a folder you can write to", folder=True)
     os.makedirs(args.save_dir, exist_ok=True)
@@ -172,12 +167,10 @@ def _exported(args, weights: str | None, config: str) -> str:
     one there was exported from them already and --force-export is not given."""
     import sys
 
-    from higherhrnet_trt.core.errors import CheckpointError, UserError
-
     onnx_path = os.path.join(args.save_dir, "demo.onnx" if weights else "demo_random.onnx")
     if args.force_export or _needs_export(onnx_path, weights):
         try:
-            from higherhrnet_trt.export.api import export
+            from higherhrnet_trt.export.api import export  # an extra: a missing part is said in one line
         except ModuleNotFoundError as e:
             raise UserError(f"the export step needs {e.name}: pip install 'higherhrnet-trt[export]' "
                             "(or pass an exported model to 'higherhrnet-trt run')") from None
@@ -201,8 +194,6 @@ def _exported(args, weights: str | None, config: str) -> str:
 def _run(onnx_path: str, source: str, save_dir: str, scales: str | None = None) -> int:
     """``run`` of the demo's model on its source, writing into ``save_dir``."""
     import sys
-
-    from . import main as cli_main
 
     run_args = ["run", onnx_path, "--source", source, "--save-dir", save_dir,
                 "--json", os.path.join(save_dir, "people.json"), "--boxes"]

@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.export.demo_onnx import DEMO_ONNX, export_demo_onnx, package_root
+
 
 def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.export.demo_onnx import DEMO_ONNX, export_demo_onnx, package_root
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", default=os.path.join(package_root(), *DEMO_ONNX),
                     help="where to write it (default: the committed file)")

@@ -112,6 +112,7 @@ def _add_info(sub, fmt) -> None:
 
 
 def run_build(args) -> int:
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.engine.build import build_engine
 
     precision = options(args, PrecisionOptions)
@@ -129,6 +130,7 @@ def run_build(args) -> int:
 
 
 def run_info(args) -> int:
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.engine.info import info
 
     return info(args.file, args.layers)

@@ -64,7 +64,7 @@ def register(sub) -> None:
 
 
 def run_eval(args) -> int:
-    # Here, not at the top: they import OpenCV and pycocotools, and --help must stay instant.
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.runtime.evaluate import evaluate_pipeline
     from higherhrnet_trt.runtime.pipeline import Pipeline
 

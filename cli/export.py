@@ -6,7 +6,10 @@ import sys
 
 from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
 from higherhrnet_trt.cli.args import positive_int as _positive_int
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.precision import CalibrationOptions, PrecisionOptions
+from higherhrnet_trt.export.configs import CONFIGS
+from higherhrnet_trt.export.weights import add_cli_options
 
 from .bounds import BATCH, input_size
 from .flags import add_flags, options
@@ -19,8 +22,6 @@ def _size(text: str):
 
 
 def _config_help() -> str:
-    from higherhrnet_trt.export.configs import CONFIGS
-
     return "architecture: " + "; ".join(f"{k} ({v.description})" for k, v in CONFIGS.items())
 
 
@@ -65,7 +66,6 @@ def register(sub) -> None:
                    help="also build a TensorRT engine from the written ONNX (default builder)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the ONNX Runtime vs PyTorch check (not recommended)")
-    from higherhrnet_trt.export.weights import add_cli_options
 
     add_cli_options(p)
     p.set_defaults(func=run_export)
@@ -95,7 +95,7 @@ def register(sub) -> None:
 
 
 def run_export(args) -> int:
-    from higherhrnet_trt.core.errors import UserError
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.export.api import export
 
     precision, calibration = options(args, PrecisionOptions), options(args, CalibrationOptions)
@@ -118,7 +118,8 @@ def run_export(args) -> int:
 def run_convert(args) -> int:
     import warnings
 
-    from higherhrnet_trt.export.quantize import convert_fp16
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
+    from higherhrnet_trt.export.fp16 import convert_fp16
 
     with warnings.catch_warnings():  # the report carries them: printed as plain lines below
         warnings.simplefilter("ignore", UserWarning)

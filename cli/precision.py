@@ -12,8 +12,13 @@ import sys
 from higherhrnet_trt.cli.args import HelpFormatter as _Formatter
 from higherhrnet_trt.cli.args import positive_int as _positive_int
 from higherhrnet_trt.cli.args import whole_number_at_least
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.core.precision import CalibrationOptions
+from higherhrnet_trt.engine.onnx_info import summarize
+from higherhrnet_trt.engine.related import check_related
 from higherhrnet_trt.export.calib_taps import DEFAULT_SAMPLE
+from higherhrnet_trt.export.precision_debug import compare_layers
 
 from . import bounds
 from .flags import add_flags, options
@@ -116,7 +121,7 @@ def _add_debug_precision(sub, fmt) -> None:
 def run_calibrate(args) -> int:
     import warnings
 
-    from higherhrnet_trt.core.errors import UserError
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.export.quantize import quantize_int8
 
     calibration = options(args, CalibrationOptions)
@@ -150,12 +155,8 @@ def run_calibrate(args) -> int:
 
 
 def run_debug_precision(args) -> int:
-    from higherhrnet_trt.core.errors import UserError
-    from higherhrnet_trt.core.metadata import ModelMeta
-    from higherhrnet_trt.engine.onnx_info import summarize
-    from higherhrnet_trt.engine.related import check_related
-    from higherhrnet_trt.export.precision_debug import compare_layers
-    from higherhrnet_trt.export.quantize import InputMaker, list_images
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
+    from higherhrnet_trt.export.calib_data import InputMaker, list_images
 
     ref = summarize(args.onnx)
     var = summarize(args.variant)

@@ -12,6 +12,7 @@ import argparse
 import importlib
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.ros import echo
 from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions, options_from
 
 from .args import HelpFormatter, paragraphs, positive_int, setup_logging
@@ -134,8 +135,6 @@ def _import_ros(name: str):
 
 
 def run_echo(args) -> int:
-    from higherhrnet_trt.ros import echo
-
     for needed in ("rclpy", "higherhrnet_trt_msgs.msg"):  # echo imports them when it runs
         _import_ros(needed)
     return echo.echo(args.topic, args.count, args.timeout, args.json, args.kpt_thr, args.joints,

@@ -62,7 +62,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     """The command: flags -> typed options -> Pipeline -> run_stream."""
-    # Here, not at the top: they import OpenCV and tqdm, and --help must stay instant.
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.runtime.pipeline import Pipeline
     from higherhrnet_trt.runtime.run_loop import run_stream
 

@@ -113,6 +113,7 @@ def triton_repo(args) -> int:
     import os
     import sys
 
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.serving.repository import write_repository
 
     folders = write_repository(
@@ -131,6 +132,7 @@ def triton_repo(args) -> int:
 
 
 def serve(args) -> int:
+    # Here, not at the top: --help imports every command module; its work loads when it runs.
     from higherhrnet_trt.serving.server import print_ready
     from higherhrnet_trt.serving.server import serve as run_server
 

@@ -6,11 +6,12 @@ Only argparse is imported at module level (``higherhrnet-trt --help`` stays inst
 
 from __future__ import annotations
 
+from higherhrnet_trt.cli.args import HelpFormatter, paragraphs, whole_number_at_least
+from higherhrnet_trt.export import weights as w
+from higherhrnet_trt.export.weights import ENV_REGISTRY, ENV_URL, add_cli_options
+
 
 def register(sub) -> None:
-    from higherhrnet_trt.cli.args import HelpFormatter, paragraphs, whole_number_at_least
-    from higherhrnet_trt.export.weights import ENV_REGISTRY, ENV_URL, add_cli_options
-
     p = sub.add_parser(
         "weights",
         help="released checkpoints by name: list them, download one (cached, resumable, sha256-checked)",
@@ -71,8 +72,6 @@ def register(sub) -> None:
 def run_list(args) -> int:
     import json
 
-    from higherhrnet_trt.export import weights as w
-
     entries = [w.describe(e, args.cache_dir) for e in w.registry().values()]
     if args.json:
         print(json.dumps(entries, indent=1))
@@ -108,8 +107,6 @@ def run_list(args) -> int:
 
 
 def run_download(args) -> int:
-    from higherhrnet_trt.export import weights as w
-
     for name in args.names:
         w.get(name)  # every name checked before the first download starts
     for name in args.names:

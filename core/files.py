@@ -11,12 +11,15 @@ Two rules every command follows:
   symbolic links and ``..``, and by device and inode, so no spelling of a file slips through. The
   check runs before any expensive work and ends in one line that names the fix.
 
-Only the standard library is imported: the CLI modules use this before anything heavy loads.
+Also here: bundled files (:func:`package_file`), a file's hash (:func:`sha256_file`) and a path as
+printed (:func:`shown_path`). Only the standard library is imported: the CLI modules use this
+before anything heavy loads.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import importlib
 import os
 import secrets
@@ -87,7 +90,6 @@ def disk_error_message(e: BaseException) -> str | None:
     None. DEVICE: the mount point of the file's filesystem."""
     if not isinstance(e, OSError) or e.errno not in DISK_ERRNOS:
         return None
-    from .image_io import shown_path
 
     path = shown_path(os.fsdecode(e.filename)) if e.filename else None
     where = mount_point(path) if path else None
@@ -242,6 +244,20 @@ def package_file(parts: tuple[str, str, str]) -> str:
     return os.path.join(base, *parts[1:])
 
 
+def shown_path(path: str) -> str:
+    """``path`` printable: bytes that are not UTF-8 (surrogate escapes) shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path)
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in ``chunk``-sized blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 __all__ = ["DEMO_WEIGHTS", "DISK_ERRNOS", "SAMPLE_IMAGE", "Output", "atomic_open", "atomic_path",
            "check_outputs", "check_writable", "discard", "disk_error_message", "mount_point",
-           "name_output", "package_file", "require_suffix", "temp_path"]
+           "name_output", "package_file", "require_suffix", "sha256_file", "shown_path", "temp_path"]

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formats import SIZE_MULTIPLE
+from .lazy import lazy_import
+
+cv2 = lazy_import("cv2")
 
 #: The official code measures ``scale`` in units of this many pixels.
 PIXEL_STD = 200.0
@@ -204,8 +207,6 @@ def warp_matrix(center: np.ndarray, scale: np.ndarray, output_size_wh: Sequence[
     the official code calls. warpAffine rounds the matrix to fixed point, so a last-bit difference
     could move a pixel by one grey level; solving it the same way rules that out.
     """
-    import cv2
-
     src, dst = affine_point_pairs(center, scale, output_size_wh)
     return cv2.getAffineTransform(src, dst)
 

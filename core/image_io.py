@@ -23,6 +23,8 @@ import struct
 import numpy as np
 
 from .errors import UserError
+from .files import shown_path
+from .lazy import import_cv2
 
 #: Most pixels of an image file (width x height): 100 Mpx, 300 MB decoded as BGR, above any
 #: camera's frames (a 61 Mpx full-frame sensor, 8K video at 33 Mpx). Frames larger than the network
@@ -39,11 +41,6 @@ class ImageReadError(UserError):
         super().__init__(f"cannot read image {shown_path(path)}: {reason}")
         self.path = path
         self.reason = reason
-
-
-def shown_path(path: str) -> str:
-    """``path`` printable: bytes that are not UTF-8 (surrogate escapes) shown as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path)
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
@@ -118,8 +115,6 @@ def read_image(path: str) -> np.ndarray:
     Raises ImageReadError (one line) for a file that is missing, not a regular file, over
     MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS (by its header where it has one), or not decodable.
     """
-    from .lazy import import_cv2
-
     data = _read_bytes(path)
     if not data:
         raise ImageReadError(path, "the file is empty (0 bytes)")
@@ -146,4 +141,4 @@ def try_read_image(path: str) -> tuple[np.ndarray | None, str]:
 
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "ImageReadError", "header_size", "read_image",
-           "shown_path", "try_read_image"]
+           "try_read_image"]

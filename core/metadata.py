@@ -12,10 +12,14 @@ Format history: 1 = first release; 2 = adds ``joint_order`` and ``sigmas``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 
 from .keypoints import KEYPOINT_SETS, KeypointSet, keypoint_set
+from .lazy import lazy_import
+
+numpy_helper = lazy_import("onnx.numpy_helper", "pip install onnx")
 
 #: Prefix of every metadata_props key we write, so ours never collide with other tools' keys.
 PREFIX = "higherhrnet_trt."
@@ -157,3 +161,52 @@ def _check_keypoint_set(kp: KeypointSet) -> None:
         raise ValueError(f"metadata sigmas need {j} positive values, got {list(kp.sigmas)}")
     if any(not (0 <= a < j and 0 <= b < j) for a, b in kp.skeleton):
         raise ValueError(f"metadata skeleton names joints outside 0..{j - 1}")
+
+
+# -- Writing it into an ONNX model (onnx.ModelProto; the runtime only reads) ------------------------
+#: metadata_props key of the weights' content hash (:func:`weights_digest`), stamped at export
+#: (and by convert / calibrate for their own weights), checked by ``info``.
+WEIGHTS_KEY = PREFIX + "weights_sha256"
+
+
+def initializer_array(init):
+    """An ONNX initializer (TensorProto) as a NumPy array."""
+    return numpy_helper.to_array(init)
+
+
+def weights_digest(model) -> str:
+    """sha256 over the initializers, sorted by name: name, data type, dims and bytes of each.
+
+    A content hash of the weights alone: metadata edits do not change it; a flipped byte in any
+    weight does (a damaged copy or download)."""
+    h = hashlib.sha256()
+    for init in sorted(model.graph.initializer, key=lambda i: i.name):
+        h.update(init.name.encode("utf-8") + b"\0")
+        h.update(f"{init.data_type}:{list(init.dims)}\0".encode("ascii"))
+        h.update(init.raw_data if init.raw_data else initializer_array(init).tobytes())
+    return h.hexdigest()
+
+
+def stamp_weights(model) -> None:
+    """Record :func:`weights_digest` of ``model`` in its metadata_props (replacing any)."""
+    digest = weights_digest(model)
+    for p in model.metadata_props:
+        if p.key == WEIGHTS_KEY:
+            p.value = digest
+            return
+    entry = model.metadata_props.add()
+    entry.key, entry.value = WEIGHTS_KEY, digest
+
+
+def copy_metadata(src_model, dst_model, **overrides) -> None:
+    """Copy metadata_props from src to dst (quantizers drop them); ``overrides`` replace ModelMeta
+    fields, e.g. precision="fp16". The weights' hash is dst's own (its weights are new)."""
+    props = {p.key: p.value for p in src_model.metadata_props}
+    for k, v in overrides.items():
+        props[PREFIX + k] = json.dumps(v)
+    props.pop(WEIGHTS_KEY, None)
+    del dst_model.metadata_props[:]
+    for k, v in props.items():
+        entry = dst_model.metadata_props.add()
+        entry.key, entry.value = k, v
+    stamp_weights(dst_model)

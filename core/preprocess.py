@@ -26,13 +26,15 @@ from functools import lru_cache
 import numpy as np
 
 from .geometry import FrameGeometry, get_multi_scale_size, warp_matrix
+from .lazy import lazy_import
+from .limits import check_frame
 from .metadata import IMAGENET_MEAN, IMAGENET_STD
+
+cv2 = lazy_import("cv2")
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 only: the pre-processing functions convert nothing (core.limits.check_frame)."""
-    from .limits import check_frame
-
     return check_frame(image if isinstance(image, np.ndarray) else np.asarray(image), convert=False)
 
 
@@ -42,8 +44,6 @@ def warp_image(image: np.ndarray, geometry: FrameGeometry, scale: float = 1.0) -
     cv2.warpAffine with the geometry's matrix, as the official call leaves it: INTER_LINEAR,
     BORDER_CONSTANT 0 (pixels outside the frame are black).
     """
-    import cv2
-
     matrix, size_wh = geometry.warp(scale)
     return cv2.warpAffine(image, matrix, size_wh, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -60,8 +60,6 @@ def resize_align(
     h and w from geometry.get_multi_scale_size. Bilinear interpolation; pixels outside the image
     are 0 (the official call leaves cv2.warpAffine's defaults: INTER_LINEAR, BORDER_CONSTANT 0).
     """
-    import cv2
-
     image = _check_image(image)
     size_wh, center, scale = get_multi_scale_size(
         (image.shape[1], image.shape[0]), input_size, current_scale, min_scale
@@ -107,8 +105,6 @@ def normalize(
     tables and the plane order, so it costs nothing. mean, std: per RGB channel, for values in [0, 1].
     out: optional preallocated (1, 3, h, w) float32 C-contiguous array to fill (e.g. a pinned buffer).
     """
-    import cv2
-
     image = _check_image(image)
     h, w = image.shape[:2]
     if len(mean) != 3 or len(std) != 3:

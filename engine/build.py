@@ -30,7 +30,7 @@ import traceback
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from higherhrnet_trt.core.files import Output, atomic_open, check_outputs
+from higherhrnet_trt.core.files import Output, atomic_open, check_outputs, sha256_file
 
 from .build_plan import (
     ENGINE_SUFFIXES,
@@ -50,7 +50,6 @@ from .build_steps import check_dla, create_config, engine_bytes, io_specs, make_
 from .build_steps import make_progress_monitor as _make_progress_monitor
 from .flavors import runs_on
 from .layers import layers_path
-from .onnx_info import sha256_file
 from .sidecar import AHEAD_OF_TIME, Sidecar, build_command, write_sidecar
 
 

@@ -27,6 +27,8 @@ from types import ModuleType
 
 from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 
+from .jetson import check_jetson
+
 #: Builder names as the CLI spells them -> Python module.
 MODULES: dict[str, str] = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 #: "auto" tries these in order: the full TensorRT first (JetPack's system install, or a desktop
@@ -162,7 +164,6 @@ def load_flavor(backend: str = "auto") -> Flavor:
         if module is not None:
             version = str(getattr(module, "__version__", "unknown"))
             if name == "tensorrt":  # JetPack's: older than 6.1 / TensorRT 10.3 is refused here
-                from .jetson import check_jetson
 
                 check_jetson(version)
             return Flavor(name, module, version)

@@ -13,7 +13,15 @@ from __future__ import annotations
 import os
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import sha256_file
 from higherhrnet_trt.core.formats import ENGINE_SUFFIXES
+from higherhrnet_trt.core.gpu import query_gpu
+
+from . import flavors
+from .flavors import MODULES, load_flavor
+from .layers import layers_path, parse_json, read_builder_layers, summarize
+from .onnx_info import check_weights, load_model, summarize_model
+from .sidecar import check_compatible, check_engine_file, read_sidecar
 
 
 def _mib(n: int) -> str:
@@ -31,8 +39,6 @@ def meta_line(meta) -> str:
 
 def info_onnx(path: str) -> None:
     """Print what an ONNX file is; UserError when it is empty, unreadable or has no graph."""
-    from .onnx_info import check_weights, load_model, summarize_model
-
     model = load_model(path)
     s = summarize_model(model, path)
     weights_state = check_weights(model, path)  # NaN/inf weights, or not the exported ones
@@ -54,11 +60,6 @@ def info_onnx(path: str) -> None:
 def _layer_summary(sidecar, engine_path: str, show_all: bool) -> list[str]:
     """Engine inspector summary: from the engine (its TensorRT flavour and a GPU deserialize it),
     else from the report the builder logged at build time (ENGINE.layers.txt, layers.py)."""
-    from higherhrnet_trt.core.gpu import query_gpu
-
-    from .flavors import load_flavor
-    from .layers import layers_path, parse_json, read_builder_layers, summarize
-
     layers, source = None, ""
     if query_gpu() is not None:
         try:
@@ -101,8 +102,6 @@ def _inspector_json(flavor, sidecar, engine_path: str) -> str:
 
 def _print_engine(path: str, s) -> None:
     """The sidecar's description of the engine."""
-    from .onnx_info import sha256_file
-
     size = os.path.getsize(path) if os.path.isfile(path) else 0
     target = (f"ahead-of-time for compute capabilities {', '.join(s.target_compute_capabilities)}"
               if s.ahead_of_time else f"{s.gpu} (compute capability {s.compute_capability})")
@@ -131,16 +130,12 @@ def _print_engine(path: str, s) -> None:
 
 def info_engine(path: str, show_layers: bool) -> None:
     """Print what an engine is; UserError when it is damaged or cannot run on this machine."""
-    from higherhrnet_trt.core.gpu import query_gpu
-
-    from .flavors import MODULES, _import
-    from .sidecar import check_compatible, check_engine_file, read_sidecar
-
     s = read_sidecar(path)
     _print_engine(path, s)
     check_engine_file(path, s)  # size and sha256 against the sidecar: DAMAGED is an error
     print(f"  integrity: size and sha256 match the sidecar ({s.engine_sha256[:16] or 'no hash'}...)")
-    module = _import(s.flavor) if s.flavor in MODULES else None
+    # flavors._import looked up now: tests stand a fake TensorRT in for it
+    module = flavors._import(s.flavor) if s.flavor in MODULES else None
     if module is None:
         print(f"  this machine: NOT CHECKED: {s.flavor} is not installed here, so whether the engine "
               "runs here is unknown")

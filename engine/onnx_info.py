@@ -6,23 +6,17 @@ quantizer and ``higherhrnet-trt info``. Needs only the ``onnx`` package.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 from higherhrnet_trt.core.errors import UserError
-from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.core.metadata import WEIGHTS_KEY, ModelMeta, initializer_array, weights_digest
+
+onnx = lazy_import("onnx")
 
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -66,8 +60,6 @@ class OnnxSummary:
 
 
 def _dtype_name(elem_type: int) -> str:
-    import onnx
-
     try:
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
     except Exception:  # exotic types (fp8, int4) have no plain numpy dtype
@@ -82,8 +74,6 @@ def _desc(value_info) -> TensorDesc:
 
 def model_precision(model) -> str:
     """"int8" (Q/DQ with int8 zero points), "fp8", "fp16" (any float16 compute) or "fp32"."""
-    import onnx
-
     inits = {i.name: i for i in model.graph.initializer}
     qdq = [n for n in model.graph.node if n.op_type in QDQ_OPS]
     if qdq:
@@ -133,8 +123,6 @@ def summarize_model(model, path: str = "") -> OnnxSummary:
 
 def load_model(path: str, weights: bool = True):
     """onnx.load with a one-line UserError for a missing or corrupt file."""
-    import onnx
-
     if not os.path.isfile(path):
         raise UserError(f"ONNX file not found: {path}")
     if os.path.getsize(path) == 0:
@@ -158,43 +146,6 @@ def summarize(path: str) -> OnnxSummary:
     return summarize_model(load_model(path), path)
 
 
-#: metadata_props key of the weights' content hash (:func:`weights_digest`), stamped at export
-#: (and by convert / calibrate for their own weights), checked by ``info``.
-WEIGHTS_KEY = "higherhrnet_trt.weights_sha256"
-
-
-def _initializer_array(init):
-    from onnx import numpy_helper
-
-    return numpy_helper.to_array(init)
-
-
-def weights_digest(model) -> str:
-    """sha256 over the initializers, sorted by name: name, data type, dims and bytes of each.
-
-    A content hash of the weights alone: metadata edits do not change it; a flipped byte in any
-    weight does (a damaged copy or download)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for init in sorted(model.graph.initializer, key=lambda i: i.name):
-        h.update(init.name.encode("utf-8") + b"\0")
-        h.update(f"{init.data_type}:{list(init.dims)}\0".encode("ascii"))
-        h.update(init.raw_data if init.raw_data else _initializer_array(init).tobytes())
-    return h.hexdigest()
-
-
-def stamp_weights(model) -> None:
-    """Record :func:`weights_digest` of ``model`` in its metadata_props (replacing any)."""
-    digest = weights_digest(model)
-    for p in model.metadata_props:
-        if p.key == WEIGHTS_KEY:
-            p.value = digest
-            return
-    entry = model.metadata_props.add()
-    entry.key, entry.value = WEIGHTS_KEY, digest
-
-
 def check_weights(model, path: str) -> str:
     """UserError (one line) when a floating-point weight is NaN or inf, or when the weights'
     hash is not the one stamped at export. Returns "matches export", or "not recorded" for files
@@ -202,7 +153,7 @@ def check_weights(model, path: str) -> str:
     import numpy as np
 
     for init in model.graph.initializer:
-        arr = _initializer_array(init)
+        arr = initializer_array(init)
         if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
             bad = int(arr.size - np.isfinite(arr).sum())
             raise UserError(f"{path}: weight {init.name} has {bad} NaN/inf values (a diverged or "
@@ -214,21 +165,3 @@ def check_weights(model, path: str) -> str:
         raise UserError(f"{path}: its weights are not the ones exported (sha256 differs from the "
                         "one recorded at export: a damaged copy or download?): copy or export it again")
     return "matches export"
-
-
-def copy_metadata(src_model, dst_model, **overrides) -> None:
-    """Copy metadata_props from src to dst (quantizers drop them); ``overrides`` replace ModelMeta
-    fields, e.g. precision="fp16". The weights' hash is dst's own (its weights are new)."""
-    import json
-
-    from higherhrnet_trt.core.metadata import PREFIX
-
-    props = {p.key: p.value for p in src_model.metadata_props}
-    for k, v in overrides.items():
-        props[PREFIX + k] = json.dumps(v)
-    props.pop(WEIGHTS_KEY, None)
-    del dst_model.metadata_props[:]
-    for k, v in props.items():
-        entry = dst_model.metadata_props.add()
-        entry.key, entry.value = k, v
-    stamp_weights(dst_model)

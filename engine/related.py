@@ -20,7 +20,13 @@ import json
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import sha256_file
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import PREFIX
+
+from .onnx_info import load_model
+
+numpy_helper = lazy_import("onnx.numpy_helper")
 
 #: metadata_props key (with PREFIX) under which convert / calibrate record their fp32 source.
 DERIVED_FROM = "derived_from"
@@ -29,9 +35,7 @@ SAME_META = ("model_name", "config_name", "dataset", "joint_names", "input_size"
 
 
 def derived_from_record(onnx_in: str) -> dict:
-    """The record a variant keeps of its fp32 source (for onnx_info.copy_metadata overrides)."""
-    from .onnx_info import sha256_file
-
+    """The record a variant keeps of its fp32 source (for core.metadata.copy_metadata overrides)."""
     return {"sha256": sha256_file(onnx_in), "precision": "fp32"}
 
 
@@ -41,8 +45,6 @@ def _io(summary) -> list[tuple]:
 
 def _weights_differ(ref_model, var_model) -> tuple[int, int]:
     """(float weights sharing a name and size, how many of them differ beyond fp16 rounding)."""
-    from onnx import numpy_helper
-
     floats = (1, 10)  # FLOAT, FLOAT16
     ref = {i.name: i for i in ref_model.graph.initializer if i.data_type in floats}
     shared = differ = 0
@@ -65,8 +67,6 @@ def check_related(ref_path: str, var_path: str, ref, var) -> None:
 
     ref, var: their onnx_info.OnnxSummary. Loads both graphs (weights included) once.
     """
-    from .onnx_info import load_model, sha256_file
-
     fix = f"pass the fp32 ONNX that {var_path} was converted or calibrated from"
     record = var.props.get(PREFIX + DERIVED_FROM)
     if record:

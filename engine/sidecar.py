@@ -18,6 +18,7 @@ import shlex
 from dataclasses import asdict, dataclass, field, fields
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import atomic_open, sha256_file
 from higherhrnet_trt.core.gpu import GpuInfo
 from higherhrnet_trt.core.metadata import ModelMeta
 
@@ -112,8 +113,6 @@ def build_command(args: dict) -> str:
 
 
 def write_sidecar(engine_path: str, sidecar: Sidecar) -> str:
-    from higherhrnet_trt.core.files import atomic_open
-
     path = sidecar_path(engine_path)
     with atomic_open(path) as f:  # a full disk leaves no torn or temporary sidecar
         json.dump(sidecar.to_json(), f, indent=2)
@@ -219,8 +218,6 @@ def check_engine_file(engine_path: str, sidecar: Sidecar, full: bool = True) -> 
             f"{sidecar.engine_bytes}-byte engine (stale sidecar or truncated file); {fix}"
         )
     if full and sidecar.engine_sha256:
-        from .onnx_info import sha256_file
-
         digest = sha256_file(engine_path)
         if digest != sidecar.engine_sha256:
             raise UserError(

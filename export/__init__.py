@@ -5,22 +5,24 @@ Needs torch (``pip install higherhrnet-trt[export]``); the runtime never imports
 
 from __future__ import annotations
 
+import importlib
+
+#: public name -> module (relative) that defines it
+_EXPORTS = {
+    "export": ".api",
+    "build_model": ".model",
+    "HigherHRNet": ".model",
+    "get_config": ".configs",
+    "CONFIGS": ".configs",
+}
+
 
 def __getattr__(name: str):
-    # Lazy: importing higherhrnet_trt.export must not pull torch until something is used.
-    if name == "export":
-        from .api import export
-
-        return export
-    if name in ("build_model", "HigherHRNet"):
-        from . import model
-
-        return getattr(model, name)
-    if name in ("get_config", "CONFIGS"):
-        from . import configs
-
-        return getattr(configs, name)
-    raise AttributeError(name)
+    # Looked up on use: .model imports torch at load, and importing higherhrnet_trt.export must not.
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(module, __name__), name)
 
 
 __all__ = ["export", "build_model", "HigherHRNet", "get_config", "CONFIGS"]

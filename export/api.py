@@ -15,6 +15,17 @@ import time
 from dataclasses import dataclass, field
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import Output, check_outputs
+from higherhrnet_trt.core.lazy import lazy_import
+
+from ..engine.build import build_engine
+from .checkpoint import load_checkpoint
+from .configs import get_config
+from .fp16 import convert_fp16
+from .quantize import quantize_int8
+from .weights import resolve
+
+torch = lazy_import("torch")
 
 RANDOM_WEIGHTS_BANNER = (
     "WARNING: no --checkpoint given: exporting RANDOM weights (seed {seed}). The file is fine for "
@@ -83,7 +94,7 @@ def export(
     cache_dir / weights_url: where names are cached and an optional mirror to fetch them from
         (export.weights; defaults from $HIGHERHRNET_TRT_WEIGHTS_DIR / $HIGHERHRNET_TRT_WEIGHTS_URL).
     """
-    from .configs import get_config
+    # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from .onnx_export import export_onnx
 
     precision = _check_request(format, half, int8, images, batch)
@@ -119,7 +130,6 @@ def _resolve_checkpoint(checkpoint: str | None, cache_dir: str | None, weights_u
     """(file path, weights entry or None): a released name becomes its verified cached file."""
     if not checkpoint:
         return checkpoint, None
-    from .weights import resolve
 
     return resolve(checkpoint, cache_dir=cache_dir, weights_url=weights_url)
 
@@ -145,7 +155,6 @@ def _output_path(output: str | None, config: str, precision: str, dynamic: bool,
     output = output or default_output(config, precision, dynamic, input_size)
     if not output.endswith(".onnx"):
         raise UserError(f"output {output!r} must end in .onnx (the engine name is derived from it)")
-    from higherhrnet_trt.core.files import Output, check_outputs
 
     # Before the checkpoint loads: not onto the checkpoint, and somewhere writable.
     check_outputs([Output("the output", output, "choose another -o")],
@@ -156,9 +165,7 @@ def _output_path(output: str | None, config: str, precision: str, dynamic: bool,
 def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: int = 0):
     """The network of ``cfg`` with the checkpoint's weights, or random ones drawn from ``seed``
     (with the banner)."""
-    import torch
-
-    from .checkpoint import load_checkpoint
+    # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
     from .model import build_model
 
     t0 = time.perf_counter()
@@ -181,13 +188,11 @@ def _load_model(cfg, checkpoint: str | None, result: ExportResult, log, seed: in
 def _convert(precision: str, fp32_path: str, output: str, images: str | None, num_images: int,
              method: str, result: ExportResult, log, target: str = "tensorrt") -> None:
     """The fp32 ONNX -> fp16 (AutoCast) or INT8 Q/DQ (calibrated on ``images``) ONNX at ``output``."""
-    from . import quantize
-
     t2 = time.perf_counter()
     if precision == "fp16":
-        q = quantize.convert_fp16(fp32_path, output)
+        q = convert_fp16(fp32_path, output)
     else:
-        q = quantize.quantize_int8(
+        q = quantize_int8(
             fp32_path, output, images=images, num_images=num_images, method=method,
             target=target,
         )
@@ -198,8 +203,6 @@ def _convert(precision: str, fp32_path: str, output: str, images: str | None, nu
 
 def _build(output: str, result: ExportResult, log) -> None:
     """The TensorRT engine of the written ONNX, next to it (``MODEL.engine``)."""
-    from ..engine.build import build_engine
-
     engine_path = os.path.splitext(output)[0] + ".engine"
     t3 = time.perf_counter()
     build_engine(output, engine_path)

@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import shown_path
 from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
-from higherhrnet_trt.core.image_io import shown_path, try_read_image
+from higherhrnet_trt.core.image_io import try_read_image
 from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.core.preprocess import letterbox, preprocess
 
 
 def list_images(images: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
@@ -56,8 +58,6 @@ def fixed_size_input(image_bgr: np.ndarray, size_hw: tuple[int, int], mean, std)
     chosen so the whole frame fits H x W, centred, black (0) border. Equal to the official
     pre-processing whenever the official size of the frame is H x W.
     """
-    from higherhrnet_trt.core.preprocess import letterbox
-
     x, _ = letterbox(image_bgr, (int(size_hw[1]), int(size_hw[0])), mean, std, bgr=True)
     return x
 
@@ -95,7 +95,6 @@ class InputMaker:
     def tensor(self, image_bgr: np.ndarray) -> np.ndarray:
         if self.fixed_hw:
             return fixed_size_input(image_bgr, self.fixed_hw, self.mean, self.std)
-        from higherhrnet_trt.core.preprocess import preprocess
 
         inputs, _ = preprocess(image_bgr, self.input_size, (1.0,), self.mean, self.std)
         return inputs[0][1]

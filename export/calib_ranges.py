@@ -28,11 +28,16 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
-from higherhrnet_trt.core.files import atomic_open
+from higherhrnet_trt.core.files import atomic_open, sha256_file
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
+from higherhrnet_trt.core.lazy import lazy_import
 
-from .calib_taps import DEFAULT_SAMPLE
+from .calib_hist import StreamingHistograms
+from .calib_taps import DEFAULT_SAMPLE, CalibrationTaps, TapValues
 from .qdq import Placement
+from .taps import tapped_session
+
+onnx = lazy_import("onnx")
 
 CACHE_FORMAT = 1
 
@@ -40,10 +45,6 @@ CACHE_FORMAT = 1
 # -- collection -------------------------------------------------------------------------------------
 def _augmented_session(onnx_in: str, tensors: Sequence[str], tmpdir: str):
     """An ONNX Runtime session of ``onnx_in`` with ``tensors`` added as outputs."""
-    import onnx
-
-    from .taps import tapped_session
-
     model = onnx.load_model(onnx_in)
     outputs = {o.name for o in model.graph.output}
     for t in tensors:
@@ -57,8 +58,6 @@ def _augmented_session(onnx_in: str, tensors: Sequence[str], tmpdir: str):
 def _histograms(method: str):
     """Streaming histograms for "entropy" / "percentile" (ModelOpt's settings: 128 signed bins for
     entropy, 2048 |x| bins for percentile); None for "max"."""
-    from .calib_hist import StreamingHistograms
-
     if method == "max":
         return None
     return StreamingHistograms(method, 128 if method == "entropy" else 2048)
@@ -71,8 +70,6 @@ def _absmax(x: np.ndarray) -> float:
 
 def _exact_statistics(onnx_in: str, tensors: Sequence[str], tmpdir: str):
     """feed -> {tensor: TapValues(None, None, whole tensor)}: every value, unoptimised graph."""
-    from .calib_taps import TapValues
-
     session = _augmented_session(onnx_in, tensors, tmpdir)
 
     def run(feed: Mapping[str, np.ndarray]) -> dict:
@@ -84,8 +81,6 @@ def _exact_statistics(onnx_in: str, tensors: Sequence[str], tmpdir: str):
 def _statistics(onnx_in: str, tensors: Sequence[str], method: str, sample: int,
                 first_feed: Mapping[str, np.ndarray], tmpdir: str):
     """The per-feed statistics function: exact (``sample`` 0) or in-graph taps (calib_taps)."""
-    from .calib_taps import CalibrationTaps
-
     if sample == 0:
         return _exact_statistics(onnx_in, tensors, tmpdir)
     return CalibrationTaps(onnx_in, tensors, 0 if method == "max" else sample, first_feed, tmpdir).run
@@ -195,8 +190,6 @@ def cache_entry(onnx_in: str, pool: Sequence[str], settings: dict,
                 cache_dir: str | None) -> tuple[dict, str, str]:
     """(settings completed with the library versions and cache format, key, cache file path).
     The key covers the ONNX's sha256, every setting and every image (path, size, mtime)."""
-    from ..engine.onnx_info import sha256_file
-
     settings = {**settings, "versions": _modelopt_versions(), "format": CACHE_FORMAT}
     key = _cache_key(sha256_file(onnx_in), pool, settings)
     cache_dir = cache_dir or default_cache_dir()

@@ -26,7 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from higherhrnet_trt.core.lazy import lazy_import
+
 from .taps import add_outputs, insert_after_producers, producer_ops, tapped_session, tensor_shapes
+
+helper = lazy_import("onnx.helper")
+onnx = lazy_import("onnx")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,8 +66,6 @@ def _tap_nodes(j: int, tensor: str, shape: Sequence[int] | None, non_negative: b
     """Nodes and {role: output} of tensor number ``j``'s tap (roles: high, low, sample).
     stride None: no sample; rank-4 tensors of known shape are tapped with pooling, others with
     whole-tensor reductions (and sampled whole)."""
-    from onnx import helper
-
     out = {"high": f"__calib_max_{j}"}
     pooled = shape is not None and len(shape) == 4
     if pooled:
@@ -93,8 +96,6 @@ class CalibrationTaps:
 
     def __init__(self, onnx_in: str, tensors: Sequence[str], sample: int,
                  first_feed: Mapping[str, np.ndarray], tmpdir: str):
-        import onnx
-
         model = onnx.load_model(onnx_in)
         shapes = tensor_shapes(model, {k: v.shape for k, v in first_feed.items()})
         ops = producer_ops(model)

@@ -18,8 +18,11 @@ import zipfile
 from collections.abc import Mapping
 
 from higherhrnet_trt.core.errors import CheckpointError
+from higherhrnet_trt.core.lazy import lazy_import
 
 from .configs import CONFIGS, ModelConfig
+
+torch = lazy_import("torch")
 
 _NESTED_KEYS = ("state_dict", "best_state_dict", "model", "model_state_dict", "net")
 _PREFIXES = ("module.", "1.", "backbone.", "keypoint_head.", "model.")
@@ -31,8 +34,6 @@ def read_state_dict(path: str) -> dict:
     Raises CheckpointError (one line, naming the fix) for missing, truncated, non-checkpoint or
     non-tensor files.
     """
-    import torch
-
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if os.path.getsize(path) == 0:
@@ -74,8 +75,6 @@ def _explain_load_error(path: str, err: Exception) -> str:
 
 def normalise_state_dict(obj, source: str = "checkpoint") -> dict:
     """Unwrap nesting, strip known prefixes, cast float16 to float32."""
-    import torch
-
     for _ in range(3):  # e.g. {"state_dict": {"model": {...}}}
         if isinstance(obj, Mapping) and not _has_tensors(obj):
             inner = next((obj[k] for k in _NESTED_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
@@ -97,8 +96,6 @@ def normalise_state_dict(obj, source: str = "checkpoint") -> dict:
 
 
 def _has_tensors(d: Mapping) -> bool:
-    import torch
-
     return any(isinstance(v, torch.Tensor) for v in d.values())
 
 
@@ -185,8 +182,6 @@ def load_checkpoint(model, path: str) -> dict:
 def _check_finite(sd: dict, path: str) -> None:
     """CheckpointError when weights hold NaN or inf: the exported network would compute NaN, and
     every frame would be skipped at run time."""
-    import torch
-
     bad = [k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point()
            and not bool(torch.isfinite(v).all())]
     if bad:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+from higherhrnet_trt.core.errors import UserError
+
 
 @dataclass(frozen=True)
 class StageConfig:
@@ -140,8 +142,6 @@ CONFIGS: dict[str, ModelConfig] = {
 def get_config(name: str, **overrides) -> ModelConfig:
     """A named config, optionally with fields replaced (e.g. ``input_size=640``)."""
     if name not in CONFIGS:
-        from higherhrnet_trt.core.errors import UserError
-
         raise UserError(f"unknown config {name!r}; choose one of: {', '.join(CONFIGS)}")
     cfg = CONFIGS[name]
     return replace(cfg, **overrides) if overrides else cfg

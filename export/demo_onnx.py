@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import os
 
+from higherhrnet_trt.core.errors import UserError
+
+from .fp16 import convert_fp16
+
 #: The committed file, relative to the package root (the folder holding export/ and runtime/).
 DEMO_ONNX = ("runtime", "assets", "demo_w16_256.fp16.onnx")
 DEMO_WEIGHTS = ("export", "assets", "demo_w16_256.pth")
@@ -30,10 +34,8 @@ def export_demo_onnx(output: str, log=print) -> str:
     """
     import tempfile
 
-    from higherhrnet_trt.core.errors import UserError
-
     try:
-        from .api import export
+        from .api import export  # the export extra: a missing part is said in one line
     except ModuleNotFoundError as e:
         raise UserError(f"exporting the demo ONNX needs {e.name}: pip install "
                         "'higherhrnet-trt[export,quantize]'") from None
@@ -52,10 +54,8 @@ def export_demo_onnx(output: str, log=print) -> str:
 def fp16_from(fp32_path: str, output: str, log=print) -> str:
     """The demo's fp32 ONNX (dynamic height and width, flip test) -> the fp16 demo ONNX at
     ``output``, the step tests/export/test_demo_onnx.py repeats on the suite's fp32 export."""
-    from . import quantize
-
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    q = quantize.convert_fp16(fp32_path, output)
+    q = convert_fp16(fp32_path, output)
     summary = getattr(q, "summary", None)
     log(summary() if callable(summary) else f"wrote {output} (fp16)")
     return output

@@ -30,8 +30,12 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import atomic_path
+from higherhrnet_trt.core.metadata import copy_metadata
 
+from ..engine.related import derived_from_record
 from .calib_data import InputMaker, list_images
+from .fp16_ranges import DATA_MAX, convert_measured, measure_absmax
+from .precision_debug import compare_layers
 from .quant_common import (
     QuantizeReport,
     check_fp32_input,
@@ -74,9 +78,6 @@ def _autocast(onnx_in: str, src_model, work: str, data_dir: str, keep_io_fp32: b
     """One AutoCast conversion of ``onnx_in`` to ``work``, nodes matching ``exclude`` kept fp32."""
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    from ..engine.onnx_info import copy_metadata
-    from ..engine.related import derived_from_record
-
     with quiet():
         model = convert_to_mixed_precision(
             onnx_in, low_precision_type="fp16", keep_io_types=keep_io_fp32,
@@ -91,8 +92,6 @@ def _convert_rounds(onnx_in: str, src_model, feeds, work: str, data_dir: str, ke
                     keep: list[str], tolerance: float, max_rounds: int, report: QuantizeReport):
     """Convert, measure, and while the error is above ``tolerance`` keep the nodes where it jumps
     in fp32 and convert again. Returns (errors, worst relative error, nodes kept by the search)."""
-    from .precision_debug import compare_layers
-
     auto: list[str] = []  # node names found by the layer comparison (matched literally)
     for round_ in range(max(0, max_rounds) + 1):
         _autocast(onnx_in, src_model, work, data_dir, keep_io_fp32,
@@ -118,9 +117,6 @@ def _convert_by_ranges(onnx_in: str, src_model, feeds, out: str, keep_io_fp32: b
     """Method "ranges": measure max |x| in-graph over ``feeds``, keep fp32 where beyond fp16's
     safe range (and ``keep``), convert, write ``out``. Returns the nodes kept for their ranges."""
     from tqdm import tqdm
-
-    from ..engine.onnx_info import copy_metadata
-    from .fp16_ranges import DATA_MAX, convert_measured, measure_absmax
 
     with tqdm(total=len(feeds), desc="fp16: measuring ranges", unit="input",
               disable=None if progress else True, leave=False) as bar:

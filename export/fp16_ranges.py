@@ -20,6 +20,14 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
+from .quant_common import quiet
+from .taps import insert_after_producers, tapped_session
+
+helper = lazy_import("onnx.helper")
+onnx = lazy_import("onnx")
+
 #: AutoCast's default: activations beyond this stay fp32 (fp16's spacing is 0.5 at 512).
 DATA_MAX = 512.0
 _FLOAT = 1  # onnx.TensorProto.FLOAT
@@ -27,8 +35,6 @@ _FLOAT = 1  # onnx.TensorProto.FLOAT
 
 def _float_tensors(model) -> list[str]:
     """Names of the float32 tensors produced by nodes (after ONNX type inference), graph order."""
-    import onnx
-
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {vi.name: vi.type.tensor_type.elem_type
              for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
@@ -48,11 +54,6 @@ def add_range_outputs(model, tensors: list[str]) -> dict[str, tuple[str, str]]:
     ``model`` (in place), each placed right after the node making its tensor (taps.py): ONNX
     Runtime runs nodes in this order, so every tensor is reduced (and can be freed) as soon as it
     exists. Returns {tensor: (max output, min output)}."""
-    import onnx
-    from onnx import helper
-
-    from .taps import insert_after_producers
-
     produced = {out for node in model.graph.node for out in node.output}
     outs, taps = {}, {}
     for i, t in enumerate(dict.fromkeys(tensors)):
@@ -75,10 +76,6 @@ def measure_absmax(onnx_path: str, feeds: Iterable[Mapping[str, np.ndarray]], tm
     One ONNX Runtime run per feed with scalar range outputs (see module docstring): memory stays
     one inference's whatever the network. Returns ({tensor: max |x|}, number of feeds).
     """
-    import onnx
-
-    from .taps import tapped_session
-
     model = onnx.load_model(onnx_path)
     tensors = _float_tensors(model)
     outs = add_range_outputs(model, tensors)
@@ -127,8 +124,6 @@ def convert_measured(onnx_in: str, absmax: Mapping[str, float], keep_io_fp32: bo
     """fp32 ONNX file -> strongly typed fp16 ModelProto, fp32 kept where ``absmax`` needs it and
     for nodes matching ``exclude`` (regular expressions). Returns (model, rule with .kept)."""
     from modelopt.onnx.autocast import convert_to_mixed_precision
-
-    from .quant_common import quiet
 
     rule = measured_range_rule(absmax, data_max)
     with quiet():

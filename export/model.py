@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .configs import ModelConfig, StageConfig
+from .configs import ModelConfig, StageConfig, get_config
 
 BN_MOMENTUM = 0.1
 
@@ -252,7 +252,5 @@ class HigherHRNet(nn.Module):
 
 def build_model(config: ModelConfig | str, **overrides) -> HigherHRNet:
     """A HigherHRNet for a config (or config name), in eval mode, random weights."""
-    from .configs import get_config
-
     cfg = get_config(config, **overrides) if isinstance(config, str) else config
     return HigherHRNet(cfg).eval()

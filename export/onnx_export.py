@@ -25,12 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.errors import UserError, deferred_interrupts
+from higherhrnet_trt.core.files import atomic_path
 from higherhrnet_trt.core.formats import SIZE_MULTIPLE
 from higherhrnet_trt.core.keypoints import keypoint_set
-from higherhrnet_trt.core.metadata import ModelMeta
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.core.metadata import ModelMeta, stamp_weights
 
 from .configs import ModelConfig
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
 
 INPUT_NAME = "image"
 OPSET = 18  # torch's dynamo exporter: Resize has no opset-17 adapter; TensorRT 10.3 parses 18.
@@ -154,7 +159,6 @@ def export_onnx(
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     t0 = time.perf_counter()
     program = _trace(graph, example, out_names, dyn)
-    from higherhrnet_trt.core.files import atomic_path
 
     # Written under a temporary name and renamed only once checked: a failed check, an error or an
     # interrupt leaves no ONNX (and no torn one) under the name.
@@ -208,8 +212,6 @@ def _trace(graph: nn.Module, example, out_names: list[str], dyn):
     import logging
     import warnings
 
-    from higherhrnet_trt.core.errors import deferred_interrupts
-
     # torch.onnx logs a warning per missing torchvision op; none of them is used here.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     # Ctrl-C inside torch.export's native code aborted the process (exit 134, no clean-up): the
@@ -249,15 +251,12 @@ def _check_against_torch(graph: nn.Module, example, path: str, report: ExportRep
 
 
 def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) -> None:
-    import onnx
-
     props = meta.to_props()
     props["higherhrnet_trt.model_config"] = cfg.to_json()
     del proto.metadata_props[:]
     for k, v in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    from higherhrnet_trt.engine.onnx_info import stamp_weights
 
     stamp_weights(proto)  # checked by 'info': a flipped byte in a copy is found
     proto.producer_name = "higherhrnet_trt"
@@ -270,15 +269,11 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
 
 
 def _run_onnxruntime(path: str, x: np.ndarray) -> list[np.ndarray]:
-    import onnxruntime as ort
-
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     return sess.run(None, {INPUT_NAME: x})
 
 
 def read_metadata(path: str) -> ModelMeta:
     """ModelMeta embedded in an exported ONNX file (reads the header only, not the weights)."""
-    import onnx
-
     proto = onnx.load_model(path, load_external_data=False)
     return ModelMeta.from_props({p.key: p.value for p in proto.metadata_props})

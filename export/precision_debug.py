@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.graph_optimization import ort_optimization_level
+from higherhrnet_trt.core.lazy import lazy_import
 
-#: ONNX Runtime graph optimisation levels by name (as OnnxRuntimeBackend names them).
-GRAPH_OPTIMIZATION = ("all", "extended", "basic", "disable")
+constants = lazy_import("polygraphy.constants")
+onnx = lazy_import("onnx")
 
 
 @dataclass
@@ -95,23 +97,8 @@ class LayerComparison:
         return "\n".join(lines)
 
 
-def ort_optimization_level(name: str):
-    import onnxruntime as ort
-
-    levels = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }
-    if name not in levels:
-        raise UserError(f"graph optimisation must be one of {', '.join(levels)}, not {name!r}")
-    return levels[name]
-
-
 def _runner(path: str, graph_optimization: str, name: str):
     """polygraphy ONNX Runtime runner over ``path`` with every tensor marked as an output."""
-    from polygraphy import constants
     from polygraphy.backend.onnx import BytesFromOnnx, ModifyOutputs, OnnxFromPath
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
@@ -133,7 +120,6 @@ def compare_layers(
     marked as output most fusions cannot apply anyway, and ORT's bias quantization pass (basic and
     above) miscomputes modelopt's fp16 Q/DQ graphs (the results would blame the wrong layers).
     """
-    import onnx
     from polygraphy.logger import G_LOGGER
 
     ref_model = onnx.load_model(reference, load_external_data=False)

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
 from .quant_common import quiet
+
+numpy_helper = lazy_import("onnx.numpy_helper")
+onnx = lazy_import("onnx")
 
 #: Symmetric int8 range ONNX Runtime and TensorRT use for activations: [-127, 127].
 INT8_MAX = 127.0
@@ -42,7 +47,6 @@ def place_qdq(work_in: str, input_name: str, data: np.ndarray, high_precision: s
               fp32_model):
     """ModelOpt's PTQ on one input batch ``data`` of ``work_in`` (a private copy: ModelOpt writes
     files next to its input). Returns (placed ONNX model, Placement)."""
-    import onnx
     from modelopt.onnx.quantization import quantize as modelopt_quantize
 
     placed_path = os.path.join(tmpdir, "placed.onnx")
@@ -165,8 +169,6 @@ def find_placement(placed, fp32_model) -> Placement:
 def apply_scales(placed, placement: Placement, ranges: Mapping[str, float]) -> None:
     """Write scale = max|x| / 127 (float32 arithmetic, as ONNX Runtime) into every activation
     Q / DQ scale initializer, in the initializer's own dtype (fp16 with fp16 high precision)."""
-    from onnx import numpy_helper
-
     index = {init.name: k for k, init in enumerate(placed.graph.initializer)}
     for tensor, names in placement.scales.items():
         amax = np.float32(ranges[tensor])

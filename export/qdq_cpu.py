@@ -27,7 +27,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.precision import CALIBRATION_TARGETS
+
+base_quantizer = lazy_import("onnxruntime.quantization.base_quantizer")
 
 #: ModelMeta.target values of INT8 files: which runtime the Q/DQ graph is laid out for.
 TARGETS = CALIBRATION_TARGETS
@@ -102,8 +105,6 @@ def check_onnxruntime_unpatched() -> None:
     place (modelopt.onnx.quantization.ort_patching: BaseQuantizer.adjust_tensor_ranges, the op
     registries): the CPU layout would then differ from ORT's own, or fail ("Quantization
     parameters are not specified for param cat"). A new process has ORT as it ships."""
-    from onnxruntime.quantization import base_quantizer
-
     if base_quantizer.BaseQuantizer.adjust_tensor_ranges.__module__ != base_quantizer.__name__:
         raise UserError("target cpu: a TensorRT-layout calibration ran earlier in this process and "
                         "ModelOpt changed onnxruntime.quantization in place; calibrate for the CPU "

@@ -22,6 +22,14 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import Output, atomic_path, check_outputs
+from higherhrnet_trt.core.graph_optimization import ort_optimization_level
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.core.metadata import WEIGHTS_KEY, stamp_weights
+
+from ..engine.onnx_info import check_weights, load_model, summarize_model
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
 
 
 # -- reports ----------------------------------------------------------------------------------------
@@ -87,10 +95,6 @@ class QuantizeReport:
 
 # -- ONNX Runtime comparison ------------------------------------------------------------------------
 def _session(path: str, graph_optimization: str):
-    import onnxruntime as ort
-
-    from .precision_debug import ort_optimization_level
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort_optimization_level(graph_optimization)
@@ -176,8 +180,6 @@ def check_fp32_input(onnx_in: str):
     """(model, OnnxSummary, ModelMeta) of an fp32 ONNX; a UserError for an fp16 / int8 one, or
     for NaN/inf weights or weights that are not the exported ones (engine.onnx_info.check_weights):
     converting them would pass the damage on under a new hash."""
-    from ..engine.onnx_info import check_weights, load_model, summarize_model
-
     model = load_model(onnx_in)
     summary = summarize_model(model, onnx_in)
     if summary.precision != "fp32":
@@ -189,10 +191,6 @@ def check_fp32_input(onnx_in: str):
 
 def save_onnx(model, path: str) -> None:
     """Save under a temporary name, then rename: an interrupted save leaves no torn ONNX."""
-    import onnx
-
-    from ..engine.onnx_info import WEIGHTS_KEY, stamp_weights
-
     if any(p.key == WEIGHTS_KEY for p in model.metadata_props):
         stamp_weights(model)  # the weights as saved, whatever changed since copy_metadata
     with atomic_path(path) as tmp:

@@ -49,8 +49,8 @@ int32 bias through fp16, which overflows (cosine 0.89 measured on W32 when this 
 demo's tags error doubles, see runtime/backends/onnxruntime_backend.needed_level, which makes the
 runtime run INT8 files that way too; TensorRT is unaffected). The report says which.
 
-This module keeps the public names of all of it (``from higherhrnet_trt.export.quantize import
-...``); the work is in the modules named above and in quant_common.py.
+This module holds :func:`quantize_int8` and its steps; the rest is in the modules named above and
+in quant_common.py (the report, the output comparison, saving).
 """
 
 from __future__ import annotations
@@ -66,16 +66,14 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import check_writable
+from higherhrnet_trt.core.metadata import copy_metadata
 
-# Every name this module had before it was split stays importable from here (noqa: F401).
-from .calib_data import IMAGE_EXTENSIONS, InputMaker, fixed_size_input, list_images, read_image  # noqa: F401
-from .calib_ranges import CACHE_FORMAT, cache_entry, default_cache_dir, read_cache, write_cache  # noqa: F401
-
-# Looked up here, at call time, under this name: tests wrap it to see whether the pass ran.
-from .calib_ranges import collect_ranges as _collect_ranges
+from ..engine.related import derived_from_record
+from . import calib_ranges  # collect_ranges is looked up at call time: tests wrap it
+from .calib_data import InputMaker, list_images
+from .calib_ranges import cache_entry, read_cache, write_cache
 from .calib_taps import DEFAULT_SAMPLE
-from .fp16 import _EXACT_IN_FP16, convert_fp16  # noqa: F401
-from .qdq import INT8_MAX, Placement, apply_scales, place_qdq  # noqa: F401
+from .qdq import Placement, apply_scales, place_qdq
 from .qdq_cpu import (
     TARGETS,
     check_onnxruntime_unpatched,
@@ -85,7 +83,6 @@ from .qdq_cpu import (
     tensors_to_calibrate,
 )
 from .quant_common import (
-    OutputError,
     QuantizeReport,
     check_fp32_input,
     check_onnx_output,
@@ -93,7 +90,6 @@ from .quant_common import (
     require_modelopt,
     save_onnx,
 )
-from .quant_common import quiet as _quiet  # noqa: F401
 
 #: Fewer calibration images than this gives noisy activation ranges: warn.
 RECOMMENDED_MIN_IMAGES = 100
@@ -158,8 +154,8 @@ def _calibrate(work_in: str, placement: Placement, maker: InputMaker, calib_path
         stats: dict = {}
         feeds = maker.feeds(calib_paths, skipped, limit=num_images, bar=bar, stats=stats)
         extremes: dict[str, tuple[float, float]] | None = {} if target == "cpu" else None
-        ranges, _ = _collect_ranges(work_in, placement, method, percentile, feeds, tmp, sample,
-                                    extremes=extremes)
+        ranges, _ = calib_ranges.collect_ranges(work_in, placement, method, percentile, feeds, tmp,
+                                                sample, extremes=extremes)
         report.calibration_images = stats["used"]
     if target == "cpu":
         return {t: list(extremes[t] if method == "max" else clipped_range(*extremes[t], ranges[t]))
@@ -287,8 +283,6 @@ def quantize_int8(
     _check_int8_args(method, percentile, high_precision, num_images, sample, target)
     if target == "tensorrt":
         require_modelopt("modelopt.onnx.quantization", "INT8 quantization")
-    from ..engine.onnx_info import copy_metadata
-    from ..engine.related import derived_from_record
 
     src_model, summary, meta = check_fp32_input(onnx_in)
     maker = InputMaker(summary, meta, input_size)
@@ -341,5 +335,4 @@ def quantize_int8(
     return report
 
 
-__all__ = ["QuantizeReport", "OutputError", "convert_fp16", "quantize_int8", "compare_outputs",
-           "fixed_size_input", "InputMaker", "list_images", "default_cache_dir"]
+__all__ = ["METHODS", "RECOMMENDED_MIN_IMAGES", "quantize_int8"]

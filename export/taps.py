@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from higherhrnet_trt.core.lazy import lazy_import
+
+onnx = lazy_import("onnx")
+ort = lazy_import("onnxruntime")
+
 
 def insert_after_producers(model, taps: Mapping[str, Sequence]) -> None:
     """Insert each list of NodeProtos ``taps[tensor]`` right after the node producing ``tensor``
@@ -27,8 +32,6 @@ def insert_after_producers(model, taps: Mapping[str, Sequence]) -> None:
 
 def add_outputs(model, names: Sequence[str]) -> None:
     """Declare ``names`` graph outputs (type and shape left to ONNX Runtime), in place."""
-    import onnx
-
     have = {o.name for o in model.graph.output}
     for name in names:
         if name not in have:
@@ -44,8 +47,6 @@ def tensor_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> dict[str,
     """Static shapes of the model's tensors for these input shapes (ONNX shape inference on a copy
     whose inputs are fixed to ``input_shapes``; dynamic models get concrete shapes). Tensors whose
     shape stays unknown or symbolic are absent."""
-    import onnx
-
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     for vi in copy.graph.input:
@@ -71,9 +72,6 @@ def tapped_session(model, path: str, optimise: bool, priority_order: bool):
     written, as ModelOpt and AutoCast run their reference passes). priority_order: run each tap
     right after its tensor's producer, so activations are freed as usual (with the default order
     every tapped tensor stayed alive until the end: 5.7 GB instead of 0.7 GB on W32-512)."""
-    import onnx
-    import onnxruntime as ort
-
     onnx.save_model(model, path)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

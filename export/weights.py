@@ -35,6 +35,7 @@ import sys
 from dataclasses import asdict, dataclass, fields
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.formats import cache_dir
 
 #: Mirror base URL (or local folder) that replaces every entry's URL: BASE/FILE.
 ENV_URL = "HIGHERHRNET_TRT_WEIGHTS_URL"
@@ -162,8 +163,6 @@ def get(name: str) -> Weights:
 
 def default_cache_dir() -> str:
     """``$HIGHERHRNET_TRT_WEIGHTS_DIR``, else ``$XDG_CACHE_HOME/higherhrnet_trt/weights``."""
-    from higherhrnet_trt.core.formats import cache_dir
-
     return os.environ.get(ENV_DIR) or cache_dir("weights")
 
 

@@ -30,7 +30,11 @@ import numpy as np
 from higherhrnet_trt.core.cuda import NO_DRIVER
 from higherhrnet_trt.core.cuda import check as _check
 from higherhrnet_trt.core.errors import CudaError
+from higherhrnet_trt.core.gpu import query_gpu
+from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE
 from higherhrnet_trt.decode import DecodeConfig, parse
+
+from .compile import compile_kernel, nvrtc_version, supported_archs
 
 log = logging.getLogger("higherhrnet_trt")
 
@@ -123,8 +127,6 @@ def load_module(drv, kernel: str, compute_capability: str):
 
     A load failure names the NVRTC and driver versions: CUBIN/PTX from a newer NVRTC (e.g. CUDA 13,
     PTX ISA 9.x) does not load on an older driver (JetPack 6's CUDA 12.x)."""
-    from .compile import compile_kernel, nvrtc_version, supported_archs
-
     arch, kind = choose_target(compute_capability, supported_archs())
     compiled = compile_kernel(kernel, arch)
     image = compiled.cubin if kind == "cubin" else compiled.ptx + b"\0"
@@ -153,8 +155,6 @@ class GpuDecoder:
 
     def __init__(self, num_joints: int, height: int, width: int, tag_dim: int = 2,
                  cfg: DecodeConfig | None = None, max_batch: int = 1, device: int = 0) -> None:
-        from higherhrnet_trt.core.gpu import query_gpu
-
         self.cfg = cfg or DecodeConfig.for_keypoints(_keypoints_for(num_joints))
         self.cfg.check(num_joints)
         if self.cfg.max_people > MAX_N or tag_dim > MAX_T or num_joints > 32:
@@ -332,6 +332,4 @@ class GpuDecoder:
 
 
 def _keypoints_for(num_joints: int):
-    from higherhrnet_trt.core.keypoints import COCO, CROWDPOSE
-
     return CROWDPOSE if num_joints == CROWDPOSE.num_joints else COCO

@@ -19,6 +19,8 @@ import numpy as np
 
 from higherhrnet_trt.core.errors import CudaError
 from higherhrnet_trt.core.formats import cache_dir as _cache_dir
+from higherhrnet_trt.decode import DecodeConfig
+from higherhrnet_trt.decode.aggregate import _linear_taps
 
 
 def cache_dir() -> str:
@@ -79,8 +81,6 @@ def _lib():
 def decode_host(heatmaps: np.ndarray, tags: np.ndarray, cfg=None) -> tuple[np.ndarray, np.ndarray]:
     """decode.parse, computed by the kernels' C++ code. Same inputs and outputs:
     heatmaps (J, H, W) float32, tags (J, H, W, T) float32 -> grouped (P, J, 3 + T), scores (P,)."""
-    from higherhrnet_trt.decode import DecodeConfig
-
     cfg = cfg or DecodeConfig()
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
     tg = np.asarray(tags, dtype=np.float32)
@@ -137,8 +137,6 @@ def invert_affine_host(forward: np.ndarray) -> np.ndarray:
 def resize_taps(h: int, w: int, out_h: int, out_w: int) -> tuple[np.ndarray, ...]:
     """Kernel arguments of the bilinear resize from (h, w) to (out_h, out_w): ix0, ix1, wx0, wx1,
     iy0, iy1, wy0, wy1 as contiguous int32 / float32 arrays (aggregate._linear_taps)."""
-    from higherhrnet_trt.decode.aggregate import _linear_taps
-
     out = []
     for n, m in ((w, out_w), (h, out_h)):
         i0, i1, w0, w1 = _linear_taps(int(n), int(m))

@@ -24,9 +24,13 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from higherhrnet_trt.core import preprocess as pp
 from higherhrnet_trt.core.errors import CudaError
+from higherhrnet_trt.core.gpu import query_gpu
+from higherhrnet_trt.core.limits import plan_frame
 
 from .decode_gpu import NO_DRIVER, _check, _driver, device_array, load_module, stream_handle
+from .host import resize_taps
 
 
 class Affine(ctypes.Structure):
@@ -64,8 +68,6 @@ class _KernelModule:
     """One compiled kernel file on one GPU: driver, primary context, module, device allocations."""
 
     def __init__(self, kernel: str, names: Sequence[str], device: int) -> None:
-        from higherhrnet_trt.core.gpu import query_gpu
-
         gpu = query_gpu(device)
         if gpu is None:
             raise CudaError(NO_DRIVER)
@@ -151,8 +153,6 @@ class GpuPreprocessor(_KernelModule):
     def __init__(self, input_size: int, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, bgr: bool = True, device: int = 0,
                  input_wh: tuple[int, int] | None = None) -> None:
-        from higherhrnet_trt.core import preprocess as pp
-
         super().__init__("preprocess.cu", ("hhr_warp_normalize",), device)
         self.input_size = int(input_size)
         self.input_wh = input_wh  # a fixed-size engine's (W, H): frames are letterboxed into it
@@ -169,8 +169,6 @@ class GpuPreprocessor(_KernelModule):
         exactly as the CPU Pipeline plans them (runtime/gpu_plan.py; cached per frame size)."""
         key = (int(image_wh[0]), int(image_wh[1]))
         if key not in self._geometry:
-            from higherhrnet_trt.core.limits import plan_frame
-
             self._geometry[key] = plan_frame(key, self.input_size, self.input_wh)
         return self._geometry[key]
 
@@ -245,8 +243,6 @@ class GpuResizer(_KernelModule):
     """
 
     def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], device: int = 0) -> None:
-        from .host import resize_taps
-
         super().__init__("resize.cu", ("hhr_resize_bilinear",), device)
         self.in_hw = (int(in_hw[0]), int(in_hw[1]))
         self.out_hw = (int(out_hw[0]), int(out_hw[1]))

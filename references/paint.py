@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
 from .figure import (
     L_ANK,
     L_EAR,
@@ -27,6 +29,8 @@ from .figure import (
     _unit,
 )
 
+cv2 = lazy_import("cv2")
+
 #: The id buffer value of foreground objects (people are 1..254, background 0).
 OCCLUDER_ID = 255
 #: cv2 drawing works in fixed point with this many fractional bits (sub-pixel placement of shapes).
@@ -35,8 +39,6 @@ _ONE = 1 << _SHIFT
 
 
 def import_cv2():
-    import cv2
-
     return cv2
 
 

@@ -41,6 +41,10 @@ import time
 import cv2
 import numpy as np
 
+from higherhrnet_trt.core.lazy import lazy_import
+
+mp = lazy_import("mediapipe")
+
 DATA = "/usr/share/doc/opencv-doc/examples/data"
 HOLDOUT_FRAME = 636  # 795 frames: the last 20 % are held out
 HOLDOUT_PHOTOS = ("messi5.jpg", "basketball1.png")
@@ -64,8 +68,6 @@ class Teacher:
     """MediaPipe Pose on one square crop at a time (one person per call)."""
 
     def __init__(self):
-        import mediapipe as mp
-
         self.pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
                                            enable_segmentation=True, min_detection_confidence=0.3)
 

@@ -40,9 +40,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from higherhrnet_trt.core.errors import CheckpointError
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
+from higherhrnet_trt.export.checkpoint import load_checkpoint
 from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
 from higherhrnet_trt.export.model import HigherHRNet
+from higherhrnet_trt.export.onnx_export import export_onnx
+from higherhrnet_trt.runtime.evaluate import evaluate_model
 
 from .train_data import (  # noqa: F401 (tests use them here)
     SceneDataset,
@@ -53,6 +58,10 @@ from .train_data import (  # noqa: F401 (tests use them here)
 )
 from .train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
 from .train_options import TrainOptions
+
+F = lazy_import("torch.nn.functional")
+cv2 = lazy_import("cv2")
+nn = lazy_import("torch.nn")
 
 #: The demo network (``configs.CONFIGS['demo']``).
 DEMO_CONFIG = CONFIGS["demo"]
@@ -100,8 +109,6 @@ def init_weights(model: torch.nn.Module, scheme: str = "official") -> None:
     ``"official"``: the official initialisation (no ImageNet pre-training here): conv and deconv weights
     N(0, 0.001), biases 0, BN scale 1 and shift 0. BN keeps the features' scale, and the final
     layers then start near 0, so the first heatmap losses are small rather than huge."""
-    from torch import nn
-
     finals = {id(m) for m in getattr(model, "final_layers", [])}
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and (scheme == "official" or id(m) in finals):
@@ -128,9 +135,6 @@ def evaluate(model: HigherHRNet, ann_file: str, images_dir: str | None, work_dir
 
     Returns the COCO stats (AP, AP50, ..., ARL) as a dict.
     """
-    from higherhrnet_trt.export.onnx_export import export_onnx
-    from higherhrnet_trt.runtime.evaluate import evaluate_model
-
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
     os.makedirs(work_dir, exist_ok=True)
     onnx_path = os.path.join(work_dir, f"{model.cfg.name}_fp32_dynamic.onnx")
@@ -157,9 +161,6 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
     The official parser joins a joint to a person when tags differ by less than 1: grouping works
     when the spread within a person is well below that and few pairs of people are within it.
     """
-    import cv2
-    import torch.nn.functional as F
-
     images_dir = images_dir or os.path.join(os.path.dirname(os.path.abspath(ann_file)), "images")
     with open(ann_file, encoding="utf-8") as f:
         data = json.load(f)
@@ -247,8 +248,6 @@ def _start_or_resume(cfg: ModelConfig, opt: TrainOptions, ckpt_path: str | None,
     model = HigherHRNet(cfg)
     init_weights(model, init)
     if init_from:
-        from higherhrnet_trt.export.checkpoint import load_checkpoint
-
         load_checkpoint(model, init_from)
         log(f"initialised from {init_from}")
     if device == "auto":
@@ -440,8 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log(f"config: {DEMO_CONFIG.to_json()}")
         if args.init_from:  # a wrong checkpoint is a one-line usage error before any work
-            from higherhrnet_trt.core.errors import CheckpointError
-            from higherhrnet_trt.export.checkpoint import load_checkpoint
 
             try:
                 load_checkpoint(HigherHRNet(DEMO_CONFIG), args.init_from)

@@ -13,10 +13,13 @@ import numpy as np
 import torch
 
 from higherhrnet_trt.core.keypoints import keypoint_set
+from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
 from higherhrnet_trt.core.preprocess import normalize
 
 from .train_options import TrainOptions
+
+cv2 = lazy_import("cv2")
 
 # --------------------------------------------------------------------------------------------------
 # Targets
@@ -167,8 +170,6 @@ class SceneDataset(torch.utils.data.Dataset):
         return np.concatenate([a, t[:, None]], 1), flip
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        import cv2
-
         rec = self.images[i]
         img = cv2.imread(rec["path"], cv2.IMREAD_COLOR)
         if img is None:

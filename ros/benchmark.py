@@ -29,6 +29,13 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.benchmarks.environment import collect
+from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
+from higherhrnet_trt.runtime.pipeline import Pipeline
+
+from . import messages
+from .probe import loopback_env
+
 
 def _wait_for(path: str, text: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     """Until ``text`` appears in the log at ``path`` (the node is ready) or the process ended."""
@@ -45,8 +52,6 @@ def _wait_for(path: str, text: str, proc: subprocess.Popen, timeout: float = 120
 
 
 def _row(name: str, node_cmd: list[str], args, sample: str, folder: str) -> dict:
-    from .probe import loopback_env
-
     env = loopback_env(folder)
     py = sys.executable
     logs = {k: os.path.join(folder, f"{name}_{k}.log") for k in ("node", "camera", "listen")}
@@ -104,10 +109,6 @@ def baseline_node(model: str, depth: int, threads: int = 0) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from higherhrnet_trt.runtime.pipeline import Pipeline
-
-    from . import messages
-
     rclpy.init()
     node = Node("queue_baseline")
     pipe = Pipeline(model, **({"threads": threads} if threads else {})).activate()
@@ -146,9 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baseline_node:
         return baseline_node(args.model, args.baseline_depth, args.threads)
-
-    from higherhrnet_trt.benchmarks.environment import collect
-    from higherhrnet_trt.core.files import SAMPLE_IMAGE, package_file
 
     sample = package_file(SAMPLE_IMAGE)
     py = sys.executable

@@ -16,6 +16,8 @@ import json
 import sys
 import time
 
+from higherhrnet_trt.core.errors import UserError
+
 
 def _stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
@@ -88,8 +90,6 @@ def echo(topic: str, count: int, timeout: float, as_json: bool, kpt_thr: float, 
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.signals import SignalHandlerOptions
-
-    from higherhrnet_trt.core.errors import UserError
 
     context = rclpy.Context()
     rclpy.init(args=["ros2-echo", "--ros-args", *ros_args] if ros_args else None, context=context,

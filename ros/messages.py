@@ -22,6 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from higherhrnet_trt.core.lazy import import_cv2
+from higherhrnet_trt.runtime.draw import person_color
+
 #: sensor_msgs/Image encodings we read -> (channels, OpenCV conversion to BGR or None).
 #: 'yuv422' is UYVY in ROS' naming (usb_cam, many drivers); 'yuv422_yuy2' is YUYV.
 _ENCODINGS: dict[str, tuple[int, str | None]] = {
@@ -64,7 +67,6 @@ def image_to_bgr(msg) -> np.ndarray:
     pixels = rows.reshape(h, w, channels) if channels > 1 else rows.reshape(h, w)
     if conversion is None:
         return pixels
-    from higherhrnet_trt.core.lazy import import_cv2
 
     cv2 = import_cv2()
     return cv2.cvtColor(np.ascontiguousarray(pixels), getattr(cv2, conversion))
@@ -77,8 +79,6 @@ def compressed_to_bgr(msg) -> np.ndarray:
     'rgb8; jpeg compressed bgr8' style strings mean a JPEG of BGR pixels, which imdecode returns.
     Raises UnsupportedImage when the bytes do not decode.
     """
-    from higherhrnet_trt.core.lazy import import_cv2
-
     cv2 = import_cv2()
     data = np.frombuffer(msg.data, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -189,8 +189,6 @@ def people_markers(
     from geometry_msgs.msg import Point
     from std_msgs.msg import ColorRGBA
     from visualization_msgs.msg import Marker, MarkerArray
-
-    from higherhrnet_trt.runtime.draw import person_color
 
     out = MarkerArray()
     clear = Marker()

@@ -35,7 +35,8 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
-from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.errors import UserError, interrupt_word
+from higherhrnet_trt.runtime.draw import draw_poses
 from higherhrnet_trt.runtime.options import DecodeOptions, ModelOptions, options_from
 from higherhrnet_trt.runtime.pipeline import Pipeline
 
@@ -186,8 +187,6 @@ class PoseNode(Node):
                 poses.keypoints, header, self.pipeline.keypoints.skeleton, k, s["marker_depth"],
                 s["kpt_thr"]))
         if self.image_pub is not None and self.image_pub.get_subscription_count() > 0:
-            from higherhrnet_trt.runtime.draw import draw_poses
-
             drawn = draw_poses(image, poses, self.pipeline.keypoints, kpt_thr=s["kpt_thr"])
             self.image_pub.publish(messages.bgr_to_image(drawn, header))
 
@@ -260,8 +259,6 @@ def run(defaults: dict, ros_args: list[str]) -> int:
             node.step()
         reason = "ROS context shut down"
     except KeyboardInterrupt as e:
-        from higherhrnet_trt.core.errors import interrupt_word
-
         reason = interrupt_word(e)
     finally:
         if node is not None:

@@ -24,6 +24,11 @@ import random
 import sys
 import time
 
+from higherhrnet_trt.core.errors import sigterm_as_interrupt
+from higherhrnet_trt.core.lazy import import_cv2
+
+from .messages import read_people
+
 #: Fast DDS profile: UDP on 127.0.0.1 only, no shared memory, so tests and benchmarks go through
 #: the loopback interface and never reach another host (discovery included).
 LOOPBACK_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
@@ -76,8 +81,6 @@ def _image_message(path: str, encoding: str, compressed: str | None):
     """The message to send, built once (its header is set per send)."""
     import numpy as np
     from sensor_msgs.msg import CompressedImage, Image
-
-    from higherhrnet_trt.core.lazy import import_cv2
 
     cv2 = import_cv2()
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -152,8 +155,6 @@ def listen(args) -> int:
     from sensor_msgs.msg import Image
     from visualization_msgs.msg import MarkerArray
 
-    from .messages import read_people
-
     context = _init(args.ros_args or [])
     node = Node("people_probe", context=context)
     got: dict[str, list[dict]] = {"people": [], "markers": [], "images": []}
@@ -214,8 +215,6 @@ def listen(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from higherhrnet_trt.core.errors import sigterm_as_interrupt
-
     parser = argparse.ArgumentParser(prog="python -m higherhrnet_trt.ros.probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -32,10 +32,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
-from higherhrnet_trt.core.image_io import shown_path, try_read_image
+from higherhrnet_trt.core.files import shown_path
+from higherhrnet_trt.core.geometry import (
+    FrameGeometry,
+    apply_affine,
+    get_affine_transform,
+    get_multi_scale_size,
+)
+from higherhrnet_trt.core.image_io import try_read_image
 from higherhrnet_trt.core.keypoints import KeypointSet
+from higherhrnet_trt.decode import DecodeConfig
 
+from .pipeline import Pipeline, maps_to_poses
 from .results import CocoResultsWriter, poses_to_coco
+from .sources import import_cv2
 
 log = logging.getLogger("higherhrnet_trt.runtime")
 
@@ -286,8 +296,6 @@ def run_evaluation(
     results_json: also write the COCO results there.
     Unreadable images are skipped, counted (EvalResult.skipped) and left out of the score.
     """
-    from .sources import import_cv2
-
     import_cv2()
     gt = load_ground_truth(ann_file, keypoints)
     if not os.path.isdir(images_dir):
@@ -391,8 +399,6 @@ def evaluate_model(
     """Evaluate a model file with the official settings (single scale unless ``scales`` says
     otherwise). The flip test is part of the exported model (its metadata says whether it has one).
     """
-    from .pipeline import Pipeline
-
     with Pipeline(model, backend=backend, scales=scales, project2image=project2image,
                   **backend_options) as pipe:
         return evaluate_pipeline(pipe, ann_file, images_dir, max_images, results_json, progress)
@@ -456,16 +462,6 @@ def oracle_predictor(gt, keypoints: KeypointSet, input_size: int = 512, sigma: f
     official PROJECT2IMAGE flow decodes them), then go through the same decode and mapping back to
     image pixels as a Pipeline's. Crowd annotations and joints with v = 0 are not rendered.
     """
-    from higherhrnet_trt.core.geometry import (
-        FrameGeometry,
-        apply_affine,
-        get_affine_transform,
-        get_multi_scale_size,
-    )
-    from higherhrnet_trt.decode import DecodeConfig
-
-    from .pipeline import maps_to_poses
-
     cfg = DecodeConfig.for_keypoints(keypoints)
     category = person_category(gt)
 

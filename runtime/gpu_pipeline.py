@@ -38,6 +38,10 @@ import numpy as np
 from higherhrnet_trt.core.errors import CudaError, UserError
 from higherhrnet_trt.decode.config import DecodeConfig
 
+from ..kernels.decode_gpu import GpuDecoder, _check, stream_handle
+from ..kernels.preprocess_gpu import GpuPreprocessor, GpuResizer
+from .backends.tensorrt_backend import TensorRTBackend
+from .backends.torch_backend import TorchBackend
 from .gpu_plan import check_io_dtypes, device_frame_shape, engine_input_wh, host_frame
 from .options import DEFAULT_KPT_THR, DEFAULT_PERSON_THR
 from .poses import Poses, cap_people, decode_config_for, is_bgr, people_from_grouped
@@ -68,13 +72,9 @@ class GpuPipeline:
                  half: bool | None = None, person_thr: float = DEFAULT_PERSON_THR) -> None:
         self.bgr = is_bgr(color_order)
         if str(engine).lower().endswith(CHECKPOINT_SUFFIXES):
-            from .backends.torch_backend import TorchBackend
-
             self.backend = TorchBackend(str(engine), config=config, device=f"cuda:{device}", half=half,
                                         cuda_graph=cuda_graph)
         else:
-            from .backends.tensorrt_backend import TensorRTBackend
-
             self.backend = TensorRTBackend(engine, flavor=flavor, device=device)
         self._decode_arg = decode
         self.cuda_graph = cuda_graph
@@ -91,7 +91,6 @@ class GpuPipeline:
     def activate(self) -> GpuPipeline:
         if self.backend.is_active:
             return self
-        from ..kernels.preprocess_gpu import GpuPreprocessor
 
         self.backend.activate()
         meta = self.backend.metadata
@@ -153,9 +152,6 @@ class _SizeState:
     """Buffers, kernels and (optionally) the CUDA graph for frames of one size (W, H)."""
 
     def __init__(self, pipe: GpuPipeline, image_wh: tuple[int, int]) -> None:
-        from ..kernels.decode_gpu import GpuDecoder, _check
-        from ..kernels.preprocess_gpu import GpuResizer
-
         self.pipe = pipe
         pre = pipe._pre
         self._check = _check
@@ -283,8 +279,6 @@ class _TensorRTNetwork:
     capturable = True  # plain kernel launches on our stream: part of our CUDA graph
 
     def __init__(self, backend) -> None:
-        from ..kernels.decode_gpu import stream_handle
-
         self.backend = backend
         self.stream = stream_handle(backend.cuda_stream)
         self._shape: tuple[int, ...] | None = None

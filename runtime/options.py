@@ -23,6 +23,7 @@ from typing import Any
 from higherhrnet_trt.core.errors import UserError
 
 from .backends import BACKENDS, backend_class, default_backend_for, is_remote
+from .streams import StreamPolicy
 
 #: The score a person needs to be reported (mean joint score; Poses.scores): printed, drawn,
 #: written, served and published. 0.15 from the demo network on generated scenes (precision 0.800,
@@ -199,8 +200,6 @@ class SourceOptions:
 
     def policy(self):
         """The streams' StreamPolicy for these options."""
-        from .streams import StreamPolicy
-
         return StreamPolicy(timeout_s=self.stream_timeout, max_reconnects=self.reconnect,
                             retry_first_open=self.wait_for_source)
 

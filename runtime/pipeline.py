@@ -59,6 +59,7 @@ from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
     maps_to_poses,
     people_from_grouped,
 )
+from .sources import Frame, Source, import_cv2, open_source
 from .track import Tracker, TrackerOptions
 
 log = logging.getLogger("higherhrnet_trt.runtime")
@@ -185,7 +186,6 @@ class Pipeline:
         """Load the model (idempotent) and check it can run the chosen scales."""
         if self.backend.is_active:
             return self
-        from .sources import import_cv2
 
         if not self.backend.serves_people:  # a server that runs the pipeline warps for us
             import_cv2()  # warping needs OpenCV: say so in one line, before the model loads
@@ -353,8 +353,6 @@ class Pipeline:
             was too slow for dropped (``Frame.index`` shows the gaps); ``every_frame=True`` yields
             every frame in turn.
         """
-        from .sources import Frame, Source, open_source
-
         opened = source if isinstance(source, Source) else None
         if opened is None and isinstance(source, (str, int, os.PathLike)):
             opened = open_source(os.fspath(source) if isinstance(source, os.PathLike) else source,

@@ -3,6 +3,9 @@ input), and the live window."""
 
 from __future__ import annotations
 
+from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import atomic_path, discard, temp_path
+
 WINDOW = "higherhrnet-trt"
 
 
@@ -27,8 +30,6 @@ def _write_image(cv2, path: str, image) -> bool:
     UTF-8, and reported a full disk as success).
     """
     import os
-
-    from higherhrnet_trt.core.files import atomic_path
 
     try:
         ok, data = cv2.imencode(os.path.splitext(path)[1] or ".jpg", image)
@@ -63,8 +64,6 @@ class _Outputs:
     def write(self, frame, image) -> None:
         import os
 
-        from higherhrnet_trt.core.errors import UserError
-
         if not self.dir:
             return
         cv2 = self.cv2
@@ -87,9 +86,6 @@ class _Outputs:
 
     def _open_video(self, image) -> None:
         import os
-
-        from higherhrnet_trt.core.errors import UserError
-        from higherhrnet_trt.core.files import discard, temp_path
 
         cv2 = self.cv2
         name = getattr(self.source, "name", "video")
@@ -117,8 +113,6 @@ class _Outputs:
         back, and give it its name; a video short of frames (disk full) is removed and raises."""
         import os
 
-        from higherhrnet_trt.core.files import discard
-
         if self.video is not None:
             video, self.video = self.video, None
             video.release()
@@ -133,8 +127,6 @@ class _Outputs:
         """OSError(ENOSPC) or UserError unless ``tmp`` reads back with every frame written."""
         import errno
         import os
-
-        from higherhrnet_trt.core.errors import UserError
 
         cap = self.cv2.VideoCapture(tmp)
         try:
@@ -169,8 +161,6 @@ def _need_space(folder: str, nbytes: int) -> None:
 def _open_window(cv2) -> None:
     import os
     import sys
-
-    from higherhrnet_trt.core.errors import UserError
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
                                                   os.environ.get("WAYLAND_DISPLAY")):

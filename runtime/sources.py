@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import shown_path
 from higherhrnet_trt.core.formats import IMAGE_EXTENSIONS
-from higherhrnet_trt.core.image_io import shown_path, try_read_image
+from higherhrnet_trt.core.image_io import try_read_image
 from higherhrnet_trt.core.lazy import import_cv2
 
+from .gst_source import gstreamer_opener
 from .streams import DEFAULT_TIMEOUT_S, open_network_capture
 
 log = logging.getLogger("higherhrnet_trt.runtime")
@@ -343,7 +345,7 @@ def open_source(
     source = _open_any(spec, opener, timeout_s, retry_first_open, dict(
         max_reconnects=max_reconnects, backoff_s=backoff_s, max_backoff_s=max_backoff_s, sleep=sleep))
     if _real_time(source) and not every_frame:
-        from .latest import LatestFrames
+        from .latest import LatestFrames  # not at the top: latest.py builds on this module's Source
 
         return LatestFrames(source)
     return source
@@ -408,8 +410,6 @@ def _open_stream(spec: str, opener, live: dict, timeout_s: float, retry_first_op
 
 
 def _open_gstreamer(spec: str, opener, live: dict, timeout_s: float) -> Source:
-    from .gst_source import gstreamer_opener
-
     pipeline = spec[4:] if spec.startswith("gst:") else spec
     open_pipeline, hint = (opener, "") if opener is not None else gstreamer_opener(pipeline, timeout_s)
     return CaptureSource(

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import CudaError, UserError
+from ..core.gpu import query_gpu
 from ..decode import DecodeConfig
+from ..kernels.decode_gpu import MAX_N, MAX_T, GpuDecoder
 
 #: config.pbtxt parameters key of the setting (a string: one of DECODE_DEVICES).
 PARAM_DECODE_DEVICE = "higherhrnet_trt.decode_device"
@@ -61,8 +63,6 @@ def decode_config_of(settings) -> DecodeConfig:
 
 def kernel_limits(max_people: int, num_joints: int, tag_dim: int) -> str | None:
     """Why the CUDA decode kernels cannot decode with these settings (one line), or None."""
-    from ..kernels.decode_gpu import MAX_N, MAX_T
-
     if max_people > MAX_N:
         return f"the CUDA decode kernels take --max-people up to {MAX_N}, not {max_people}"
     if tag_dim > MAX_T:
@@ -93,9 +93,6 @@ class CudaMapDecoder:
 
     def __init__(self, cfg: DecodeConfig, num_joints: int, tag_dim: int, device: int = 0,
                  max_sizes: int = MAX_MAP_SIZES) -> None:
-        from ..core.gpu import query_gpu
-        from ..kernels.decode_gpu import GpuDecoder
-
         self.gpu = query_gpu(device)
         if self.gpu is None:
             raise CudaError("no NVIDIA driver or CUDA GPU visible to this process")
@@ -106,8 +103,6 @@ class CudaMapDecoder:
 
     def __call__(self, heatmaps: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """heatmaps (J, H, W), tags (J, H, W, T) float32 -> grouped (P, J, 3 + T), scores (P,)."""
-        from ..kernels.decode_gpu import GpuDecoder
-
         J, H, W = heatmaps.shape
         if tags.ndim == 3:
             tags = tags[..., None]

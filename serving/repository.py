@@ -32,8 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.files import check_writable, name_output
+from ..core.limits import QUEUE_DELAY_US_RANGE, check_scales
 from ..core.metadata import ModelMeta
+from ..decode import DecodeConfig
+from ..engine.sidecar import read_sidecar
 from ..runtime.backends import triton_protocol as proto
+from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from .decode_device import DEFAULT_DECODE_DEVICE, PARAM_DECODE_DEVICE, check_decode_device, tag_dim_of
 from .python_model import PARAM_NETWORK_IO
 
@@ -92,15 +97,11 @@ def inspect_model(path: str) -> NetworkInfo:
         raise UserError(f"model file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
-        from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
         with OnnxRuntimeBackend(path) as backend:
             ins = tuple(Tensor(s.name, s.shape, s.dtype) for s in backend.inputs)
             outs = tuple(Tensor(s.name, s.shape, s.dtype) for s in backend.outputs)
             return NetworkInfo(path, "onnxruntime", ins, outs, backend.metadata)
     if ext in (".engine", ".plan", ".trt"):
-        from ..engine.sidecar import read_sidecar
-
         sidecar = read_sidecar(path)
         if sidecar.flavor != "tensorrt":
             raise UserError(f"{path} is a {sidecar.flavor} engine; Triton's tensorrt_plan backend runs "
@@ -194,9 +195,6 @@ def resolve_settings(meta: ModelMeta, scales: Sequence[float] = (1.0,), project2
     """The settings a local Pipeline with these arguments decodes with (validated as it would)."""
     from dataclasses import asdict
 
-    from ..core.limits import check_scales
-    from ..decode import DecodeConfig
-
     cfg = DecodeConfig.for_keypoints(meta.keypoints, **dict(decode or {}))
     try:
         cfg.check(meta.num_joints)
@@ -256,8 +254,6 @@ def check_replaceable(folder: str, inputs: Sequence[str]) -> None:
 
 def check_queue_delay(queue_delay_us: int) -> int:
     """The queue delay as an int, UserError outside core.limits.QUEUE_DELAY_US_RANGE."""
-    from ..core.limits import QUEUE_DELAY_US_RANGE
-
     lo, hi = QUEUE_DELAY_US_RANGE
     if not lo <= int(queue_delay_us) <= hi:
         raise UserError(f"queue_delay_us {queue_delay_us}: expected a whole number from {lo} to {hi} "
@@ -337,7 +333,6 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
     net_text = network_config(network, info, max_batch, instances, gpu, queue_delay_us)
     pipe_text = pipeline_config(name, network, info.meta, settings, network_io(info.inputs, info.outputs),
                                 max_batch, pipeline_instances, queue_delay_us, decode_device)
-    from ..core.files import check_writable, name_output
 
     check_writable(repo, "-o", "give a writable repository folder", folder=True)
     os.makedirs(repo, exist_ok=True)

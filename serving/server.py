@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core.errors import BackendUnavailable, UserError
+from ..runtime.backends import create_backend
 from ..runtime.backends import triton_protocol as proto
 from ..runtime.backends.triton_backend import TritonBackend
 from .decode_device import (
@@ -46,6 +47,7 @@ from .repository import (
     resolve_settings,
     write_pipeline_model,
 )
+
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,6 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
     on_ready: called once both models are loaded and the endpoints answer (Endpoints.decode: what
         each pipeline instance decodes with, from Triton's log).
     """
-    from ..runtime.backends import create_backend
-
     name = name or _stem(model)
     _check_name(name)
     if max_batch < 1 or pipeline_instances < 1:

@@ -14,14 +14,13 @@ from collections.abc import Mapping, Sequence
 
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.metadata import PREFIX, ModelMeta
+from higherhrnet_trt.export.configs import CONFIGS, get_config
 
 log = logging.getLogger("higherhrnet_trt")
 
 
 def config_names() -> list[str]:
     """The configs a user may state (export/configs.py is plain data: no torch)."""
-    from higherhrnet_trt.export.configs import CONFIGS
-
     return list(CONFIGS)
 
 
@@ -46,7 +45,6 @@ def model_meta(props: Mapping[str, str], config: str | None, path: str,
         raise UserError(f"{path} has no higherhrnet_trt metadata (not written by 'higherhrnet-trt "
                         "export'): re-export it, or state its config with --config NAME (one of "
                         f"{', '.join(config_names())})")
-    from higherhrnet_trt.export.configs import get_config
 
     cfg = get_config(config)  # UserError listing the configs for an unknown name
     raw = len(output_ranks) == 2 and all(r == 4 for r in output_ranks)

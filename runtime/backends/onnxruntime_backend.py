@@ -9,16 +9,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from higherhrnet_trt.core.errors import BackendUnavailable, UserError
-from higherhrnet_trt.core.image_io import shown_path
+from higherhrnet_trt.core.files import shown_path
+from higherhrnet_trt.core.graph_optimization import GRAPH_OPTIMIZATION, ort_optimization_level
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
+from .foreign import model_meta
 
 log = logging.getLogger("higherhrnet_trt")
 
 #: --graph-optimization values: "auto" (the level the file needs, see :func:`needed_level`) or
 #: one of ONNX Runtime's levels.
-GRAPH_OPTIMIZATION_LEVELS = ("auto", "all", "extended", "basic", "disable")
+GRAPH_OPTIMIZATION_LEVELS = ("auto", *GRAPH_OPTIMIZATION)
 
 _ORT_DTYPES = {
     "tensor(float)": np.float32,
@@ -140,7 +142,6 @@ class OnnxRuntimeBackend(Backend):
                             f"Runtime would run on {', '.join(self._session.get_providers())}): check "
                             "the GPU, driver and CUDA/TensorRT libraries, or leave --providers out for "
                             "the CPU")
-        from .foreign import model_meta
 
         props = self._session.get_modelmeta().custom_metadata_map
         ranks = [len(o.shape) for o in self._session.get_outputs()]
@@ -163,13 +164,7 @@ class OnnxRuntimeBackend(Backend):
         opts.log_severity_level = 3
         if self.threads:
             opts.intra_op_num_threads = self.threads
-        levels = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }
-        opts.graph_optimization_level = levels[level]
+        opts.graph_optimization_level = ort_optimization_level(level)
         model = self.path
         try:
             self.path.encode("utf-8")

@@ -19,6 +19,8 @@ from importlib import resources
 
 import numpy as np
 
+from higherhrnet_trt.core.metadata import ModelMeta
+
 PROBE_ASSET = "openvino_int8_probe.onnx"
 #: The probe's quantisation: activation scale (zero point 0, int8) and per-channel weight scale.
 ACTIVATION_SCALE = 0.0175
@@ -82,8 +84,6 @@ def write_probe(path: str) -> None:
     """Write the probe ONNX file (how the committed asset was made; needs the onnx package)."""
     import onnx  # only for regenerating the asset, never at run time
     from onnx import TensorProto, helper, numpy_helper
-
-    from higherhrnet_trt.core.metadata import ModelMeta
 
     nodes = [
         helper.make_node("Neg", ["x"], ["mirror"]),

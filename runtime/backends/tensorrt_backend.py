@@ -28,9 +28,13 @@ import numpy as np
 
 from higherhrnet_trt.core.cuda import check as _check
 from higherhrnet_trt.core.errors import BackendUnavailable, CudaError, UserError
+from higherhrnet_trt.core.gpu import query_gpu
 from higherhrnet_trt.core.lazy import import_cudart
 from higherhrnet_trt.core.metadata import ModelMeta
 
+from ...engine.flavors import INSTALL_HINT, MODULES
+from ...engine.jetson import check_jetson
+from ...engine.sidecar import check_compatible, check_engine_file, read_sidecar
 from .base import Backend, TensorSpec
 
 log = logging.getLogger("higherhrnet_trt")
@@ -40,8 +44,6 @@ def _runtime_module(flavor_name: str, version_compatible: bool):
     """The TensorRT module to deserialise with: the builder's flavour, or the lean runtime for a
     version-compatible engine when the full library is absent."""
     import importlib
-
-    from ...engine.flavors import INSTALL_HINT, MODULES
 
     candidates = [MODULES[flavor_name]]
     if version_compatible and flavor_name == "tensorrt":
@@ -55,7 +57,6 @@ def _runtime_module(flavor_name: str, version_compatible: bool):
             continue
         if hasattr(module, "Runtime"):
             if flavor_name == "tensorrt":  # JetPack older than 6.1 / TensorRT 10.3: one line
-                from ...engine.jetson import check_jetson
 
                 check_jetson(str(getattr(module, "__version__", "")) or None)
             return module
@@ -93,10 +94,6 @@ class TensorRTBackend(Backend):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def activate_impl(self) -> None:
-        from higherhrnet_trt.core.gpu import query_gpu
-
-        from ...engine.sidecar import check_compatible, check_engine_file, read_sidecar
-
         if self.path.lower().endswith(".onnx"):  # not "rebuild with build -o model.onnx"
             stem = os.path.splitext(self.path)[0]
             raise UserError(f"{self.path} is an ONNX file and the {self.name} backend runs engines: build "

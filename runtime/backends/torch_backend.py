@@ -25,6 +25,8 @@ import numpy as np
 from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 from higherhrnet_trt.core.metadata import ModelMeta
 
+from ...export.checkpoint import check_compatible, describe_state_dict, read_state_dict
+from ...export.configs import get_config
 from .base import Backend, TensorSpec
 
 INPUT_NAME = "image"
@@ -91,8 +93,6 @@ class TorchBackend(Backend):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def _resolve_config(self, sd: Mapping) -> str:
-        from ...export.checkpoint import describe_state_dict
-
         if self.config != "auto":
             return self.config
         candidates = describe_state_dict(sd)["matching_configs"]
@@ -110,8 +110,7 @@ class TorchBackend(Backend):
         if not os.path.isfile(self.path):
             raise UserError(f"checkpoint not found: {self.path}")
         torch = _import_torch()
-        from ...export.checkpoint import check_compatible, read_state_dict
-        from ...export.configs import get_config
+        # Here, not at the top: it imports torch at load (nn.Module classes); torch is an extra.
         from ...export.model import HigherHRNet
         from ...export.onnx_export import AggregatedGraph, graph_meta
 

@@ -13,10 +13,11 @@ import warnings
 import pytest
 
 from higherhrnet_trt.core.errors import UserError
+from higherhrnet_trt.core.files import sha256_file
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.engine import build as build_mod
 from higherhrnet_trt.engine.build import build_engine, parse_shape
-from higherhrnet_trt.engine.onnx_info import sha256_file, summarize
+from higherhrnet_trt.engine.onnx_info import summarize
 from higherhrnet_trt.engine.sidecar import check_compatible, read_sidecar
 
 rtx = pytest.mark.tensorrt_rtx
@@ -25,7 +26,7 @@ rtx = pytest.mark.tensorrt_rtx
 @pytest.fixture(scope="module")
 def fp16_onnx(tiny_onnx, tmp_path_factory):
     pytest.importorskip("modelopt.onnx.autocast", reason="nvidia-modelopt is not installed")
-    from higherhrnet_trt.export.quantize import convert_fp16
+    from higherhrnet_trt.export.fp16 import convert_fp16
 
     out = tmp_path_factory.mktemp("fp16") / "tiny.fp16.onnx"
     convert_fp16(str(tiny_onnx), str(out))

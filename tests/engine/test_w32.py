@@ -42,7 +42,8 @@ def w32(tmp_path_factory) -> dict:
     pytest.importorskip("modelopt.onnx.quantization", reason="nvidia-modelopt is not installed")
     from higherhrnet_trt.engine.build import build_engine
     from higherhrnet_trt.export.api import export
-    from higherhrnet_trt.export.quantize import convert_fp16, quantize_int8
+    from higherhrnet_trt.export.fp16 import convert_fp16
+    from higherhrnet_trt.export.quantize import quantize_int8
     from higherhrnet_trt.references.scenes import generate_dataset
 
     d = tmp_path_factory.mktemp("w32")

@@ -14,9 +14,11 @@ pytest.importorskip("modelopt.onnx.autocast", reason="nvidia-modelopt is not ins
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from higherhrnet_trt.core.errors import UserError  # noqa: E402
 from higherhrnet_trt.engine.onnx_info import summarize  # noqa: E402
 from higherhrnet_trt.export import fp16_ranges as fr  # noqa: E402
-from higherhrnet_trt.export import quantize as q  # noqa: E402
+from higherhrnet_trt.export.fp16 import convert_fp16  # noqa: E402
+from higherhrnet_trt.export.quant_common import quiet  # noqa: E402
 
 
 def _feeds(scale: float, count: int = 2):
@@ -78,7 +80,7 @@ def test_ranges_keep_what_autocasts_classifier_keeps(tiny_onnx, tmp_path):
     data.mkdir()
     for i, f in enumerate(feeds):
         np.savez(data / f"{i}.npz", **f)
-    with q._quiet():
+    with quiet():
         theirs = convert_to_mixed_precision(str(tiny_onnx), low_precision_type="fp16",
                                             keep_io_types=True, calibration_data=str(data),
                                             providers=["cpu"])
@@ -93,7 +95,7 @@ def test_ranges_keep_what_autocasts_classifier_keeps(tiny_onnx, tmp_path):
 
 def test_convert_fp16_ranges_is_fp16_and_close(tiny_onnx, tmp_path):
     out = tmp_path / "tiny.fp16.onnx"
-    report = q.convert_fp16(str(tiny_onnx), str(out), method="ranges")
+    report = convert_fp16(str(tiny_onnx), str(out), method="ranges")
     s = summarize(str(out))
     assert s.precision == "fp16" and s.meta().precision == "fp16"
     assert [t.dtype for t in s.inputs + s.outputs] == ["float32"] * 3
@@ -108,5 +110,5 @@ def test_convert_fp16_ranges_is_fp16_and_close(tiny_onnx, tmp_path):
 
 
 def test_convert_fp16_rejects_unknown_method(tiny_onnx, tmp_path):
-    with pytest.raises(q.UserError, match="ranges, autocast"):
-        q.convert_fp16(str(tiny_onnx), str(tmp_path / "x.onnx"), method="fast")
+    with pytest.raises(UserError, match="ranges, autocast"):
+        convert_fp16(str(tiny_onnx), str(tmp_path / "x.onnx"), method="fast")

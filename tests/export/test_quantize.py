@@ -26,7 +26,11 @@ onnx = pytest.importorskip("onnx")
 from higherhrnet_trt.core.errors import UserError  # noqa: E402
 from higherhrnet_trt.core.metadata import ModelMeta  # noqa: E402
 from higherhrnet_trt.engine.onnx_info import summarize  # noqa: E402
+from higherhrnet_trt.export import calib_ranges  # noqa: E402
 from higherhrnet_trt.export import quantize as q  # noqa: E402
+from higherhrnet_trt.export.calib_data import InputMaker, fixed_size_input, list_images, read_image  # noqa: E402
+from higherhrnet_trt.export.fp16 import _EXACT_IN_FP16, convert_fp16  # noqa: E402
+from higherhrnet_trt.export.quant_common import quiet  # noqa: E402
 
 
 def make_images(folder, count: int, seed: int = 0, broken: int = 0) -> str:
@@ -93,14 +97,14 @@ def test_fixed_size_input_equals_official_when_sizes_agree():
     image = rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)  # official size at 128: 192 x 128
     official = preprocess(image, 128)[0][0][1]
     assert official.shape == (1, 3, 128, 192)
-    ours = q.fixed_size_input(image, (128, 192), ModelMeta().mean, ModelMeta().std)
+    ours = fixed_size_input(image, (128, 192), ModelMeta().mean, ModelMeta().std)
     np.testing.assert_array_equal(ours, official)
 
 
 def test_fixed_size_input_letterboxes_with_black_border():
     image = np.full((50, 200, 3), 255, np.uint8)  # 4:1 frame into a square input
     meta = ModelMeta()
-    x = q.fixed_size_input(image, (128, 128), meta.mean, meta.std)
+    x = fixed_size_input(image, (128, 128), meta.mean, meta.std)
     assert x.shape == (1, 3, 128, 128) and x.dtype == np.float32
     black = (0.0 - np.asarray(meta.mean)) / np.asarray(meta.std)
     white = (1.0 - np.asarray(meta.mean)) / np.asarray(meta.std)
@@ -111,24 +115,24 @@ def test_fixed_size_input_letterboxes_with_black_border():
 
 def test_input_maker_follows_the_model(tiny_onnx, tiny_onnx_dynamic):
     image = np.zeros((80, 100, 3), np.uint8)
-    static = q.InputMaker(summarize(str(tiny_onnx)), ModelMeta(input_size=128))
+    static = InputMaker(summarize(str(tiny_onnx)), ModelMeta(input_size=128))
     assert static.fixed_hw == (128, 128) and static.tensor(image).shape == (1, 3, 128, 128)
-    dynamic = q.InputMaker(summarize(str(tiny_onnx_dynamic)), ModelMeta(input_size=128))
+    dynamic = InputMaker(summarize(str(tiny_onnx_dynamic)), ModelMeta(input_size=128))
     assert dynamic.fixed_hw is None and dynamic.tensor(image).shape == (1, 3, 128, 192)
 
 
 def test_list_images_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
-        q.list_images(tmp_path / "missing")
+        list_images(tmp_path / "missing")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(UserError, match="no images"):
-        q.list_images(tmp_path)
+        list_images(tmp_path)
 
 
 # -- FP16 ------------------------------------------------------------------------------------------
 def test_convert_fp16_keeps_io_fp32_and_metadata(tiny_onnx, tmp_path):
     out = tmp_path / "tiny.fp16.onnx"
-    report = q.convert_fp16(str(tiny_onnx), str(out))
+    report = convert_fp16(str(tiny_onnx), str(out))
     s = summarize(str(out))
     assert s.precision == "fp16"
     assert [t.dtype for t in s.inputs + s.outputs] == ["float32"] * 3
@@ -148,7 +152,7 @@ def test_convert_fp16_keeps_io_fp32_and_metadata(tiny_onnx, tmp_path):
 
 def test_convert_fp16_fp16_io_and_images(tiny_onnx, tmp_path, calib_dir):
     out = tmp_path / "tiny.fp16io.onnx"
-    report = q.convert_fp16(str(tiny_onnx), str(out), keep_io_fp32=False, images=calib_dir, num_check=3)
+    report = convert_fp16(str(tiny_onnx), str(out), keep_io_fp32=False, images=calib_dir, num_check=3)
     s = summarize(str(out))
     assert s.inputs[0].dtype == "float16" and s.outputs[0].dtype == "float16"
     assert report.checked_on == "3 images"
@@ -158,7 +162,7 @@ def test_convert_fp16_fp16_io_and_images(tiny_onnx, tmp_path, calib_dir):
 def test_convert_fp16_keeps_layers_fp32_when_error_demands(tiny_onnx, tmp_path):
     out = tmp_path / "tiny.fp16.strict.onnx"
     with pytest.warns(UserWarning, match="still above"):
-        report = q.convert_fp16(str(tiny_onnx), str(out), tolerance=1e-7, max_rounds=1,
+        report = convert_fp16(str(tiny_onnx), str(out), tolerance=1e-7, max_rounds=1,
                                   method="autocast")
     assert len(report.kept_fp32) >= 1 and report.notes and "keeping fp32" in report.notes[0]
     kept = set(report.kept_fp32)
@@ -167,16 +171,16 @@ def test_convert_fp16_keeps_layers_fp32_when_error_demands(tiny_onnx, tmp_path):
     nodes = [n for n in m.graph.node if n.name in kept]
     assert len(nodes) == len(kept), "kept nodes must still exist in the converted graph"
     for n in nodes:  # arithmetic nodes, really computing in fp32: their weights stayed fp32
-        assert n.op_type not in q._EXACT_IN_FP16
+        assert n.op_type not in _EXACT_IN_FP16
         weights = [inits[i] for i in n.input if i in inits]
         assert all(t == onnx.TensorProto.FLOAT for t in weights), n.name
 
 
 def test_convert_fp16_rejects_non_fp32(tiny_onnx, tmp_path):
     half = tmp_path / "half.onnx"
-    q.convert_fp16(str(tiny_onnx), str(half))
+    convert_fp16(str(tiny_onnx), str(half))
     with pytest.raises(UserError, match="already fp16"):
-        q.convert_fp16(str(half), str(tmp_path / "again.onnx"))
+        convert_fp16(str(half), str(tmp_path / "again.onnx"))
 
 
 # -- INT8 ------------------------------------------------------------------------------------------
@@ -200,12 +204,12 @@ def test_int8_scales_equal_modelopts_own_calibration(tiny_onnx, tmp_path, method
                         cache_dir=str(tmp_path / "cache"), progress=False,
                         sample=DEFAULT_SAMPLE if sample is None else sample)
     s = summarize(str(tiny_onnx))
-    maker = q.InputMaker(s, s.meta())
-    pool = q.list_images(folder)
+    maker = InputMaker(s, s.meta())
+    pool = list_images(folder)
     order = [pool[i] for i in np.random.default_rng(0).permutation(len(pool))]  # seed 0 shuffle
-    data = np.concatenate([maker.tensor(q.read_image(p)[0]) for p in order], 0)
+    data = np.concatenate([maker.tensor(read_image(p)[0]) for p in order], 0)
     theirs = tmp_path / "theirs.onnx"
-    with q._quiet():
+    with quiet():
         modelopt_quantize(str(tiny_onnx), quantize_mode="int8", calibration_data={"image": data},
                           calibration_method=method, calibration_eps=["cpu"], output_path=str(theirs),
                           high_precision_dtype="fp16", log_level="CRITICAL")
@@ -246,8 +250,8 @@ def test_int8_accuracy_skips_and_warnings(tiny_onnx, tmp_path, calib_dir, calib_
     # Independent check on an unseen frame, ORT optimisation disabled (see module docstring).
     from higherhrnet_trt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    frame = q.read_image(make_images(tmp_path / "unseen", 1, seed=9) + "/frame_000.jpg")[0]
-    x = q.fixed_size_input(frame, (128, 128), ModelMeta().mean, ModelMeta().std)
+    frame = read_image(make_images(tmp_path / "unseen", 1, seed=9) + "/frame_000.jpg")[0]
+    x = fixed_size_input(frame, (128, 128), ModelMeta().mean, ModelMeta().std)
     with OnnxRuntimeBackend(str(tiny_onnx)) as ref, \
             OnnxRuntimeBackend(str(out), graph_optimization="disable") as var:
         assert var.metadata.precision == "int8"
@@ -265,8 +269,8 @@ def test_int8_cache_skips_the_pass(tiny_onnx, tmp_path, calib_dir):
         warnings.simplefilter("ignore")
         r1 = q.quantize_int8(str(tiny_onnx), str(first), calib_dir, **kwargs)
         calls = []
-        original = q._collect_ranges
-        q._collect_ranges = lambda *a, **k: calls.append(1) or original(*a, **k)
+        original = calib_ranges.collect_ranges
+        calib_ranges.collect_ranges = lambda *a, **k: calls.append(1) or original(*a, **k)
         try:
             t0 = time.perf_counter()
             r2 = q.quantize_int8(str(tiny_onnx), str(second), calib_dir, **kwargs)
@@ -279,7 +283,7 @@ def test_int8_cache_skips_the_pass(tiny_onnx, tmp_path, calib_dir):
                                  **{**kwargs, "percentile": 99.9})
             assert calls == [1] and not r3.cache_hit and r3.cache_path != r1.cache_path
         finally:
-            q._collect_ranges = original
+            calib_ranges.collect_ranges = original
     a = {i.name: i.SerializeToString() for i in onnx.load(str(first)).graph.initializer}
     b = {i.name: i.SerializeToString() for i in onnx.load(str(second)).graph.initializer}
     assert a == b

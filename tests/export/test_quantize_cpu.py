@@ -86,7 +86,8 @@ quantize_static(sys.argv[1], sys.argv[3], Reader(), quant_format=QuantFormat.QDQ
 
 
 def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
-    from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
+    from higherhrnet_trt.export.calib_data import InputMaker, list_images
+    from higherhrnet_trt.export.quant_common import check_fp32_input
 
     fp32, ours, images, _ = cpu_files
     _, summary, meta = check_fp32_input(fp32)
@@ -136,7 +137,8 @@ def test_onnxruntime_fuses_every_conv(cpu_files, tmp_path):
 
 
 def test_backend_runs_it_optimised_and_close_to_fp32(cpu_files, caplog):
-    from higherhrnet_trt.export.quantize import InputMaker, check_fp32_input, list_images
+    from higherhrnet_trt.export.calib_data import InputMaker, list_images
+    from higherhrnet_trt.export.quant_common import check_fp32_input
     from higherhrnet_trt.runtime.backends import create_backend
 
     fp32, ours, images, _ = cpu_files

@@ -214,11 +214,11 @@ def fake_gpu(monkeypatch):
     if kc.nvrtc_library_path(13) is None and kc.nvrtc_library_path(12) is None:
         pytest.skip("no NVRTC installed")
     drv = FakeDriver()
-    monkeypatch.setattr(engine_gpu, "query_gpu", lambda index=0: engine_gpu.GpuInfo(0, "fake", "8.7"))
-    monkeypatch.setattr(dg, "_driver", lambda: drv)
     from higherhrnet_trt.kernels import preprocess_gpu
 
-    monkeypatch.setattr(preprocess_gpu, "_driver", lambda: drv)
+    for module in (dg, preprocess_gpu):  # each looks the GPU up through its own import
+        monkeypatch.setattr(module, "query_gpu", lambda index=0: engine_gpu.GpuInfo(0, "fake", "8.7"))
+        monkeypatch.setattr(module, "_driver", lambda: drv)
     return drv
 
 

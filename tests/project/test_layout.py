@@ -96,6 +96,64 @@ def python_files(part: str) -> list[pathlib.Path]:
     return sorted((ROOT / part).rglob("*.py"))
 
 
+def tracked_python_files() -> list[str]:
+    """The repository's .py files as git tracks them (not the venvs); the package folders when
+    this is not a git checkout."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    return tracked or [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+                       if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+
+
+#: Never imported at load by these parts (the runtime must run without torch, TensorRT or ONNX):
+#: inside a function, or as ``core.lazy.lazy_import`` proxies.
+NOT_AT_LOAD = {"torch", "onnx", "tensorrt", "tensorrt_rtx"}
+NOT_AT_LOAD_PARTS = ("runtime/", "core/", "decode/")
+
+
+def _is_project_import(node: ast.AST) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return bool(node.level) or (node.module or "").startswith("higherhrnet_trt.")
+    return isinstance(node, ast.Import) and any(a.name.startswith("higherhrnet_trt.") for a in node.names)
+
+
+def _imported_roots(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.ImportFrom):
+        return set() if node.level else {(node.module or "").split(".")[0]}
+    return {a.name.split(".")[0] for a in node.names} if isinstance(node, ast.Import) else set()
+
+
+def import_problems(rel: str, text: str) -> list[str]:
+    """In-function project imports with no comment saying why (on the import's line, or on the
+    line above it or above the block of imports it belongs to); for runtime/, core/ and decode/
+    also module-level imports of NOT_AT_LOAD libraries."""
+    lines = text.splitlines()
+    tree = ast.parse(text)
+    problems = []
+    in_function: set[int] = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            in_function |= {id(n) for n in ast.walk(fn) if n is not fn}
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if id(node) in in_function and _is_project_import(node):
+            first = node.lineno - 1
+            while first > 0 and lines[first - 1].strip().startswith(("from ", "import ")):
+                first -= 1  # a comment above a block of imports covers the block
+            said = "#" in lines[node.lineno - 1] or (first > 0 and lines[first - 1].strip().startswith("#"))
+            if not said:
+                problems.append(f"{rel}:{node.lineno} imports inside a function with no comment "
+                                "saying why (move it to the top, or say why on the line above)")
+        elif id(node) not in in_function and rel.startswith(NOT_AT_LOAD_PARTS):
+            for lib in sorted(_imported_roots(node) & NOT_AT_LOAD):
+                problems.append(f"{rel}:{node.lineno} imports {lib} at load (the runtime stays free of "
+                                f"it: import it in the function, or {lib} = lazy_import({lib!r}))")
+    return problems
+
+
 @pytest.mark.parametrize("part", sorted(ALLOWED))
 def test_each_part_imports_only_the_parts_before_it(part):
     bad = []
@@ -124,6 +182,31 @@ def test_argparse_only_in_cli():
     for rel in sorted(ARGPARSE_TOOLS):
         assert (ROOT / rel).is_file(), f"{rel}: listed in ARGPARSE_TOOLS, not in the repository"
     assert not bad, "\n".join(bad)
+
+
+def test_imports_at_the_top_and_heavy_libraries_not_at_load():
+    """Project imports sit at the top of each file; one inside a function says why (an import cycle,
+    an optional extra, --help's speed). runtime/, core/ and decode/ never import torch, ONNX or
+    TensorRT when they load."""
+    bad = []
+    for rel in tracked_python_files():
+        if rel.startswith("tests/") or rel == "setup.py":
+            continue
+        bad += import_problems(rel, (ROOT / rel).read_text(encoding="utf-8"))
+    assert not bad, "\n".join(bad)
+
+
+def test_the_import_check_can_fail():
+    quiet = "def f():\n    from .x import y\n"
+    said = "def f():\n    # here: x imports this module\n    from .x import y\n    from .z import w\n"
+    assert import_problems("decode/m.py", quiet) == [
+        "decode/m.py:2 imports inside a function with no comment saying why (move it to the top, or "
+        "say why on the line above)"]
+    assert import_problems("decode/m.py", said) == []
+    assert len(import_problems("runtime/m.py", "import torch\ntry:\n    import onnx\nexcept ImportError:\n"
+                                               "    pass\n")) == 2
+    assert import_problems("export/m.py", "import torch\n") == []  # export/ needs torch
+    assert import_problems("core/m.py", "import onnxruntime\ndef f():\n    import torch\n") == []
 
 
 def test_the_argparse_check_can_fail(tmp_path):

@@ -96,7 +96,7 @@ def test_info_never_calls_an_unchecked_engine_compatible(tmp_path, capsys, monke
     # With the flavour present at the engine's version but no GPU: says so, never "compatible; ..."
     fake = type("trt", (), {"__version__": "10.3.0.30", "Builder": object})
     monkeypatch.setattr(flavors, "_import", lambda name: fake)
-    monkeypatch.setattr("higherhrnet_trt.core.gpu.query_gpu", lambda *a: None)
+    monkeypatch.setattr("higherhrnet_trt.engine.info.query_gpu", lambda *a: None)
     rc, out, _ = run_cli(capsys, "info", engine)
     assert rc == 0 and "no CUDA GPU here" in out and "compatible;" not in out
     # Another version: incompatible is exit 1
@@ -225,7 +225,7 @@ def test_debug_precision_refuses_unrelated_networks(tiny_onnx, other_weights_onn
     # A variant that records another fp32 source is refused on that record alone.
     import onnx
 
-    from higherhrnet_trt.engine.onnx_info import copy_metadata
+    from higherhrnet_trt.core.metadata import copy_metadata
 
     model = onnx.load(str(tiny_onnx))
     copy_metadata(model, model, derived_from={"sha256": "f" * 64, "precision": "fp32"})
@@ -433,7 +433,7 @@ def test_tensorrt_backend_on_an_onnx_gives_the_build_command(tiny_onnx, capsys, 
 
 
 def test_engine_without_gpu_points_at_its_onnx(tmp_path, capsys, monkeypatch, image_dir):
-    monkeypatch.setattr("higherhrnet_trt.core.gpu.query_gpu", lambda *a: None)
+    monkeypatch.setattr("higherhrnet_trt.runtime.backends.tensorrt_backend.query_gpu", lambda *a: None)
     engine = _fake_engine(tmp_path)
     rc, _, err = run_cli(capsys, "run", engine, "--source", image_dir)
     assert rc == 1

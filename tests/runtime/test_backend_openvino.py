@@ -70,10 +70,10 @@ def _frame_input(size: int = 128) -> np.ndarray:
     """The sample photo pre-processed as calibration does: (1, 3, size, size) float32, normalised."""
     pytest.importorskip("cv2")
     from higherhrnet_trt.core.metadata import ModelMeta
-    from higherhrnet_trt.export import quantize as q
+    from higherhrnet_trt.export.calib_data import fixed_size_input, read_image
 
-    frame = q.read_image(str(SAMPLE))[0]
-    return q.fixed_size_input(frame, (size, size), ModelMeta().mean, ModelMeta().std)
+    frame = read_image(str(SAMPLE))[0]
+    return fixed_size_input(frame, (size, size), ModelMeta().mean, ModelMeta().std)
 
 
 # -- registry, import, errors ----------------------------------------------------------------------
@@ -202,10 +202,10 @@ def test_pipeline_poses_equal_onnxruntime(ov, tiny_onnx_dynamic):
 @pytest.fixture(scope="module")
 def fp16_onnx(tiny_onnx, tmp_path_factory) -> Path:
     pytest.importorskip("modelopt.onnx.autocast", reason="nvidia-modelopt is not installed")
-    from higherhrnet_trt.export import quantize as q
+    from higherhrnet_trt.export.fp16 import convert_fp16
 
     out = tmp_path_factory.mktemp("ov_fp16") / "tiny.fp16.onnx"
-    q.convert_fp16(str(tiny_onnx), str(out))
+    convert_fp16(str(tiny_onnx), str(out))
     return out
 
 
@@ -214,7 +214,7 @@ def int8_onnx(tiny_onnx, tmp_path_factory) -> Path:
     """INT8 Q/DQ file calibrated ("max") on 8 crops of the sample photo."""
     pytest.importorskip("modelopt.onnx.quantization", reason="nvidia-modelopt is not installed")
     cv2 = pytest.importorskip("cv2")
-    from higherhrnet_trt.export import quantize as q
+    from higherhrnet_trt.export.quantize import quantize_int8
 
     work = tmp_path_factory.mktemp("ov_int8")
     images = work / "calib"
@@ -227,8 +227,8 @@ def int8_onnx(tiny_onnx, tmp_path_factory) -> Path:
     out = work / "tiny.int8.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few images: the quantizer says so
-        q.quantize_int8(str(tiny_onnx), str(out), str(images), num_images=8, method="max", holdout=1,
-                        cache_dir=str(work / "cache"), progress=False)
+        quantize_int8(str(tiny_onnx), str(out), str(images), num_images=8, method="max", holdout=1,
+                      cache_dir=str(work / "cache"), progress=False)
     return out
 
 

@@ -59,9 +59,9 @@ def test_stale_sidecar_names_the_rebuild(rtx_engine, tmp_path):
 
 @rtx
 def test_no_driver_is_one_line(rtx_engine, monkeypatch):
-    from higherhrnet_trt.core import gpu
+    from higherhrnet_trt.runtime.backends import tensorrt_backend
 
-    monkeypatch.setattr(gpu, "query_gpu", lambda index=0: None)
+    monkeypatch.setattr(tensorrt_backend, "query_gpu", lambda index=0: None)
     with pytest.raises(BackendUnavailable) as e:
         create_backend(str(rtx_engine)).activate()
     # An engine cannot run on the CPU: the advice names the ONNX it was built from.

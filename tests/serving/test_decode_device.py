@@ -260,10 +260,13 @@ def test_the_cuda_decode_path_with_the_kernels_arithmetic_on_the_host(demo_onnx,
     gives the people of a local Pipeline (NumPy decode). The GPU itself: the gpu tests below."""
     pytest.importorskip("higherhrnet_trt.kernels.host")
     from higherhrnet_trt.core import gpu
-    from higherhrnet_trt.kernels import decode_gpu
+    from higherhrnet_trt.serving import decode_device
 
-    monkeypatch.setattr(gpu, "query_gpu", lambda index=0: gpu.GpuInfo(index, "host stand-in", "8.7"))
-    monkeypatch.setattr(decode_gpu, "GpuDecoder", HostGpuDecoder)
+    def host_gpu(index: int = 0) -> gpu.GpuInfo:
+        return gpu.GpuInfo(index, "host stand-in", "8.7")
+
+    monkeypatch.setattr(decode_device, "query_gpu", host_gpu)
+    monkeypatch.setattr(decode_device, "GpuDecoder", HostGpuDecoder)
     monkeypatch.setattr(HostGpuDecoder, "built", [])
     monkeypatch.setattr(HostGpuDecoder, "closed", [])
     model, pb = load_model(demo_onnx, tmp_path / "repo", monkeypatch, "cuda")
