@@ -38,12 +38,11 @@ import os
 import sys
 import time
 
+# A script for MediaPipe's own venv, where higherhrnet_trt is not installed (so no core.lazy):
+# mediapipe, its teacher, is imported at load.
 import cv2
+import mediapipe as mp
 import numpy as np
-
-from higherhrnet_trt.core.lazy import lazy_import
-
-mp = lazy_import("mediapipe")
 
 DATA = "/usr/share/doc/opencv-doc/examples/data"
 HOLDOUT_FRAME = 636  # 795 frames: the last 20 % are held out

@@ -49,7 +49,6 @@ from .repository import (
 )
 
 
-
 @dataclass(frozen=True)
 class Endpoints:
     """Where a served model answers."""
