@@ -97,8 +97,6 @@ def check_graph_fits(path: str, cfg) -> None:
     expected = final_layer_shape(cfg)
     if expected in shapes:
         return
-    from higherhrnet_trt.export.configs import CONFIGS, get_config
-
     fits = [name for name in CONFIGS if final_layer_shape(get_config(name)) in shapes]
     found = sorted({s[1] for s in shapes if len(s) == 4 and s[0] == expected[0] and s[2:] == expected[2:]})
     what = f"its final layer takes {found[0]} channels" if len(found) == 1 else "its layers"

@@ -196,6 +196,19 @@ def test_imports_at_the_top_and_heavy_libraries_not_at_load():
     assert not bad, "\n".join(bad)
 
 
+#: Scripts run with another project's Python, where higherhrnet_trt is not installed: MediaPipe's
+#: venv (references/silver.py's docstring says how it is made).
+FOREIGN_VENV_SCRIPTS = ("references/silver.py",)
+
+
+@pytest.mark.parametrize("rel", FOREIGN_VENV_SCRIPTS)
+def test_scripts_for_another_venv_import_nothing_of_ours(rel):
+    tree = ast.parse((ROOT / rel).read_text(encoding="utf-8"))
+    ours = [n.lineno for n in ast.walk(tree)
+            if _is_project_import(n) or "higherhrnet_trt" in _imported_roots(n)]
+    assert not ours, f"{rel}:{ours[0]} imports higherhrnet_trt, which MediaPipe's venv does not have"
+
+
 def test_the_import_check_can_fail():
     quiet = "def f():\n    from .x import y\n"
     said = "def f():\n    # here: x imports this module\n    from .x import y\n    from .z import w\n"
