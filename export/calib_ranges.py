@@ -161,11 +161,14 @@ def _cache_key(onnx_sha: str, paths: Sequence[str], settings: dict) -> str:
     h.update(onnx_sha.encode())
     h.update(json.dumps(settings, sort_keys=True).encode())
     for p in paths:
+        # fsencode, not encode(): a file name that is not UTF-8 comes as surrogate escapes, and
+        # gives its own bytes back (the same key as before for every UTF-8 name)
+        name = os.fsencode(os.path.abspath(p))
         try:
             st = os.stat(p)
-            h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(name + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
         except OSError:
-            h.update(f"{os.path.abspath(p)}|missing\n".encode())
+            h.update(name + b"|missing\n")
     return h.hexdigest()[:32]
 
 

@@ -1,4 +1,5 @@
-"""Issue 27, items 5 to 7: no silent wrong results, stages usable in their documented order."""
+"""Issue 27, items 2 to 7: hostile file names, disk errors that name the right file, no silent wrong
+results, stages usable in their documented order."""
 
 from __future__ import annotations
 
@@ -182,3 +183,24 @@ def test_run_refuses_a_config_the_graph_does_not_fit(tiny_onnx, tmp_path, capsys
     lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
     assert len(lines) == 1 and "not a w32_512 network" in lines[0], err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_calibrate_on_a_file_name_that_is_not_utf8(tiny_onnx, tmp_path, capsys):
+    """A source folder holding a name that is not UTF-8 (bytes 0xff 0xfe): the calibration cache
+    key encoded the surrogate-escaped name and raised UnicodeEncodeError; the image is used."""
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip("modelopt.onnx.quantization")
+    import os
+
+    images = tmp_path / "images"
+    images.mkdir()
+    ok, frame = cv2.imencode(".jpg", np.random.default_rng(2).integers(0, 255, (96, 128, 3), np.uint8))
+    (images / "ok.jpg").write_bytes(frame.tobytes())
+    with open(os.path.join(os.fsencode(images), b"b\xff\xfe.jpg"), "wb") as f:
+        f.write(frame.tobytes())
+    out = tmp_path / "o.int8.onnx"
+    rc = main(["calibrate", str(tiny_onnx), "--images", str(images), "-o", str(out), "--holdout", "0",
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err and out.is_file(), err
+    assert "calibrated on 2 images" in err, err
