@@ -52,7 +52,8 @@ def register(sub) -> None:
                    help="static input size in pixels, multiples of 64 (default: the config's, 512/640)")
     p.add_argument("--dynamic", action="store_true",
                    help="dynamic height and width (multiples of 64): one file for any image shape")
-    p.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
+    p.add_argument("--dynamic-batch", action="store_true", help=(
+        "dynamic batch dimension; with --dynamic, or with --input-size to fix the height and width"))
     p.add_argument("--batch", type=BATCH, default=1, help="static batch size")
     p.add_argument("--no-flip", dest="flip", action="store_false",
                    help="leave out the flip test (half the compute, ~1-2 AP lower)")
@@ -101,6 +102,12 @@ def run_export(args) -> int:
     precision, calibration = options(args, PrecisionOptions), options(args, CalibrationOptions)
     if args.seed is not None and args.checkpoint:
         raise UserError("--seed sets RANDOM weights, which --checkpoint replaces: leave --seed out")
+    if args.dynamic_batch and not args.dynamic and args.input_size is None:
+        # Alone it fixed the input at the config's size without a word: several-source runs then
+        # letterboxed every frame and found other people than the official sizing does.
+        raise UserError("--dynamic-batch alone fixes the height and width at the config's input size "
+                        "(every frame letterboxed into it): add --dynamic for any size, or give "
+                        "--input-size HxW to fix the size on purpose")
     res = export(
         checkpoint=args.checkpoint, config=args.config, output=args.output,
         format="engine" if args.engine else "onnx", input_size=args.input_size, batch=args.batch,

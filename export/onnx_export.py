@@ -108,11 +108,24 @@ class ExportReport:
     rel_error: dict[str, float] = field(default_factory=dict)
     export_seconds: float = 0.0
     check_seconds: float = 0.0
+    #: axes of the input that are dynamic (0: batch, 2: height, 3: width); input_shape is then
+    #: only the shape traced and checked, not what the file takes
+    dynamic_axes: tuple[int, ...] = ()
+
+    def input_text(self) -> str:
+        """The input as the file takes it: "1x3x512x512", or "1x3xheightxwidth, traced at ..."."""
+        names = {0: "batch", 2: "height", 3: "width"}
+        dims = "x".join(names[a] if a in self.dynamic_axes else str(n)
+                        for a, n in enumerate(self.input_shape))
+        if not self.dynamic_axes:
+            return dims
+        traced = "x".join(map(str, self.input_shape))
+        return f"{dims}, traced at {traced}"
 
     def summary(self) -> str:
         errs = ", ".join(f"{k} max|err| {v:.2e} (rel {self.rel_error[k]:.1e})"
                          for k, v in self.max_abs_error.items())
-        return (f"wrote {self.path} (input {self.input_shape}) in {self.export_seconds:.1f}s; "
+        return (f"wrote {self.path} (input {self.input_text()}) in {self.export_seconds:.1f}s; "
                 f"ONNX Runtime vs PyTorch: {errs or 'not checked'}")
 
 
@@ -164,7 +177,8 @@ def export_onnx(
     # interrupt leaves no ONNX (and no torn one) under the name.
     with atomic_path(path) as tmp:
         _write_with_metadata(program.model_proto, tmp, meta, cfg)
-        report = ExportReport(path, tuple(example.shape), out_names, export_seconds=time.perf_counter() - t0)
+        report = ExportReport(path, tuple(example.shape), out_names, export_seconds=time.perf_counter() - t0,
+                              dynamic_axes=tuple(sorted(dyn["image"])) if dyn else ())
         if check:
             _check_against_torch(graph, example, tmp, report, rtol)
     return report
@@ -260,12 +274,49 @@ def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) ->
 
     stamp_weights(proto)  # checked by 'info': a flipped byte in a copy is found
     proto.producer_name = "higherhrnet_trt"
-    # torch.export names dynamic dims after its symbols ("64*h64"); give users readable ones.
+    _name_dynamic_dims(proto)
+    onnx.save_model(proto, path)  # export_onnx's temporary name, renamed once checked
+
+
+def _name_dynamic_dims(proto) -> None:
+    """Readable names for the dynamic dims: torch.export names them after its symbols ("64*h64" in
+    the input, "32*s3" in the outputs, which 'info' showed as 1x17x32*s3x32*s58). The input gets
+    batch / height / width; the outputs (N, J, H, W[, T] in every graph written here) get the
+    input's name scaled by the ratio of the two factors ("height/2"), so 'info' says how the
+    output size follows the input. The output symbols are torch's own (s3, not h64): matched by
+    axis, not by symbol."""
     names = {0: "batch", 2: "height", 3: "width"}
+    factors: dict[int, int] = {}  # input axis -> its factor ("64*h64": 64)
     for axis, dim in enumerate(proto.graph.input[0].type.tensor_type.shape.dim):
         if dim.dim_param and axis in names:
+            parsed = _symbol(dim.dim_param)
+            if parsed:
+                factors[axis] = parsed[0]
             dim.dim_param = names[axis]
-    onnx.save_model(proto, path)  # export_onnx's temporary name, renamed once checked
+    for output in proto.graph.output:
+        for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+            parsed = _symbol(dim.dim_param) if dim.dim_param else None
+            if parsed and axis in factors:
+                dim.dim_param = _scaled(names[axis], parsed[0], factors[axis])
+
+
+def _symbol(param: str) -> tuple[int, str] | None:
+    """(factor, symbol) of a torch.export dim "64*s3" or "s3"; None for anything else."""
+    factor, _, symbol = param.rpartition("*")
+    if not symbol.isidentifier() or (factor and not factor.isdigit()):
+        return None
+    return (int(factor) if factor else 1), symbol
+
+
+def _scaled(name: str, factor: int, input_factor: int) -> str:
+    """``name`` * factor / input_factor written simply: "height", "height/2", "height*3/4"."""
+    if factor == input_factor:
+        return name
+    if input_factor % factor == 0:
+        return f"{name}/{input_factor // factor}"
+    if factor % input_factor == 0:
+        return f"{name}*{factor // input_factor}"
+    return f"{name}*{factor}/{input_factor}"
 
 
 def _run_onnxruntime(path: str, x: np.ndarray) -> list[np.ndarray]:
