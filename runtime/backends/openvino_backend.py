@@ -28,6 +28,7 @@ from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
+from .foreign import model_meta
 
 log = logging.getLogger("higherhrnet_trt")
 
@@ -172,10 +173,12 @@ class OpenVINOBackend(Backend):
     inference_precision: None (OpenVINO's default: bf16 on CPUs with AMX / AVX512-BF16, else f32),
         "f32" (results equal to ONNX Runtime's fp32 to rounding), "bf16" or "f16". Layers an INT8
         Q/DQ file quantizes run in int8 whatever the hint.
+    config: for an ONNX without higherhrnet_trt metadata (exported by other tools): its config
+        name, as for ONNX Runtime (backends/foreign.py).
     """
 
     name = "openvino"
-    options = ("threads", "inference_precision")
+    options = ("threads", "inference_precision", "config")
 
     def __init__(
         self,
@@ -184,8 +187,10 @@ class OpenVINOBackend(Backend):
         threads: int = 0,
         inference_precision: str | None = None,
         check_int8: bool = True,
+        config: str | None = None,
     ) -> None:
         super().__init__(path)
+        self.config = config
         if inference_precision is not None and inference_precision not in PRECISIONS:
             raise UserError(f"inference precision {inference_precision!r}: expected one of "
                             f"{', '.join(PRECISIONS)} (or none for OpenVINO's default)")
@@ -233,8 +238,10 @@ class OpenVINOBackend(Backend):
                 f"OpenVINO cannot load {self.path}: {_first_line(e)} (is it a complete ONNX file? "
                 "re-export it with 'higherhrnet-trt export')"
             ) from e
-        # Metadata first: a foreign ONNX file fails here with the same message as under ONNX Runtime.
-        self._meta = ModelMeta.from_props(_metadata_props(model))
+        # Metadata first, read as ONNX Runtime's backend reads it: a foreign ONNX file is one line
+        # naming --config (from_props alone raised a bare ValueError), or runs with the stated config.
+        ranks = [o.get_partial_shape().rank.get_length() for o in model.outputs]
+        self._meta = model_meta(_metadata_props(model), self.config, self.path, ranks)
         if self.check_int8 and _has_quantizers(model):
             self._refuse_wrong_int8()
         self._work_around_concat_quantizers(model)

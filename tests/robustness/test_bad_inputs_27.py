@@ -239,3 +239,30 @@ def test_export_dynamic_batch_alone_needs_a_size_on_purpose(tmp_path, capsys, mo
     assert rc == 1 and "Traceback" not in err and err.count("\n") == 1, err
     assert "--dynamic-batch" in err and "--dynamic" in err and "--input-size" in err, err
     assert not out.exists()
+
+
+def _foreign_onnx(path):
+    """An ONNX of one Relu: a network not made by this project, no metadata of ours."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 64, 64])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_foreign_onnx_is_one_line_under_every_backend(tmp_path, capsys, backend):
+    """--backend openvino raised a bare ValueError traceback on an ONNX without our metadata."""
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip(backend)
+    model = _foreign_onnx(tmp_path / "foreign.onnx")
+    image = tmp_path / "a.jpg"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    rc = main(["run", str(model), "--source", str(image), "--backend", backend, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and "no higherhrnet_trt metadata" in lines[0] and "--config" in lines[0], err
