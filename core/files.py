@@ -77,11 +77,16 @@ def _mount_of(here: str) -> str:
     return here
 
 
-def name_output(e: OSError, path: str) -> OSError:
-    """``e`` with ``path`` as its file name when it has none (a failed write() names no file), so
-    the one-line message can say which output it was. Returns ``e``."""
-    if isinstance(e, OSError) and e.errno in DISK_ERRNOS and not e.filename:
-        e.filename = str(path)
+def name_output(e: OSError, path: str, temp: str | None = None) -> OSError:
+    """``e`` with ``path`` as its file name when it has none (a failed write() names no file) or
+    names only ``temp``, the temporary file written for ``path`` (removed by then: the user knows
+    the output, not its hidden ``.part`` name), so the one-line message says which output it was.
+    Returns ``e``."""
+    if not isinstance(e, OSError) or e.errno not in DISK_ERRNOS:
+        return e
+    named = {os.fsdecode(n) for n in (e.filename, e.filename2) if n}
+    if not named or (temp is not None and os.fsdecode(temp) in named):
+        e.filename, e.filename2 = str(path), None
     return e
 
 
@@ -91,7 +96,10 @@ def disk_error_message(e: BaseException) -> str | None:
     if not isinstance(e, OSError) or e.errno not in DISK_ERRNOS:
         return None
 
-    path = shown_path(os.fsdecode(e.filename)) if e.filename else None
+    # A copy or a rename names its destination second: shutil's copy on a full disk gives
+    # (source, destination), and the source is not where the space ran out.
+    name = e.filename2 or e.filename
+    path = shown_path(os.fsdecode(name)) if name else None
     where = mount_point(path) if path else None
     writing = f" writing {path}" if path else ""
     on = f" on {where}" if where else ""
@@ -118,7 +126,7 @@ def atomic_path(path: str) -> Iterator[str]:
         os.replace(tmp, path)
     except OSError as e:
         discard(tmp)
-        name_output(e, path)
+        name_output(e, path, tmp)
         raise
     except BaseException:
         discard(tmp)

@@ -77,6 +77,10 @@ def test_disk_errors_become_one_line_naming_the_file(tmp_path, code, words):
     message = disk_error_message(e)
     assert message.startswith(words) and str(tmp_path / "out.json") in message
     assert disk_error_message(OSError(errno.EACCES, "denied")) is None
+    # shutil's copy names (source, destination): the message names where the space ran out
+    copy = OSError(code, os.strerror(code), "/elsewhere/model.onnx", None, str(tmp_path / "out.onnx"))
+    assert str(tmp_path / "out.onnx") in disk_error_message(copy)
+    assert "/elsewhere" not in disk_error_message(copy)
     assert disk_error_message(ValueError("x")) is None
 
 
@@ -149,5 +153,29 @@ def test_triton_repo_on_a_full_disk(demo_onnx, full_disk, capsys):
     rc = main(["triton-repo", str(demo_onnx), "-o", str(disk / "repo")])
     err = capsys.readouterr().err
     assert rc == 1, err
-    assert "no space left on" in one_line(err)
+    line = one_line(err)
+    # once "no space left on / writing <the input model>": the copy's source, not its destination
+    assert f"no space left on {disk} writing {disk}/repo/" in line, line
     assert [n for n in leftovers(disk) if n != "repo"] == []
+
+
+def test_convert_on_a_full_disk(tiny_onnx, full_disk, capsys):
+    pytest.importorskip("onnx")
+    disk = full_disk(0)
+    rc = main(["convert", str(tiny_onnx), "-o", str(disk / "t.fp16.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    line = one_line(err)
+    # once "no space left on / writing /tmp/.../candidate.onnx" (the copy's source)
+    assert f"no space left on {disk} writing {disk}/t.fp16.onnx" in line, line
+    assert leftovers(disk) == []
+
+
+def test_export_on_a_full_disk(full_disk, capsys):
+    pytest.importorskip("torch")
+    disk = full_disk(0)
+    rc = main(["export", "--config", "tiny", "--input-size", "128", "--no-check", "-o", str(disk / "t.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert f"no space left on {disk} writing {disk}/t.onnx" in one_line(err)
+    assert leftovers(disk) == []
