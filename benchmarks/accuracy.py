@@ -9,7 +9,7 @@ into the model, ONNX Runtime on the CPU) on the same images; the table gives AP,
 the AP difference to fp32. Variants not given are produced from the fp32 file with
 ``export/quantize.py`` (fp16: ModelOpt AutoCast; int8: Q/DQ calibrated on generated scenes of
 another seed than the evaluation scenes). Without ``--ann`` the images are generated scenes
-(references/scenes.py): self-contained, but not COCO: they show what the precision costs, not the
+(benchmarks/scenes.py): self-contained, but not COCO: they show what the precision costs, not the
 model's COCO accuracy. A model with random weights scores ~0 AP everywhere.
 """
 

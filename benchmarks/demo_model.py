@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.benchmarks.scenes import generate_dataset
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
-from higherhrnet_trt.references.scenes import generate_dataset
 
 from ..export.api import export
 from ..export.fp16 import convert_fp16
@@ -81,7 +81,7 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
             num_calib: int = 64, work_dir: str | None = None, precisions=("fp32", "fp16", "int8"),
             threads: int = 0, log=print, variants: dict[str, str] | None = None) -> dict:
     """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
-    ``references.scenes``' default distribution) of ``seed``. Returns {"ap": {precision: AP},
+    ``benchmarks.scenes``' default distribution) of ``seed``. Returns {"ap": {precision: AP},
     "stats": {precision: {...}}, "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}.
 
     ``variants`` (from :func:`prepare_variants`) skips the export; otherwise ``weights`` are

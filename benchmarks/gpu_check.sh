@@ -107,9 +107,9 @@ say "GPU tests (rc $?): $(tail -n 1 "$OUT/gpu_tests.log")"
 
 # 3. scenes for the training, on every core -------------------------------------------------------
 scenes_ok=
-if timeout 90 $PY -m higherhrnet_trt.references.scenes --out "$WORK/train" --num "$SCENES" --seed 1 \
+if timeout 90 $PY -m higherhrnet_trt.benchmarks.scenes --out "$WORK/train" --num "$SCENES" --seed 1 \
         --workers "$CORES" > "$WORK/scenes.log" 2>&1 \
-   && timeout 30 $PY -m higherhrnet_trt.references.scenes --out "$WORK/val" --num 20 --seed 1000 \
+   && timeout 30 $PY -m higherhrnet_trt.benchmarks.scenes --out "$WORK/val" --num 20 --seed 1000 \
         >> "$WORK/scenes.log" 2>&1; then
     scenes_ok=1
     say "scenes: $(grep -E '^wrote' "$WORK/scenes.log" | head -n 1)"

@@ -2,7 +2,7 @@
 
 Official HigherHRNet checkpoints stay the real input of this toolkit. This module exists because
 none can be downloaded on the project's machines: a narrow network trained for an hour on the CPU on
-``references.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
+``benchmarks.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
 real skeletons. It follows the official recipe (Cheng et al., CVPR 2020; HRNet/HigherHRNet-Human-
 Pose-Estimation), kept small:
 
@@ -178,7 +178,7 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
         path = os.path.join(images_dir, rec["file_name"])
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
-            raise OSError(f"cannot read {path}: regenerate the scenes (references.scenes) or fix --val")
+            raise OSError(f"cannot read {path}: regenerate the scenes (benchmarks.scenes) or fix --val")
         with torch.no_grad():
             out4, out2 = model(_network_input(bgr)[None])
         heat = (F.interpolate(out4[:, :j], size=out2.shape[2:], mode="bilinear", align_corners=False)

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"core", "engine"},
     "runtime": {"core", "decode", "kernels", "engine", "export"},
     "references": {"core", "decode", "engine", "export", "runtime"},
-    "benchmarks": {"core", "decode", "kernels", "engine", "export", "runtime", "references"},
+    "benchmarks": {"core", "decode", "kernels", "engine", "export", "runtime"},
     # Integrations over the runtime (optional extras): only the commands import them.
     "serving": {"core", "decode", "kernels", "engine", "runtime"},
     "ros": {"core", "decode", "kernels", "engine", "export", "runtime", "benchmarks"},

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
+from higherhrnet_trt.benchmarks.scenes import generate_dataset  # noqa: E402
 from higherhrnet_trt.export.configs import get_config  # noqa: E402
 from higherhrnet_trt.export.model import HigherHRNet  # noqa: E402
 from higherhrnet_trt.references import train as T  # noqa: E402
-from higherhrnet_trt.references.scenes import generate_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
