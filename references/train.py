@@ -21,7 +21,7 @@ between pixels and labels is the one the test-time pipeline uses.
 
 CLI::
 
-    python -m higherhrnet_trt.references.train --train DIR/person_keypoints.json \\
+    python references/train.py --train DIR/person_keypoints.json \\
         --val VAL/person_keypoints.json --out /tmp/demo_train --minutes 70 \\
         --save export/assets/demo_w16_256.pth
 """
@@ -43,21 +43,19 @@ import torch
 from higherhrnet_trt.core.errors import CheckpointError
 from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.core.lazy import lazy_import
-from higherhrnet_trt.export.checkpoint import load_checkpoint
-from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
-from higherhrnet_trt.export.model import HigherHRNet
-from higherhrnet_trt.export.onnx_export import export_onnx
-from higherhrnet_trt.runtime.evaluate import evaluate_model
+from higherhrnet_trt.export import CONFIGS, HigherHRNet, ModelConfig, export_onnx, load_checkpoint
+from higherhrnet_trt.runtime import evaluate_model
 
-from .train_data import (  # noqa: F401 (tests use them here)
+# Siblings, imported as torchvision's references/ do: this script's folder is sys.path[0].
+from train_data import (  # noqa: F401 (tests use them here)
     SceneDataset,
     _network_input,
     joint_indices,
     render_heatmaps,
     split_repeat,
 )
-from .train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
-from .train_options import TrainOptions
+from train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
+from train_options import TrainOptions
 
 F = lazy_import("torch.nn.functional")
 cv2 = lazy_import("cv2")
@@ -357,7 +355,7 @@ def train(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.references.train",
+    ap = argparse.ArgumentParser(prog="python references/train.py",
                                  description="Train the demo HigherHRNet on generated scenes (CPU).")
     ap.add_argument("--train", required=True, nargs="+", metavar="JSON[@N]",
                     help="COCO keypoints JSON files (images in each one's images/ folder); FILE@N counts "
