@@ -32,10 +32,10 @@ Extras, and why they are not hard requirements:
 from setuptools import setup
 
 #: The product, in the order data flows (core is imported by all, imports none); serving (Triton);
-#: references/ (training and scene generation: tools of this repository that the product never
-#: imports) and the benchmarks; the ROS 2 node; last the commands (cli: argparse only there), over all.
-PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "references", "benchmarks",
-         "ros", "cli"]
+#: the benchmarks (with the generated scenes tests and benchmarks take as data); the ROS 2 node; last
+#: the commands (cli: argparse only there), over all. references/ (the demo network's trainer, the
+#: silver labels) is not installed: scripts run as ``python references/train.py`` over this API.
+PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "benchmarks", "ros", "cli"]
 SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
 
 packages = []

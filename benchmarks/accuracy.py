@@ -9,7 +9,7 @@ into the model, ONNX Runtime on the CPU) on the same images; the table gives AP,
 the AP difference to fp32. Variants not given are produced from the fp32 file with
 ``export/quantize.py`` (fp16: ModelOpt AutoCast; int8: Q/DQ calibrated on generated scenes of
 another seed than the evaluation scenes). Without ``--ann`` the images are generated scenes
-(references/scenes.py): self-contained, but not COCO: they show what the precision costs, not the
+(benchmarks/scenes.py): self-contained, but not COCO: they show what the precision costs, not the
 model's COCO accuracy. A model with random weights scores ~0 AP everywhere.
 """
 
@@ -39,18 +39,28 @@ METRICS = ("AP", "AP50", "AP75", "AR")
 
 def evaluate_variants(
     variants: dict[str, str], ann: str, images_dir: str, threads: int = 0, progress: bool = False,
+    scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """{precision: onnx path} -> {precision: {stats, seconds, people, notes, precision_in_graph}}."""
+    """{precision: onnx path} -> {precision: {stats, seconds, people, notes, precision_in_graph}};
+    ``scales``: the test scales (default: evaluate_model's single scale 1)."""
     out: dict[str, Any] = {}
     for prec, path in variants.items():
         t0 = time.perf_counter()
         res = evaluate_model(path, ann, images_dir, backend="onnxruntime", progress=progress,
+                             **({"scales": tuple(scales)} if scales else {}),
                              **({"threads": threads} if threads else {}))
         out[prec] = {"model": os.path.abspath(path), "precision_in_graph": model_precision(load_model(path)),
                      "stats": {k: float(v) for k, v in res.stats.items()},
                      "images": res.num_images, "people": res.num_people, "notes": list(res.notes),
                      "seconds": time.perf_counter() - t0}
     return out
+
+
+def ap_summary(evaluated: dict[str, Any]) -> dict[str, Any]:
+    """:func:`evaluate_variants`' result -> {"ap": {precision: AP}, "stats": {precision: {...}}}, the
+    shape the model card keeps (benchmarks.demo_model, benchmarks.real_people)."""
+    return {"ap": {p: r["stats"]["AP"] for p, r in evaluated.items()},
+            "stats": {p: r["stats"] for p, r in evaluated.items()}}
 
 
 def output_agreement(variants: dict[str, str], images_dir: str, count: int = 8) -> dict[str, Any]:

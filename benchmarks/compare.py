@@ -19,7 +19,7 @@ Pipelines, each timed per image in three stages plus end to end (host ``perf_cou
 
 Stages: ``preprocess`` (frame -> input tensor), ``network`` (input -> stride-2 maps, flip test
 included), ``decode`` (resize to the input size, grouping, refinement, image pixels), ``end_to_end``.
-Inputs are generated multi-person scenes (references/scenes.py) of exactly the model's input size,
+Inputs are generated multi-person scenes (benchmarks/scenes.py) of exactly the model's input size,
 so the official input size equals the exported static size and both pipelines see identical
 tensors. Pipelines are interleaved image by image, so load from other processes spreads evenly.
 
@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.benchmarks.scenes import generate_dataset, render_scene
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.geometry import FrameGeometry
 from higherhrnet_trt.core.keypoints import keypoint_set
@@ -60,7 +61,6 @@ from higherhrnet_trt.export.checkpoint import load_checkpoint
 from higherhrnet_trt.export.configs import CONFIGS, get_config
 from higherhrnet_trt.export.fp16 import convert_fp16
 from higherhrnet_trt.export.quantize import quantize_int8
-from higherhrnet_trt.references.scenes import generate_dataset, render_scene
 
 from . import environment
 from .bench import BenchSettings, StageRunner, _system_busy_s, _usage, stats_ms

@@ -17,13 +17,13 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.benchmarks.scenes import generate_dataset
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
-from higherhrnet_trt.references.scenes import generate_dataset
 
 from ..export.api import export
 from ..export.fp16 import convert_fp16
 from ..export.quantize import quantize_int8
-from .accuracy import evaluate_variants
+from .accuracy import ap_summary, evaluate_variants
 
 #: Seeds of the generated sets (training used seed 1; see the model card).
 HELD_OUT_SEED = 1000  # model card: 200 scenes
@@ -41,26 +41,46 @@ def card_path(weights: str) -> str:
     return os.path.splitext(weights)[0] + ".json"
 
 
-def export_variants(weights: str | None, work_dir: str, calib_images: str, num_calib: int = 64,
-                    precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
-    """ONNX files of the demo model: precision -> path (static 256x256 input, flip test).
+def update_card(weights: str, sections: dict) -> str:
+    """Write ``sections`` into the JSON beside the weights (:func:`card_path`), keeping the sections
+    already there: this module writes "heldout" and "ci", ``benchmarks.real_people`` "real".
+    Returns the path."""
+    path = card_path(weights)
+    card: dict = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            card = json.load(f)
+    card.update(sections)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(card, f, indent=1)
+    return path
+
+
+def export_variants(weights: str | None, work_dir: str, calib_images: str | None, num_calib: int = 64,
+                    precisions=("fp32", "fp16", "int8"), log=print, *, dynamic: bool = False,
+                    calib_size: int | None = None, fp16_on_calib: bool = True) -> dict[str, str]:
+    """ONNX files of the demo model: precision -> path (traced at 256x256, flip test).
     "int8" is calibrate's default (target tensorrt), "int8_cpu" the same calibration with
-    target cpu (ONNX Runtime's placement, run at full graph optimisation)."""
+    target cpu (ONNX Runtime's placement, run at full graph optimisation).
+
+    dynamic: a dynamic input size (files ``demo_*_dynamic.onnx``), for test scales other than 1
+    (``benchmarks.real_people``); calib_size: the INT8 calibration's pre-processing size (default:
+    the traced one); fp16_on_calib: the fp16 conversion's ranges and check come from
+    ``calib_images`` (False: from its seeded random inputs)."""
     os.makedirs(work_dir, exist_ok=True)
-    fp32 = os.path.join(work_dir, "demo_fp32.onnx")
-    export(weights, config="demo", output=fp32, input_size=256, flip=True, log=log)
+    suffix = "_dynamic" if dynamic else ""
+    fp32 = os.path.join(work_dir, f"demo_fp32{suffix}.onnx")
+    export(weights, config="demo", output=fp32, input_size=256, dynamic=dynamic, flip=True, log=log)
     out = {"fp32": fp32}
     if "fp16" in precisions:
-        out["fp16"] = os.path.join(work_dir, "demo_fp16.onnx")
-        log(convert_fp16(fp32, out["fp16"], images=calib_images).summary())
-    if "int8" in precisions:
-        out["int8"] = os.path.join(work_dir, "demo_int8.onnx")
-        log(quantize_int8(fp32, out["int8"], images=calib_images, num_images=num_calib,
-                          cache_dir=work_dir, progress=False).summary())
-    if "int8_cpu" in precisions:
-        out["int8_cpu"] = os.path.join(work_dir, "demo_int8_cpu.onnx")
-        log(quantize_int8(fp32, out["int8_cpu"], images=calib_images, num_images=num_calib,
-                          cache_dir=work_dir, progress=False, target="cpu").summary())
+        out["fp16"] = os.path.join(work_dir, f"demo_fp16{suffix}.onnx")
+        log(convert_fp16(fp32, out["fp16"], images=calib_images if fp16_on_calib else None).summary())
+    for precision, target in (("int8", "tensorrt"), ("int8_cpu", "cpu")):
+        if precision in precisions:
+            out[precision] = os.path.join(work_dir, f"demo_{precision}{suffix}.onnx")
+            log(quantize_int8(fp32, out[precision], images=calib_images, num_images=num_calib,
+                              input_size=calib_size, cache_dir=work_dir, progress=False,
+                              target=target).summary())
     return out
 
 
@@ -81,7 +101,7 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
             num_calib: int = 64, work_dir: str | None = None, precisions=("fp32", "fp16", "int8"),
             threads: int = 0, log=print, variants: dict[str, str] | None = None) -> dict:
     """AP (COCO OKS, pycocotools) of each precision on ``num_scenes`` generated scenes (256x256,
-    ``references.scenes``' default distribution) of ``seed``. Returns {"ap": {precision: AP},
+    ``benchmarks.scenes``' default distribution) of ``seed``. Returns {"ap": {precision: AP},
     "stats": {precision: {...}}, "scenes": N, "seed": seed, "calibration": {...}, "seconds": s}.
 
     ``variants`` (from :func:`prepare_variants`) skips the export; otherwise ``weights`` are
@@ -93,9 +113,7 @@ def measure(weights: str | None = None, num_scenes: int = 200, seed: int = HELD_
             variants = prepare_variants(weights, work, num_calib, precisions, log)
         ann = generate_dataset(os.path.join(work, f"eval_{seed}"), num_scenes, seed=seed)
         evaluated = evaluate_variants(variants, ann, os.path.join(work, f"eval_{seed}", "images"), threads)
-        result: dict = {"ap": {p: r["stats"]["AP"] for p, r in evaluated.items()},
-                        "stats": {p: r["stats"] for p, r in evaluated.items()},
-                        "scenes": num_scenes, "seed": seed,
+        result: dict = {**ap_summary(evaluated), "scenes": num_scenes, "seed": seed,
                         "calibration": {"scenes": num_calib, "seed": CALIB_SEED, "method": "entropy"}}
         for precision, ap in result["ap"].items():
             log(f"{precision}: AP {ap:.4f}")
@@ -132,16 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.card:
             ci = measure(weights, CI_SCENES, CI_SEED, args.calib, work_dir=work, variants=variants)
     if ci is not None:
-        card = {"heldout": res,
-                "ci": {"scenes": CI_SCENES, "seed": CI_SEED, "calib": args.calib, "ap_fp32": ci["ap"]["fp32"],
-                       "ap": ci["ap"], "seconds": round(ci["seconds"], 1)}}
-        path = card_path(weights)
-        if os.path.isfile(path):  # other sections (benchmarks.real_people's "real") stay
-            with open(path, encoding="utf-8") as f:
-                card = {**json.load(f), **card}
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(card, f, indent=1)
-        print(f"wrote {card_path(weights)} (CI set: " + ", ".join(f"{k} {v:.4f}" for k, v in ci["ap"].items())
+        path = update_card(weights, {
+            "heldout": res,
+            "ci": {"scenes": CI_SCENES, "seed": CI_SEED, "calib": args.calib, "ap_fp32": ci["ap"]["fp32"],
+                   "ap": ci["ap"], "seconds": round(ci["seconds"], 1)}})
+        print(f"wrote {path} (CI set: " + ", ".join(f"{k} {v:.4f}" for k, v in ci["ap"].items())
               + ")")
     fp32 = res["ap"]["fp32"]
     print(f"{'precision':<10}{'AP':>8}{'delta':>9}   ({res['scenes']} scenes, seed {res['seed']}; "

@@ -107,9 +107,9 @@ say "GPU tests (rc $?): $(tail -n 1 "$OUT/gpu_tests.log")"
 
 # 3. scenes for the training, on every core -------------------------------------------------------
 scenes_ok=
-if timeout 90 $PY -m higherhrnet_trt.references.scenes --out "$WORK/train" --num "$SCENES" --seed 1 \
+if timeout 90 $PY -m higherhrnet_trt.benchmarks.scenes --out "$WORK/train" --num "$SCENES" --seed 1 \
         --workers "$CORES" > "$WORK/scenes.log" 2>&1 \
-   && timeout 30 $PY -m higherhrnet_trt.references.scenes --out "$WORK/val" --num 20 --seed 1000 \
+   && timeout 30 $PY -m higherhrnet_trt.benchmarks.scenes --out "$WORK/val" --num 20 --seed 1000 \
         >> "$WORK/scenes.log" 2>&1; then
     scenes_ok=1
     say "scenes: $(grep -E '^wrote' "$WORK/scenes.log" | head -n 1)"
@@ -127,7 +127,7 @@ if [ -n "$scenes_ok" ]; then
         [ "$want_s" -lt "$train_s" ] && train_s=$want_s
         say "training for $train_s s on $TRAIN_DEVICE${INIT_FROM:+ from $INIT_FROM}"
         # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
-        timeout "$(left)" $PY -m higherhrnet_trt.references.train \
+        timeout "$(left)" $PY references/train.py \
             --train "$WORK/train/person_keypoints.json" --val "$WORK/val/person_keypoints.json" \
             --diagnose 20 --out "$WORK/run" --minutes "$(awk "BEGIN{print $train_s / 60}")" \
             --device "$TRAIN_DEVICE" --workers $(( CORES > 8 ? CORES - 4 : 2 )) --threads 4 \

@@ -18,11 +18,11 @@ import tempfile
 
 import numpy as np
 
+from higherhrnet_trt.benchmarks.scenes import generate_dataset
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
 from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.export.api import export
-from higherhrnet_trt.references.scenes import generate_dataset
 from higherhrnet_trt.runtime import Pipeline
 
 cv2 = lazy_import("cv2")

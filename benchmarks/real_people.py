@@ -23,12 +23,9 @@ import tempfile
 import time
 
 from higherhrnet_trt.core.lazy import lazy_import
-from higherhrnet_trt.runtime.evaluate import evaluate_model
 
-from ..export.api import export
-from ..export.fp16 import convert_fp16
-from ..export.quantize import quantize_int8
-from .demo_model import card_path, default_weights, measure
+from .accuracy import ap_summary, evaluate_variants
+from .demo_model import default_weights, export_variants, measure, update_card
 
 cv2 = lazy_import("cv2")
 
@@ -100,37 +97,17 @@ def calibration_frames(out_dir: str, count: int = 64, data_dir: str = OPENCV_DAT
     return out_dir
 
 
-def export_dynamic(weights: str | None, work_dir: str, calib_images: str | None, calib_size: int,
-                   num_calib: int = 64, precisions=("fp32", "fp16", "int8"), log=print) -> dict[str, str]:
-    """precision -> ONNX path of the demo model with a dynamic input (the traced size is 256)."""
-    os.makedirs(work_dir, exist_ok=True)
-    fp32 = os.path.join(work_dir, "demo_fp32_dynamic.onnx")
-    export(weights, config="demo", output=fp32, input_size=256, dynamic=True, flip=True, log=log)
-    out = {"fp32": fp32}
-    if "fp16" in precisions:
-        out["fp16"] = os.path.join(work_dir, "demo_fp16_dynamic.onnx")
-        log(convert_fp16(fp32, out["fp16"]).summary())
-    if "int8" in precisions:
-        out["int8"] = os.path.join(work_dir, "demo_int8_dynamic.onnx")
-        log(quantize_int8(fp32, out["int8"], images=calib_images, num_images=num_calib,
-                          input_size=calib_size, cache_dir=work_dir, progress=False).summary())
-    return out
-
-
 def evaluate_real(variants: dict[str, str], ann: str, images_dir: str, scale: float, threads: int = 0,
                   log=print) -> dict:
-    """{precision: onnx} -> {"ap": {precision: AP}, "stats": {...}, "scale": s, "images": N, "people": P}."""
-    out: dict = {"ap": {}, "stats": {}, "scale": scale}
-    for precision, path in variants.items():
-        t0 = time.perf_counter()
-        res = evaluate_model(path, ann, images_dir, scales=(scale,), backend="onnxruntime",
-                             **({"threads": threads} if threads else {}))
-        out["ap"][precision] = float(res.stats["AP"])
-        out["stats"][precision] = {k: float(v) for k, v in res.stats.items()}
-        out["images"], out["people"] = res.num_images, res.num_people
-        log(f"real held-out, scale {scale}, {precision}: AP {res.stats['AP']:.4f} "
-            f"AP50 {res.stats['AP50']:.4f} AR {res.stats['AR']:.4f} ({time.perf_counter() - t0:.0f} s)")
-    return out
+    """{precision: onnx} at test scale ``scale`` (``accuracy.evaluate_variants``) -> {"ap": {precision:
+    AP}, "stats": {...}, "scale": s, "images": N, "people": P}."""
+    evaluated = evaluate_variants(variants, ann, images_dir, threads, scales=(scale,))
+    for precision, r in evaluated.items():
+        stats = r["stats"]
+        log(f"real held-out, scale {scale}, {precision}: AP {stats['AP']:.4f} "
+            f"AP50 {stats['AP50']:.4f} AR {stats['AR']:.4f} ({r['seconds']:.0f} s)")
+    last = next(reversed(evaluated.values()))
+    return {**ap_summary(evaluated), "scale": scale, "images": last["images"], "people": last["people"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             val, val_images = materialize(os.path.join(work, "heldout"))
             calib = calibration_frames(os.path.join(work, "calib"), args.calib)
-        variants = export_dynamic(weights, work, calib, int(round(256 * max(args.scale))), args.calib,
-                                  precisions)
+        variants = export_variants(weights, work, calib, args.calib, precisions, dynamic=True,
+                                   calib_size=int(round(256 * max(args.scale))), fp16_on_calib=False)
         for scale in args.scale:
             result["real"].append(evaluate_real(variants, val, val_images, scale, args.threads))
         if args.generated:
@@ -182,17 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] = time.perf_counter() - t0
     if args.card:
         first = result["real"][0]
-        path = card_path(weights)
-        card = {}
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                card = json.load(f)
-        card["real"] = {"scale": first["scale"], "images": first["images"], "ap": first["ap"],
-                        "stats": first["stats"], "calib": args.calib,
-                        "calib_size": int(round(256 * max(args.scale))),
-                        "labels": "benchmarks/data/silver_heldout.json (MediaPipe Pose 0.10.14: silver)"}
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(card, f, indent=1)
+        path = update_card(weights, {"real": {
+            "scale": first["scale"], "images": first["images"], "ap": first["ap"], "stats": first["stats"],
+            "calib": args.calib, "calib_size": int(round(256 * max(args.scale))),
+            "labels": "benchmarks/data/silver_heldout.json (MediaPipe Pose 0.10.14: silver)"}})
         print(f"wrote the 'real' section of {path}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

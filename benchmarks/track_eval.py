@@ -1,6 +1,6 @@
 """Person IDs on generated videos with known identities: IDF1, MOTA, ID switches (motmetrics).
 
-Videos from references/scene_video.py (MOT layout, ground-truth IDs and keypoints per frame). The
+Videos from benchmarks/scene_video.py (MOT layout, ground-truth IDs and keypoints per frame). The
 model's people of every frame are computed once (cached as DIR/vNNN/poses.npz) and then tracked
 three ways:
 
@@ -14,7 +14,7 @@ A hypothesis matches a ground-truth person when their COCO OKS (ground-truth vis
 scale) is >= 0.5 (the distance motmetrics minimises is 1 - OKS). Crossings: pairs of ground-truth
 people whose left-right order changes while both are seen and their boxes overlap.
 
-    python -m higherhrnet_trt.references.scene_video --out /tmp/tv --num 20 --seed 100
+    python -m higherhrnet_trt.benchmarks.scene_video --out /tmp/tv --num 20 --seed 100
     python -m higherhrnet_trt.benchmarks.track_eval /tmp/tv --model demo.onnx
 
 Needs motmetrics (extra ``bench``) and OpenCV.
@@ -182,7 +182,7 @@ def evaluate(videos: list[str], pipe, options: TrackerOptions | None = None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("data", help="folder of vNNN videos from references/scene_video.py")
+    p.add_argument("data", help="folder of vNNN videos from benchmarks/scene_video.py")
     p.add_argument("--model", required=True, help="model (.onnx) whose people are tracked")
     p.add_argument("--json", help="also write the report here")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.benchmarks.scenes import render_scene
 from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
 from higherhrnet_trt.export.configs import get_config
-from higherhrnet_trt.references.scenes import render_scene
 
 from . import environment
 from .bench import BenchSettings, StageRunner, _system_busy_s, _usage

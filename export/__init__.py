@@ -14,6 +14,10 @@ _EXPORTS = {
     "HigherHRNet": ".model",
     "get_config": ".configs",
     "CONFIGS": ".configs",
+    "ModelConfig": ".configs",
+    # A model in memory (the trainer, references/train.py): weights into it, it into ONNX.
+    "load_checkpoint": ".checkpoint",
+    "export_onnx": ".onnx_export",
 }
 
 
@@ -25,4 +29,5 @@ def __getattr__(name: str):
     return getattr(importlib.import_module(module, __name__), name)
 
 
-__all__ = ["export", "build_model", "HigherHRNet", "get_config", "CONFIGS"]
+__all__ = ["export", "build_model", "HigherHRNet", "get_config", "CONFIGS", "ModelConfig", "load_checkpoint",
+           "export_onnx"]

@@ -2,7 +2,7 @@
 
 Official HigherHRNet checkpoints stay the real input of this toolkit. This module exists because
 none can be downloaded on the project's machines: a narrow network trained for an hour on the CPU on
-``references.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
+``benchmarks.scenes`` images gives an honest end-to-end AP for CI, a calibration set and a demo with
 real skeletons. It follows the official recipe (Cheng et al., CVPR 2020; HRNet/HigherHRNet-Human-
 Pose-Estimation), kept small:
 
@@ -21,7 +21,7 @@ between pixels and labels is the one the test-time pipeline uses.
 
 CLI::
 
-    python -m higherhrnet_trt.references.train --train DIR/person_keypoints.json \\
+    python references/train.py --train DIR/person_keypoints.json \\
         --val VAL/person_keypoints.json --out /tmp/demo_train --minutes 70 \\
         --save export/assets/demo_w16_256.pth
 """
@@ -43,21 +43,19 @@ import torch
 from higherhrnet_trt.core.errors import CheckpointError
 from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.core.lazy import lazy_import
-from higherhrnet_trt.export.checkpoint import load_checkpoint
-from higherhrnet_trt.export.configs import CONFIGS, ModelConfig
-from higherhrnet_trt.export.model import HigherHRNet
-from higherhrnet_trt.export.onnx_export import export_onnx
-from higherhrnet_trt.runtime.evaluate import evaluate_model
+from higherhrnet_trt.export import CONFIGS, HigherHRNet, ModelConfig, export_onnx, load_checkpoint
+from higherhrnet_trt.runtime import evaluate_model
 
-from .train_data import (  # noqa: F401 (tests use them here)
+# Siblings, imported as torchvision's references/ do: this script's folder is sys.path[0].
+from train_data import (  # noqa: F401 (tests use them here)
     SceneDataset,
     _network_input,
     joint_indices,
     render_heatmaps,
     split_repeat,
 )
-from .train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
-from .train_options import TrainOptions
+from train_loss import ae_loss, compute_loss, heatmap_loss  # noqa: F401
+from train_options import TrainOptions
 
 F = lazy_import("torch.nn.functional")
 cv2 = lazy_import("cv2")
@@ -178,7 +176,7 @@ def diagnose(model: HigherHRNet, ann_file: str, images_dir: str | None = None, m
         path = os.path.join(images_dir, rec["file_name"])
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
-            raise OSError(f"cannot read {path}: regenerate the scenes (references.scenes) or fix --val")
+            raise OSError(f"cannot read {path}: regenerate the scenes (benchmarks.scenes) or fix --val")
         with torch.no_grad():
             out4, out2 = model(_network_input(bgr)[None])
         heat = (F.interpolate(out4[:, :j], size=out2.shape[2:], mode="bilinear", align_corners=False)
@@ -357,7 +355,7 @@ def train(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.references.train",
+    ap = argparse.ArgumentParser(prog="python references/train.py",
                                  description="Train the demo HigherHRNet on generated scenes (CPU).")
     ap.add_argument("--train", required=True, nargs="+", metavar="JSON[@N]",
                     help="COCO keypoints JSON files (images in each one's images/ folder); FILE@N counts "

@@ -17,7 +17,7 @@ from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
 from higherhrnet_trt.core.preprocess import normalize
 
-from .train_options import TrainOptions
+from train_options import TrainOptions
 
 cv2 = lazy_import("cv2")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .train_options import TrainOptions
+from train_options import TrainOptions
 
 # --------------------------------------------------------------------------------------------------
 # Losses

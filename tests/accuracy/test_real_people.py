@@ -48,8 +48,9 @@ def test_real_heldout_ap_floor_and_precisions(tmp_path):
         pytest.fail(f"{CARD} has no 'real' section: measure it (export/assets/MODEL_CARD.md, Recipe)")
     ann, images = real_people.materialize(str(tmp_path / "heldout"))
     calib = real_people.calibration_frames(str(tmp_path / "calib"), real["calib"])
-    variants = real_people.export_dynamic(WEIGHTS, str(tmp_path / "onnx"), calib, real["calib_size"],
-                                          real["calib"], log=lambda *_: None)
+    variants = demo_model.export_variants(WEIGHTS, str(tmp_path / "onnx"), calib, real["calib"],
+                                          log=lambda *_: None, dynamic=True,
+                                          calib_size=real["calib_size"], fp16_on_calib=False)
     res = real_people.evaluate_real(variants, ann, images, real["scale"], log=lambda *_: None)
     ap = res["ap"]
     assert res["images"] == real["images"], res

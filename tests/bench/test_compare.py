@@ -42,9 +42,9 @@ def test_official_style_matches_ours_on_fp32(tmp_path):
     import numpy as np
 
     from higherhrnet_trt.benchmarks.compare import OfficialStyle, Ours, build_torch_model, make_variants
+    from higherhrnet_trt.benchmarks.scenes import render_scene
     from higherhrnet_trt.core.keypoints import keypoint_set
     from higherhrnet_trt.core.metadata import IMAGENET_MEAN, IMAGENET_STD
-    from higherhrnet_trt.references.scenes import render_scene
 
     model = build_torch_model("tiny", None, seed=0)
     paths, _ = make_variants(model, str(tmp_path), ["fp32"], {}, random_weights=True)

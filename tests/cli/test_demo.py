@@ -70,7 +70,7 @@ def test_trained_demo_finds_the_people_of_its_sample(tmp_path):
     0.15) with an OKS of at least 0.45, and at most one spurious person is drawn. Measured with the
     bundled real-people weights: best OKS 0.48, 0.78, 0.00 and 0.73 (the generated-scene network
     before them found all four: 0.69, 0.78, 0.62, 0.49; export/assets/MODEL_CARD.md)."""
-    from higherhrnet_trt.references import scenes
+    from higherhrnet_trt.benchmarks import scenes
 
     # The labels of the bundled image (test_scenes checks that the image is this recipe's).
     labels = scenes.write_sample(str(tmp_path / "regenerated.jpg"))

@@ -40,11 +40,11 @@ def w32(tmp_path_factory) -> dict:
     """W32-512 fp32 (random weights), its fp16 and INT8 (4 scenes, max) ONNX, and both engines."""
     pytest.importorskip("torch")
     pytest.importorskip("modelopt.onnx.quantization", reason="nvidia-modelopt is not installed")
+    from higherhrnet_trt.benchmarks.scenes import generate_dataset
     from higherhrnet_trt.engine.build import build_engine
     from higherhrnet_trt.export.api import export
     from higherhrnet_trt.export.fp16 import convert_fp16
     from higherhrnet_trt.export.quantize import quantize_int8
-    from higherhrnet_trt.references.scenes import generate_dataset
 
     d = tmp_path_factory.mktemp("w32")
     fp32 = d / "w32.onnx"

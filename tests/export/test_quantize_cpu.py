@@ -26,7 +26,7 @@ pytest.importorskip("cv2")
 def cpu_files(tiny_onnx, tmp_path_factory):
     """(fp32 ONNX, cpu-target INT8 ONNX (method max), calibration folder, calibrate's output),
     made by the command in a process of its own, as a user runs it (test_refused_after_modelopt)."""
-    from higherhrnet_trt.references.scenes import generate_dataset
+    from higherhrnet_trt.benchmarks.scenes import generate_dataset
 
     tmp = tmp_path_factory.mktemp("int8_cpu")
     generate_dataset(str(tmp / "calib"), 4, seed=3000, size=(128, 128))
@@ -45,9 +45,9 @@ def test_refused_after_modelopt_patched_onnxruntime(tiny_onnx, tmp_path, monkeyp
     line (it would differ from ORT's own or fail) instead of written wrong."""
     from onnxruntime.quantization import base_quantizer
 
+    from higherhrnet_trt.benchmarks.scenes import generate_dataset
     from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.export.quantize import quantize_int8
-    from higherhrnet_trt.references.scenes import generate_dataset
 
     modelopt_patching = pytest.importorskip("modelopt.onnx.quantization.ort_patching")
     monkeypatch.setattr(base_quantizer.BaseQuantizer, "adjust_tensor_ranges",

@@ -1,8 +1,10 @@
 """The package layout of issue 14, checked from the source: data flows one way.
 
 A part may import the parts listed before it in LAYERS and never one after it (function-level
-imports count: a lazy import is still a dependency). The references (training, scenes) are never
-imported by the product. The expectation is written here by hand, not derived from the code.
+imports count: a lazy import is still a dependency). The expectation is written here by hand, not
+derived from the code. references/ (the demo network's trainer, the silver labels) is no part: its
+scripts are not installed, nothing installed imports them, and they use the public API only
+(REFERENCES_MAY_IMPORT), as torchvision's references/ do.
 
 argparse: the commands of ``higherhrnet-trt`` live in cli/, and argparse is imported nowhere else,
 with one exception: a stand-alone developer script, i.e. a module that runs its own ``main`` under
@@ -36,8 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"core"},
     "export": {"core", "engine"},
     "runtime": {"core", "decode", "kernels", "engine", "export"},
-    "references": {"core", "decode", "engine", "export", "runtime"},
-    "benchmarks": {"core", "decode", "kernels", "engine", "export", "runtime", "references"},
+    # The benchmarks and the generated scenes (scenes.py: data of tests and benchmarks).
+    "benchmarks": {"core", "decode", "kernels", "engine", "export", "runtime"},
     # Integrations over the runtime (optional extras): only the commands import them.
     "serving": {"core", "decode", "kernels", "engine", "runtime"},
     "ros": {"core", "decode", "kernels", "engine", "export", "runtime", "benchmarks"},
@@ -47,8 +49,11 @@ ALLOWED: dict[str, set[str]] = {
 #: Stand-alone developer scripts outside cli/, benchmarks/ and references/ that may import argparse
 #: (run as ``python -m ...``, the README's table; not commands of ``higherhrnet-trt``).
 ARGPARSE_TOOLS = {"kernels/compile.py", "ros/benchmark.py", "ros/probe.py", "ros/build_msgs.py"}
-#: Parts whose stand-alone scripts (a ``__main__`` block) may import argparse.
+#: Folders whose stand-alone scripts (a ``__main__`` block) may import argparse.
 ARGPARSE_TOOL_PARTS = {"benchmarks", "references"}
+#: The scripts of references/ (not installed) use the public API: the core's modules, and the names
+#: that these packages' ``__all__`` lists.
+REFERENCES_MAY_IMPORT = ("higherhrnet_trt.export", "higherhrnet_trt.runtime")
 
 
 def imported_parts(path: pathlib.Path, part: str) -> dict[str, int]:
@@ -168,7 +173,7 @@ def test_argparse_only_in_cli():
     """Commands (argparse) live in cli/; elsewhere only stand-alone developer scripts parse a
     command line (the rule in this module's docstring); the rest take typed options."""
     bad = []
-    for part in sorted(set(ALLOWED) - {"cli"}):
+    for part in sorted(set(ALLOWED) - {"cli"} | {"references"}):
         for path in python_files(part):
             rel = path.relative_to(ROOT).as_posix()
             line = imports_argparse(path)
@@ -193,6 +198,57 @@ def test_imports_at_the_top_and_heavy_libraries_not_at_load():
         if rel.startswith("tests/") or rel == "setup.py":
             continue
         bad += import_problems(rel, (ROOT / rel).read_text(encoding="utf-8"))
+    assert not bad, "\n".join(bad)
+
+
+def _script_names() -> set[str]:
+    """The module names of references/' scripts (they import each other by these names)."""
+    return {p.stem for p in (ROOT / "references").glob("*.py")}
+
+
+def test_references_are_scripts_nothing_installed_imports():
+    """references/ is no package (no __init__.py, not in setup.py's PARTS) and no installed part
+    imports it: neither ``higherhrnet_trt.references`` nor a script's module by its plain name."""
+    assert (ROOT / "references" / "train.py").is_file()
+    assert not (ROOT / "references" / "__init__.py").exists()
+    scripts = _script_names()
+    bad = []
+    for part in sorted(ALLOWED):
+        for path in python_files(part):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = []
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    names.append(node.module or "")
+                elif isinstance(node, ast.Import):
+                    names += [a.name for a in node.names]
+                for name in names:
+                    if name.startswith("higherhrnet_trt.references") or name.split(".")[0] in scripts:
+                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_references_use_the_public_api():
+    """The trainer's scripts import the core's modules and the public names of export and runtime
+    (their ``__all__``), never a module inside another part."""
+    import importlib
+
+    bad = []
+    for path in python_files("references"):
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                bad.append(f"{rel}:{node.lineno} relative import (a script imports siblings by name)")
+            if not _is_project_import(node):
+                continue
+            module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+            if module.startswith("higherhrnet_trt.core."):
+                continue
+            if module not in REFERENCES_MAY_IMPORT or isinstance(node, ast.Import):
+                bad.append(f"{rel}:{node.lineno} imports {module} (not the public API)")
+                continue
+            public = set(importlib.import_module(module).__all__)
+            bad += [f"{rel}:{node.lineno} imports {a.name} from {module}, not in its __all__"
+                    for a in node.names if a.name not in public]
     assert not bad, "\n".join(bad)
 
 

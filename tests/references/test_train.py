@@ -1,4 +1,4 @@
-"""references.train: targets, losses and steps of the demo-model trainer (CPU, tiny network)."""
+"""references/train.py: targets, losses and steps of the demo-model trainer (CPU, tiny network)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
+from higherhrnet_trt.benchmarks.scenes import generate_dataset  # noqa: E402
 from higherhrnet_trt.export.configs import get_config  # noqa: E402
 from higherhrnet_trt.export.model import HigherHRNet  # noqa: E402
-from higherhrnet_trt.references import train as T  # noqa: E402
-from higherhrnet_trt.references.scenes import generate_dataset  # noqa: E402
+
+import train as T  # noqa: E402  (references/, on sys.path through conftest.py)
 
 
 @pytest.fixture(autouse=True)

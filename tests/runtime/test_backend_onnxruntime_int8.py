@@ -42,9 +42,9 @@ def demo_files(tmp_path_factory):
         pytest.skip(f"no trained demo weights at {WEIGHTS}")
     import cv2
 
+    from higherhrnet_trt.benchmarks.scenes import generate_dataset
     from higherhrnet_trt.export.api import export
     from higherhrnet_trt.export.quantize import quantize_int8
-    from higherhrnet_trt.references.scenes import generate_dataset
 
     tmp = tmp_path_factory.mktemp("ort_int8")
     fp32, int8 = str(tmp / "demo.onnx"), str(tmp / "demo_int8.onnx")

@@ -1,4 +1,4 @@
-"""Painting generated scenes (references/scenes.py): colours and textures, backgrounds, people
+"""Painting generated scenes (benchmarks/scenes.py): colours and textures, backgrounds, people
 drawn as tapered limbs in painter's order with an id buffer for visibility, occluders."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 
 from higherhrnet_trt.core.lazy import lazy_import
 
-from .figure import (
+from .scene_figure import (
     L_ANK,
     L_EAR,
     L_ELB,

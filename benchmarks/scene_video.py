@@ -1,6 +1,6 @@
 """Generated videos of people walking across the frame, with ground-truth identities (MOT-style).
 
-The scenes of references/scenes.py, in time: 2 to 4 figures walk left or right at constant speed
+The scenes of benchmarks/scenes.py, in time: 2 to 4 figures walk left or right at constant speed
 (half each way, on nearby lines, so they cross and overlap each other), some entering or leaving
 through the side borders and some starting late, in front of a still background with up to one
 still foreground object that hides them for a while. A figure keeps its clothes, colours and
@@ -17,7 +17,7 @@ Written per video, in the MOTChallenge layout:
 per frame, for keypoint-similarity matching) and ``DIR/vNNN/seqinfo.ini``.
 
 Video ``v`` of seed ``s`` depends only on (s, v). CLI:
-``python -m higherhrnet_trt.references.scene_video --out DIR --num 20 --seed 100``.
+``python -m higherhrnet_trt.benchmarks.scene_video --out DIR --num 20 --seed 100``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .figure import FACE_JOINTS, Figure, J, _unit, sample_figure
-from .paint import Canvas, background, draw_occluders, draw_person, import_cv2
+from .scene_figure import FACE_JOINTS, Figure, J, _unit, sample_figure
+from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2
 
 #: Least visible pixels of a person counted in the ground truth.
 MIN_VISIBLE = 150

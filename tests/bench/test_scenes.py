@@ -1,4 +1,4 @@
-"""references.scenes: deterministic generated scenes with valid COCO keypoint annotations."""
+"""benchmarks/scenes.py: deterministic generated scenes with valid COCO keypoint annotations."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
+from higherhrnet_trt.benchmarks import scene_figure as figure  # noqa: E402
+from higherhrnet_trt.benchmarks import scenes  # noqa: E402
 from higherhrnet_trt.core.keypoints import COCO  # noqa: E402
-from higherhrnet_trt.references import figure, scenes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The articulated 3-D stick figure of a generated person (references/scenes.py): sampling a pose
+"""The articulated 3-D stick figure of a generated person (benchmarks/scenes.py): sampling a pose
 within rough human joint limits, turned to a heading, orthographically projected."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ person's visible pixels, ``iscrowd`` 0, ``num_keypoints`` = count of v > 0.
 Determinism: image ``i`` of seed ``s`` depends only on (s, i) (``np.random.default_rng([s, i])``),
 so a dataset of 10 images is the first 10 of a dataset of 1000 with the same seed.
 
-CLI: ``python -m higherhrnet_trt.references.scenes --out DIR --num N --seed S [--width W --height H]``
+CLI: ``python -m higherhrnet_trt.benchmarks.scenes --out DIR --num N --seed S [--width W --height H]``
 writes ``DIR/images/000000.jpg ...`` and ``DIR/person_keypoints.json``; ``--sample PATH`` writes the
 bundled demo image ``runtime/assets/sample.jpg`` again.
 """
@@ -46,14 +46,14 @@ import numpy as np
 
 from higherhrnet_trt.core.keypoints import COCO
 
-from .figure import (
+from .scene_figure import (
     FACE_JOINTS,
     Figure,
     J,
     _unit,
     sample_figure,
 )
-from .paint import Canvas, background, draw_occluders, draw_person, import_cv2
+from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2
 
 #: The scene distribution every generated set uses unless told otherwise: training, the held-out
 #: and CI sets of the demo model's card, calibration scenes. (min, max) people per image, standing
@@ -260,7 +260,7 @@ def write_sample(path: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m higherhrnet_trt.references.scenes",
+        prog="python -m higherhrnet_trt.benchmarks.scenes",
         description="Generate multi-person scenes with COCO keypoint annotations (synthetic figures).",
     )
     ap.add_argument("--out", help="output folder (images/ and person_keypoints.json)")

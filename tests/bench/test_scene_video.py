@@ -1,4 +1,4 @@
-"""references/scene_video.py (walking videos with ground-truth IDs) and track_eval's crossing count."""
+"""benchmarks/scene_video.py (walking videos with ground-truth IDs) and track_eval's crossing count."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytest.importorskip("cv2")
 
 
 def test_video_files_agree_and_repeat(tmp_path):
-    from higherhrnet_trt.references.scene_video import plan_video, write_video
+    from higherhrnet_trt.benchmarks.scene_video import plan_video, write_video
 
     folder = write_video(str(tmp_path / "a"), seed=3, index=1, size=(160, 112), frames=3)
     again = write_video(str(tmp_path / "b"), seed=3, index=1, size=(160, 112), frames=3)
