@@ -19,6 +19,7 @@ from higherhrnet_trt.core.files import Output, check_outputs
 from higherhrnet_trt.core.lazy import lazy_import
 
 from ..engine.build import build_engine
+from .calib_data import list_images
 from .checkpoint import load_checkpoint
 from .configs import get_config
 from .fp16 import convert_fp16
@@ -98,6 +99,8 @@ def export(
     from .onnx_export import export_onnx
 
     precision = _check_request(format, half, int8, images, batch)
+    if int8:
+        list_images(images)  # an empty or missing folder is refused before minutes of export
     if int8 and target == "cpu" and format == "engine":
         raise UserError("an INT8 file for the CPU (target cpu) builds no TensorRT engine: leave out "
                         "format='engine' (--engine), or use target tensorrt")

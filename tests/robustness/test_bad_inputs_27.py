@@ -266,3 +266,18 @@ def test_foreign_onnx_is_one_line_under_every_backend(tmp_path, capsys, backend)
     assert rc == 1 and "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
     assert len(lines) == 1 and "no higherhrnet_trt metadata" in lines[0] and "--config" in lines[0], err
+
+
+def test_int8_export_refuses_an_empty_image_folder_before_loading_the_model(tmp_path, monkeypatch):
+    """Issue 27 item 6: `export --precision int8 --images empty/` exported for minutes first."""
+    from higherhrnet_trt.core.errors import UserError
+    from higherhrnet_trt.export import api
+
+    def loaded(*a, **k):
+        raise AssertionError("the model was loaded before the calibration images were checked")
+
+    monkeypatch.setattr(api, "_load_model", loaded)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="no images"):
+        api.export(config="tiny", int8=True, images=str(empty), output=str(tmp_path / "t.onnx"))
