@@ -8,6 +8,7 @@ import numpy as np
 from higherhrnet_trt.core.lazy import lazy_import
 
 from .scene_figure import (
+    FACE_JOINTS,
     L_ANK,
     L_EAR,
     L_ELB,
@@ -26,6 +27,7 @@ from .scene_figure import (
     R_SHO,
     R_WRI,
     Figure,
+    J,
     _unit,
 )
 
@@ -268,6 +270,30 @@ def draw_person(canvas: Canvas, fig: Figure, pid: int, center: np.ndarray, heigh
     for _, draw in sorted(parts, key=lambda t: t[0]):
         draw()
     return np.concatenate([jp, jz[:, None]], 1)
+
+
+def joint_labels(canvas: Canvas, fig: Figure, pid: int, joints: np.ndarray) -> np.ndarray:
+    """COCO labels of person ``pid`` as drawn: (J, 3) float (x, y, v), x / y in pixels with the
+    corner origin, v = 2 visible, 1 occluded (another id on the canvas at the joint, or a face point
+    just behind the head), all 0 when outside the image or well behind the head (unlabelled, as
+    COCO annotators leave them). joints: draw_person's (J, 3) image-space joints."""
+    h, w = canvas.ids.shape
+    kps = np.zeros((J, 3))
+    for j in range(J):
+        # Labels use the corner origin (pixel i spans [i, i + 1)); cv2 puts pixel centres at
+        # integers, hence the half pixel.
+        x, y = joints[j, 0] + 0.5, joints[j, 1] + 0.5
+        if not (0.0 <= x < w and 0.0 <= y < h):
+            continue
+        v = 2 if canvas.ids[min(int(y), h - 1), min(int(x), w - 1)] == pid else 1
+        if j in FACE_JOINTS:
+            normal_z = float(_unit(fig.joints[j] - fig.head)[2])
+            if normal_z <= -0.3:
+                continue
+            if normal_z <= 0.0:
+                v = 1
+        kps[j] = (round(x, 2), round(y, 2), v)
+    return kps
 
 
 def draw_occluders(canvas: Canvas, rng: np.random.Generator, count: int) -> None:

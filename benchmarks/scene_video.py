@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene_figure import FACE_JOINTS, Figure, J, _unit, sample_figure
-from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2
+from .scene_figure import Figure, _unit, sample_figure
+from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2, joint_labels
 
 #: Least visible pixels of a person counted in the ground truth.
 MIN_VISIBLE = 150
@@ -115,19 +115,7 @@ def render_frame(plan: dict, t: int, bg: np.ndarray) -> tuple[np.ndarray, list[d
         area = int(mask.sum())
         if area < MIN_VISIBLE:
             continue
-        kps = np.zeros((J, 3))
-        for j in range(J):
-            x, y = joints[j, 0] + 0.5, joints[j, 1] + 0.5
-            if not (0.0 <= x < w and 0.0 <= y < h):
-                continue
-            v = 2 if canvas.ids[min(int(y), h - 1), min(int(x), w - 1)] == pid else 1
-            if j in FACE_JOINTS:
-                normal_z = float(_unit(fig.joints[j] - fig.head)[2])
-                if normal_z <= -0.3:
-                    continue
-                if normal_z <= 0.0:
-                    v = 1
-            kps[j] = (round(x, 2), round(y, 2), v)
+        kps = joint_labels(canvas, fig, pid, joints)
         if (kps[:, 2] == 2).sum() < 3:
             continue
         ys, xs = np.nonzero(mask)

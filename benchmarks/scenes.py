@@ -47,13 +47,10 @@ import numpy as np
 from higherhrnet_trt.core.keypoints import COCO
 
 from .scene_figure import (
-    FACE_JOINTS,
     Figure,
-    J,
-    _unit,
     sample_figure,
 )
-from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2
+from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2, joint_labels
 
 #: The scene distribution every generated set uses unless told otherwise: training, the held-out
 #: and CI sets of the demo model's card, calibration scenes. (min, max) people per image, standing
@@ -127,24 +124,7 @@ def render_scene(
             continue
         ys, xs = np.nonzero(mask)
         x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
-        kps = np.zeros((J, 3))
-        for j in range(J):
-            # Labels use the corner origin (pixel i spans [i, i + 1)); cv2 puts pixel centres at
-            # integers, hence the half pixel.
-            x, y = joints[j, 0] + 0.5, joints[j, 1] + 0.5
-            if not (0.0 <= x < w and 0.0 <= y < h):
-                continue
-            px, py = min(int(np.floor(x)), w - 1), min(int(np.floor(y)), h - 1)
-            v = 2 if canvas.ids[py, px] == pid else 1
-            if j in FACE_JOINTS:
-                # Face points on the far side of the head: occluded by the head itself, and not
-                # labelled at all when well behind it (as COCO annotators leave them).
-                normal_z = float(_unit(fig.joints[j] - fig.head)[2])
-                if normal_z <= -0.3:
-                    continue
-                if normal_z <= 0.0:
-                    v = 1
-            kps[j] = (round(x, 2), round(y, 2), v)
+        kps = joint_labels(canvas, fig, pid, joints)
         anns.append({
             "keypoints": [float(v) for v in kps.reshape(-1)],
             "num_keypoints": int((kps[:, 2] > 0).sum()),
