@@ -204,9 +204,16 @@ def copy_metadata(src_model, dst_model, **overrides) -> None:
     props = {p.key: p.value for p in src_model.metadata_props}
     for k, v in overrides.items():
         props[PREFIX + k] = json.dumps(v)
-    props.pop(WEIGHTS_KEY, None)
-    del dst_model.metadata_props[:]
+    write_metadata(dst_model, props)
+
+
+def write_metadata(model, props: dict[str, str]) -> None:
+    """Replace ``model``'s metadata_props by ``props`` and stamp its weights' hash: the one place
+    metadata is written (export and every converter)."""
+    del model.metadata_props[:]
     for k, v in props.items():
-        entry = dst_model.metadata_props.add()
+        if k == WEIGHTS_KEY:
+            continue
+        entry = model.metadata_props.add()
         entry.key, entry.value = k, v
-    stamp_weights(dst_model)
+    stamp_weights(model)

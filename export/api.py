@@ -99,11 +99,11 @@ def export(
     from .onnx_export import export_onnx
 
     precision = _check_request(format, half, int8, images, batch)
-    if int8:
-        list_images(images)  # an empty or missing folder is refused before minutes of export
     if int8 and target == "cpu" and format == "engine":
         raise UserError("an INT8 file for the CPU (target cpu) builds no TensorRT engine: leave out "
                         "format='engine' (--engine), or use target tensorrt")
+    if int8:
+        list_images(images)  # an empty or missing folder is refused before minutes of export
     checkpoint, entry = _resolve_checkpoint(checkpoint, cache_dir, weights_url)
     config = config or (entry.config if entry else "w32_512")
     cfg = get_config(config)

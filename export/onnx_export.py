@@ -30,7 +30,7 @@ from higherhrnet_trt.core.files import atomic_path
 from higherhrnet_trt.core.formats import SIZE_MULTIPLE
 from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.core.lazy import lazy_import
-from higherhrnet_trt.core.metadata import ModelMeta, stamp_weights
+from higherhrnet_trt.core.metadata import ModelMeta, write_metadata
 
 from .configs import ModelConfig
 
@@ -267,12 +267,7 @@ def _check_against_torch(graph: nn.Module, example, path: str, report: ExportRep
 def _write_with_metadata(proto, path: str, meta: ModelMeta, cfg: ModelConfig) -> None:
     props = meta.to_props()
     props["higherhrnet_trt.model_config"] = cfg.to_json()
-    del proto.metadata_props[:]
-    for k, v in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-
-    stamp_weights(proto)  # checked by 'info': a flipped byte in a copy is found
+    write_metadata(proto, props)  # with the weights' hash, checked by 'info'
     proto.producer_name = "higherhrnet_trt"
     _name_dynamic_dims(proto)
     onnx.save_model(proto, path)  # export_onnx's temporary name, renamed once checked
