@@ -16,6 +16,7 @@ PyTriton needs numpy < 2 (the Makefile's .venv-triton); clients need only triton
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -133,6 +134,8 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
     if max_batch < 1 or pipeline_instances < 1:
         raise UserError("--max-batch and --pipeline-instances must be 1 or more")
     queue_delay_us = check_queue_delay(queue_delay_us)
+    check_ports_free(host, {"--http-port": http_port, "--grpc-port": grpc_port,
+                            "--metrics-port": metrics_port})
     if str(decode_device).strip().lower() not in DECODE_DEVICES:
         raise UserError(f"--decode-device {decode_device!r}: choose one of {', '.join(DECODE_DEVICES)}")
     try:
@@ -203,6 +206,24 @@ def serve(model: str, name: str = "", host: str = "127.0.0.1", http_port: int = 
                 remove_leftovers(work)
     finally:
         net.deactivate()
+
+
+def check_ports_free(host: str, ports: dict[str, int]) -> None:
+    """UserError (one line) when two of ``ports`` (flag -> TCP port) are equal or one is already
+    bound on ``host``: Triton itself says so only after PyTriton's two-minute start-up timeout."""
+    seen: dict[int, str] = {}
+    for flag, port in ports.items():
+        if port in seen:
+            raise UserError(f"{seen[port]} and {flag} are both {port}: give each endpoint its own port")
+        seen[port] = flag
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Triton binds
+                sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"{host}:{port} ({flag}) cannot be used: {exc.strerror or exc}; choose "
+                            f"another {flag} or stop what listens there") from None
 
 
 def remove_leftovers(work: str) -> None:
