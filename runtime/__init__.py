@@ -12,8 +12,8 @@ import importlib
 #: public name -> module (relative) that defines it
 _EXPORTS = {
     "Pipeline": ".pipeline",
-    "Poses": ".pipeline",
-    "maps_to_poses": ".pipeline",
+    "Poses": ".poses",
+    "maps_to_poses": ".poses",
     "open_source": ".sources",
     "Frame": ".sources",
     "draw_poses": ".draw",

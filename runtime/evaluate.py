@@ -43,7 +43,8 @@ from higherhrnet_trt.core.image_io import try_read_image
 from higherhrnet_trt.core.keypoints import KeypointSet
 from higherhrnet_trt.decode import DecodeConfig
 
-from .pipeline import Pipeline, maps_to_poses
+from .pipeline import Pipeline
+from .poses import maps_to_poses
 from .results import CocoResultsWriter, poses_to_coco
 from .sources import import_cv2
 

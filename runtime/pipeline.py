@@ -50,13 +50,12 @@ from higherhrnet_trt.kernels import cpu as cpu_decode
 
 from .backends import Backend, create_backend
 from .options import DECODERS, DEFAULT_KPT_THR, DEFAULT_PERSON_THR, DecodeOptions, ModelOptions
-from .poses import (  # noqa: F401 (Poses, maps_to_poses: public here since 0.1)
+from .poses import (
     Poses,
     boxes_from_keypoints,
     cap_people,
     decode_config_for,
     is_bgr,
-    maps_to_poses,
     people_from_grouped,
 )
 from .sources import Frame, Source, import_cv2, open_source
