@@ -36,7 +36,10 @@ from setuptools import setup
 #: the commands (cli: argparse only there), over all. references/ (the demo network's trainer, the
 #: silver labels) is not installed: scripts run as ``python references/train.py`` over this API.
 PARTS = ["core", "export", "engine", "decode", "kernels", "runtime", "serving", "benchmarks", "ros", "cli"]
-SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"]}
+#: Sub-folders that install: Python sub-packages and folders of data files (setuptools wants each
+#: folder that holds package data listed as a package).
+SUBPACKAGES = {"runtime": ["backends", "assets"], "export": ["assets"], "benchmarks": ["data"],
+               "ros": ["interfaces/higherhrnet_trt_msgs", "interfaces/higherhrnet_trt_msgs/msg"]}
 
 packages = []
 package_dir = {}
@@ -44,8 +47,9 @@ for part in PARTS:
     packages.append(f"higherhrnet_trt.{part}")
     package_dir[f"higherhrnet_trt.{part}"] = part
     for sub in SUBPACKAGES.get(part, []):
-        packages.append(f"higherhrnet_trt.{part}.{sub}")
-        package_dir[f"higherhrnet_trt.{part}.{sub}"] = f"{part}/{sub}"
+        name = f"higherhrnet_trt.{part}.{sub.replace('/', '.')}"
+        packages.append(name)
+        package_dir[name] = f"{part}/{sub}"
 
 setup(
     name="higherhrnet-trt",
@@ -63,10 +67,10 @@ setup(
         "higherhrnet_trt.runtime.assets": ["*.jpg", "*.onnx"],
         "higherhrnet_trt.export.assets": ["*.pth", "*.md", "*.json"],  # demo weights + model card
         # The real held-out set's silver labels (benchmarks.real_people; images from opencv-doc).
-        "higherhrnet_trt.benchmarks": ["data/*.json"],
+        "higherhrnet_trt.benchmarks.data": ["*.json"],
         # The ROS 2 people message's source, built by ros/build_msgs.py.
-        "higherhrnet_trt.ros": [f"interfaces/higherhrnet_trt_msgs/{files}"
-                                for files in ("package.xml", "CMakeLists.txt", "msg/*.msg")],
+        "higherhrnet_trt.ros.interfaces.higherhrnet_trt_msgs": ["package.xml", "CMakeLists.txt"],
+        "higherhrnet_trt.ros.interfaces.higherhrnet_trt_msgs.msg": ["*.msg"],
     },
     include_package_data=True,
     # The runtime's needs only: runs on a Jetson with system OpenCV and no torch. OpenCV is not
