@@ -22,6 +22,7 @@ the network model instead of NAME_network/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -335,6 +336,7 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
                                 max_batch, pipeline_instances, queue_delay_us, decode_device)
 
     check_writable(repo, "-o", "give a writable repository folder", folder=True)
+    created = not os.path.isdir(repo)
     os.makedirs(repo, exist_ok=True)
     stage = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=repo)
     try:
@@ -343,6 +345,10 @@ def write_repository(model: str, repo: str, name: str = "", max_batch: int = 8, 
         _swap_in({t: os.path.join(stage, os.path.basename(t)) for t in targets})
     except OSError as e:  # a full disk: named in the CLI's one line, the staging folder removed
         name_output(e, repo)
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:  # a repository folder made here and left empty is removed too
+            with contextlib.suppress(OSError):
+                os.rmdir(repo)
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
