@@ -99,7 +99,10 @@ def check_graph_fits(path: str, cfg) -> None:
         return
     fits = [name for name in CONFIGS if final_layer_shape(get_config(name)) in shapes]
     found = sorted({s[1] for s in shapes if len(s) == 4 and s[0] == expected[0] and s[2:] == expected[2:]})
-    what = f"its final layer takes {found[0]} channels" if len(found) == 1 else "its layers"
+    if len(found) == 1:
+        what = f"its final layer takes {found[0]} channels, {cfg.name}'s takes {expected[1]}"
+    else:
+        what = f"none of its layers has the shape of {cfg.name}'s final layer, {tuple(expected)}"
     hint = f"it fits {', '.join(fits)}" if fits else "no known config fits it: re-export it"
-    raise UserError(f"{path} is not a {cfg.name} network ({what}; {cfg.name} has "
-                    f"{expected[1]}): state the config it was exported with ({hint})")
+    raise UserError(f"{path} is not a {cfg.name} network ({what}): state the config it was "
+                    f"exported with ({hint})")

@@ -90,6 +90,6 @@ def test_stated_config_must_fit_the_graph(tiny_onnx, tmp_path):
     with create_backend(str(path), config="tiny") as backend:
         assert backend.metadata.config_name == "tiny"
     # tiny's first final layer takes 8 channels (export/configs.py: stage4 widths 8, 16, ...).
-    with pytest.raises(UserError, match=r"not a w32_512 network \(its final layer takes 8 channels; "
-                                        r"w32_512 has 32\).*it fits tiny"):
+    with pytest.raises(UserError, match=r"not a w32_512 network \(its final layer takes 8 channels, "
+                                        r"w32_512's takes 32\).*it fits tiny"):
         create_backend(str(path), config="w32_512").activate()
