@@ -68,8 +68,8 @@ def test_trained_demo_finds_the_people_of_its_sample(tmp_path):
     """The generated sample's people, as the scene generator labelled them: at least
     GENERATED_MIN_FOUND of its 4 are found by a drawn person (score >= run's default --person-thr
     0.15) with an OKS of at least 0.45, and at most one spurious person is drawn. Measured with the
-    bundled real-people weights: best OKS 0.48, 0.78, 0.00 and 0.73 (the generated-scene network
-    before them found all four: 0.69, 0.78, 0.62, 0.49; export/assets/MODEL_CARD.md)."""
+    bundled real-people weights: best OKS 0.57, 0.81, 0.00 and 0.71, 3 drawn (the generated-scene
+    network before them found all four: 0.69, 0.78, 0.62, 0.49; export/assets/MODEL_CARD.md)."""
     from higherhrnet_trt.benchmarks import scenes
 
     # The labels of the bundled image (test_scenes checks that the image is this recipe's).
@@ -90,7 +90,7 @@ GENERATED_MIN_FOUND = 3
 
 #: On the real sample: labelled people found with OKS >= 0.5, and confident people that match no
 #: labelled person or ignored region, at most. Measured with the bundled weights: 4 of the 6
-#: labelled people (best OKS 0.72, 0.86, 0.78, 0.50, 0.55, 0.36), 1 unexplained of 8 drawn.
+#: labelled people (best OKS 0.80, 0.87, 0.81, 0.65, 0.44, 0.41), 0 unexplained of 9 drawn.
 REAL_MIN_FOUND = 3
 REAL_MAX_EXTRA = 2
 
