@@ -26,8 +26,8 @@ from .backends import BACKENDS, backend_class, default_backend_for, is_remote
 from .streams import StreamPolicy
 
 #: The score a person needs to be reported (mean joint score; Poses.scores): printed, drawn,
-#: written, served and published. 0.15 from the demo network on generated scenes (precision 0.800,
-#: recall 0.694: benchmarks/person_thr.py, RESULTS.md); 0 keeps every candidate (COCO evaluation).
+#: written, served and published. 0.15 from the demo network on generated scenes (precision 0.806,
+#: recall 0.657: benchmarks/person_thr.py, RESULTS.md); 0 keeps every candidate (COCO evaluation).
 DEFAULT_PERSON_THR = 0.15
 #: Joints scored above this are drawn and span a person's box.
 DEFAULT_KPT_THR = 0.1
