@@ -123,6 +123,8 @@ def pipeline_maps(g: Group, reference: Path) -> None:
 
 
 def scenes(g: Group) -> None:
+    # Here, not at the top: only this group needs decode_speed (and the loop decoder it loads); the
+    # other groups run on a bare aarch64 Python + NumPy without it.
     from higherhrnet_trt.benchmarks.decode_speed import synthetic_scene
 
     cfg = DecodeConfig()
