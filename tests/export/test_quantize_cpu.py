@@ -2,8 +2,8 @@
 own static quantizer writes from the same images, fused by ONNX Runtime into integer kernels, and
 the pairing checks (ONNX Runtime's level, TensorRT's refusal).
 
-Reference for the graph: onnxruntime.quantization.quantize_static (QDQ, per-channel, uint8
-activations, MinMax) on the same pre-processed frames, which must give the same initializers
+Reference for the graph: onnxruntime.quantization.quantize_static (QDQ, per-channel, 7-bit
+weights by ``reduce_range``, uint8 activations, MinMax) on the same pre-processed frames, which must give the same initializers
 (activation scales and zero points, int8 weights, int32 biases) as our ranges with ``method max``.
 """
 
@@ -80,7 +80,7 @@ class Reader(CalibrationDataReader):
     def get_next(self):
         return next(self.it, None)
 quantize_static(sys.argv[1], sys.argv[3], Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
                 calibrate_method=CalibrationMethod.MinMax)
 """
 
@@ -105,6 +105,9 @@ def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
     assert set(a) == set(b)
     scales = [n for n in a if n.endswith("_scale")]
     assert len(scales) > 50  # activations and weights of every Conv
+    weights = [v for v in a.values() if v.dtype == np.int8 and v.ndim == 4]
+    # 7 bits: every weight in [-64, 64] and the largest at 64 (symmetric per channel, by hand)
+    assert weights and max(int(np.abs(w.astype(np.int16)).max()) for w in weights) == 64
     for name in a:
         assert a[name].dtype == b[name].dtype, name
         # Our min / max come from an optimised session (fused Conv arithmetic), ORT's from its
