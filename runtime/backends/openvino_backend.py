@@ -144,6 +144,24 @@ def _has_quantizers(model) -> bool:
     return any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
 
 
+def weight_bits(model, meta: ModelMeta | None) -> int:
+    """7 for a ``calibrate --target cpu`` file whose int8 constants (its quantized weights and
+    their zero points) all lie in [-64, 64], else 8: which probe (openvino_probe) tells whether
+    this CPU's int8 kernels compute the file right. TensorRT-layout files are 8: ModelOpt keeps
+    their weights in float behind a full-range quantizer, so no int8 constant shows their width."""
+    from .openvino_probe import SEVEN_BIT_LIMIT
+
+    if meta is None or meta.target != "cpu":
+        return 8
+    widest = 0
+    for op in model.get_ops():
+        if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8":
+            data = op.get_data()
+            if data.size:
+                widest = max(widest, int(np.abs(data.astype(np.int16)).max()))
+    return 7 if 0 < widest <= SEVEN_BIT_LIMIT else 8
+
+
 def cpu_name() -> str:
     """The CPU's model name and whether it has AMX-INT8 (from /proc/cpuinfo; "this CPU" elsewhere)."""
     try:
@@ -243,7 +261,7 @@ class OpenVINOBackend(Backend):
         ranks = [o.get_partial_shape().rank.get_length() for o in model.outputs]
         self._meta = model_meta(_metadata_props(model), self.config, self.path, ranks)
         if self.check_int8 and _has_quantizers(model):
-            self._refuse_wrong_int8()
+            self._refuse_wrong_int8(weight_bits(model, self._meta))
         self._work_around_concat_quantizers(model)
         try:
             self._compiled = core.compile_model(model, self.device, self._config())
@@ -255,16 +273,20 @@ class OpenVINOBackend(Backend):
         self.effective_precision = self._compiled_precision()
         self._request = self._compiled.create_infer_request()
 
-    def _refuse_wrong_int8(self) -> None:
-        """One line instead of wrong people where OpenVINO's int8 kernels fail the probe here."""
+    def _refuse_wrong_int8(self, bits: int) -> None:
+        """One line instead of wrong people where OpenVINO's int8 kernels fail the probe of the
+        file's weight width (``bits``, 8 or 7) here."""
         from .openvino_probe import MAX_RELATIVE_ERROR, int8_probe_error  # the probe builds a backend
 
-        error = int8_probe_error(self.device)
+        error = int8_probe_error(self.device, bits)
         if error > MAX_RELATIVE_ERROR:
+            fix = ("make a file for the CPU with 'higherhrnet-trt calibrate --target cpu' (7-bit "
+                   "weights), run this one with --backend onnxruntime" if bits == 8 else
+                   "run this INT8 file with --backend onnxruntime")
             raise UserError(
-                f"OpenVINO's int8 kernels compute wrongly on this CPU ({cpu_name()}: probe error "
-                f"{error:.0%}, see runtime/backends/openvino_probe.py): run this INT8 file with "
-                "--backend onnxruntime, or the fp16/fp32 file with OpenVINO")
+                f"OpenVINO's int8 kernels compute {bits}-bit weights wrongly on this CPU "
+                f"({cpu_name()}: probe error {error:.0%}, see runtime/backends/openvino_probe.py): "
+                f"{fix}, or the fp16/fp32 file with OpenVINO")
 
     def _work_around_concat_quantizers(self, model) -> None:
         """unsigned_after_concat on INT8 files; should the graph API differ in another OpenVINO

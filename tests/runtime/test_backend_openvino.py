@@ -237,7 +237,7 @@ def test_reduced_precision_files_stay_near_fp32(ov, tiny_onnx, fp16_onnx, int8_o
     path, max_rel, min_cos = (fp16_onnx, FP16_REL, FP16_COS) if kind == "fp16" else \
         (int8_onnx, INT8_REL, INT8_COS)
     if kind == "int8" and probe.int8_probe_error("CPU") > probe.MAX_RELATIVE_ERROR:
-        with pytest.raises(UserError, match="int8 kernels compute wrongly on this CPU"):
+        with pytest.raises(UserError, match="int8 kernels compute 8-bit weights wrongly on this CPU"):
             _ov(int8_onnx, inference_precision="f32").activate()  # refused, not wrong (probe test)
         return
     x = _frame_input()
@@ -277,41 +277,62 @@ def test_int8_convolutions_run_in_int8(ov, int8_onnx):
     assert in_int8 == quantized, precisions
 
 
-def _probe_path(tmp_path: Path) -> Path:
-    path = tmp_path / "probe.onnx"
-    path.write_bytes(probe.probe_onnx_bytes())
+def _probe_path(tmp_path: Path, bits: int = 8) -> Path:
+    path = tmp_path / f"probe{bits}.onnx"
+    path.write_bytes(probe.probe_onnx_bytes(bits))
     return path
 
 
-def test_probe_asset_is_the_documented_graph(tmp_path):
-    """The committed probe file holds what write_probe writes (nodes and constants)."""
+@pytest.mark.parametrize("bits", [8, 7])
+def test_probe_asset_is_the_documented_graph(tmp_path, bits):
+    """The committed probe files hold what write_probe writes (nodes and constants)."""
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
     fresh = tmp_path / "fresh.onnx"
-    probe.write_probe(str(fresh))
-    committed, written = onnx.load(str(_probe_path(tmp_path))), onnx.load(str(fresh))
+    probe.write_probe(str(fresh), bits)
+    committed, written = onnx.load(str(_probe_path(tmp_path, bits))), onnx.load(str(fresh))
     assert [n.SerializeToString() for n in committed.graph.node] == \
         [n.SerializeToString() for n in written.graph.node]
     for a, b in zip(committed.graph.initializer, written.graph.initializer, strict=True):
         np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
+    w = probe.probe_arrays(bits)["w"]
+    # by hand: 8-bit weights span [-127, 127], 7-bit ones [-64, 64] (pair sums 2 x 255 x 64 fit int16)
+    assert int(np.abs(w.astype(np.int16)).max()) == (127 if bits == 8 else 64)
 
 
-def test_probe_reference_equals_onnxruntime(tmp_path):
+@pytest.mark.parametrize("bits", [8, 7])
+def test_probe_reference_equals_onnxruntime(tmp_path, bits):
     """The probe's NumPy answer is ONNX Runtime's exact Q/DQ arithmetic (optimisations off)."""
     x = probe.probe_input()
-    with create_backend(str(_probe_path(tmp_path)), backend="onnxruntime", threads=1,
+    with create_backend(str(_probe_path(tmp_path, bits)), backend="onnxruntime", threads=1,
                         graph_optimization="disable") as ref:
         expected = ref.infer({"x": x})["y"]
-    assert probe.relative_error(expected, probe.reference_output(x)) < 1e-6
+    assert probe.relative_error(expected, probe.reference_output(x, bits)) < 1e-6
 
 
-def test_int8_probe_tells_right_from_wrong(ov, tmp_path):
+def test_weight_bits_reads_the_widest_int8_constant(ov, tmp_path):
+    """A CPU-target file: 7 for the 7-bit probe's weights (|w| <= 64), 8 for the 8-bit probe's
+    (up to 127); any other file (TensorRT layout, no target) is 8 whatever its constants."""
+    from higherhrnet_trt.core.metadata import ModelMeta
+    from higherhrnet_trt.runtime.backends.openvino_backend import weight_bits
+
+    core = ov.Core()
+    cpu, trt = ModelMeta(precision="int8", target="cpu"), ModelMeta(precision="int8", target="tensorrt")
+    assert weight_bits(core.read_model(str(_probe_path(tmp_path, 7))), cpu) == 7
+    assert weight_bits(core.read_model(str(_probe_path(tmp_path, 8))), cpu) == 8
+    assert weight_bits(core.read_model(str(_probe_path(tmp_path, 7))), trt) == 8
+    assert weight_bits(core.read_model(str(_probe_path(tmp_path, 7))), None) == 8
+
+
+@pytest.mark.parametrize("bits", [8, 7])
+def test_int8_probe_tells_right_from_wrong(ov, tmp_path, bits):
     """OpenVINO's CPU plugin computed a symmetric int8 quantizer after a Concat wrongly (max error
-    ~30 %) until the backend rewrote it as the equal uint8 form; on AMX-INT8 CPUs the rewritten
-    form was still ~44 % wrong. Whatever this CPU does, the probe's verdict must be ONNX Runtime's,
-    and an INT8 file is then either exact or refused in one line."""
-    path = _probe_path(tmp_path)
+    ~30 %) until the backend rewrote it as the equal uint8 form; on CPUs without VNNI (and one
+    listed with AMX-INT8) the rewritten form was still ~44 % wrong with 8-bit weights (int16
+    saturation). Whatever this CPU does, each probe's verdict must be ONNX Runtime's, and an INT8
+    file of that weight width is then either exact or refused in one line."""
+    path = _probe_path(tmp_path, bits)
     x = probe.probe_input()
     with create_backend(str(path), backend="onnxruntime", threads=1, graph_optimization="disable") as ref:
         expected = ref.infer({"x": x})["y"]
@@ -322,8 +343,9 @@ def test_int8_probe_tells_right_from_wrong(ov, tmp_path):
     assert unchecked.rewritten_quantizers == 1
     assert set(precisions["Convolution"]) <= {"u8", "i8"}, precisions  # still an int8 convolution
     rel = probe.relative_error(got, expected.astype(np.float64))
-    verdict = probe.int8_probe_error("CPU")
-    print(f"\nOpenVINO int8 probe on {cpu_name()}: error {verdict:.2e} (vs ONNX Runtime {rel:.2e})")
+    verdict = probe.int8_probe_error("CPU", bits)
+    print(f"\nOpenVINO int8 probe ({bits}-bit weights) on {cpu_name()}: error {verdict:.2e} "
+          f"(vs ONNX Runtime {rel:.2e})")
     assert (verdict <= probe.MAX_RELATIVE_ERROR) == (rel < 1e-5), (verdict, rel)
     if verdict > probe.MAX_RELATIVE_ERROR:
         with pytest.raises(UserError, match="--backend onnxruntime"):
