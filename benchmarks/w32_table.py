@@ -67,6 +67,7 @@ class Cell:
     same_people: int | None = None
     other_cpu: float | None = None  # % of one core other processes used while this cell ran
     note: str = ""
+    refused: str = ""  # the backend's one-line refusal when the cell could not run (no times)
 
     def median(self, stage: str) -> float:
         return float(statistics.median(self.times[stage]))
@@ -84,6 +85,9 @@ def format_table(cells: Sequence[Cell]) -> str:
             "people per frame | heatmap err vs fp32 (max / mean) | people = fp32 |")
     lines = [head, "|" + "---|" * 9]
     for c in cells:
+        if c.refused:
+            lines.append(f"| {c.name} | refused: {c.refused} |" + " |" * 7)
+            continue
         parts = [f"{_fmt_ms(c.median(k))} ({base.median(k) / c.median(k):.2f}x)" for k in STAGES]
         ips = 1e3 / c.median("end_to_end")
         err = "reference" if c.note == "reference" else \
@@ -106,6 +110,8 @@ def fill_errors(cells: Sequence[Cell], maps: dict[str, list[np.ndarray]], ref: s
     ref_cell = next(c for c in cells if c.name == ref)
     ref_maps = maps[ref]
     for c in cells:
+        if c.refused:
+            continue
         c.same_people = sum(int(a == b) for a, b in zip(c.people, ref_cell.people))
         if c.name == ref:
             c.note = "reference"
@@ -128,6 +134,9 @@ def _time_ours(path: str, backend: str, options: dict[str, Any], frames: list[np
     if hasattr(runner.backend, "runtime_precisions"):  # OpenVINO: what its convolutions really ran in
         convs = runner.backend.runtime_precisions().get("Convolution", {})
         cell.note = "convolutions " + ", ".join(f"{k}: {v}" for k, v in sorted(convs.items()))
+    level = getattr(runner.backend, "graph_optimization_used", None)
+    if level:  # ONNX Runtime: the level "auto" picked from the file (needed_level)
+        cell.note = f"graph optimisation {level}"
     try:
         for frame in frames[:1] * warmup:
             runner.frames = [frame]
@@ -200,12 +209,14 @@ def run_table(files: dict[str, str], config: str, checkpoint: str | None, backen
             name = f"ours: {backend} {prec}"
             say(f"{name} ...")
             cell_options = dict(options)
-            if backend == "onnxruntime" and prec == "int8":
-                # as the backend's "auto" picks for INT8 files (needed_level), stated in the cell's options
-                cell_options["graph_optimization"] = "disable"
             t0 = time.perf_counter()
-            with OtherLoad() as other:
-                cell, maps[name] = _time_ours(path, backend, cell_options, frames, warmup)
+            try:
+                with OtherLoad() as other:
+                    cell, maps[name] = _time_ours(path, backend, cell_options, frames, warmup)
+            except UserError as e:  # e.g. OpenVINO's int8 probe failing on this CPU: keep the table
+                say(f"{name}: refused: {e}")
+                cells.append(Cell(name, refused=str(e)))
+                continue
             cell.other_cpu = other.percent
             cell.name = name
             cell.note = "; ".join(n for n in (f"cell wall {time.perf_counter() - t0:.0f} s incl. "

@@ -60,3 +60,20 @@ def test_errors_and_people_agreement_against_the_reference():
     assert row["| ours: openvino int8"][7] == "5.00e-01 / 5.21e-03"
     assert row["| official"][7] == "n/a"
     assert row["| ours: openvino int8"][8] == "2/3 |"
+
+
+def test_a_refused_cell_keeps_its_row_and_the_others_their_numbers():
+    """A backend that refuses one file (OpenVINO's int8 probe failing on the CPU) gives a row with
+    its reason; the ratios and errors of the other rows are as without it."""
+    official, fp32, int8 = _cells()
+    refused = Cell("ours: openvino int8 (8-bit weights)", refused="OpenVINO's int8 kernels compute wrongly")
+    maps = {fp32.name: [np.zeros((1, 2, 4, 4), np.float32)] * 3,
+            int8.name: [np.zeros((1, 2, 4, 4), np.float32)] * 3}
+    fill_errors([official, fp32, refused, int8], maps, ref=fp32.name)
+    assert refused.same_people is None and refused.err_max is None
+    assert int8.err_max == 0.0 and int8.same_people == 2  # [30, 29, 28] vs fp32's [30, 30, 28]
+    lines = format_table([official, fp32, refused, int8]).splitlines()
+    assert lines[4] == ("| ours: openvino int8 (8-bit weights) | refused: OpenVINO's int8 kernels "
+                        "compute wrongly |" + " |" * 7)
+    assert lines[4].count("|") == lines[2].count("|")  # as many columns as a measured row
+    assert lines[5].split(" | ")[1:5] == ["1.50 (2.00x)", "100 (9.00x)", "200 (12.00x)", "310 (10.65x)"]
