@@ -1,8 +1,8 @@
 """Person IDs on generated videos with known identities: IDF1, MOTA, ID switches (motmetrics).
 
 Videos from benchmarks/scene_video.py (MOT layout, ground-truth IDs and keypoints per frame). The
-model's people of every frame are computed once (cached as DIR/vNNN/poses.npz) and then tracked
-three ways:
+model's people of every frame are computed once (cached as DIR/vNNN/poses-KEY.npz, KEY from the
+model file and the test scales) and then tracked three ways:
 
 - ``tracker``: runtime/track.py with its default options (what ``run --track`` does);
 - ``greedy``: a naive per-frame matching, people of score >= 0.3 matched greedily to the previous
@@ -15,7 +15,7 @@ scale) is >= 0.5 (the distance motmetrics minimises is 1 - OKS). Crossings: pair
 people whose left-right order changes while both are seen and their boxes overlap.
 
     python -m higherhrnet_trt.benchmarks.scene_video --out /tmp/tv --num 20 --seed 100
-    python -m higherhrnet_trt.benchmarks.track_eval /tmp/tv --model demo.onnx
+    python -m higherhrnet_trt.benchmarks.track_eval /tmp/tv --model demo.onnx [--scales 2]
 
 Needs motmetrics (extra ``bench``) and OpenCV.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -48,9 +49,17 @@ def load_truth(video: str) -> list[list[dict]]:
         return json.load(f)["frames"]
 
 
+def cache_key(model: str, scales) -> str:
+    """Names one model file (path, size, modification time) at one set of test scales, so a
+    cached detection is never read for another model or scale."""
+    st = os.stat(model)
+    text = f"{os.path.abspath(model)}|{st.st_size}|{st.st_mtime_ns}|{','.join(map(str, scales))}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def detect(video: str, pipe) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The model's (keypoints (P, 17, 3), scores (P,)) per frame, cached in video/poses.npz."""
-    cache = os.path.join(video, "poses.npz")
+    """The model's (keypoints (P, 17, 3), scores (P,)) per frame, cached in video/poses-KEY.npz."""
+    cache = os.path.join(video, f"poses-{cache_key(pipe.model_path, pipe.scales)}.npz")
     if os.path.exists(cache):
         data = np.load(cache)
         return [(data[f"k{i}"], data[f"s{i}"]) for i in range(int(data["n"]))]
@@ -185,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", help="folder of vNNN videos from benchmarks/scene_video.py")
     p.add_argument("--model", required=True, help="model (.onnx) whose people are tracked")
     p.add_argument("--json", help="also write the report here")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                   help="test scales of the model's pipeline, as run --scales (default 1)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="ONNX Runtime intra-op threads (default 0: one per core)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a TrackerOptions field for this run (repeatable)")
     args = p.parse_args(argv)
@@ -194,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     videos = sorted(glob.glob(os.path.join(args.data, "v[0-9][0-9][0-9]")))
     t0 = time.perf_counter()
     # person_thr 0: the trackers see every candidate, as Pipeline(track=True) tracks before person_thr
-    with Pipeline(args.model, person_thr=0.0) as pipe:
+    with Pipeline(args.model, scales=args.scales, person_thr=0.0, threads=args.threads) as pipe:
         report = evaluate(videos, pipe, options)
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["scales"] = args.scales
     report["options"] = vars(options)
     print(json.dumps(report, indent=1))
     if args.json:

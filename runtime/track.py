@@ -57,7 +57,7 @@ class TrackerOptions:
     """
 
     high_score: float = 0.2
-    low_score: float = 0.1
+    low_score: float = 0.15
     new_score: float = 0.2
     min_oks: float = 0.1
     max_lost: int = 30
