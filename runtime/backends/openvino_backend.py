@@ -1,9 +1,14 @@
-"""OpenVINO backend: the same ONNX files (fp32, fp16, INT8 Q/DQ) on Intel CPUs, faster than ONNX Runtime.
+"""OpenVINO backend: the same ONNX files (fp32, fp16, INT8 Q/DQ) on x86 CPUs.
+
+Faster than ONNX Runtime where OpenVINO has kernels ONNX Runtime lacks: bf16 on AVX512-BF16 / AMX
+CPUs (W32-512 fp32 file 2.0x, benchmarks/RESULTS.md section 10); on an AVX2-only CPU both ran it
+at the same speed in f32 and OpenVINO's int8 was 1.1x ONNX Runtime's (section 22).
 
 OpenVINO reads the ONNX file directly (no IR conversion step): ``Core.read_model`` keeps the
 file's ``metadata_props`` under ``rt_info["framework"]``, so the model stays self-describing.
 An INT8 Q/DQ file runs its convolutions in int8 (OpenVINO folds the QuantizeLinear /
-DequantizeLinear pairs into quantized kernels), where ONNX Runtime's CPU provider is slower than fp32.
+DequantizeLinear pairs into quantized kernels), the TensorRT layout's too, which ONNX Runtime's CPU
+provider runs slower than fp32.
 
 INT8 files and an OpenVINO bug: a symmetric int8 QuantizeLinear right after a batch-axis Concat (our
 flip test concatenates the image and its mirror that way before the first convolution) comes out
