@@ -3,8 +3,9 @@ own static quantizer writes from the same images, fused by ONNX Runtime into int
 the pairing checks (ONNX Runtime's level, TensorRT's refusal).
 
 Reference for the graph: onnxruntime.quantization.quantize_static (QDQ, per-channel, 7-bit
-weights by ``reduce_range``, uint8 activations, MinMax) on the same pre-processed frames, which must give the same initializers
-(activation scales and zero points, int8 weights, int32 biases) as our ranges with ``method max``.
+weights by ``reduce_range``, uint8 activations, MinMax) on the same pre-processed frames, which
+must give the same initializers (activation scales and zero points, int8 weights, int32 biases) as
+our ranges with ``method max``.
 """
 
 from __future__ import annotations
