@@ -44,6 +44,9 @@ class ModelMeta:
     mean / std: per RGB channel, applied to pixels scaled to [0, 1].
     target: for INT8 files, the runtime the Q/DQ graph is laid out for: "tensorrt" (also files
         without the key, written before it existed) or "cpu" (ONNX Runtime, OpenVINO); "" otherwise.
+    weight_bits: for INT8 files of target "cpu", the width of their int8 weights: 7 (what
+        ``calibrate --target cpu`` writes: x86 CPUs without VNNI saturate 8-bit weights); 0 when
+        the file does not say (other files; CPU-target files without the key hold 8-bit weights).
     """
 
     model_name: str = "higherhrnet"
@@ -67,6 +70,7 @@ class ModelMeta:
     random_weights: bool = False
     precision: str = "fp32"
     target: str = ""
+    weight_bits: int = 0
     exporter: str = ""
     format_version: int = FORMAT_VERSION
 

@@ -45,6 +45,8 @@ base_quantizer = lazy_import("onnxruntime.quantization.base_quantizer")
 
 #: ModelMeta.target values of INT8 files: which runtime the Q/DQ graph is laid out for.
 TARGETS = CALIBRATION_TARGETS
+#: Width of the int8 weights this module writes (ModelMeta.weight_bits; see the module docstring).
+CPU_WEIGHT_BITS = 7
 
 
 def _quantizable_ops() -> list[str]:
@@ -102,8 +104,8 @@ def quantize_cpu(model, ranges: Mapping[str, tuple[float, float]]):
 
     data = {t: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
             for t, (lo, hi) in ranges.items()}
-    # per_channel True, reduce_range True (7-bit weights, see the module docstring)
-    quantizer = QDQQuantizer(model, True, True, QuantType.QInt8, QuantType.QUInt8,
+    # per_channel True, reduce_range (7-bit weights, see the module docstring)
+    quantizer = QDQQuantizer(model, True, CPU_WEIGHT_BITS == 7, QuantType.QInt8, QuantType.QUInt8,
                              TensorsData(CalibrationMethod.MinMax, data), [], [],
                              _quantizable_ops(), {})
     quantizer.quantize_model()

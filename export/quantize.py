@@ -75,6 +75,7 @@ from .calib_ranges import cache_entry, read_cache, write_cache
 from .calib_taps import DEFAULT_SAMPLE
 from .qdq import Placement, apply_scales, place_qdq
 from .qdq_cpu import (
+    CPU_WEIGHT_BITS,
     TARGETS,
     check_onnxruntime_unpatched,
     clipped_range,
@@ -322,6 +323,7 @@ def quantize_int8(
         else:
             apply_scales(placed, placement, ranges)
         copy_metadata(src_model, placed, precision="int8", target=target,
+                      **({"weight_bits": CPU_WEIGHT_BITS} if target == "cpu" else {}),
                       derived_from=derived_from_record(onnx_in))
         save_onnx(placed, onnx_out)
     _int8_notes(report, placement, maker, high_precision, method, sample, target)

@@ -14,6 +14,7 @@ from higherhrnet_trt.core.graph_optimization import GRAPH_OPTIMIZATION, ort_opti
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
+from .cpu_flags import int8_weights_saturate
 from .foreign import model_meta
 
 log = logging.getLogger("higherhrnet_trt")
@@ -87,6 +88,19 @@ def pairing_note(meta: ModelMeta | None, path: str) -> str | None:
             "fp32; for the CPU make one with 'higherhrnet-trt calibrate --target cpu'")
 
 
+def saturation_note(meta: ModelMeta | None, path: str, saturates: bool) -> str | None:
+    """One line for a CPU-target INT8 file with 8-bit weights (no ``weight_bits`` 7 in its
+    metadata) on a CPU whose int8 kernels saturate them (``saturates``: cpu_flags), else None.
+    Measured on an AVX2-only CPU: the demo's AP 0.022 below fp32 with such a file, 0.005 with
+    7-bit weights (benchmarks/RESULTS.md section 22b)."""
+    if (not saturates or meta is None or meta.precision != "int8" or meta.target != "cpu"
+            or meta.weight_bits == 7):
+        return None
+    return (f"{os.path.basename(path)} has 8-bit int8 weights, which this CPU (x86 without VNNI) "
+            "saturates in ONNX Runtime's int8 kernels: its people are less accurate; calibrate "
+            "it again with 'higherhrnet-trt calibrate --target cpu' (7-bit weights)")
+
+
 class OnnxRuntimeBackend(Backend):
     """Runs an ONNX file with ONNX Runtime.
 
@@ -153,9 +167,11 @@ class OnnxRuntimeBackend(Backend):
             self._session = None  # one session in memory at a time
             self._session = self._open(ort, level)
         self.graph_optimization_used = level
-        note = pairing_note(self._meta, self.path)
-        if note:
-            log.warning(note)
+        cpu_int8 = self._meta is not None and self._meta.precision == "int8" and self._meta.target == "cpu"
+        for note in (pairing_note(self._meta, self.path),
+                     saturation_note(self._meta, self.path, cpu_int8 and int8_weights_saturate())):
+            if note:
+                log.warning(note)
 
     def _open(self, ort, level: str):
         """An InferenceSession of the file at graph optimisation ``level``; one-line UserError for

@@ -172,6 +172,32 @@ def test_pairings():
     assert "\n" not in note and "--target cpu" in note and "m.onnx" in note
 
 
+def test_file_states_its_7_bit_weights(cpu_files):
+    """calibrate --target cpu stamps weight_bits 7, and the graph's int8 weights are that wide."""
+    from higherhrnet_trt.export.onnx_export import read_metadata
+
+    _, ours, _, _ = cpu_files
+    assert read_metadata(ours).weight_bits == 7
+    widest = max(int(np.abs(v.astype(np.int16)).max()) for v in _initializers(ours).values()
+                 if v.dtype == np.int8)
+    assert widest <= 64
+
+
+def test_saturation_note():
+    """One line for a CPU-target file with 8-bit weights on a CPU that saturates them, else none."""
+    from higherhrnet_trt.core.metadata import ModelMeta
+    from higherhrnet_trt.runtime.backends.onnxruntime_backend import saturation_note
+
+    eight, seven = ModelMeta(precision="int8", target="cpu"), ModelMeta(precision="int8", target="cpu",
+                                                                        weight_bits=7)
+    note = saturation_note(eight, "/x/m.onnx", True)
+    assert note and "\n" not in note and "m.onnx" in note and "calibrate --target cpu" in note
+    assert saturation_note(eight, "m.onnx", False) is None  # a VNNI CPU: 8-bit weights are fine
+    assert saturation_note(seven, "m.onnx", True) is None
+    assert saturation_note(ModelMeta(precision="int8", target="tensorrt"), "m.onnx", True) is None
+    assert saturation_note(ModelMeta(), "m.onnx", True) is None
+
+
 def test_tensorrt_build_refuses_cpu_target(cpu_files):
     from higherhrnet_trt.core.errors import UserError
     from higherhrnet_trt.engine.build_plan import plan_precision
