@@ -34,6 +34,7 @@ from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
 from .foreign import model_meta
+from .openvino_probe import SEVEN_BIT_LIMIT
 
 log = logging.getLogger("higherhrnet_trt")
 
@@ -154,8 +155,6 @@ def weight_bits(model, meta: ModelMeta | None) -> int:
     their zero points) all lie in [-64, 64], else 8: which probe (openvino_probe) tells whether
     this CPU's int8 kernels compute the file right. TensorRT-layout files are 8: ModelOpt keeps
     their weights in float behind a full-range quantizer, so no int8 constant shows their width."""
-    from .openvino_probe import SEVEN_BIT_LIMIT
-
     if meta is None or meta.target != "cpu":
         return 8
     widest = 0
