@@ -75,7 +75,9 @@ def export_variants(weights: str | None, work_dir: str, calib_images: str | None
     if "fp16" in precisions:
         out["fp16"] = os.path.join(work_dir, f"demo_fp16{suffix}.onnx")
         log(convert_fp16(fp32, out["fp16"], images=calib_images if fp16_on_calib else None).summary())
-    for precision, target in (("int8", "tensorrt"), ("int8_cpu", "cpu")):
+    # The CPU layout first: ModelOpt's TensorRT-layout calibration changes onnxruntime.quantization
+    # in place for the rest of the process (export/qdq_cpu.check_onnxruntime_unpatched).
+    for precision, target in (("int8_cpu", "cpu"), ("int8", "tensorrt")):
         if precision in precisions:
             out[precision] = os.path.join(work_dir, f"demo_{precision}{suffix}.onnx")
             log(quantize_int8(fp32, out[precision], images=calib_images, num_images=num_calib,

@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                                       "committed held-out labels over opencv-doc's images)")
     ap.add_argument("--scale", type=float, nargs="+", default=[1.5],
                     help="test scales, each measured alone (1: the shorter side becomes 256)")
-    ap.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated among fp32, fp16, int8")
+    ap.add_argument("--precisions", default="fp32,fp16,int8",
+                    help="comma-separated among fp32, fp16, int8 (target tensorrt) and int8_cpu "
+                         "(calibrate --target cpu)")
     ap.add_argument("--calib", type=int, default=64, help="real training frames for INT8 calibration")
     ap.add_argument("--generated", type=int, default=0,
                     help="also measure this many held-out generated scenes (seed 1000) at scale 1")
