@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from higherhrnet_trt.benchmarks.scenes import generate_dataset
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
 
 from ..export.api import export
@@ -144,13 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"demo weights not found: {weights} (train them: export/assets/MODEL_CARD.md; "
                  "or pass --weights)")
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="demo_ap_") as work:
-        precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
-        variants = prepare_variants(weights, work, args.calib, precisions)
-        res = measure(weights, args.scenes, args.seed, args.calib, work_dir=work, variants=variants)
-        ci = None
-        if args.card:
-            ci = measure(weights, CI_SCENES, CI_SEED, args.calib, work_dir=work, variants=variants)
+    try:
+        with tempfile.TemporaryDirectory(prefix="demo_ap_") as work:
+            precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
+            variants = prepare_variants(weights, work, args.calib, precisions)
+            res = measure(weights, args.scenes, args.seed, args.calib, work_dir=work, variants=variants)
+            ci = None
+            if args.card:
+                ci = measure(weights, CI_SCENES, CI_SEED, args.calib, work_dir=work, variants=variants)
+    except UserError as e:  # one line, as the CLI says it
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if ci is not None:
         path = update_card(weights, {
             "heldout": res,

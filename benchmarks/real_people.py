@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.lazy import lazy_import
 
 from .accuracy import ap_summary, evaluate_variants
@@ -143,21 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
     t0 = time.perf_counter()
     result: dict = {"weights": os.path.abspath(weights), "real": []}
-    with tempfile.TemporaryDirectory(prefix="real_ap_") as work:
-        if args.silver:
-            val = os.path.join(args.silver, "val", "person_keypoints.json")
-            val_images = os.path.join(args.silver, "val", "images")
-            calib = os.path.join(args.silver, "train", "images")
-        else:
-            val, val_images = materialize(os.path.join(work, "heldout"))
-            calib = calibration_frames(os.path.join(work, "calib"), args.calib)
-        variants = export_variants(weights, work, calib, args.calib, precisions, dynamic=True,
-                                   calib_size=int(round(256 * max(args.scale))), fp16_on_calib=False)
-        for scale in args.scale:
-            result["real"].append(evaluate_real(variants, val, val_images, scale, args.threads))
-        if args.generated:
-            result["generated"] = measure(weights, args.generated, work_dir=work, variants=variants,
-                                          threads=args.threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="real_ap_") as work:
+            if args.silver:
+                val = os.path.join(args.silver, "val", "person_keypoints.json")
+                val_images = os.path.join(args.silver, "val", "images")
+                calib = os.path.join(args.silver, "train", "images")
+            else:
+                val, val_images = materialize(os.path.join(work, "heldout"))
+                calib = calibration_frames(os.path.join(work, "calib"), args.calib)
+            variants = export_variants(weights, work, calib, args.calib, precisions, dynamic=True,
+                                       calib_size=int(round(256 * max(args.scale))), fp16_on_calib=False)
+            for scale in args.scale:
+                result["real"].append(evaluate_real(variants, val, val_images, scale, args.threads))
+            if args.generated:
+                result["generated"] = measure(weights, args.generated, work_dir=work, variants=variants,
+                                              threads=args.threads)
+    except UserError as e:  # one line, as the CLI says it
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     result["seconds"] = time.perf_counter() - t0
     if args.card:
         first = result["real"][0]
