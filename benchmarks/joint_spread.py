@@ -10,7 +10,8 @@ side is on someone else.
     python -m higherhrnet_trt.benchmarks.joint_spread people.json [more.json ...]
     python -m higherhrnet_trt.benchmarks.joint_spread --write-clip vtest_held.avi   # vtest's held-out frames
 
-RESULTS.md section 20 ran it on ``run --track --scales 2`` over vtest.avi's held-out frames.
+RESULTS.md section 20 ran it on ``run --track --scales 2`` over vtest.avi's held-out frames. For a
+file written with ``--track`` it also prints how long the track IDs lasted (:func:`track_summary`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ def write_heldout_clip(path: str, data_dir: str = OPENCV_DATA) -> int:
     return written
 
 
+def track_summary(people: list[dict]) -> dict | None:
+    """people: records of ``run --track --json`` (``track_id``; -1 = no ID yet) -> {"ids": distinct
+    IDs, "long": IDs on 20+ records, "short": IDs on under 5, "longest": records of the longest,
+    "untracked": records with -1}; None when no record has a ``track_id``."""
+    if not any("track_id" in p for p in people):
+        return None
+    counts: dict[int, int] = {}
+    for p in people:
+        tid = int(p.get("track_id", -1))
+        if tid >= 0:
+            counts[tid] = counts.get(tid, 0) + 1
+    lengths = list(counts.values())
+    return {"ids": len(counts), "long": sum(n >= 20 for n in lengths),
+            "short": sum(n < 5 for n in lengths), "longest": max(lengths, default=0),
+            "untracked": sum(int(p.get("track_id", -1)) < 0 for p in people)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.joint_spread",
                                  description="count people whose joints span two people in run --json output")
@@ -82,10 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for path in args.json:
         with open(path, encoding="utf-8") as f:
-            result = count_spread(json.load(f))
+            people = json.load(f)
+        result = count_spread(people)
         median = np.median(result["spread_scores"]) if result["spread_scores"] else float("nan")
         print(f"{path}: {result['spread']} of {result['people']} people spread "
               f"({100 * result['spread'] / max(result['people'], 1):.0f} %), median score {median:.2f}")
+        tracks = track_summary(people)
+        if tracks:
+            print(f"{path}: {tracks['ids']} track IDs, {tracks['long']} on 20+ frames, {tracks['short']} "
+                  f"on under 5, the longest {tracks['longest']} frames; {tracks['untracked']} people "
+                  "without an ID")
     return 0
 
 

@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import UserError
 from higherhrnet_trt.core.keypoints import COCO
 from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.runtime.pipeline import Pipeline
@@ -202,13 +203,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="a TrackerOptions field for this run (repeatable)")
     args = p.parse_args(argv)
 
-    options = TrackerOptions(**{k: type(getattr(TrackerOptions(), k))(v)
-                                for k, v in (s.split("=", 1) for s in args.set)})
+    fields = vars(TrackerOptions())
+    settings = [s.split("=", 1) for s in args.set]
+    for item in settings:
+        if len(item) != 2 or item[0] not in fields:
+            p.error(f"--set {'='.join(item)}: expected NAME=VALUE with NAME among {', '.join(fields)}")
+    try:
+        options = TrackerOptions(**{k: type(fields[k])(v) for k, v in settings})
+        options.check()
+    except ValueError as e:
+        p.error(f"--set: {e}")
     videos = sorted(glob.glob(os.path.join(args.data, "v[0-9][0-9][0-9]")))
+    if not videos:
+        p.error(f"no vNNN video folders in {args.data}: write them with "
+                "'python -m higherhrnet_trt.benchmarks.scene_video --out DIR'")
     t0 = time.perf_counter()
-    # person_thr 0: the trackers see every candidate, as Pipeline(track=True) tracks before person_thr
-    with Pipeline(args.model, scales=args.scales, person_thr=0.0, threads=args.threads) as pipe:
-        report = evaluate(videos, pipe, options)
+    try:
+        # person_thr 0: the trackers see every candidate, as Pipeline(track=True) tracks before person_thr
+        with Pipeline(args.model, scales=args.scales, person_thr=0.0, threads=args.threads) as pipe:
+            report = evaluate(videos, pipe, options)
+    except UserError as e:  # a missing model, bad scales: one line, as the CLI says it
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["scales"] = args.scales
     report["options"] = vars(options)

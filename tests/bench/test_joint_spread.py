@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from higherhrnet_trt.benchmarks.joint_spread import count_spread, is_spread
+from higherhrnet_trt.benchmarks.joint_spread import count_spread, is_spread, track_summary
 
 
 def _walker(x: float, top: float, height: float) -> np.ndarray:
@@ -38,3 +38,10 @@ def test_count_over_run_json_records():
     far[9, 0] = 200
     records.append({"keypoints": far.ravel().tolist(), "score": 0.64})
     assert count_spread(records) == {"people": 3, "spread": 1, "spread_scores": [0.64]}
+
+
+def test_track_summary_counts_worked_out_by_hand():
+    # ID 1 on 25 records, ID 2 on 3, ID 7 on 10; 4 records without an ID (-1)
+    records = [{"track_id": 1}] * 25 + [{"track_id": 2}] * 3 + [{"track_id": 7}] * 10 + [{"track_id": -1}] * 4
+    assert track_summary(records) == {"ids": 3, "long": 1, "short": 1, "longest": 25, "untracked": 4}
+    assert track_summary([{"score": 0.5}]) is None  # a file written without --track
