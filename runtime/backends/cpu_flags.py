@@ -12,6 +12,15 @@ from __future__ import annotations
 INT32_SUM_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
+def read_cpuinfo() -> str:
+    """The first 64 KB of /proc/cpuinfo ("" where it cannot be read: not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return f.read(1 << 16)
+    except OSError:
+        return ""
+
+
 def x86_flags(cpuinfo: str) -> set[str] | None:
     """The first "flags" line of a /proc/cpuinfo text as a set; None when it has none (not x86)."""
     for line in cpuinfo.splitlines():
@@ -25,11 +34,5 @@ def int8_weights_saturate(cpuinfo: str | None = None) -> bool:
     kernels); False with them, on other CPUs, and when /proc/cpuinfo cannot be read.
 
     cpuinfo: the text to read instead of /proc/cpuinfo (tests)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read(1 << 16)
-        except OSError:
-            return False
-    flags = x86_flags(cpuinfo)
+    flags = x86_flags(read_cpuinfo() if cpuinfo is None else cpuinfo)
     return flags is not None and not any(f in flags for f in INT32_SUM_FLAGS)

@@ -33,6 +33,7 @@ from higherhrnet_trt.core.errors import BackendUnavailable, UserError
 from higherhrnet_trt.core.metadata import ModelMeta
 
 from .base import Backend, TensorSpec
+from .cpu_flags import read_cpuinfo
 from .foreign import model_meta
 from .openvino_probe import SEVEN_BIT_LIMIT
 
@@ -168,11 +169,7 @@ def weight_bits(model, meta: ModelMeta | None) -> int:
 
 def cpu_name() -> str:
     """The CPU's model name and whether it has AMX-INT8 (from /proc/cpuinfo; "this CPU" elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            info = f.read(65536)
-    except OSError:
-        return "this CPU"
+    info = read_cpuinfo()
     name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
                 "this CPU")
     return f"{name}, AMX-INT8" if " amx_int8" in info else name
