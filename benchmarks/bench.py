@@ -98,6 +98,7 @@ class BenchSettings:
     cuda_graph: bool = False
     image: str | None = None
     project2image: bool = True
+    decoder: str = "auto"  # runtime/options.DECODERS: "auto", "cpu" (compiled) or "numpy"
     progress: bool = True
     backend_options: dict[str, Any] = field(default_factory=dict)
 
@@ -148,7 +149,7 @@ class StageRunner:
         self.last_poses: list | None = None
         # person_thr 0: every candidate, as the official-style loop it is compared with keeps them.
         self.pipe = Pipeline(s.model, backend=s.backend, project2image=s.project2image, person_thr=0.0,
-                             max_batch=max(1, s.batch), **s.backend_options)
+                             max_batch=max(1, s.batch), decoder=s.decoder, **s.backend_options)
         self.pipe.activate()
         self.backend = self.pipe.backend
         self.spec = self.backend.inputs[0]
@@ -274,6 +275,7 @@ class _Measured:
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     staged: bool
+    decoder: str  # the decoder that ran: "cpu" (compiled) or "numpy"
 
 
 def _check_settings(s: BenchSettings) -> None:
@@ -311,6 +313,7 @@ def _measure(runner: StageRunner, s: BenchSettings) -> _Measured:
         fed_shape=list(runner.preprocess()[0].shape), backend=backend,
         env=environment.collect(backend.name, backend), inputs=_tensor_specs(backend.inputs),
         outputs=_tensor_specs(backend.outputs), staged=runner.staged,
+        decoder=runner.pipe.active_decoder,
     )
 
 
@@ -337,7 +340,8 @@ def _result(s: BenchSettings, m: _Measured) -> dict[str, Any]:
             "input_size": list(s.input_size) if s.input_size else None,
             "warmup_iters": s.warmup, "timed_iters": iters, "cuda_graph": s.cuda_graph,
             "image": os.path.abspath(s.image or default_image()),
-            "project2image": s.project2image, "clock": "cuda_events" if m.staged else "perf_counter",
+            "project2image": s.project2image, "decoder": m.decoder,
+            "clock": "cuda_events" if m.staged else "perf_counter",
             "backend_options": {k: (list(v) if isinstance(v, (list, tuple)) else v)
                                 for k, v in s.backend_options.items()},
         },

@@ -195,7 +195,8 @@ def format_report(r: Mapping[str, Any]) -> str:
         f"{r['model']['precision']}, input {'x'.join(str(d) for d in s['fed_input_shape'])}"
         f"{', RANDOM weights' if r['model']['random_weights'] else ''})",
         f"backend: {env.get('backend', {}).get('library') or s['backend']}  |  batch {s['batch']}, "
-        f"{s['warmup_iters']} warm-up + {s['timed_iters']} timed iterations",
+        f"{s['warmup_iters']} warm-up + {s['timed_iters']} timed iterations"
+        + (f", {s['decoder']} decode" if s.get("decoder") else ""),
         f"machine: {cpu['model']}, {cpu['usable_cores']} cores usable, load avg {cpu['loadavg_1_5_15']}"
         + (f"; GPU {gpu['name']} (driver {gpu['driver']})" if gpu else "; no GPU"),
         "",

@@ -63,7 +63,7 @@ def register(sub) -> None:
         ),
     )
     add_flags(p, ModelOptions)
-    add_flags(p, DecodeOptions, ["heatmap_resolution"])
+    add_flags(p, DecodeOptions, ["heatmap_resolution", "decoder"])
     p.add_argument("--batch", type=BATCH, default=1,
                    help="frames per iteration (a fixed-batch model needs its own batch size)")
     p.add_argument("--input-size", type=_input_size, metavar="H[xW]",
@@ -92,10 +92,11 @@ def run_bench_cli(args) -> int:
     if not os.path.isfile(model.model):  # a local file: a served model's speed is triton_load's
         raise UserError(f"model file not found: {model.model}")
     _check_outputs(args)
+    decode = options(args, DecodeOptions)
     settings = BenchSettings(
         model=model.model, backend=model.backend, batch=args.batch, input_size=args.input_size,
         warmup=args.warmup, iters=args.iters, cuda_graph=args.cuda_graph, image=args.image,
-        project2image=not options(args, DecodeOptions).heatmap_resolution, progress=not args.no_progress,
+        project2image=not decode.heatmap_resolution, decoder=decode.decoder, progress=not args.no_progress,
         backend_options=model.backend_options(),
     )
     result = run_bench(settings)

@@ -233,6 +233,13 @@ class Pipeline:
         self._meta, self._cfg = meta, cfg
         self._cpu_decode = self._resolve_decoder(meta, cfg)
 
+    @property
+    def active_decoder(self) -> str:
+        """The decoder frames are decoded with, the decoder option resolved: "cpu" (compiled) or
+        "numpy". Loads the model first if needed."""
+        self.activate()
+        return "cpu" if self._cpu_decode else "numpy"
+
     def _resolve_decoder(self, meta: ModelMeta, cfg: DecodeConfig) -> bool:
         """True when frames decode with the compiled CPU decode (the decoder option resolved)."""
         if self.decoder == "numpy":

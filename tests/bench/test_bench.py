@@ -62,6 +62,15 @@ def test_bench_cpu_json_schema(tiny_onnx, tmp_path, capsys):
     assert png.stat().st_size > 1000
 
 
+def test_bench_decoder_numpy_is_what_runs_and_is_said(tiny_onnx, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(tiny_onnx), "--warmup", "0", "--iters", "1", "--threads", "1",
+               "--no-progress", "--decoder", "numpy", "--json", str(out)])
+    assert rc == 0
+    assert "numpy decode" in capsys.readouterr().out
+    assert json.loads(out.read_text())["settings"]["decoder"] == "numpy"
+
+
 def test_bench_cuda_graph_on_cpu_backend_is_one_line_error(tiny_onnx, capsys):
     rc = main(["bench", str(tiny_onnx), "--warmup", "0", "--iters", "1", "--cuda-graph", "--no-progress"])
     assert rc == 1
