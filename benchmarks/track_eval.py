@@ -12,7 +12,9 @@ model file and the test scales) and then tracked three ways:
 
 A hypothesis matches a ground-truth person when their COCO OKS (ground-truth visible area as the
 scale) is >= 0.5 (the distance motmetrics minimises is 1 - OKS). Crossings: pairs of ground-truth
-people whose left-right order changes while both are seen and their boxes overlap.
+people whose left-right order changes while both are seen and their boxes overlap. Each method's
+report also says why people were missed and hypotheses false (``misses``, ``false``: see
+error_causes), which tells a detection limit (people found with joints off) from a tracking one.
 
     python -m higherhrnet_trt.benchmarks.scene_video --out /tmp/tv --num 20 --seed 100
     python -m higherhrnet_trt.benchmarks.track_eval /tmp/tv --model demo.onnx [--scales 2]
@@ -140,6 +142,46 @@ def accumulate(truth, dets, ids):
     return acc
 
 
+#: Bands of the best OKS an unmatched person or hypothesis has with anything (see error_causes).
+NEAR_OKS = 0.3
+
+
+def error_causes(truth, dets, ids, acc) -> dict:
+    """Why motmetrics left people unmatched, from its MISS and FP events.
+
+    A missed ground-truth person is ``found_without_id`` when some detection of the frame has OKS
+    >= 0.5 with it but no track ID (scored below the tracker's low_score, or a tentative track),
+    ``taken`` when every such detection has an ID that motmetrics gave to another person,
+    ``found_off`` when the best detection is at OKS 0.3-0.5 (found, joints placed too far off),
+    ``not_found`` below that. A false hypothesis (an ID'd person matching nobody) is ``duplicate``
+    when a ground-truth person at OKS >= 0.5 was taken by another, ``off`` at 0.3-0.5, ``nobody``
+    below. Returns {"misses": {...}, "false": {...}} counts over the frames."""
+    misses = {"found_without_id": 0, "taken": 0, "found_off": 0, "not_found": 0}
+    false = {"duplicate": 0, "off": 0, "nobody": 0}
+    events = acc.mot_events
+    for (frame, _), row in events[events["Type"].isin(["MISS", "FP"])].iterrows():
+        people = truth[frame]
+        kpts, fid = dets[frame][0], ids[frame]
+        if row["Type"] == "MISS":
+            gt = next(g for g in people if g["id"] == row["OId"])
+            oks = gt_oks(gt, kpts) if len(kpts) else np.zeros(0)
+            best = float(oks.max()) if oks.size else 0.0
+            if ((oks >= MATCH_OKS) & (fid <= 0)).any():
+                misses["found_without_id"] += 1
+            elif best >= MATCH_OKS:
+                misses["taken"] += 1
+            elif best >= NEAR_OKS:
+                misses["found_off"] += 1
+            else:
+                misses["not_found"] += 1
+        else:
+            hyp = kpts[np.flatnonzero(fid == row["HId"])[:1]]
+            best = max((float(gt_oks(g, hyp)[0]) for g in people), default=0.0)
+            key = "duplicate" if best >= MATCH_OKS else "off" if best >= NEAR_OKS else "nobody"
+            false[key] += 1
+    return {"misses": misses, "false": false}
+
+
 def crossings(truth) -> int:
     """Pairs of people whose left-right order flips while both are seen with overlapping boxes."""
     count, last = 0, {}
@@ -164,15 +206,20 @@ def _overlap(a, b) -> bool:
 
 def evaluate(videos: list[str], pipe, options: TrackerOptions | None = None) -> dict:
     accs = {"tracker": [], "greedy": [], "oracle": []}
+    causes = {name: [] for name in accs}
     total_crossings = 0
     for v in videos:
         truth = load_truth(v)
         dets = detect(v, pipe)
         total_crossings += crossings(truth)
-        accs["tracker"].append(accumulate(truth, dets, track_with(Tracker(SIGMAS, options), dets)))
-        accs["greedy"].append(accumulate(truth, dets, greedy(dets)))
         gt_dets = oracle(truth)
-        accs["oracle"].append(accumulate(truth, gt_dets, track_with(Tracker(SIGMAS, options), gt_dets)))
+        runs = {"tracker": (dets, track_with(Tracker(SIGMAS, options), dets)),
+                "greedy": (dets, greedy(dets)),
+                "oracle": (gt_dets, track_with(Tracker(SIGMAS, options), gt_dets))}
+        for method, (d, ids) in runs.items():
+            acc = accumulate(truth, d, ids)
+            accs[method].append(acc)
+            causes[method].append(error_causes(truth, d, ids, acc))
     mh = mm.metrics.create()
     names = [os.path.basename(v) for v in videos]
     report = {"videos": len(videos), "crossings": total_crossings}
@@ -186,8 +233,14 @@ def evaluate(videos: list[str], pipe, options: TrackerOptions | None = None) -> 
                           "switches_per_crossing": round(switches / max(total_crossings, 1), 2),
                           "precision": round(float(row["precision"]), 3),
                           "recall": round(float(row["recall"]), 3),
-                          "fragmentations": int(row["num_fragmentations"])}
+                          "fragmentations": int(row["num_fragmentations"]),
+                          **_summed(causes[method])}
     return report
+
+
+def _summed(causes: list[dict]) -> dict:
+    """error_causes of every video added up."""
+    return {kind: {k: sum(c[kind][k] for c in causes) for k in causes[0][kind]} for kind in causes[0]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,30 @@ def test_crossings_count_order_flips_of_overlapping_people():
     assert crossings(swap + apart) == 1
     assert crossings([frame(0, 30)] * 3) == 0
     assert np.isfinite(crossings([]))
+
+
+def _person(pid, x0, area=10000.0):
+    """A ground-truth person: 17 visible joints on a vertical line at x0, 10 px apart."""
+    k = np.zeros((17, 3))
+    k[:, 0], k[:, 1], k[:, 2] = x0, 10.0 * np.arange(17), 2
+    return {"id": pid, "keypoints": k.reshape(-1).tolist(), "area": area, "bbox": [x0, 0, 1, 160]}
+
+
+def test_error_causes_sort_misses_and_false_people_by_their_best_similarity():
+    pytest.importorskip("motmetrics")
+    from higherhrnet_trt.benchmarks.track_eval import accumulate, error_causes
+
+    truth = [[_person(1, 0.0), _person(2, 500.0), _person(3, 1000.0), _person(4, 3000.0)]]
+    exact = [np.array(p["keypoints"]).reshape(17, 3) for p in truth[0][:3]]
+    off = exact[1].copy()
+    off[7:, 0] += 400.0  # 7 of 17 joints in place, 10 far: OKS 7/17 = 0.41, in the 0.3-0.5 band
+    kpts = np.stack([exact[0], off, exact[2], exact[0] + [1800.0, 0, 0]])
+    # person 1 matched; 2's only detection is off (a miss and a false hypothesis, both "off");
+    # 3's exact detection has no ID (found_without_id); 4 has none near (not_found); the
+    # detection at x 1800 matches nobody.
+    ids = [np.array([1, 2, -1, 4])]
+    dets = [(kpts, np.ones(4))]
+    acc = accumulate(truth, dets, ids)
+    causes = error_causes(truth, dets, ids, acc)
+    assert causes["misses"] == {"found_without_id": 1, "taken": 0, "found_off": 1, "not_found": 1}
+    assert causes["false"] == {"duplicate": 0, "off": 1, "nobody": 1}
