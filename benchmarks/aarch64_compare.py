@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.decode import DecodeConfig
 from higherhrnet_trt.kernels import cpu
 
@@ -243,4 +244,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

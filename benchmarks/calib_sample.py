@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.export import quantize as q
 from higherhrnet_trt.export.calib_data import InputMaker, list_images
 from higherhrnet_trt.export.calib_ranges import collect_ranges
@@ -77,4 +78,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.keypoints import COCO
 from higherhrnet_trt.decode import DecodeConfig, parse
 from higherhrnet_trt.decode.aggregate import MultiScaleAggregator
@@ -277,4 +278,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

@@ -19,6 +19,8 @@ import tempfile
 import threading
 import time
 
+from higherhrnet_trt.core.errors import script_exit
+
 
 def _cap(limit_bytes: int):
     def apply():
@@ -72,4 +74,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.limits import MAX_INPUT_PIXELS
 
 _CHILD = """
@@ -124,4 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

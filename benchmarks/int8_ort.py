@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.core.metadata import ModelMeta
 from higherhrnet_trt.runtime.backends.onnxruntime_backend import needed_level
@@ -111,4 +112,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

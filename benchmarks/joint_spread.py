@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import UserError, script_exit
 from higherhrnet_trt.core.lazy import lazy_import
 
 from .real_people import HOLDOUT_FRAME, OPENCV_DATA
@@ -89,6 +90,18 @@ def track_summary(people: list[dict]) -> dict | None:
             "untracked": sum(int(p.get("track_id", -1)) < 0 for p in people)}
 
 
+def _read_people(path: str) -> list:
+    """The records of one ``run --json`` file; a missing or unreadable file is a UserError."""
+    fix = "pass a file written by 'higherhrnet-trt run --json'"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise UserError(f"{path}: {e.strerror}; {fix}") from None
+    except ValueError as e:
+        raise UserError(f"{path} is not JSON ({e}); {fix}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m higherhrnet_trt.benchmarks.joint_spread",
                                  description="count people whose joints span two people in run --json output")
@@ -99,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {write_heldout_clip(args.write_clip)} frames to {args.write_clip}")
         return 0
     for path in args.json:
-        with open(path, encoding="utf-8") as f:
-            people = json.load(f)
+        people = _read_people(path)
         result = count_spread(people)
         median = np.median(result["spread_scores"]) if result["spread_scores"] else float("nan")
         print(f"{path}: {result['spread']} of {result['people']} people spread "
@@ -114,4 +126,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

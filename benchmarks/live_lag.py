@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.runtime import Pipeline
 from higherhrnet_trt.runtime.sources import open_source
 
@@ -124,4 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

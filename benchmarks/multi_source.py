@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.lazy import lazy_import
 from higherhrnet_trt.runtime import Pipeline
 from higherhrnet_trt.runtime.multi_source import MultiSource, predict_sources
@@ -108,4 +110,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(script_exit(main))

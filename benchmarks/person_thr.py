@@ -19,6 +19,7 @@ import tempfile
 import numpy as np
 
 from higherhrnet_trt.benchmarks.scenes import generate_dataset
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.files import DEMO_WEIGHTS, package_file
 from higherhrnet_trt.core.keypoints import keypoint_set
 from higherhrnet_trt.core.lazy import lazy_import
@@ -117,4 +118,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

@@ -25,9 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
+
+from higherhrnet_trt.core.errors import script_exit
 
 from .scene_figure import Figure, _unit, sample_figure
 from .scene_paint import Canvas, background, draw_occluders, draw_person, import_cv2, joint_labels
@@ -170,4 +173,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(script_exit(main))

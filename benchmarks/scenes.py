@@ -44,6 +44,7 @@ import time
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.keypoints import COCO
 
 from .scene_figure import (
@@ -287,4 +288,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(script_exit(main))

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.keypoints import COCO
 from higherhrnet_trt.runtime.track import Tracker
 
@@ -76,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(script_exit(main))

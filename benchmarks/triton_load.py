@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from higherhrnet_trt.core.errors import script_exit
 from higherhrnet_trt.core.lazy import lazy_import
 
 from ..core.files import SAMPLE_IMAGE, package_file
@@ -214,4 +215,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_exit(main))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -122,3 +122,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         if ignored_interrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def script_exit(main: Callable[[], int | None]) -> int:
+    """Exit status of a ``python -m`` script's ``main()``, errors said as the CLI says them: a
+    UserError is one line ``error: ...`` and status 1, Ctrl-C or SIGTERM a word and 130 / 143."""
+    import sys
+
+    with sigterm_as_interrupt():
+        try:
+            return int(main() or 0)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as e:
+            print(interrupt_word(e), file=sys.stderr)
+            return interrupt_exit_code(e)

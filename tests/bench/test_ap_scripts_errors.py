@@ -1,5 +1,6 @@
-"""benchmarks/demo_model and real_people: a refusal from the product (UserError) inside their work
-is one line on stderr and exit status 1, as the CLI gives it, not a traceback."""
+"""Benchmark scripts: a refusal from the product (UserError) inside their work is one line on
+stderr and exit status 1, as the CLI gives it, not a traceback (demo_model and real_people catch it
+themselves; the other scripts' ``__main__`` goes through core.errors.script_exit)."""
 
 import pytest
 
@@ -31,3 +32,32 @@ def test_real_people_refusal_is_one_line(monkeypatch, capsys):
     assert real_people.main(["--scale", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: target cpu: a refusal made up for this test"
+
+
+def test_script_exit_says_a_user_error_in_one_line(capsys):
+    from higherhrnet_trt.core.errors import script_exit
+
+    assert script_exit(lambda: _refuse()) == 1
+    assert capsys.readouterr().err == "error: target cpu: a refusal made up for this test\n"
+    assert script_exit(lambda: None) == 0 and script_exit(lambda: 3) == 3
+
+    def stopped():
+        raise KeyboardInterrupt
+
+    assert script_exit(stopped) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("text", [None, "{not json"])
+def test_joint_spread_bad_file_is_one_line_and_status_1(tmp_path, text):
+    import subprocess
+    import sys
+
+    path = tmp_path / "people.json"
+    if text is not None:
+        path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "higherhrnet_trt.benchmarks.joint_spread", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and "run --json" in lines[0]
