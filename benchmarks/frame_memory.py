@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 
-from higherhrnet_trt.core.errors import script_exit
+from higherhrnet_trt.core.errors import UserError, script_exit
 from higherhrnet_trt.core.limits import MAX_INPUT_PIXELS
 
 _CHILD = """
@@ -96,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-gb", type=float, default=5.5,
                     help="kill a process whose resident memory passes this, GB (shared machines)")
     args = ap.parse_args(argv)
+    if not os.path.isfile(args.model):
+        raise UserError(f"model file not found: {args.model} (export one with 'higherhrnet-trt export "
+                        "--dynamic', or run make demo)")
 
     print("frame (W x H)  input (H x W)   Mpx   of limit  peak RSS   loaded   growth/input px   "
           "predict s")
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if worst:
         print(f"worst: {worst[0]:.2f} KB per input pixel ({worst[1]} x {worst[2]} input, frame "
               f"{worst[3]}, scale {worst[4]})")
-    return 0
+    return 0 if worst else 1  # nothing measured: every row failed or was killed
 
 
 if __name__ == "__main__":

@@ -61,3 +61,15 @@ def test_joint_spread_bad_file_is_one_line_and_status_1(tmp_path, text):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}") and "run --json" in lines[0]
+
+
+def test_frame_memory_missing_model_is_one_line_and_status_1(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "none.onnx"
+    done = subprocess.run([sys.executable, "-m", "higherhrnet_trt.benchmarks.frame_memory", str(missing)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"error: model file not found: {missing} (export one with "
+                                   "'higherhrnet-trt export --dynamic', or run make demo)")
