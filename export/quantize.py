@@ -188,7 +188,8 @@ def _int8_notes(report: QuantizeReport, placement: Placement, maker: InputMaker,
     if target == "cpu":
         report.notes.append(f"target cpu (ONNX Runtime, OpenVINO): {len(placement.scales)} activations "
                             "quantized to uint8 by ONNX Runtime's placement, weights int8 in 7 bits "
-                            "(CPUs without VNNI saturate 8-bit ones), the rest in fp32; runs at "
+                            "(CPUs without VNNI saturate 8-bit ones), the rest in fp32 (the last "
+                            "convolutions and the outputs included); runs at "
                             "graph optimisation 'all'; TensorRT cannot build it (calibrate --target "
                             "tensorrt for TensorRT)")
     else:

@@ -3,9 +3,10 @@ own static quantizer writes from the same images, fused by ONNX Runtime into int
 the pairing checks (ONNX Runtime's level, TensorRT's refusal).
 
 Reference for the graph: onnxruntime.quantization.quantize_static (QDQ, per-channel, 7-bit
-weights by ``reduce_range``, uint8 activations, MinMax) on the same pre-processed frames, which
-must give the same initializers (activation scales and zero points, int8 weights, int32 biases) as
-our ranges with ``method max``.
+weights by ``reduce_range``, uint8 activations, MinMax, the same nodes excluded) on the same
+pre-processed frames, which must give the same initializers (activation scales and zero points,
+int8 weights, int32 biases) as our ranges with ``method max``. Which nodes stay in float
+(output_tail) is checked on a hand-made graph.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _initializers(path: str) -> dict[str, np.ndarray]:
 
 
 REFERENCE_QUANTIZER = """
+import json
 import sys
 import numpy as np
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -82,7 +84,7 @@ class Reader(CalibrationDataReader):
         return next(self.it, None)
 quantize_static(sys.argv[1], sys.argv[3], Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
-                calibrate_method=CalibrationMethod.MinMax)
+                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=json.loads(sys.argv[5]))
 """
 
 
@@ -100,8 +102,15 @@ def test_same_graph_as_onnxruntime_quantizer(cpu_files, tmp_path):
     # ONNX Runtime's own quantizer in a fresh process: ModelOpt, once imported (calibrate's
     # TensorRT layout), patches onnxruntime.quantization in place, and the patched
     # quantize_static fails on this graph ("Quantization parameters are not specified for param cat").
-    subprocess.run([sys.executable, "-c", REFERENCE_QUANTIZER, fp32, str(tmp_path / "feeds.npz"), ref, name],
-                   check=True, timeout=600)
+    import json
+
+    import onnx
+
+    from higherhrnet_trt.export.qdq_cpu import output_tail
+
+    in_float = output_tail(onnx.load(fp32))
+    subprocess.run([sys.executable, "-c", REFERENCE_QUANTIZER, fp32, str(tmp_path / "feeds.npz"), ref, name,
+                    json.dumps(in_float)], check=True, timeout=600)
     a, b = _initializers(ours), _initializers(ref)
     assert set(a) == set(b)
     scales = [n for n in a if n.endswith("_scale")]
@@ -129,15 +138,54 @@ def _optimised_ops(path: str, tmp_path) -> collections.Counter:
     return collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
 
 
-def test_onnxruntime_fuses_every_conv(cpu_files, tmp_path):
-    """What makes the file fast: at "all" no Conv is left in float."""
+def test_onnxruntime_fuses_every_conv_but_the_final_layer(cpu_files, tmp_path):
+    """What makes the file fast: at "all" every Conv is an integer kernel except the final layers
+    whose outputs only the outputs read (output_tail; HigherHRNet's stride-2 heatmaps layer). The
+    stride-4 final layer also feeds the quantized Concat before the deconvolution, so ONNX Runtime
+    quantizes its output for that reader and runs it in int8."""
     import onnx
 
+    from higherhrnet_trt.export.qdq_cpu import output_tail
+
     fp32, ours, _, _ = cpu_files
-    convs = sum(n.op_type == "Conv" for n in onnx.load(fp32).graph.node)
+    model = onnx.load(fp32)
+    convs = sum(n.op_type == "Conv" for n in model.graph.node)
+    tail = set(output_tail(model))
+    readers: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n.name)
+    float_convs = sum(n.op_type == "Conv" and n.name in tail and set(readers[n.output[0]]) <= tail
+                      for n in model.graph.node)
     ops = _optimised_ops(ours, tmp_path)
-    assert ops["QLinearConv"] == convs, ops
-    assert ops["Conv"] == ops["FusedConv"] == 0, ops
+    assert float_convs == 1  # the tiny network's stride-2 final layer
+    assert ops["QLinearConv"] == convs - float_convs, ops
+    assert ops["Conv"] + ops["FusedConv"] == float_convs, ops
+
+
+def test_output_tail_is_what_follows_the_last_convolutions():
+    """A hand-made graph: x -> Conv a -> Relu -> Conv b -> Add(c) -> y, and Conv a -> Resize ->
+    Conv c -> Add, Conv c -> Concat -> z. What follows the last convolution on every path to an
+    output, those convolutions included: b, c, the Add, the Concat (the Relu, the Resize and a
+    stay quantized)."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="conv_a"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w"], ["b"], name="conv_b"),
+             helper.make_node("Resize", ["a", "", "s"], ["u"], name="resize"),
+             helper.make_node("Conv", ["u", "w"], ["c"], name="conv_c"),
+             helper.make_node("Add", ["b", "c"], ["y"]),  # unnamed: output_tail names it
+             helper.make_node("Concat", ["c", "c"], ["z"], name="concat", axis=1)]
+    from higherhrnet_trt.export.qdq_cpu import output_tail
+
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("x", "y", "z")]
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1], [1.0]),
+             helper.make_tensor("s", TensorProto.FLOAT, [4], [1, 1, 2, 2])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [vi[0]], vi[1:], inits))
+    tail = output_tail(model)
+    add_name = model.graph.node[5].name
+    assert add_name and sorted(tail) == sorted(["conv_b", "conv_c", "concat", add_name])
 
 
 def test_backend_runs_it_optimised_and_close_to_fp32(cpu_files, caplog):
