@@ -17,7 +17,7 @@ stride-2 heatmaps and the outputs the decode reads are never rounded to uint8 or
 calibrated range (ONNX Runtime still runs the stride-4 final layer in int8, whose output also
 feeds the quantized Concat before the deconvolution). Measured on the demo network
 (benchmarks/RESULTS.md section 22d): AP on the real held-out set 0.320 with them quantized, 0.359
-without (fp32 0.356), 0-4 % slower.
+without (fp32 0.356); 0-4 % slower under ONNX Runtime, 10-20 % under OpenVINO.
 
 Ranges: ours (calib_ranges.collect_ranges: streamed, cached, pre-processed as the runtime does),
 handed to ONNX Runtime's QDQQuantizer as a MinMax TensorsData, so its biases (int32, scale = input
