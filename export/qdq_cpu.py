@@ -102,8 +102,8 @@ def output_tail(model) -> list[str]:
     """Names of the nodes between the network's last convolutions and its outputs, those
     convolutions included (on HigherHRNet: the two final 1x1 convolutions, then the flip test's
     averaging and the tags' stacking): quantize_cpu leaves them in float, so the heatmaps and tags
-    the decode reads are never rounded to 8 bits or clipped to a calibrated range (the peaks are
-    the rare high values a clipping range cuts, and the sub-pixel step reads their neighbours).
+    the decode reads are never rounded to 8 bits (256 steps are coarser than the neighbour
+    differences the sub-pixel step reads; unclipped uint8 ranges measured no better).
     Unnamed nodes in the tail are named here (ONNX Runtime's quantizer excludes nodes by name).
 
     model: a ModelProto (changed in place only to name such nodes)."""
